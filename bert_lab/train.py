@@ -1,0 +1,332 @@
+"""The training loop: one function, `train`, that reads top to bottom.
+
+seed → data → model → optimizer → schedule → `accelerator.prepare` → steps (train, evaluate, checkpoint) → save.
+It never prints and never touches the run store: it reports through `Hooks` (per step, per evaluation, log lines)
+and asks `hooks.should_stop()` between steps, so the CLI draws a progress bar and the job layer writes to SQLite.
+Runs on a CUDA GPU when there is one, else the CPU; data-parallel when started by `accelerate launch`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Literal
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+
+from bert_lab import data as data_lib
+from bert_lab.config import RunConfig
+from bert_lab.evaluate import Predictions, predict, write_eval_report
+from bert_lab.model import load_model, load_tokenizer, save_model
+from bert_lab.optim import build_optimizer, penalty, split_decay_params
+from bert_lab.schedules import lr_factor
+
+Status = Literal["finished", "diverged", "cancelled"]
+HIGHER_IS_BETTER = {"accuracy": True, "f1": True, "eval_loss": False}
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    step: int  # optimizer steps done, 1-based
+    total_steps: int
+    epoch: float  # fractional epochs done
+    elapsed_s: float  # since the run started (resumed runs continue their clock)
+    loss: float  # training cross-entropy of this step's batch (without penalties), mean over processes
+    lr: float  # learning rate used for this step
+    grad_norm: float  # global gradient norm before clipping
+    samples_per_s: float  # training throughput so far (all processes, evaluation time excluded)
+
+
+@dataclass(frozen=True)
+class EvalRecord:
+    step: int
+    epoch: float
+    elapsed_s: float
+    loss: float
+    accuracy: float
+    precision: float  # macro
+    recall: float  # macro
+    f1: float  # macro
+    confusion: list[list[int]]  # counts[true][predicted]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    status: Status
+    reason: str  # why it stopped, in plain words
+    steps: int
+    total_steps: int
+    epoch: float
+    wall_s: float  # whole run, data preparation included
+    train_s: float  # time in training steps only
+    samples_per_s: float  # training samples per second of train_s
+    eval: EvalRecord | None
+    label_names: list[str]
+    device: str
+    precision: str
+    model_dir: str | None
+
+
+def _noop(*_: object) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """How a run reports. Called on the main process only; `should_stop` is polled between steps."""
+
+    on_step: Callable[[StepRecord], None] = _noop
+    on_eval: Callable[[EvalRecord], None] = _noop
+    on_log: Callable[[str], None] = _noop
+    should_stop: Callable[[], bool] = field(default=lambda: False)
+
+
+class Diverged(Exception):
+    pass
+
+
+def resolve_precision(precision: str) -> Literal["no", "bf16", "fp16"]:
+    """`auto`: bf16 where the hardware computes it natively (CPU AVX512-BF16/AMX, CUDA ≥ Ampere), fp16 on older
+    GPUs, else fp32. An explicit choice is kept, but fp16 needs a GPU."""
+    if precision == "fp32":
+        return "no"
+    if precision == "fp16" and not torch.cuda.is_available():
+        raise ValueError("precision: fp16 needs a CUDA GPU; use bf16 or fp32 on the CPU")
+    if precision in ("bf16", "fp16"):
+        return precision  # type: ignore[return-value]
+    if torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "bf16" if cpu_has_native_bf16() else "no"
+
+
+def cpu_has_native_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def train(
+    config: RunConfig,
+    *,
+    out_dir: Path | None = None,
+    hooks: Hooks = Hooks(),
+    checkpoint_dir: Path | None = None,
+    resume: bool = False,
+) -> TrainResult:
+    """Fine-tune `config.model` on `config.dataset`. Saves the model to `out_dir/model` when `out_dir` is given;
+    checkpoints to `checkpoint_dir` at every evaluation (only the latest is kept) and, with `resume`, continues
+    from the checkpoint there."""
+    started = time.perf_counter()
+    accelerator = Accelerator(mixed_precision=resolve_precision(config.precision))
+    main = accelerator.is_main_process
+    log = hooks.on_log if main else _noop
+    set_seed(config.seed)
+
+    # --- data: load, split (stratified, seeded), tokenize (cached on disk) ---------------------------------------
+    tokenizer = load_tokenizer(config.model)
+    dataset = data_lib.load_dataset(config.dataset, text_column=config.text_column, label_column=config.label_column)
+    train_set, eval_set = data_lib.split_dataset(
+        dataset, train_size=config.train_size, eval_size=config.eval_size, seed=config.seed
+    )
+    cache_dir = data_lib.default_cache_dir()
+    train_ids = data_lib.tokenize(train_set.texts, tokenizer, max_length=config.max_length, cache_dir=cache_dir)
+    eval_ids = data_lib.tokenize(eval_set.texts, tokenizer, max_length=config.max_length, cache_dir=cache_dir)
+    label_names = list(dataset.label_names)
+    pad_id = tokenizer.pad_token_id or 0
+    log(f"data: {len(train_set)} train / {len(eval_set)} eval examples, {len(label_names)} classes")
+
+    # --- model and optimizer --------------------------------------------------------------------------------------
+    model = load_model(config, label_names)
+    optimizer = build_optimizer(model, config)
+    penalised = split_decay_params(model)[0]
+    plan = plan_steps(config, [len(ids) for ids in train_ids], accelerator.num_processes, accelerator.process_index)
+    total_steps = len(plan)
+    # The schedule is a pure function of the optimizer step (the same one the app's preview plots); stepped once
+    # per optimizer step, so it is not handed to accelerate (which would step it once per process).
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        partial(
+            lr_factor, schedule=config.schedule, total_steps=total_steps, warmup_steps=config.warmup_steps,
+            decay_rate=config.decay_rate, decay_steps=config.decay_steps, step_size=config.step_size,
+            gamma=config.gamma,
+        ),
+    )
+    model, optimizer = accelerator.prepare(model, optimizer)
+    accelerator.register_for_checkpointing(scheduler)
+    device = str(accelerator.device)
+    precision = {"no": "fp32"}.get(accelerator.mixed_precision, accelerator.mixed_precision)
+    log(f"model {config.model} on {device} ({precision}), {accelerator.num_processes} process(es), "
+        f"{total_steps} steps")
+
+    # --- resume ---------------------------------------------------------------------------------------------------
+    state = {"step": 0, "first_loss": None, "best": None, "bad_evals": 0, "elapsed_s": 0.0, "train_s": 0.0}
+    if resume and checkpoint_dir is not None and (checkpoint_dir / "state.json").exists():
+        accelerator.load_state(str(checkpoint_dir / "accelerate"))
+        state.update(json.loads((checkpoint_dir / "state.json").read_text()))
+        log(f"resumed from step {state['step']}")
+    prior_elapsed_s = state["elapsed_s"]  # a resumed run's clock continues from its checkpoint
+
+    def elapsed() -> float:
+        return prior_elapsed_s + time.perf_counter() - started
+
+    eval_every = config.eval_every_steps or max(1, math.ceil(total_steps / 10))
+    samples_per_step = config.batch_size * config.grad_accum_steps * accelerator.num_processes
+
+    def evaluate_and_checkpoint(step: int) -> tuple[Predictions, EvalRecord, bool]:
+        result = predict(accelerator, model, eval_ids, eval_set.labels, len(label_names), pad_id=pad_id,
+                         batch_size=2 * config.batch_size)
+        m = result.metrics
+        record = EvalRecord(step, plan.epoch_at(step), elapsed(), result.loss, m["accuracy"], m["precision"],
+                            m["recall"], m["f1"], m["confusion"])
+        if main:
+            hooks.on_eval(record)
+        metric = config.early_stopping_metric
+        value = result.loss if metric == "eval_loss" else m[metric]
+        best = state["best"]
+        improved = best is None or (value > best if HIGHER_IS_BETTER[metric] else value < best)
+        state["best"], state["bad_evals"] = (value, 0) if improved else (state["best"], state["bad_evals"] + 1)
+        state.update(step=step, elapsed_s=elapsed())
+        if checkpoint_dir is not None and step < total_steps:
+            save_checkpoint(accelerator, checkpoint_dir, state)
+        patience = config.early_stopping_patience
+        return result, record, bool(patience and state["bad_evals"] >= patience)
+
+    # --- train ----------------------------------------------------------------------------------------------------
+    model.train()
+    status: Status = "finished"
+    reason = f"completed {total_steps} steps"
+    last_eval: EvalRecord | None = None
+    last_predictions: Predictions | None = None
+    step = state["step"]
+    while step < total_steps:
+        if _any_process(accelerator, hooks.should_stop() if main else False):
+            status, reason = "cancelled", f"cancelled at step {step}"
+            break
+        step_started = time.perf_counter()
+        lr = scheduler.get_last_lr()[0]
+        micro_batches = plan.steps[step]
+        loss_sum = torch.zeros((), device=accelerator.device)
+        for i, indices in enumerate(micro_batches):
+            batch = data_lib.collate([train_ids[j] for j in indices], [train_set.labels[j] for j in indices], pad_id)
+            batch = {k: v.to(accelerator.device, non_blocking=True) for k, v in batch.items()}
+            # Only the last micro-batch of an accumulated step synchronises gradients across processes.
+            sync = accelerator.no_sync(model) if i < len(micro_batches) - 1 else nullcontext()
+            with sync:
+                loss = model(**batch).loss.float() / len(micro_batches)
+                extra = penalty(penalised, l1=config.l1, l2=config.l2)
+                accelerator.backward(loss if extra is None else loss + extra / len(micro_batches))
+            loss_sum += loss.detach()
+        grad_norm = accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm or math.inf)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        loss_value = accelerator.reduce(loss_sum, reduction="mean").item()
+        state["train_s"] += time.perf_counter() - step_started
+        state["first_loss"] = state["first_loss"] or loss_value
+        if main:
+            throughput = step * samples_per_step / max(state["train_s"], 1e-9)
+            hooks.on_step(StepRecord(step, total_steps, plan.epoch_at(step), elapsed(), loss_value, lr,
+                                     float(grad_norm), throughput))
+        # Divergence: NaN/inf, or a loss that blew up far past where it started.
+        if not math.isfinite(loss_value) or loss_value > config.divergence_factor * state["first_loss"]:
+            status = "diverged"
+            reason = (f"loss became {loss_value:.4g} at step {step} (first loss {state['first_loss']:.4g}); "
+                      "try a lower learning rate or gradient clipping")
+            break
+        if step % eval_every == 0 or step == total_steps:
+            last_predictions, last_eval, stop_early = evaluate_and_checkpoint(step)
+            if stop_early:
+                reason = (f"early stopping at step {step}: {config.early_stopping_metric} did not improve for "
+                          f"{config.early_stopping_patience} evaluations")
+                break
+    if status != "diverged" and (last_eval is None or last_eval.step != step) and step > 0:
+        last_predictions, last_eval, _ = evaluate_and_checkpoint(step)  # stopped part-way: evaluate what we have
+    if status == "cancelled" and checkpoint_dir is not None:
+        save_checkpoint(accelerator, checkpoint_dir, {**state, "step": step, "elapsed_s": elapsed()})
+    log(reason)
+
+    # --- save -----------------------------------------------------------------------------------------------------
+    model_dir = None
+    accelerator.wait_for_everyone()
+    if out_dir is not None and main and status != "diverged":
+        model_dir = save_model(accelerator.unwrap_model(model), tokenizer, Path(out_dir) / "model")
+        if last_predictions is not None:
+            write_eval_report(Path(out_dir) / "eval_report.json", last_predictions, eval_set, step=step)
+    if status == "finished" and checkpoint_dir is not None and main:
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)  # a finished run has its model; the checkpoint is spent
+    train_s = state["train_s"]
+    return TrainResult(
+        status=status, reason=reason, steps=step, total_steps=total_steps, epoch=plan.epoch_at(step),
+        wall_s=time.perf_counter() - started, train_s=train_s,
+        samples_per_s=step * samples_per_step / train_s if train_s else 0.0,
+        eval=last_eval, label_names=label_names, device=device, precision=precision,
+        model_dir=str(model_dir) if model_dir else None,
+    )
+
+
+# --- planning: which micro-batches make up each optimizer step ----------------------------------------------------
+@dataclass(frozen=True)
+class Plan:
+    steps: list[list[list[int]]]  # steps[i] = micro-batches (lists of example indices) of optimizer step i
+    steps_per_epoch: int
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def epoch_at(self, step: int) -> float:
+        return step / self.steps_per_epoch
+
+
+def plan_steps(config: RunConfig, lengths: list[int], num_processes: int = 1, rank: int = 0) -> Plan:
+    """The whole run's batches, deterministic from the seed: each epoch is reshuffled (grouped by length if asked),
+    shared round-robin between processes (each gets the same count), and cut into steps of `grad_accum_steps`
+    micro-batches. Fractional `num_epochs` stops part-way through the last epoch."""
+    steps: list[list[list[int]]] = []
+    epoch, total = 0, None
+    while total is None or len(steps) < total:
+        batches = data_lib.length_grouped_batches(
+            lengths, config.batch_size, seed=config.seed, epoch=epoch, group_by_length=config.group_by_length
+        )
+        per_process = max(1, len(batches) // num_processes)
+        mine = [batches[(rank + num_processes * i) % len(batches)] for i in range(per_process)]
+        k = config.grad_accum_steps
+        epoch_steps = [mine[i : i + k] for i in range(0, len(mine), k)]
+        if total is None:
+            steps_per_epoch = len(epoch_steps)
+            total = max(1, round(config.num_epochs * steps_per_epoch))
+        steps.extend(epoch_steps)
+        epoch += 1
+    return Plan(steps[:total], steps_per_epoch)
+
+
+def _any_process(accelerator: Accelerator, flag: bool) -> bool:
+    """True on every process when `flag` is true on any (the stop request arrives on the main process only)."""
+    if accelerator.num_processes == 1:
+        return flag
+    return bool(accelerator.reduce(torch.tensor([float(flag)], device=accelerator.device), reduction="sum").item())
+
+
+def save_checkpoint(accelerator: Accelerator, folder: Path, state: dict) -> None:
+    """Model, optimizer, scheduler and RNG states plus our counters; replaces the previous checkpoint whole."""
+    tmp = folder.with_name(folder.name + ".tmp")
+    accelerator.save_state(str(tmp / "accelerate"))
+    if accelerator.is_main_process:
+        (tmp / "state.json").write_text(json.dumps(state))
+        old = folder.with_name(folder.name + ".old")
+        if folder.exists():
+            folder.rename(old)
+        tmp.rename(folder)
+        shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
