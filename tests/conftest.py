@@ -1,0 +1,12 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Every test gets its own data folder; the tokenization cache is shared by the session (it is content-keyed)."""
+    monkeypatch.setenv("BERT_LAB_HOME", str(tmp_path / "lab_data"))
+    monkeypatch.setenv("BERT_LAB_CACHE", str(tmp_path_factory.getbasetemp() / "token-cache"))

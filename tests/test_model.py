@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import pytest
+from torch import nn
+
+from bert_lab.config import RunConfig
+from bert_lab.model import ModelError, load_model, load_tokenizer, resolve_model
+
+
+def dropouts(model: nn.Module) -> dict[str, float]:
+    return {name: m.p for name, m in model.named_modules() if isinstance(m, nn.Dropout)}
+
+
+def test_dropout_overrides_are_visible_on_the_modules() -> None:
+    model = load_model(RunConfig(model="tiny", dropout=0.3, attention_dropout=0.05, classifier_dropout=0.4), ["a", "b"])
+    ps = dropouts(model)
+    assert ps["bert.encoder.layer.0.attention.self.dropout"] == 0.05
+    assert ps["bert.encoder.layer.1.attention.output.dropout"] == 0.3
+    assert ps["bert.encoder.layer.1.output.dropout"] == 0.3
+    assert ps["bert.embeddings.dropout"] == 0.3
+    assert ps["dropout"] == 0.4
+    assert model.config.hidden_dropout_prob == 0.3 and model.config.attention_probs_dropout_prob == 0.05
+
+
+def test_classifier_dropout_follows_hidden_dropout_by_default() -> None:
+    ps = dropouts(load_model(RunConfig(model="tiny", dropout=0.0), ["a", "b"]))
+    assert ps["dropout"] == 0.0 and ps["bert.encoder.layer.0.output.dropout"] == 0.0
+    assert ps["bert.encoder.layer.0.attention.self.dropout"] == 0.1  # untouched: the model's own
+
+
+def test_bundled_minilm_loads_with_a_new_head() -> None:
+    model = load_model(RunConfig(model="minilm", dropout=0.2), ["neg", "neu", "pos"])
+    assert model.config.num_labels == 3 and model.config.id2label[2] == "pos"
+    assert model.config.num_hidden_layers == 6 and model.config.hidden_size == 384
+    assert dropouts(model)["bert.encoder.layer.5.output.dropout"] == 0.2
+
+
+def test_unknown_model_names_say_what_works(tmp_path) -> None:
+    with pytest.raises(ModelError, match="'minilm', 'tiny' or a folder path"):
+        load_tokenizer("no-such-org/no-such-model")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelError, match="no config.json"):
+        resolve_model(str(tmp_path / "empty"))
+
+
+def test_local_model_folder_works(tmp_path) -> None:
+    model = load_model(RunConfig(model="tiny"), ["a", "b"])
+    model.save_pretrained(tmp_path / "m")
+    load_tokenizer("tiny").save_pretrained(tmp_path / "m")
+    again = load_model(RunConfig(model=str(tmp_path / "m")), ["x", "y"])
+    assert again.config.hidden_size == 64 and again.config.id2label[1] == "y"
