@@ -56,6 +56,33 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_flags(train)
     train.add_argument("--out", type=Path, default=None, help="folder for the trained model [lab_data/models/<time>]")
     train.add_argument("--json", action="store_true", help="print one JSON object with the result as the last line")
+
+    def with_home(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--home", type=Path, default=None, help="data folder [$BERT_LAB_HOME or ./lab_data]")
+        return p
+
+    submit = with_home(sub.add_parser("submit", help="queue a run for the background worker; prints its id"))
+    add_config_flags(submit)
+    submit.add_argument("--name", default="", help="a name to recognise the run by")
+    submit.add_argument("--owner", default="", help="who launched it (workshops: one name per participant)")
+    runs = with_home(sub.add_parser("runs", help="list runs with status, progress and latest metrics"))
+    runs.add_argument("--json", action="store_true", help="a JSON list instead of a table")
+    for name, text in (("cancel", "stop a queued or running run (it saves a checkpoint)"),
+                       ("resume", "continue an interrupted or cancelled run from its checkpoint"),
+                       ("delete", "delete a run, its metrics and its files")):
+        with_home(sub.add_parser(name, help=text)).add_argument("id", type=int)
+    export = with_home(sub.add_parser("export", help="write a run's metric points as CSV or JSON"))
+    export.add_argument("id", type=int)
+    export.add_argument("--format", choices=("csv", "json"), default="csv")
+    export.add_argument("--out", type=Path, default=None, help="file to write [stdout]")
+    worker = with_home(sub.add_parser("worker", help="train queued runs in the background (one per data folder)"))
+    worker.add_argument("--max-concurrent", type=int, default=0, help="runs at once [one per GPU, or 1 on CPU]")
+    worker.add_argument("--exit-when-idle", action="store_true", help="stop when nothing is queued or running")
+    worker.add_argument("--stale-after-s", type=float, default=30.0, help="silent heartbeat → interrupted [30]")
+    worker.add_argument("--cancel-timeout-s", type=float, default=30.0, help="kill a cancelled run after [30]")
+    worker.add_argument("--memory-limit-mb", type=int, default=None, help="address-space cap per run")
+    job = with_home(sub.add_parser("run-job", help=argparse.SUPPRESS))
+    job.add_argument("id", type=int)
     return parser
 
 
@@ -64,7 +91,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "train":
         return run_train(parser, args)
-    parser.error(f"unknown command {args.command!r}")
+    from bert_lab.store import RunStore, StoreError, UnknownRunError
+
+    store = RunStore.open(args.home)
+    try:
+        return COMMANDS[args.command](parser, args, store)
+    except UnknownRunError as exc:
+        parser.exit(2, f"{parser.prog} {args.command}: error: {exc}\n")
+    except StoreError as exc:
+        parser.exit(2, f"{parser.prog} {args.command}: error: {exc}\n")
     return 2
 
 
@@ -136,3 +171,97 @@ def _progress_bar() -> Any:
     from tqdm import tqdm
 
     return tqdm(unit="step", dynamic_ncols=True)
+
+
+# --- run store commands -----------------------------------------------------------------------------------------------
+def run_submit(parser: argparse.ArgumentParser, args: argparse.Namespace, store: Any) -> int:
+    from bert_lab.data import DataError
+    from bert_lab.jobs import submit_run
+
+    config = config_from_args(parser, args)
+    try:
+        run = submit_run(store, config, name=args.name, owner=args.owner)
+    except DataError as exc:
+        parser.exit(2, f"{parser.prog} submit: error: --dataset: {exc}\n")
+    print(run.id)
+    return 0
+
+
+def run_list(parser: argparse.ArgumentParser, args: argparse.Namespace, store: Any) -> int:
+    from bert_lab.jobs import recover_lost_runs
+
+    recover_lost_runs(store)
+    runs = store.list_runs()
+    latest = store.latest_metrics([r.id for r in runs])
+    rows = [
+        {"id": r.id, "name": r.name, "owner": r.owner, "status": r.status, "progress": round(r.progress, 4),
+         "pid": r.pid if r.status == "running" else None, "device": r.device, "created_at": r.created_at,
+         "elapsed_s": r.elapsed_s, "error": r.error, "metrics": latest.get(r.id, {}), "config": r.config}
+        for r in runs
+    ]
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    print(f"{'id':>4}  {'status':<11} {'progress':>8}  {'loss':>7} {'acc':>6} {'f1':>6}  name")
+    for row in rows:
+        m = row["metrics"]
+        cells = [f"{m[k]:.4f}" if k in m else "-" for k in ("train_loss", "accuracy", "f1")]
+        print(f"{row['id']:>4}  {row['status']:<11} {row['progress']:>8.0%}  {cells[0]:>7} {cells[1]:>6} {cells[2]:>6}"
+              f"  {row['name']}")
+    return 0
+
+
+def run_cancel(parser: argparse.ArgumentParser, args: argparse.Namespace, store: Any) -> int:
+    run = store.request_cancel(args.id)
+    print(f"run {run.id}: {'cancelled' if run.status == 'cancelled' else 'cancel requested'}")
+    return 0
+
+
+def run_resume(parser: argparse.ArgumentParser, args: argparse.Namespace, store: Any) -> int:
+    run = store.get_run(args.id)
+    if run.status not in ("interrupted", "cancelled"):
+        parser.exit(2, f"{parser.prog} resume: error: run {run.id} is {run.status}; only interrupted or cancelled "
+                       "runs can be resumed\n")
+    store.set_status(run.id, "queued")
+    print(f"run {run.id}: queued to resume")
+    return 0
+
+
+def run_delete(parser: argparse.ArgumentParser, args: argparse.Namespace, store: Any) -> int:
+    store.delete_run(args.id)
+    print(f"run {args.id}: deleted")
+    return 0
+
+
+def run_export(parser: argparse.ArgumentParser, args: argparse.Namespace, store: Any) -> int:
+    from bert_lab.export import metrics_frame
+
+    run = store.get_run(args.id)
+    frame = metrics_frame(store.read_metrics(run.id))
+    text = frame.to_csv(index=False) if args.format == "csv" else frame.to_json(orient="records")
+    if args.out:
+        args.out.write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def run_worker(parser: argparse.ArgumentParser, args: argparse.Namespace, store: Any) -> int:
+    from bert_lab.jobs import Worker, serve
+
+    worker = Worker(store, max_concurrent=args.max_concurrent, stale_after_s=args.stale_after_s,
+                    cancel_timeout_s=args.cancel_timeout_s, memory_limit_mb=args.memory_limit_mb)
+    code = serve(store, worker, exit_when_idle=args.exit_when_idle)
+    if code:
+        print(f"a worker is already running for {store.home}", file=sys.stderr)
+    return code
+
+
+def run_job_command(parser: argparse.ArgumentParser, args: argparse.Namespace, store: Any) -> int:
+    from bert_lab.runner import run_job
+
+    return run_job(store.home, args.id)
+
+
+COMMANDS = {"submit": run_submit, "runs": run_list, "cancel": run_cancel, "resume": run_resume, "delete": run_delete,
+            "export": run_export, "worker": run_worker, "run-job": run_job_command}

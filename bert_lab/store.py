@@ -397,6 +397,11 @@ class RunStore:
             sql = "INSERT INTO metrics (run_id, step, epoch, elapsed_s, name, value) VALUES (?, ?, ?, ?, ?, ?)"
             conn.executemany(sql, rows)
 
+    def delete_metrics_after(self, run_id: int, step: int) -> int:
+        """Drop points past `step` (a resumed run rewinds to its checkpoint and writes them again); returns how many."""
+        with self._write() as conn:
+            return conn.execute("DELETE FROM metrics WHERE run_id = ? AND step > ?", (run_id, step)).rowcount
+
     def read_metrics(
         self, run_ids: int | Iterable[int], *, since_id: int = 0, names: Iterable[str] | None = None
     ) -> list[MetricPoint]:

@@ -1,0 +1,297 @@
+"""Benchmark: bert_lab's training engine against Hugging Face `Trainer` on the same work, side by side.
+
+Contenders, alternated in this order within each repeat: `trainer` (Trainer, fp32 default), `bert_lab`
+(`bert_lab.train.train` with its defaults: precision auto, length-grouped batches) and `trainer_bf16` (Trainer with
+bf16=True). Each runs in a fresh child process (this script with the hidden `--worker` flag), so peak RSS, imports
+and model load are counted per contender; this process only imports the standard library. A dedicated child measures
+the matrix-product peak (fp32 and bf16 autocast) so useful FLOP/s can be put against it.
+
+    .venv/bin/python bench/vs_trainer.py                     # the full comparison (2,000 examples, minilm)
+    .venv/bin/python bench/vs_trainer.py --train-size 128 --eval-size 64 --model tiny --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CONTENDERS = ("trainer", "bert_lab", "trainer_bf16")
+WORKERS = (*CONTENDERS, "peak")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--train-size", type=int, default=2000, help="training examples")
+    p.add_argument("--eval-size", type=int, default=500, help="held-out evaluation examples")
+    p.add_argument("--batch-size", type=int, default=32, help="examples per optimizer step")
+    p.add_argument("--max-length", type=int, default=64, help="tokens per text (truncated, padded per batch)")
+    p.add_argument("--lr", type=float, default=1e-4, help="peak learning rate")
+    p.add_argument("--epochs", type=float, default=1.0, help="passes over the training set")
+    p.add_argument("--seed", type=int, default=42, help="seeds the split, head init, dropout and batch order")
+    p.add_argument("--schedule", choices=("linear", "constant", "cosine"), default="linear", help="no warmup")
+    p.add_argument("--model", default="minilm", help="minilm, tiny, or a local model folder")
+    p.add_argument("--dataset", default="rotten_tomatoes", help="bundled dataset name or CSV path")
+    p.add_argument("--repeats", type=int, default=1, help="rounds of all contenders; medians are reported")
+    p.add_argument("--skip-trainer-bf16", action="store_true", help="leave out the Trainer bf16 contender")
+    p.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write all results as JSON")
+    p.add_argument("--worker", choices=WORKERS, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--result", type=Path, default=None, help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+# --- child side: one contender (or the matmul peak) per fresh process ------------------------------------------------
+def run_worker(args: argparse.Namespace) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    import resource
+
+    import torch
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    if args.worker == "peak":
+        return measure_peak()
+    import transformers  # noqa: F401  (heavy imports happen here, before the clock starts)
+
+    import bert_lab.train  # noqa: F401
+
+    import_s = time.perf_counter() - t0
+    started = time.perf_counter()
+    out = run_bert_lab(args) if args.worker == "bert_lab" else run_trainer(args, bf16=args.worker == "trainer_bf16")
+    out["wall_s"] = time.perf_counter() - started  # data prep + model load + training + final eval
+    out["import_s"] = import_s
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KB on Linux
+    return out
+
+
+def load_split(args: argparse.Namespace) -> tuple[Any, Any]:
+    from bert_lab.data import load_dataset, split_dataset
+
+    return split_dataset(load_dataset(args.dataset), train_size=args.train_size, eval_size=args.eval_size,
+                         seed=args.seed)
+
+
+def run_bert_lab(args: argparse.Namespace) -> dict[str, Any]:
+    from bert_lab.config import RunConfig
+    from bert_lab.train import train
+
+    config = RunConfig(
+        dataset=args.dataset, train_size=args.train_size, eval_size=args.eval_size, max_length=args.max_length,
+        model=args.model, optimizer="adamw", lr=args.lr, weight_decay=0.0, max_grad_norm=1.0,
+        batch_size=args.batch_size, num_epochs=args.epochs, schedule=args.schedule, warmup_steps=0, seed=args.seed,
+        eval_every_steps=10**9,  # evaluate once, at the end, as the Trainer contenders do
+    )
+    res = train(config)
+    assert res.eval is not None, res.reason
+    n_train = len(load_split(args)[0])
+    return {"precision": res.precision, "device": res.device, "status": res.status, "train_s": res.train_s,
+            "own_samples_per_s": res.samples_per_s, "n_train": n_train, "accuracy": res.eval.accuracy,
+            "f1": res.eval.f1, "steps": res.steps}
+
+
+def run_trainer(args: argparse.Namespace, *, bf16: bool) -> dict[str, Any]:
+    import torch
+    from transformers import (
+        AutoModelForSequenceClassification,
+        DataCollatorWithPadding,
+        Trainer,
+        TrainingArguments,
+        set_seed,
+    )
+
+    from bert_lab.config import RunConfig
+    from bert_lab.metrics import classification_metrics
+    from bert_lab.model import TINY, load_model, load_tokenizer, resolve_model
+
+    set_seed(args.seed)  # before the model: the new head is initialised as in bert_lab (which seeds first too)
+    tokenizer = load_tokenizer(args.model)
+    train_set, eval_set = load_split(args)
+    label_names = list(train_set.label_names)
+
+    # A list of feature dicts is a map-style torch Dataset; truncated, not padded (the collator pads per batch).
+    def encode(part: Any) -> list[dict[str, Any]]:
+        enc = tokenizer(list(part.texts), truncation=True, max_length=args.max_length)
+        return [{**{k: v[i] for k, v in enc.items()}, "labels": y} for i, y in enumerate(part.labels)]
+
+    train_data, eval_data = encode(train_set), encode(eval_set)
+    labels = {"num_labels": len(label_names), "id2label": dict(enumerate(label_names)),
+              "label2id": {name: i for i, name in enumerate(label_names)}}
+    if args.model == TINY:  # random 2-layer BERT: built by bert_lab, there is no folder to load
+        model = load_model(RunConfig(model=TINY), label_names)
+    else:
+        model = AutoModelForSequenceClassification.from_pretrained(resolve_model(args.model), local_files_only=True,
+                                                                   **labels)
+    with tempfile.TemporaryDirectory(prefix="vs_trainer-") as tmp:
+        targs = TrainingArguments(
+            output_dir=tmp, per_device_train_batch_size=args.batch_size, per_device_eval_batch_size=2 * args.batch_size,
+            learning_rate=args.lr, lr_scheduler_type=args.schedule, warmup_steps=0, weight_decay=0.0,
+            max_grad_norm=1.0, num_train_epochs=args.epochs, seed=args.seed, bf16=bf16,
+            use_cpu=not torch.cuda.is_available(), report_to="none", save_strategy="no", eval_strategy="no",
+            logging_strategy="no", dataloader_num_workers=0, disable_tqdm=True,
+        )
+        trainer = Trainer(model=model, args=targs, train_dataset=train_data,
+                          data_collator=DataCollatorWithPadding(tokenizer), processing_class=tokenizer)
+        t = time.perf_counter()
+        trainer.train()
+        train_s = time.perf_counter() - t
+        t = time.perf_counter()
+        logits = trainer.predict(eval_data).predictions
+        eval_s = time.perf_counter() - t
+    m = classification_metrics(eval_set.labels, logits.argmax(-1).tolist(), len(label_names))
+    return {"precision": "bf16" if bf16 else "fp32", "device": str(targs.device), "status": "finished",
+            "train_s": train_s, "eval_s": eval_s, "n_train": len(train_data), "accuracy": m["accuracy"],
+            "f1": m["f1"], "steps": trainer.state.global_step}
+
+
+def count_work(args: argparse.Namespace) -> dict[str, int]:
+    """Non-embedding parameters (model built on the meta device) and non-padding training tokens (one epoch)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    from bert_lab.model import TINY, load_tokenizer, resolve_model, tiny_bert_config
+
+    train_set = load_split(args)[0]
+    tokenizer = load_tokenizer(args.model)
+    n = len(train_set.label_names)
+    cfg = (tiny_bert_config(len(tokenizer), num_labels=n) if args.model == TINY else
+           AutoConfig.from_pretrained(resolve_model(args.model), num_labels=n, local_files_only=True))
+    with torch.device("meta"):
+        model = AutoModelForSequenceClassification.from_config(cfg)
+    total = sum(p.numel() for p in model.parameters())
+    embedding = sum(p.numel() for p in model.base_model.embeddings.parameters())
+    ids = tokenizer(list(train_set.texts), truncation=True, max_length=args.max_length)["input_ids"]
+    return {"params": total, "non_embedding_params": total - embedding, "train_tokens": sum(len(x) for x in ids)}
+
+
+def measure_peak(n: int = 2048, iters: int = 10) -> dict[str, Any]:
+    """Square matmul GFLOP/s in fp32 and under bf16 autocast (bf16 inputs), after warmup."""
+    import torch
+
+    def rate(a: torch.Tensor, b: torch.Tensor) -> float:
+        for _ in range(2):
+            a @ b
+        t = time.perf_counter()
+        for _ in range(iters):
+            a @ b
+        return 2 * n**3 * iters / (time.perf_counter() - t) / 1e9
+
+    torch.manual_seed(0)
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    fp32 = rate(a, b)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        bf16 = rate(a.bfloat16(), b.bfloat16())
+    return {"n": n, "iters": iters, "fp32_gflops": fp32, "bf16_gflops": bf16}
+
+
+# --- parent side: spawn, collect, print -------------------------------------------------------------------------------
+def spawn(name: str) -> dict[str, Any]:
+    """Run worker `name` in a fresh interpreter (cold bert_lab token cache) and return its result dict."""
+    with tempfile.TemporaryDirectory(prefix="vs_trainer-") as tmp:
+        result = Path(tmp) / "result.json"
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "BERT_LAB_CACHE": str(Path(tmp) / "cache"),
+               "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+        cmd = [sys.executable, str(Path(__file__).resolve()), *sys.argv[1:], "--worker", name, "--result", str(result)]
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=REPO_ROOT)
+        if proc.returncode != 0 or not result.exists():
+            sys.exit(f"worker {name} failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
+        return json.loads(result.read_text())
+
+
+def machine_info() -> dict[str, Any]:
+    cpu = "unknown"
+    try:
+        cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                    if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    versions = {pkg: importlib.metadata.version(pkg) for pkg in ("torch", "transformers", "accelerate")}
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": sys.version.split()[0], **versions}
+
+
+def summarise(runs: list[dict[str, Any]], peak: dict[str, Any], epochs: float) -> dict[str, dict[str, Any]]:
+    """Per contender: medians over repeats of every measured number."""
+    rows: dict[str, dict[str, Any]] = {}
+    for name in CONTENDERS:
+        mine = [r for r in runs if r["name"] == name]
+        if not mine:
+            continue
+        for r in mine:
+            r["samples_per_s"] = r["n_train"] * epochs / r["train_s"]
+            r["useful_gflops"] = 6 * r["non_embedding_params"] * r["train_tokens"] * epochs / r["train_s"] / 1e9
+            r["pct_bf16_peak"] = 100 * r["useful_gflops"] / peak["bf16_gflops"]
+        numeric = [k for k, v in mine[0].items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        rows[name] = {k: statistics.median(r[k] for r in mine) for k in numeric}
+        rows[name]["precision"] = mine[0]["precision"]
+    return rows
+
+
+def print_report(args: argparse.Namespace, info: dict[str, Any], peak: dict[str, Any],
+                 rows: dict[str, dict[str, Any]], runs: list[dict[str, Any]]) -> None:
+    print(f"machine: {info['cpu']}, {info['cores']} cores; torch {info['torch']}, transformers "
+          f"{info['transformers']}, accelerate {info['accelerate']}, python {info['python']}")
+    print(f"settings: model={args.model} dataset={args.dataset} train={args.train_size} eval={args.eval_size} "
+          f"batch={args.batch_size} max_length={args.max_length} lr={args.lr:g} epochs={args.epochs:g} "
+          f"schedule={args.schedule} (no warmup) seed={args.seed} repeats={args.repeats}; AdamW, weight decay 0, "
+          "grad clip 1.0, dynamic padding, one evaluation at the end")
+    print(f"matmul peak ({peak['n']}x{peak['n']}): fp32 {peak['fp32_gflops']:.0f} GFLOP/s, "
+          f"bf16 autocast {peak['bf16_gflops']:.0f} GFLOP/s")
+    some = next(iter(rows.values()))
+    print(f"work: {some['non_embedding_params'] / 1e6:.2f}M non-embedding params, "
+          f"{some['train_tokens']:,} non-padding training tokens per epoch\n")
+    print("| contender | precision | samples/s | wall s | accuracy | F1 | peak RSS MB | useful GFLOP/s | % bf16 peak |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for name, r in rows.items():
+        print(f"| {name} | {r['precision']} | {r['samples_per_s']:.1f} | {r['wall_s']:.1f} | {r['accuracy']:.4f} | "
+              f"{r['f1']:.4f} | {r['peak_rss_mb']:.0f} | {r['useful_gflops']:.1f} | {r['pct_bf16_peak']:.1f}% |")
+    if args.repeats > 1:
+        for name in rows:
+            each = ", ".join(f"{r['samples_per_s']:.1f}" for r in runs if r["name"] == name)
+            print(f"{name} samples/s per repeat: {each}")
+    print()
+    ours = rows.get("bert_lab")
+    for peer in ("trainer", "trainer_bf16"):
+        if ours is None or peer not in rows:
+            continue
+        theirs = rows[peer]
+        ratio = {k: ours[k] / theirs[k] for k in ("samples_per_s", "wall_s", "peak_rss_mb")}
+        print(f"bert_lab / {peer} samples/s = {ratio['samples_per_s']:.2f}×  (wall {ratio['wall_s']:.2f}×, "
+              f"peak RSS {ratio['peak_rss_mb']:.2f}×); accuracy {100 * (ours['accuracy'] - theirs['accuracy']):+.1f} "
+              f"points, F1 {100 * (ours['f1'] - theirs['f1']):+.1f} points vs {peer}")
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.worker is not None:
+        args.result.write_text(json.dumps(run_worker(args) | (count_work(args) if args.worker != "peak" else {})))
+        return
+    names = [n for n in CONTENDERS if not (args.skip_trainer_bf16 and n == "trainer_bf16")]
+    info = machine_info()
+    print(f"measuring matmul peak, then {args.repeats} × {', '.join(names)} (each in a fresh process)…", flush=True)
+    peak = spawn("peak")
+    runs: list[dict[str, Any]] = []
+    for repeat in range(args.repeats):
+        for name in names:
+            r = spawn(name) | {"name": name, "repeat": repeat}
+            print(f"  repeat {repeat + 1}: {name} done, train {r['train_s']:.1f} s, wall {r['wall_s']:.1f} s",
+                  flush=True)
+            runs.append(r)
+    print()
+    rows = summarise(runs, peak, args.epochs)
+    print_report(args, info, peak, rows, runs)
+    if args.json is not None:
+        settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
+                    if k not in ("worker", "result")}
+        args.json.write_text(json.dumps({"machine": info, "settings": settings, "peak": peak, "summary": rows,
+                                         "runs": runs}, indent=2))
+        print(f"\nwrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()

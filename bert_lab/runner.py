@@ -1,0 +1,152 @@
+"""One run in its own process (`python -m bert_lab run-job ID`): train, with hooks that stream to the store.
+
+A background thread flushes metric points to SQLite every half second (so the dashboard is at most about a second
+behind), beats the run's heartbeat, and turns a cancel request, or the death of the worker that started us, into
+`should_stop`. The training loop then ends at the current step, evaluates, checkpoints and returns. Under
+`accelerate launch` only the main process (rank 0) talks to the store.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import traceback
+from pathlib import Path
+from typing import Any
+
+from bert_lab.config import RunConfig
+from bert_lab.store import RunStore
+
+FLUSH_INTERVAL_S = 0.5
+STEP_METRICS = ("train_loss", "lr", "grad_norm", "samples_per_s")
+EVAL_METRICS = ("eval_loss", "accuracy", "precision", "recall", "f1")
+
+
+class StoreReporter:
+    """Training hooks that buffer points and write them in batches from a background thread."""
+
+    def __init__(self, store: RunStore, run_id: int, *, worker_pid: int | None) -> None:
+        self.store, self.run_id, self.worker_pid = store, run_id, worker_pid
+        self.stop_requested = threading.Event()
+        self.orphaned = False
+        self._points: list[tuple[int, float, float, str, float]] = []
+        self._events: list[str] = []
+        self._summary: dict[str, Any] = {}
+        self._progress: float | None = None
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="store-reporter", daemon=True)
+
+    # --- hooks (called from the training loop) ----------------------------------------------------------------------
+    def on_step(self, r: Any) -> None:
+        values = (r.loss, r.lr, r.grad_norm, r.samples_per_s)
+        with self._lock:
+            self._points += [(r.step, r.epoch, r.elapsed_s, name, v) for name, v in zip(STEP_METRICS, values)]
+            self._progress = r.step / r.total_steps
+            self._summary["total_steps"] = r.total_steps
+
+    def on_eval(self, r: Any) -> None:
+        values = (r.loss, r.accuracy, r.precision, r.recall, r.f1)
+        with self._lock:
+            self._points += [(r.step, r.epoch, r.elapsed_s, name, v) for name, v in zip(EVAL_METRICS, values)]
+            self._summary.update(confusion=r.confusion, eval_step=r.step)
+
+    def on_log(self, message: str) -> None:
+        with self._lock:
+            self._events.append(message)
+
+    def should_stop(self) -> bool:
+        return self.stop_requested.is_set()
+
+    # --- background flushing ------------------------------------------------------------------------------------------
+    def start(self) -> StoreReporter:
+        self.store.heartbeat(self.run_id)
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        """Stop the thread and write whatever is still buffered."""
+        self._closed.set()
+        self._thread.join()
+        self.flush()
+
+    def _loop(self) -> None:
+        while not self._closed.wait(FLUSH_INTERVAL_S):
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            points, events, summary, progress = self._points, self._events, dict(self._summary), self._progress
+            self._points, self._events = [], []
+        self.store.add_metrics(self.run_id, points)
+        for message in events:
+            self.store.add_event(self.run_id, message)
+        self.store.update_run(self.run_id, summary=summary or None)
+        self.store.heartbeat(self.run_id, progress=progress)
+        if self.store.get_run(self.run_id).cancel_requested:
+            self.stop_requested.set()
+        if self.worker_pid is not None and not pid_alive(self.worker_pid):
+            self.orphaned = True  # the worker died: stop cleanly with a checkpoint, so the run can be resumed
+            self.stop_requested.set()
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def explain_failure(exc: BaseException, config: RunConfig | None) -> str:
+    """The error in plain words: out of memory gets a hint, anything else the last lines of its traceback."""
+    text = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, MemoryError) or "out of memory" in text.lower() or "can't allocate memory" in text.lower():
+        sizes = f" (it was batch size {config.batch_size}, max length {config.max_length})" if config else ""
+        return f"out of memory: lower the batch size or the max length{sizes}. {text[:300]}"
+    lines = traceback.format_exception(exc)
+    return "".join(lines[-6:]).strip()[-2000:]
+
+
+def run_job(home: Path, run_id: int) -> int:
+    """Train run `run_id` of the store in `home` to its end; the run's final status is written here."""
+    store = RunStore(home)
+    run = store.get_run(run_id)
+    main = int(os.environ.get("RANK", "0")) == 0
+    worker = os.environ.get("BERT_LAB_WORKER_PID")
+    reporter = StoreReporter(store, run_id, worker_pid=int(worker) if worker else None)
+    if main:
+        reporter.start()  # heartbeat first: importing torch and loading the model take seconds
+    config: RunConfig | None = None
+    try:
+        from bert_lab.train import Hooks, train  # heavy imports, after the heartbeat is running
+
+        config = RunConfig.from_dict(run.config)
+        out_dir = store.run_dir(run_id, create=True)
+        checkpoint = out_dir / "checkpoint"
+        resume = (checkpoint / "state.json").exists()
+        if resume and main:
+            import json
+
+            step = json.loads((checkpoint / "state.json").read_text())["step"]
+            store.delete_metrics_after(run_id, step)
+        hooks = Hooks(on_step=reporter.on_step, on_eval=reporter.on_eval, on_log=reporter.on_log,
+                      should_stop=reporter.should_stop)
+        result = train(config, out_dir=out_dir, hooks=hooks, checkpoint_dir=checkpoint, resume=resume)
+    except BaseException as exc:  # noqa: BLE001 - every failure must reach the store, whatever it is
+        if main:
+            reporter.close()
+            store.set_status(run_id, "failed", error=explain_failure(exc, config))
+        return 1
+    if not main:
+        return 0
+    reporter.close()
+    status = "interrupted" if result.status == "cancelled" and reporter.orphaned else result.status
+    summary = {"samples_per_s": result.samples_per_s, "train_s": result.train_s, "wall_s": result.wall_s,
+               "steps": result.steps, "total_steps": result.total_steps, "precision": result.precision,
+               "reason": result.reason, "labels": result.label_names}
+    store.update_run(run_id, summary=summary, device=result.device, progress=result.steps / result.total_steps)
+    store.set_status(run_id, status, error=None if status == "finished" else result.reason)
+    return 0
