@@ -89,7 +89,7 @@ class Worker:
         env["CUDA_VISIBLE_DEVICES"] = str(gpu) if gpu is not None else ""
         command = [sys.executable, "-m", "bert_lab", "run-job", str(run_id), "--home", str(self.store.home)]
         if num_processes > 1:
-            command = launch_command(num_processes, use_cpu=gpu is None) + command[2:]
+            command = launch_command(num_processes) + command[2:]
         with open(log_path, "ab") as log:
             process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
                                        start_new_session=True, preexec_fn=self._limit_memory)
@@ -206,18 +206,15 @@ def count_gpus() -> int:
     return sum(1 for line in out.splitlines() if line.startswith("GPU "))
 
 
-def launch_command(num_processes: int, *, use_cpu: bool) -> list[str]:
-    """`accelerate launch` for a data-parallel run (gloo on the CPU) on a free local port."""
+def launch_command(num_processes: int) -> list[str]:
+    """`accelerate launch` for a data-parallel run on a free local port. Its multi-process launcher (torchrun) works
+    on the CPU too: with no visible GPU, accelerate picks the gloo backend."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(num_processes),
-               "--num_machines", "1", "--main_process_port", str(port), "--dynamo_backend", "no"]
-    if use_cpu:
-        command.append("--cpu")
-    else:
-        command.append("--multi_gpu")
-    return command + ["-m"]
+    return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(num_processes),
+            "--num_machines", "1", "--main_process_port", str(port), "--mixed_precision", "no",
+            "--dynamo_backend", "no", "-m"]
 
 
 # --- one worker per data folder -------------------------------------------------------------------------------------

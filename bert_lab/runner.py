@@ -91,13 +91,17 @@ class StoreReporter:
 
 
 def pid_alive(pid: int) -> bool:
+    """Whether process `pid` exists and is not a zombie (an exited child nobody has reaped yet)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def explain_failure(exc: BaseException, config: RunConfig | None) -> str:

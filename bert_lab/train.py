@@ -128,7 +128,8 @@ def train(
     checkpoints to `checkpoint_dir` at every evaluation (only the latest is kept) and, with `resume`, continues
     from the checkpoint there."""
     started = time.perf_counter()
-    accelerator = Accelerator(mixed_precision=resolve_precision(config.precision))
+    # cpu=True on a machine without CUDA also lets a multi-process launch pick the gloo backend.
+    accelerator = Accelerator(mixed_precision=resolve_precision(config.precision), cpu=not torch.cuda.is_available())
     main = accelerator.is_main_process
     log = hooks.on_log if main else _noop
     set_seed(config.seed)
@@ -164,7 +165,7 @@ def train(
     )
     model, optimizer = accelerator.prepare(model, optimizer)
     accelerator.register_for_checkpointing(scheduler)
-    device = str(accelerator.device)
+    device = accelerator.device.type if accelerator.device.type == "cpu" else str(accelerator.device)
     precision = {"no": "fp32"}.get(accelerator.mixed_precision, accelerator.mixed_precision)
     log(f"model {config.model} on {device} ({precision}), {accelerator.num_processes} process(es), "
         f"{total_steps} steps")
