@@ -82,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--cancel-timeout-s", type=float, default=30.0, help="kill a cancelled run after [30]")
     worker.add_argument("--memory-limit-mb", type=int, default=None, help="address-space cap per run")
     job = with_home(sub.add_parser("run-job", help=argparse.SUPPRESS))
-    job.add_argument("id", type=int)
+    job.add_argument("id", type=int, nargs="?")
+    job.add_argument("--standby", action="store_true", help="import, then wait for a run id on stdin")
     return parser
 
 
@@ -258,9 +259,9 @@ def run_worker(parser: argparse.ArgumentParser, args: argparse.Namespace, store:
 
 
 def run_job_command(parser: argparse.ArgumentParser, args: argparse.Namespace, store: Any) -> int:
-    from bert_lab.runner import run_job
+    from bert_lab.runner import run_job, standby
 
-    return run_job(store.home, args.id)
+    return standby(store.home) if args.standby else run_job(store.home, args.id)
 
 
 COMMANDS = {"submit": run_submit, "runs": run_list, "cancel": run_cancel, "resume": run_resume, "delete": run_delete,

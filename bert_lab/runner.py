@@ -35,12 +35,15 @@ class StoreReporter:
         self._progress: float | None = None
         self._lock = threading.Lock()
         self._closed = threading.Event()
+        self._wake = threading.Event()  # flush now, without waiting for the interval
         self._thread = threading.Thread(target=self._loop, name="store-reporter", daemon=True)
 
     # --- hooks (called from the training loop) ----------------------------------------------------------------------
     def on_step(self, r: Any) -> None:
         values = (r.loss, r.lr, r.grad_norm, r.samples_per_s)
         with self._lock:
+            if self._progress is None:
+                self._wake.set()  # the first loss point is the one a person is waiting for
             self._points += [(r.step, r.epoch, r.elapsed_s, name, v) for name, v in zip(STEP_METRICS, values)]
             self._progress = r.step / r.total_steps
             self._summary["total_steps"] = r.total_steps
@@ -67,11 +70,14 @@ class StoreReporter:
     def close(self) -> None:
         """Stop the thread and write whatever is still buffered."""
         self._closed.set()
+        self._wake.set()
         self._thread.join()
         self.flush()
 
     def _loop(self) -> None:
-        while not self._closed.wait(FLUSH_INTERVAL_S):
+        while not self._closed.is_set():
+            self._wake.wait(FLUSH_INTERVAL_S)
+            self._wake.clear()
             self.flush()
 
     def flush(self) -> None:
@@ -154,3 +160,20 @@ def run_job(home: Path, run_id: int) -> int:
     store.update_run(run_id, summary=summary, device=result.device, progress=result.steps / result.total_steps)
     store.set_status(run_id, status, error=None if status == "finished" else result.reason)
     return 0
+
+
+def standby(home: Path) -> int:
+    """A warm run process: import the heavy modules now, then wait for the worker to send a run id on stdin."""
+    import sys
+
+    import bert_lab.train  # noqa: F401 - the point of standing by
+
+    line = sys.stdin.readline()
+    if not line.strip():
+        return 0  # the worker went away without a run for us
+    run_id = int(line)
+    store = RunStore(home)
+    with open(store.run_dir(run_id, create=True) / "output.log", "ab") as log:
+        os.dup2(log.fileno(), sys.stdout.fileno())
+        os.dup2(log.fileno(), sys.stderr.fileno())
+    return run_job(home, run_id)
