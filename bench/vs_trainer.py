@@ -26,13 +26,19 @@ from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONTENDERS = ("trainer", "bert_lab", "trainer_bf16")
-WORKERS = (*CONTENDERS, "peak")
+# --levers: bert_lab with its speed levers taken away one by one, to show what each gives.
+LEVERS: dict[str, dict[str, Any]] = {
+    "bert_lab": {},
+    "bert_lab_fp32": {"precision": "fp32"},
+    "bert_lab_fp32_unsorted": {"precision": "fp32", "group_by_length": False},
+}
+WORKERS = (*CONTENDERS, *LEVERS, "peak")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--train-size", type=int, default=2000, help="training examples")
-    p.add_argument("--eval-size", type=int, default=500, help="held-out evaluation examples")
+    p.add_argument("--eval-size", type=int, default=1000, help="held-out evaluation examples")
     p.add_argument("--batch-size", type=int, default=32, help="examples per optimizer step")
     p.add_argument("--max-length", type=int, default=64, help="tokens per text (truncated, padded per batch)")
     p.add_argument("--lr", type=float, default=1e-4, help="peak learning rate")
@@ -43,6 +49,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--dataset", default="rotten_tomatoes", help="bundled dataset name or CSV path")
     p.add_argument("--repeats", type=int, default=1, help="rounds of all contenders; medians are reported")
     p.add_argument("--skip-trainer-bf16", action="store_true", help="leave out the Trainer bf16 contender")
+    p.add_argument("--levers", action="store_true", help="also bert_lab in fp32, and fp32 unsorted")
     p.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write all results as JSON")
     p.add_argument("--worker", choices=WORKERS, default=None, help=argparse.SUPPRESS)
     p.add_argument("--result", type=Path, default=None, help=argparse.SUPPRESS)
@@ -65,7 +72,10 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
 
     import_s = time.perf_counter() - t0
     started = time.perf_counter()
-    out = run_bert_lab(args) if args.worker == "bert_lab" else run_trainer(args, bf16=args.worker == "trainer_bf16")
+    if args.worker in LEVERS:
+        out = run_bert_lab(args, LEVERS[args.worker])
+    else:
+        out = run_trainer(args, bf16=args.worker == "trainer_bf16")
     out["wall_s"] = time.perf_counter() - started  # data prep + model load + training + final eval
     out["import_s"] = import_s
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KB on Linux
@@ -79,7 +89,7 @@ def load_split(args: argparse.Namespace) -> tuple[Any, Any]:
                          seed=args.seed)
 
 
-def run_bert_lab(args: argparse.Namespace) -> dict[str, Any]:
+def run_bert_lab(args: argparse.Namespace, overrides: dict[str, Any]) -> dict[str, Any]:
     from bert_lab.config import RunConfig
     from bert_lab.train import train
 
@@ -88,6 +98,7 @@ def run_bert_lab(args: argparse.Namespace) -> dict[str, Any]:
         model=args.model, optimizer="adamw", lr=args.lr, weight_decay=0.0, max_grad_norm=1.0,
         batch_size=args.batch_size, num_epochs=args.epochs, schedule=args.schedule, warmup_steps=0, seed=args.seed,
         eval_every_steps=10**9,  # evaluate once, at the end, as the Trainer contenders do
+        **overrides,
     )
     res = train(config)
     assert res.eval is not None, res.reason
@@ -219,7 +230,7 @@ def machine_info() -> dict[str, Any]:
 def summarise(runs: list[dict[str, Any]], peak: dict[str, Any], epochs: float) -> dict[str, dict[str, Any]]:
     """Per contender: medians over repeats of every measured number."""
     rows: dict[str, dict[str, Any]] = {}
-    for name in CONTENDERS:
+    for name in dict.fromkeys(r["name"] for r in runs):
         mine = [r for r in runs if r["name"] == name]
         if not mine:
             continue
@@ -256,15 +267,18 @@ def print_report(args: argparse.Namespace, info: dict[str, Any], peak: dict[str,
             each = ", ".join(f"{r['samples_per_s']:.1f}" for r in runs if r["name"] == name)
             print(f"{name} samples/s per repeat: {each}")
     print()
-    ours = rows.get("bert_lab")
-    for peer in ("trainer", "trainer_bf16"):
-        if ours is None or peer not in rows:
-            continue
-        theirs = rows[peer]
-        ratio = {k: ours[k] / theirs[k] for k in ("samples_per_s", "wall_s", "peak_rss_mb")}
-        print(f"bert_lab / {peer} samples/s = {ratio['samples_per_s']:.2f}×  (wall {ratio['wall_s']:.2f}×, "
-              f"peak RSS {ratio['peak_rss_mb']:.2f}×); accuracy {100 * (ours['accuracy'] - theirs['accuracy']):+.1f} "
-              f"points, F1 {100 * (ours['f1'] - theirs['f1']):+.1f} points vs {peer}")
+    for mine in (name for name in rows if name in LEVERS):
+        ours = rows[mine]
+        for peer in ("trainer", "trainer_bf16"):
+            if peer not in rows:
+                continue
+            theirs = rows[peer]
+            ratio = {k: ours[k] / theirs[k] for k in ("samples_per_s", "wall_s", "peak_rss_mb")}
+            print(f"{mine} / {peer} samples/s = {ratio['samples_per_s']:.2f}×  (wall {ratio['wall_s']:.2f}×, "
+                  f"peak RSS {ratio['peak_rss_mb']:.2f}×); accuracy "
+                  f"{100 * (ours['accuracy'] - theirs['accuracy']):+.1f} points, "
+                  f"F1 {100 * (ours['f1'] - theirs['f1']):+.1f} points vs {peer}")
+
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
@@ -272,6 +286,8 @@ def main(argv: list[str] | None = None) -> None:
         args.result.write_text(json.dumps(run_worker(args) | (count_work(args) if args.worker != "peak" else {})))
         return
     names = [n for n in CONTENDERS if not (args.skip_trainer_bf16 and n == "trainer_bf16")]
+    if args.levers:
+        names += [n for n in LEVERS if n != "bert_lab"]
     info = machine_info()
     print(f"measuring matmul peak, then {args.repeats} × {', '.join(names)} (each in a fresh process)…", flush=True)
     peak = spawn("peak")
