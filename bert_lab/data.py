@@ -417,14 +417,22 @@ def tokenize(texts: Sequence[str], tokenizer: Any, *, max_length: int, cache_dir
 
 
 # --- batching -------------------------------------------------------------------------------------------------------
-def collate(batch_ids: list[list[int]], labels: list[int], pad_id: int) -> dict[str, torch.Tensor]:
-    """input_ids, attention_mask and labels (all int64), padded on the right to the longest text in the batch."""
+PAD_MULTIPLE = 8
+
+
+def collate(
+    batch_ids: list[list[int]], labels: list[int], pad_id: int, *, multiple: int = PAD_MULTIPLE
+) -> dict[str, torch.Tensor]:
+    """input_ids, attention_mask and labels (all int64), padded on the right to the longest text in the batch,
+    rounded up to a multiple of `multiple`: few distinct shapes keep the CPU kernels' per-shape caches (and so
+    memory) small, and suit GPU tensor cores."""
     import torch
 
     if not batch_ids or len(batch_ids) != len(labels):
         raise ValueError(f"collate needs a non-empty batch with one label per text, got {len(batch_ids)} and "
                          f"{len(labels)}")
-    width = max(len(x) for x in batch_ids)
+    longest = max(len(x) for x in batch_ids)
+    width = -(-longest // multiple) * multiple
     input_ids = torch.full((len(batch_ids), width), pad_id, dtype=torch.long)
     attention_mask = torch.zeros((len(batch_ids), width), dtype=torch.long)
     for row, ids in enumerate(batch_ids):
