@@ -265,9 +265,8 @@ def train(
                           f"{config.early_stopping_patience} evaluations")
                 break
     if status != "diverged" and (last_eval is None or last_eval.step != step) and step > 0:
-        last_predictions, last_eval, _ = evaluate_and_checkpoint(step)  # stopped part-way: evaluate what we have
-    if status == "cancelled" and checkpoint_dir is not None:
-        save_checkpoint(accelerator, checkpoint_dir, {**state, "step": step, "elapsed_s": elapsed()})
+        # Stopped part-way: evaluate what was trained (which also checkpoints it, so a cancel can be resumed).
+        last_predictions, last_eval, _ = evaluate_and_checkpoint(step)
     log(reason)
 
     # --- save -----------------------------------------------------------------------------------------------------
