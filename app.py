@@ -1,4 +1,296 @@
+"""Launch page: choose data and a model, set the optimization knobs, preview the LR schedule, queue a run.
+
+Widgets → RunConfig (validated; every problem is named) → `jobs.submit_run` (the background worker trains it).
+Widget keys are RunConfig field names where they map one to one, so a cloned run's config fills them directly.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
 import streamlit as st
 
-st.title("BERT Lab")
-st.info("The lab is being built. Use `python -m bert_lab train --help` meanwhile.")
+from bert_lab import data, jobs, plots, ui
+from bert_lab.config import MINILM_ALIASES, OPTIMIZERS, SCHEDULES, ConfigError, RunConfig, field_help
+from bert_lab.schedules import lr_curve
+
+store = ui.start_page(run_counts=False)  # drawn at the end, after a launch
+
+LR_OPTIONS = [float(f"{m}e{e}") for e in range(-6, 0) for m in (1, 2, 3, 5)] + [1.0]
+PENALTY_OPTIONS = [0.0, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0]
+WEIGHT_DECAY_OPTIONS = [0.0, 1e-4, 1e-3, 0.01, 0.05, 0.1, 0.3, 1.0]
+BATCH_OPTIONS, LENGTH_OPTIONS = [4, 8, 16, 32, 64, 128], [16, 32, 64, 128, 256, 512]
+SOURCES = ("Bundled dataset", "Upload a CSV", "CSV file on the server")
+MODELS = {"minilm": "Bundled MiniLM (all-MiniLM-L6-v2, pretrained, 22M parameters)",
+          "tiny": "Tiny demo BERT (random weights, 2 layers: trains in seconds, learns little)",
+          "folder": "A local model folder or a cached Hugging Face id"}
+SCHEDULE_NAMES = {"constant": "Constant", "exponential": "Exponential decay", "step": "Step decay",
+                  "linear": "Linear decay to 0", "cosine": "Cosine decay to 0"}
+OPTIMIZER_NAMES = {"sgd": "SGD", "momentum": "SGD with momentum", "adam": "Adam", "adamw": "AdamW"}
+AUTO = "(detect)"
+LABELS = {
+    "lr": "Learning rate", "optimizer": "Optimizer", "momentum": "Momentum", "nesterov": "Nesterov momentum",
+    "beta1": "Adam β₁", "beta2": "Adam β₂", "weight_decay": "Weight decay (decoupled)", "l2": "L2 penalty",
+    "l1": "L1 penalty", "max_grad_norm": "Gradient clipping (max norm)", "batch_size": "Batch size",
+    "grad_accum_steps": "Gradient accumulation steps", "num_epochs": "Epochs", "schedule": "Schedule",
+    "warmup_steps": "Warmup steps", "decay_rate": "Decay rate", "decay_steps": "Decay steps",
+    "step_size": "Step size (steps between drops)", "gamma": "Drop factor γ",
+    "eval_every_steps": "Evaluate every N steps", "early_stopping_patience": "Early-stopping patience",
+    "early_stopping_metric": "Early-stopping metric", "seed": "Seed", "precision": "Precision",
+    "train_size": "Training examples", "eval_size": "Evaluation examples", "max_length": "Max length (tokens)",
+    "dropout": "Dropout", "dataset": "Dataset", "model": "Model", "text_column": "Text column",
+    "label_column": "Label column",
+}
+WIDGET_FIELDS = [name for name in LABELS if name not in ("dataset", "model", "text_column", "label_column")]
+BASE = RunConfig()
+DEFAULTS: dict[str, Any] = {name: getattr(BASE, name) for name in WIDGET_FIELDS} | {
+    "dropout": 0.1, "source": SOURCES[0], "bundled": BASE.dataset, "csv_path": "", "text_choice": AUTO,
+    "label_choice": AUTO, "model_choice": "minilm", "model_path": "", "run_name": "", "owner": ""}
+
+
+def kw(name: str) -> dict[str, Any]:
+    """Label, one-line help and session key of the widget for RunConfig field `name`."""
+    return {"label": LABELS[name], "help": field_help(name), "key": name}
+
+
+def fmt_sci(value: float) -> str:
+    if value == 0:
+        return "0 (off)"
+    mantissa, exponent = f"{value:.2e}".split("e")
+    return f"{float(mantissa):g}e{int(exponent)}"
+
+
+def options_with(options: list[Any], key: str) -> list[Any]:
+    """`options` plus the current value of `key` (a cloned run may use a value between the usual stops)."""
+    return sorted(set(options) | {st.session_state[key]})
+
+
+def widget_values(config: dict[str, Any]) -> dict[str, Any]:
+    """Widget state that reproduces a run's config (the "Clone" hand-off from the Runs page)."""
+    values = {name: config[name] for name in WIDGET_FIELDS if name in config}
+    values["dropout"] = 0.1 if config.get("dropout") is None else config["dropout"]
+    for name, value in values.items():  # JSON may hold 1 for 1.0: number widgets want the default's type
+        if type(DEFAULTS[name]) in (int, float) and isinstance(value, (int, float)):
+            values[name] = type(DEFAULTS[name])(value)
+    dataset, model = str(config.get("dataset", BASE.dataset)), str(config.get("model", BASE.model))
+    if dataset in data.BUNDLED:
+        values |= {"source": SOURCES[0], "bundled": dataset}
+    else:
+        values |= {"source": SOURCES[2], "csv_path": dataset, "text_choice": config.get("text_column") or AUTO,
+                   "label_choice": config.get("label_column") or AUTO}
+    choice = "minilm" if model.lower() in MINILM_ALIASES else "tiny" if model == "tiny" else "folder"
+    return values | {"model_choice": choice, "model_path": model if choice == "folder" else ""}
+
+
+def init_state() -> None:
+    """Start widgets from their defaults, from what this tab last had (pages forget widgets), or from a clone."""
+    saved = st.session_state.get("_launch_values", {})
+    clone = ui.take_clone()
+    if clone is not None:
+        saved = {**saved, **widget_values(clone)}
+        st.session_state["_extra_fields"] = {k: v for k, v in clone.items() if k not in LABELS}
+        st.toast("Settings copied from the cloned run: change what you want and launch.")
+    for key, default in DEFAULTS.items():
+        if clone is not None or key not in st.session_state:
+            st.session_state[key] = saved.get(key, default)
+
+
+def csv_header(source: bytes | Path) -> list[str]:
+    raw = source if isinstance(source, bytes) else source.read_bytes()[:65536]
+    first = next(csv.reader(io.StringIO(raw[:65536].decode("utf-8-sig", errors="replace"))), [])
+    return [h.strip() for h in first if h.strip()]
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def preview(source: bytes | str, stamp: float, text: str | None, label: str | None) -> tuple[pd.DataFrame, dict]:
+    return data.preview_csv(source if isinstance(source, bytes) else Path(source), 5, text_column=text,
+                            label_column=label)
+
+
+def render_data() -> tuple[dict[str, Any], int | None, bytes | None, str | None]:
+    """Dataset widgets → (config fields, examples available, upload bytes to stage, the data's problem)."""
+    source = st.radio("Where the data comes from", SOURCES, key="source", horizontal=True)
+    if source == SOURCES[0]:
+        name = st.selectbox(LABELS["dataset"], list(data.BUNDLED), key="bundled", help=field_help("dataset"))
+        ds = data.load_dataset(name)
+        st.caption(f"{data.BUNDLED[name]} · {len(ds):,} examples · labels: " +
+                   ", ".join(f"{k} ({v:,})" for k, v in ds.label_counts().items()))
+        with st.expander("Peek at the data"):
+            st.dataframe(pd.DataFrame({"text": ds.texts[:5], "label": [ds.label_names[y] for y in ds.labels[:5]]}),
+                         hide_index=True)
+        return {"dataset": name}, len(ds), None, None
+    upload: bytes | None = None
+    if source == SOURCES[1]:
+        file = st.file_uploader("CSV file (UTF-8, header row, a text column and a label column)", type=["csv"])
+        upload = file.getvalue() if file else None
+        src: bytes | Path | None = upload
+        display, stamp = (file.name if file else ""), 0.0
+    else:
+        path = st.text_input("Path to a CSV file on the machine running the app", key="csv_path").strip()
+        src = Path(path).expanduser() if path else None
+        display = path
+        stamp = src.stat().st_mtime if src is not None and src.is_file() else 0.0
+    if src is None:
+        st.info("A CSV needs a header row, one column of texts and one of labels (words or numbers).")
+        return {"dataset": "upload.csv"}, None, None, "choose a CSV file first"
+    try:
+        header = csv_header(src)
+    except OSError as exc:
+        problem = f"cannot read {display}: {exc.strerror or exc}"
+        st.error(f"This file can't be used: {problem}")
+        return {"dataset": display}, None, None, problem
+    for key in ("text_choice", "label_choice"):
+        if st.session_state[key] not in header:
+            st.session_state[key] = AUTO
+    left, right = st.columns(2)
+    text = left.selectbox(LABELS["text_column"], [AUTO, *header], key="text_choice", help=field_help("text_column"))
+    label = right.selectbox(LABELS["label_column"], [AUTO, *header], key="label_choice",
+                            help=field_help("label_column"))
+    columns = {"text_column": None if text == AUTO else text, "label_column": None if label == AUTO else label}
+    try:
+        rows, counts = preview(src if isinstance(src, bytes) else str(src), stamp, *columns.values())
+    except data.DataError as exc:
+        problem = str(exc)
+    else:
+        st.dataframe(rows, hide_index=True)
+        st.caption("Label counts (after dropping repeated texts): " +
+                   ", ".join(f"{k} ({v:,})" for k, v in counts.items()))
+        return {"dataset": display, **columns}, sum(counts.values()), upload, None
+    st.error(f"This file can't be used: {problem}")
+    return {"dataset": display or "upload.csv", **columns}, None, None, problem
+
+
+def render_schedule_preview(config: RunConfig, n_train: int) -> int:
+    total = ui.planned_steps(n_train, config.batch_size, config.grad_accum_steps, config.num_epochs)
+    st.plotly_chart(plots.lr_schedule_figure(lr_curve(config, total), warmup_steps=config.warmup_steps),
+                    config={"displayModeBar": False}, key="lr_preview")
+    st.caption(f"{n_train:,} training examples ÷ batch {config.batch_size} × {config.num_epochs:g} epoch(s) = "
+               f"**{total:,} optimizer steps**. Training uses exactly this function of the step.")
+    return total
+
+
+# --- page -------------------------------------------------------------------------------------------------------------
+init_state()
+st.title(":material/rocket_launch: Launch a fine-tuning run")
+st.caption("Pick data and a model, set the knobs, check the learning-rate preview, then launch. Runs train in the "
+           "background one after another; watch and compare them on the **Runs** page.")
+
+col_data, col_model, col_length = st.columns(3, gap="large")
+with col_data:
+    st.subheader("1 · Data")
+    data_fields, available, upload, data_problem = render_data()
+with col_model:
+    st.subheader("2 · Model")
+    model_choice = st.radio("Model", list(MODELS), format_func=MODELS.get, key="model_choice",
+                            help=field_help("model"))
+    model = model_choice
+    if model_choice == "folder":
+        model = st.text_input("Model folder or cached hub id", key="model_path",
+                              placeholder="/models/bert-base-uncased").strip()
+        folder = Path(model).expanduser()
+        if model and folder.is_dir() and not (folder / "config.json").exists():
+            st.warning(f"{folder} has no config.json: it is not a Hugging Face model folder.")
+        elif model and not folder.is_dir() and model.startswith(("/", ".", "~")):
+            st.warning(f"There is no folder {folder}; the run will fail unless it names a cached hub id.")
+    st.select_slider(options=options_with(LENGTH_OPTIONS, "max_length"), **kw("max_length"))
+with col_length:
+    st.subheader("3 · How long")
+    st.number_input(min_value=2, max_value=1_000_000, step=100, **kw("train_size"))
+    st.select_slider(options=options_with(BATCH_OPTIONS, "batch_size"), **kw("batch_size"))
+    st.number_input(min_value=0.1, max_value=100.0, step=0.5, format="%.2f", **kw("num_epochs"))
+    st.number_input(min_value=0, max_value=2**32 - 1, step=1, **kw("seed"))
+
+col_opt, col_reg, col_sched = st.columns([1, 1, 1.4], gap="large")
+with col_opt:
+    st.subheader("4 · Optimizer")
+    optimizer = st.selectbox(options=list(OPTIMIZERS), format_func=OPTIMIZER_NAMES.get, **kw("optimizer"))
+    st.select_slider(options=options_with(LR_OPTIONS, "lr"), format_func=fmt_sci, **kw("lr"))
+    if optimizer == "momentum":
+        st.slider(min_value=0.0, max_value=0.99, step=0.01, **kw("momentum"))
+        st.checkbox(**kw("nesterov"))
+    if optimizer in ("adam", "adamw"):
+        st.slider(min_value=0.5, max_value=0.999, step=0.001, format="%.3f", **kw("beta1"))
+        st.slider(min_value=0.9, max_value=0.9999, step=0.0001, format="%.4f", **kw("beta2"))
+with col_reg:
+    st.subheader("5 · Regularization")
+    st.slider(min_value=0.0, max_value=0.9, step=0.05, **kw("dropout"))
+    st.select_slider(options=options_with(WEIGHT_DECAY_OPTIONS, "weight_decay"), format_func=fmt_sci,
+                     **kw("weight_decay"))
+    st.select_slider(options=options_with(PENALTY_OPTIONS, "l2"), format_func=fmt_sci, **kw("l2"))
+    st.select_slider(options=options_with(PENALTY_OPTIONS, "l1"), format_func=fmt_sci, **kw("l1"))
+    st.number_input(min_value=0.0, max_value=1e6, step=0.5, **kw("max_grad_norm"))
+with col_sched:
+    st.subheader("6 · Learning-rate schedule")
+    left, right = st.columns(2)
+    schedule = left.selectbox(options=list(SCHEDULES), format_func=SCHEDULE_NAMES.get, **kw("schedule"))
+    right.number_input(min_value=0, step=10, **kw("warmup_steps"))
+    if schedule == "exponential":
+        left.slider(min_value=0.01, max_value=1.0, step=0.01, **kw("decay_rate"))
+        right.number_input(min_value=1, step=10, **kw("decay_steps"))
+    elif schedule == "step":
+        left.number_input(min_value=1, step=10, **kw("step_size"))
+        right.slider(min_value=0.05, max_value=1.0, step=0.05, **kw("gamma"))
+    schedule_slot = st.container()
+
+with st.expander("Advanced: evaluation, early stopping, accumulation, precision"):
+    a, b, c = st.columns(3)
+    a.number_input(min_value=2, max_value=100_000, step=100, **kw("eval_size"))
+    a.number_input(min_value=0, step=10, **kw("eval_every_steps"))
+    b.number_input(min_value=1, max_value=1024, step=1, **kw("grad_accum_steps"))
+    b.number_input(min_value=0, max_value=1000, step=1, **kw("early_stopping_patience"))
+    c.selectbox(options=["f1", "accuracy", "eval_loss"], **kw("early_stopping_metric"))
+    c.selectbox(options=["auto", "fp32", "bf16", "fp16"], **kw("precision"))
+    if extra := {k: v for k, v in st.session_state.get("_extra_fields", {}).items() if getattr(BASE, k, v) != v}:
+        st.caption("Also kept from the cloned run: " + ", ".join(f"{k} = {v}" for k, v in extra.items()))
+
+values = {name: st.session_state[name] for name in WIDGET_FIELDS}
+values["nesterov"] = bool(values["nesterov"]) and optimizer == "momentum"
+try:
+    config = RunConfig(**{**st.session_state.get("_extra_fields", {}), **values, **data_fields, "model": model})
+    problems: dict[str, str] = {}
+except ConfigError as exc:
+    config, problems = None, exc.problems
+with schedule_slot:
+    if config is not None:
+        n_train = ui.train_examples(config.train_size, config.eval_size, available)
+        total_steps = render_schedule_preview(config, n_train)
+    else:
+        st.info("The preview appears once the settings below are valid.")
+
+st.subheader("7 · Launch")
+name_col, owner_col, button_col = st.columns([2, 2, 1], vertical_alignment="bottom")
+run_name = name_col.text_input("Run name (optional)", key="run_name", placeholder="e.g. adamw-lr1e-4")
+owner = owner_col.text_input("Owner (optional)", key="owner", placeholder="your name")
+for field, message in problems.items():
+    st.error(f"**{LABELS.get(field, field)}**: {message}")
+if config is not None and not data_problem:
+    st.caption(f"Trains **{MODELS[model_choice].split(' (')[0] if model_choice != 'folder' else model}** on "
+               f"**{Path(config.dataset).name}**: {n_train:,} examples, {total_steps:,} steps of "
+               f"{OPTIMIZER_NAMES[config.optimizer]} at learning rate {fmt_sci(config.lr)} "
+               f"({SCHEDULE_NAMES[config.schedule].lower()}), evaluated on {config.eval_size:,} held-out examples.")
+launch = button_col.button("Launch run", type="primary", icon=":material/rocket_launch:",
+                           disabled=bool(problems or data_problem),
+                           width="stretch")
+if launch and config is not None:
+    try:
+        if upload is not None:
+            staged = jobs.stage_upload(store.home, upload, data_fields["dataset"])
+            config = RunConfig(**{**config.to_dict(), "dataset": str(staged)})
+        run = jobs.submit_run(store, config, name=run_name.strip(), owner=owner.strip())
+    except (data.DataError, ConfigError) as exc:
+        st.error(f"Nothing was queued: {exc}")
+    else:
+        st.session_state["_last_launched"] = (run.id, run.name)
+        ui.ensure_worker(store)
+if last := st.session_state.get("_last_launched"):
+    st.success(f"Queued run **#{last[0]} {last[1]}**. Change any knob and launch again to compare.",
+               icon=":material/check_circle:")
+    st.page_link(ui.RUNS_PAGE, label="Watch it train on the Runs page", icon=":material/monitoring:")
+
+st.session_state["_launch_values"] = {k: st.session_state[k] for k in DEFAULTS if k in st.session_state}
+with st.sidebar:
+    ui.render_run_counts(store.list_runs())

@@ -23,6 +23,7 @@ PRECISIONS: tuple[str, ...] = get_args(Precision)
 METRICS: tuple[str, ...] = get_args(Metric)
 
 DEFAULT_MODEL = "minilm"
+MINILM_ALIASES = ("minilm", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2")  # the bundled model
 
 
 class ConfigError(ValueError):

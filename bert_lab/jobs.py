@@ -249,15 +249,21 @@ def launch_command(num_processes: int) -> list[str]:
 
 
 # --- one worker per data folder -------------------------------------------------------------------------------------
-def acquire_lock(home: Path) -> IO[str] | None:
-    """The worker lock for `home`, or None when another worker holds it. Held until the file is closed."""
+def acquire_lock(home: Path, *, wait_s: float = 0.0) -> IO[str] | None:
+    """The worker lock for `home`, or None when another worker holds it. Held until the file is closed. `wait_s`
+    rides out a liveness probe (`worker_alive` holds the lock for an instant)."""
     home.mkdir(parents=True, exist_ok=True)
     lock = open(home / LOCK_NAME, "a+")  # noqa: SIM115 - the open file *is* the lock
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        lock.close()
-        return None
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                lock.close()
+                return None
+            time.sleep(0.05)
     lock.seek(0)
     lock.truncate()
     lock.write(str(os.getpid()))
@@ -286,7 +292,7 @@ def ensure_worker(home: Path) -> bool:
 
 def serve(store: RunStore, worker: Worker, *, exit_when_idle: bool = False) -> int:
     """Run `worker` under the data-folder lock; returns 1 when another worker already serves this folder."""
-    lock = acquire_lock(store.home)
+    lock = acquire_lock(store.home, wait_s=1.0)
     if lock is None:
         return 1
     signal.signal(signal.SIGTERM, lambda *_: (worker.stop(), sys.exit(0)))

@@ -22,12 +22,11 @@ from transformers import (
 )
 from transformers.utils import logging as hf_logging
 
-from bert_lab.config import RunConfig
+from bert_lab.config import MINILM_ALIASES, RunConfig
 
 hf_logging.set_verbosity_error()  # "some weights are newly initialized" is expected: the head is new
 hf_logging.disable_progress_bar()
 
-MINILM_ALIASES = ("minilm", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2")
 TINY = "tiny"
 
 

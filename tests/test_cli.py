@@ -28,9 +28,11 @@ def test_train_json_end_to_end(tmp_path: Path) -> None:
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["status"] == "finished"
     assert set(result["eval"]) >= {"accuracy", "f1", "precision", "recall", "loss"}
-    assert result["train"]["steps"] == 12 and result["train"]["samples_per_s"] > 0 and result["train"]["wall_s"] > 0
+    assert result["train"]["steps"] == 12
+    assert result["train"]["samples_per_s"] > 0 and result["train"]["wall_s"] > 0
     config = result["config"]
-    assert (config["num_epochs"], config["lr"], config["schedule"], config["optimizer"]) == (2.0, 1e-3, "cosine", "adam")
+    assert (config["num_epochs"], config["lr"], config["schedule"]) == (2.0, 1e-3, "cosine")
+    assert config["optimizer"] == "adam"
     assert (config["dropout"], config["seed"], config["precision"], config["l1"]) == (0.2, 7, "fp32", 1e-6)
     assert result["precision"] == "fp32"
     assert (tmp_path / "m" / "model" / "config.json").exists()

@@ -1,0 +1,247 @@
+"""Runs page: every run with its progress; select runs to compare live curves, hyperparameters and results.
+
+Everything below the title is one fragment that re-reads the store every couple of seconds, so runs launched in
+another tab, or by the CLI, show up and their curves grow without reloading the page.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from functools import partial
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from bert_lab import jobs, plots, ui
+from bert_lab.store import RESUMABLE, Run, RunStore, StoreError
+
+store = ui.start_page(run_counts=False)  # the live fragment below keeps them current
+
+REFRESH_S, IDLE_REFRESH_S = 2.0, 10.0  # while runs are queued or running; otherwise (new runs still show up)
+CURVES = ("train_loss", "eval_loss", "accuracy", "f1", "lr", "grad_norm")
+CAPTIONS = {
+    "train_loss": "Cross-entropy on each training batch. Noisy, hence the smoothing; falling means learning.",
+    "eval_loss": "Cross-entropy on the held-out evaluation set. Rising while training loss falls: overfitting.",
+    "accuracy": "Share of evaluation examples classified correctly.",
+    "f1": "Macro F1: precision and recall averaged over classes. Honest where accuracy flatters imbalanced data.",
+    "lr": "The learning rate used at each step: warmup, then the schedule.",
+    "grad_norm": "Size of the whole gradient before clipping. Spikes often come before a divergence.",
+}
+EVAL_COLUMNS = {"eval_loss": "eval loss", "accuracy": "accuracy", "precision": "precision", "recall": "recall",
+                "f1": "F1"}
+
+st.title(":material/monitoring: Runs")
+active = any(r.is_active for r in store.list_runs())
+st.caption(f"Every run in the data folder, refreshed every {REFRESH_S if active else IDLE_REFRESH_S:g} s. Tick rows "
+           "in the table to compare runs: their curves, their hyperparameters and their results appear below.")
+
+
+def runs_frame(runs: list[Run], latest: dict[int, dict[str, float]]) -> pd.DataFrame:
+    rows = []
+    for run in runs:
+        m, c = latest.get(run.id, {}), run.config
+        total = run.summary.get("total_steps")
+        rows.append({
+            "run": ui.run_label(run), "status": ui.STATUS_BADGES.get(run.status, run.status),
+            "progress": run.progress, "steps": f"{round(run.progress * total)} / {total}" if total else "",
+            "elapsed": ui.format_duration(run.elapsed_s), "ETA": ui.format_duration(ui.eta_s(run)),
+            "train loss": m.get("train_loss"), "accuracy": m.get("accuracy"), "F1": m.get("f1"),
+            "dataset": Path(str(c.get("dataset", ""))).name, "model": Path(str(c.get("model", ""))).name,
+            "optimizer": c.get("optimizer"), "lr": f"{c.get('lr', 0):.2g}", "schedule": c.get("schedule"),
+            "owner": run.owner, "device": run.device or "", "created": pd.Timestamp(run.created_at, unit="s"),
+        })
+    return pd.DataFrame(rows)
+
+
+def remember_selection() -> None:
+    """Table rows → run ids (rows move when runs are added or deleted; ids don't)."""
+    rows = st.session_state["runs_table"]["selection"]["rows"]
+    shown = st.session_state.get("_table_ids", [])
+    st.session_state["_selected_ids"] = [shown[r] for r in rows if r < len(shown)]
+
+
+def render_table(runs: list[Run], latest: dict[int, dict[str, float]]) -> list[int]:
+    """The runs table; returns the ids of the selected runs (by default the newest three, plus any new run)."""
+    state, ids = st.session_state, [r.id for r in runs]
+    if "_selected_ids" not in state:
+        state["_selected_ids"] = ids[:3]
+    new = [i for i in ids if i > state.get("_seen_max_id", max(ids))]
+    state["_selected_ids"] = [i for i in ids if i in state["_selected_ids"] or i in new]
+    state["_seen_max_id"] = max(ids)
+    rows = [ids.index(i) for i in state["_selected_ids"]]
+    current = state.get("runs_table")
+    if current is None or list(current["selection"]["rows"]) != rows:
+        state["runs_table"] = {"selection": {"rows": rows, "columns": [], "cells": []}}
+    state["_table_ids"] = ids
+    number = st.column_config.NumberColumn
+    st.dataframe(
+        runs_frame(runs, latest), key="runs_table", on_select=remember_selection, selection_mode="multi-row",
+        hide_index=True, width="stretch", height=min(400, 38 + 35 * len(runs)), placeholder="–",
+        column_config={
+            "run": st.column_config.TextColumn(width="medium"), "status": st.column_config.TextColumn(width=100),
+            "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent",
+                                                        width=110),
+            "steps": st.column_config.TextColumn(width=95), "elapsed": st.column_config.TextColumn(width=75),
+            "ETA": st.column_config.TextColumn(width=75, help="Time left, from the progress so far"),
+            "train loss": number(format="%.4f"), "accuracy": number(format="%.3f"), "F1": number(format="%.3f"),
+            "created": st.column_config.DatetimeColumn("created (UTC)", format="YYYY-MM-DD HH:mm"),
+        })
+    return list(state["_selected_ids"])
+
+
+def act(action: str, run_id: int) -> None:
+    """Button callbacks: they run before the rerun, so the table below already shows the result."""
+    try:
+        with ui.open_store() as s:
+            if action == "cancel":
+                s.request_cancel(run_id)
+            elif action == "resume":
+                s.set_status(run_id, "queued")
+                ui.ensure_worker(s)
+            elif action == "delete":
+                s.delete_run(run_id)
+                st.session_state.pop("_confirm_delete", None)
+    except StoreError as exc:
+        st.session_state["_action_error"] = str(exc)
+
+
+def render_log(store: RunStore, run: Run) -> None:
+    events = store.read_events(run.id)
+    with st.expander(f"What happened to {ui.run_label(run)} ({len(events)} events)"):
+        lines = [f"{time.strftime('%H:%M:%S', time.localtime(e.time))}  {e.message}" for e in events]
+        st.code("\n".join(lines) or "nothing yet", language=None)
+
+
+def render_actions(store: RunStore, selected: list[Run]) -> None:
+    by_id = {r.id: r for r in selected}
+    if st.session_state.get("action_run") not in by_id:
+        st.session_state["action_run"] = selected[-1].id
+    pick, *buttons = st.columns([2.2, 1, 1, 1, 1, 1.2, 1.2], vertical_alignment="bottom")
+    run = by_id[pick.selectbox("Act on run", list(by_id), format_func=lambda i: ui.run_label(by_id[i]),
+                               key="action_run")]
+    buttons[0].button("Cancel", icon=":material/stop_circle:", on_click=act, args=("cancel", run.id), width="stretch",
+                      disabled=not run.is_active or run.cancel_requested,
+                      help="Stop it at its current step; it saves a checkpoint so it can be resumed.")
+    buttons[1].button("Resume", icon=":material/play_circle:", on_click=act, args=("resume", run.id), width="stretch",
+                      disabled=run.status not in RESUMABLE, help="Continue a cancelled or interrupted run.")
+    if buttons[2].button("Clone", icon=":material/content_copy:", width="stretch",
+                         help="Open the launch page with this run's settings, to change one knob and launch."):
+        ui.request_clone(run.config)
+    if buttons[3].button("Delete…", icon=":material/delete:", width="stretch", disabled=run.status == "running",
+                         help="Delete the run with its curves and files (cancel a running run first)."):
+        st.session_state["_confirm_delete"] = run.id
+    buttons[4].download_button("Curves CSV", partial(ui.curves_csv, [run.id]), f"run-{run.id}-curves.csv",
+                               "text/csv", on_click="ignore", icon=":material/download:", width="stretch")
+    buttons[5].download_button("Config JSON", json.dumps(run.config, indent=2, sort_keys=True),
+                               f"run-{run.id}-config.json", "application/json", on_click="ignore",
+                               icon=":material/download:",
+                               width="stretch")
+    if st.session_state.get("_confirm_delete") == run.id:
+        st.warning(f"Delete **{ui.run_label(run)}** with its curves, checkpoints and model? This cannot be undone.")
+        yes, no, _ = st.columns([1, 1, 4])
+        yes.button("Yes, delete it", type="primary", on_click=act, args=("delete", run.id))
+        no.button("Keep it", on_click=lambda: st.session_state.pop("_confirm_delete", None))
+    if message := st.session_state.pop("_action_error", None):
+        st.error(message)
+    render_log(store, run)
+
+
+def render_curves(frame: pd.DataFrame, labels: dict[int, str]) -> None:
+    st.subheader("Curves")
+    view_col, x_col, smooth_col, log_col = st.columns([1.2, 1.6, 1.6, 1], vertical_alignment="bottom")
+    view = view_col.radio("Layout", ["Overlaid", "Side by side"], horizontal=True, key="view",
+                          help="Overlaid: one chart per metric, a line per run. Side by side: a small panel per run.")
+    x = x_col.radio("X axis", list(plots.X_LABELS), format_func=plots.X_LABELS.get, horizontal=True, key="x_axis")
+    smoothing = smooth_col.slider("Smoothing (EMA)", 0.0, 0.99, 0.6, 0.01, key="smoothing",
+                                  help="Exponential moving average of the noisy per-step curves (training loss, "
+                                       "gradient norm); the faint line is the raw data. 0 shows raw data only.")
+    log_loss = log_col.toggle("Log-scale loss", key="log_loss")
+    options = {"x": x, "smoothing": smoothing}
+    if view == "Overlaid":
+        for pair in (CURVES[0:2], CURVES[2:4], CURVES[4:6]):
+            for col, metric in zip(st.columns(2), pair):
+                log_y = (log_loss and metric.endswith("loss")) or metric == "lr"
+                col.plotly_chart(plots.curve_figure(frame, metric, labels, log_y=log_y, **options),
+                                 key=f"chart_{metric}")
+                col.caption(CAPTIONS[metric])
+    else:
+        for metric in CURVES:
+            log_y = log_loss and metric.endswith("loss")
+            st.plotly_chart(plots.small_multiples_figure(frame, metric, labels, log_y=log_y, **options),
+                            key=f"panels_{metric}")
+            st.caption(CAPTIONS[metric])
+
+
+def render_hyperparameters(selected: list[Run], labels: dict[int, str]) -> None:
+    st.subheader("Hyperparameters")
+    several = len(selected) > 1
+    only = st.toggle("Only the ones that differ", value=several, disabled=not several, key="only_diff")
+    table = plots.config_diff({labels[r.id]: r.config for r in selected}, only_differences=only and several)
+    if table.empty:
+        st.info("The selected runs have the same hyperparameters.")
+        return
+    st.dataframe(plots.style_diff(table), width="stretch")
+    st.caption("Shaded rows differ between the selected runs." if several else "Select more runs to compare.")
+
+
+def render_results(selected: list[Run], latest: dict[int, dict[str, float]], frame: pd.DataFrame,
+                   labels: dict[int, str]) -> None:
+    st.subheader("Results")
+    rows = []
+    for run in selected:
+        m = latest.get(run.id, {})
+        f1 = frame[(frame["run_id"] == run.id) & (frame["name"] == "f1")]["value"]
+        rows.append({"run_id": run.id, "label": labels[run.id], "status": ui.STATUS_BADGES[run.status],
+                     "train loss": m.get("train_loss"), **{v: m.get(k) for k, v in EVAL_COLUMNS.items()},
+                     "best F1": f1.max() if len(f1) else None, "samples/s": m.get("samples_per_s"),
+                     "time": ui.format_duration(run.elapsed_s)})
+    table = pd.DataFrame(rows)
+    evaluated = table[table["accuracy"].notna()]
+    chart, numbers = st.columns([1, 1.3])
+    if evaluated.empty:
+        chart.info("No evaluation yet: runs evaluate about ten times, the first after ~10% of their steps.")
+    else:
+        chart.plotly_chart(plots.final_metrics_figure(evaluated.rename(columns={"F1": "f1"})), key="final_metrics")
+    numbers.dataframe(table.drop(columns=["run_id"]).rename(columns={"label": "run"}), hide_index=True, placeholder="–",
+                      column_config={c: st.column_config.NumberColumn(format="%.4f") for c in
+                                     ["train loss", *EVAL_COLUMNS.values(), "best F1"]})
+    numbers.caption("The latest evaluation of each run on its held-out set, and its throughput.")
+
+
+@st.fragment(run_every=REFRESH_S if active else IDLE_REFRESH_S)
+def render_live() -> None:
+    with ui.open_store() as live:
+        jobs.recover_lost_runs(live)
+        runs = live.list_runs()
+        if any(r.is_active for r in runs) != active:
+            st.rerun()  # a run started or all ended: redraw the page with the matching refresh interval
+        with st.sidebar:
+            ui.render_run_counts(runs)
+        if not runs:
+            st.info("No runs yet. Launch one and it appears here, with its curves growing as it trains.")
+            st.page_link(ui.LAUNCH_PAGE, label="Launch a run", icon=":material/rocket_launch:")
+            return
+        latest = live.latest_metrics([r.id for r in runs])
+        selected_ids = render_table(runs, latest)
+        selected = sorted((r for r in runs if r.id in selected_ids), key=lambda r: r.id)
+        if not selected:
+            st.info("Tick one or more runs in the table (the boxes on the left) to see their curves.")
+            return
+        alive = jobs.worker_alive(live.home) if any(r.status == "queued" for r in selected) else True
+        for run in selected:
+            if note := ui.explain(run, worker_alive=alive):
+                getattr(st, note[0])(note[1])
+        render_actions(live, selected)
+        labels = {r.id: ui.run_label(r) for r in selected}
+        frame = ui.load_points(live, selected)
+        if frame.empty:
+            st.info("No points yet: a run reports its first step a few seconds after it starts.")
+        else:
+            render_curves(frame, labels)
+        render_hyperparameters(selected, labels)
+        render_results(selected, latest, frame, labels)
+
+
+render_live()

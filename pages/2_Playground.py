@@ -1,0 +1,147 @@
+"""Playground: type sentences and see what a trained run predicts; compare two runs; inspect their mistakes.
+
+The model is loaded (and cached) through `bert_lab.predict`, imported only here and only when predicting: the other
+pages never load torch.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from bert_lab import plots, ui
+from bert_lab.store import Run
+
+store = ui.start_page()
+
+MAX_SENTENCES = 50
+EXAMPLES = {
+    "rotten_tomatoes": ["A warm, funny and beautifully acted film.", "Two hours of my life I will never get back.",
+                        "The plot is thin, but the performances carry it."],
+    "sms_spam": ["WINNER!! Claim your free prize now: text YES to 80888.", "Are we still on for lunch tomorrow?",
+                 "Your account is locked, call 0800 123 456 to verify."],
+    "trec": ["Who wrote Hamlet?", "How far is the moon from the Earth?", "What does NASA stand for?"],
+    "bbc_news": ["The central bank raised interest rates by half a point.", "The striker scored twice in the final.",
+                 "A new smartphone with a foldable screen goes on sale next week."],
+}
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def load_classifier(model_dir: str, stamp: float, max_length: int) -> Any:
+    from bert_lab.predict import load_classifier as load  # torch and transformers: only on this page, only now
+
+    return load(model_dir, max_length=max_length)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def predict(model_dir: str, stamp: float, max_length: int, sentences: tuple[str, ...]) -> tuple[pd.DataFrame, list]:
+    """Predictions, cached: toggling the comparison or picking another run does not recompute them."""
+    classifier = load_classifier(model_dir, stamp, max_length)
+    return classifier.predict(list(sentences)), list(classifier.label_names)
+
+
+def model_dir(run: Run) -> Path:
+    return store.run_dir(run.id) / "model"
+
+
+def describe(run: Run) -> str:
+    c = run.config
+    return (f"{ui.STATUS_BADGES.get(run.status, run.status)} · {c.get('model')} on "
+            f"{Path(str(c.get('dataset'))).name} · lr {c.get('lr', 0):.2g} · {c.get('optimizer')}")
+
+
+def render_predictions(run: Run, sentences: list[str]) -> pd.DataFrame:
+    st.markdown(f"**{ui.run_label(run)}**")
+    st.caption(describe(run))
+    folder = model_dir(run)
+    with st.spinner("Loading the model and predicting…"):
+        result, label_names = predict(str(folder), (folder / "config.json").stat().st_mtime,
+                                      int(run.config.get("max_length", 128)), tuple(sentences))
+    st.plotly_chart(plots.probabilities_figure(result, label_names), key=f"probs_{run.id}",
+                    config={"displayModeBar": False})
+    st.dataframe(result[["text", "predicted", "confidence"]], hide_index=True, width="stretch",
+                 column_config={"text": st.column_config.TextColumn(width=280),
+                                "confidence": st.column_config.ProgressColumn(
+                                    "confidence", min_value=0.0, max_value=1.0, format="percent", width=110)})
+    return result
+
+
+def render_eval_report(run: Run) -> None:
+    st.markdown(f"**{ui.run_label(run)}**")
+    path = store.run_dir(run.id) / "eval_report.json"
+    if not path.exists():
+        st.info("This run has no evaluation report (it is written when a run ends).")
+        return
+    report = json.loads(path.read_text())
+    a, b, c = st.columns(3)
+    a.metric("Accuracy", f"{report.get('accuracy', 0):.3f}")
+    b.metric("F1 (macro)", f"{report.get('f1', 0):.3f}")
+    c.metric(f"Mistakes (of {report.get('eval_size', 0):,})", f"{report.get('misclassified_count', 0):,}")
+    st.plotly_chart(plots.confusion_figure(report["confusion"], report["label_names"],
+                                           title=f"Confusion matrix at step {report.get('step', '?')}"),
+                    key=f"confusion_{run.id}", config={"displayModeBar": False})
+    st.caption("Rows: the true label; columns: what the model said. The diagonal is right; the rest are mistakes.")
+    wrong = pd.DataFrame(report.get("misclassified", []), columns=["text", "label", "predicted", "confidence"])
+    if wrong.empty:
+        st.success("No mistakes on the evaluation set.")
+        return
+    st.dataframe(wrong.head(25).rename(columns={"label": "true label"}), hide_index=True, width="stretch",
+                 column_config={"text": st.column_config.TextColumn(width=280),
+                                "confidence": st.column_config.ProgressColumn(
+                                    "confidence", min_value=0.0, max_value=1.0, format="percent", width=110)})
+    st.caption(f"Mistakes, most confident first (showing {min(25, len(wrong))} of "
+               f"{report.get('misclassified_count', len(wrong))}): often ambiguous texts or wrong labels.")
+
+
+st.title(":material/chat: Playground")
+st.caption("Try a trained model on your own sentences, compare two runs on the same sentences, and look at where "
+           "each one goes wrong on its evaluation set.")
+
+runs = [r for r in store.list_runs() if (model_dir(r) / "config.json").exists()]
+if not runs:
+    st.info("No trained model yet. A run saves its model when it finishes (or is cancelled); launch one, for a "
+            "quick try with the tiny demo model.")
+    st.page_link(ui.LAUNCH_PAGE, label="Launch a run", icon=":material/rocket_launch:")
+    st.stop()
+
+by_id = {r.id: r for r in runs}
+pick_a, pick_b = st.columns(2)
+first = pick_a.selectbox("Model", list(by_id), format_func=lambda i: ui.run_label(by_id[i]), key="run_a",
+                         help="Runs that saved a model: finished ones, and cancelled ones (at the step they stopped).")
+others = [i for i in by_id if i != first]
+compare = pick_b.toggle("Compare with a second run", key="compare", disabled=not others)
+second = pick_b.selectbox("Second model", others, format_func=lambda i: ui.run_label(by_id[i]),
+                          key="run_b") if compare and others else None
+chosen = [by_id[first]] + ([by_id[second]] if second is not None else [])
+
+if "sentences" not in st.session_state:
+    dataset = str(by_id[first].config.get("dataset"))
+    st.session_state["sentences"] = "\n".join(EXAMPLES.get(dataset, EXAMPLES["rotten_tomatoes"]))
+text = st.text_area("Sentences, one per line", key="sentences", height=120,
+                    help=f"Up to {MAX_SENTENCES} lines; press Ctrl+Enter (or click outside) to predict.")
+sentences = [line.strip() for line in text.splitlines() if line.strip()][:MAX_SENTENCES]
+
+st.subheader("Predictions")
+if not sentences:
+    st.info("Type a sentence above to see what the model predicts.")
+else:
+    results = {}
+    for column, run in zip(st.columns(len(chosen), gap="large"), chosen):
+        with column:
+            results[run.id] = render_predictions(run, sentences)
+    if len(results) == 2:
+        a, b = results.values()
+        same = ["✓ same" if x == y else "✗ differ" for x, y in zip(a["predicted"], b["predicted"])]
+        agree = pd.DataFrame({"text": sentences, ui.run_label(chosen[0]): a["predicted"],
+                              ui.run_label(chosen[1]): b["predicted"], "agree": same})
+        st.markdown("**Side by side**")
+        st.dataframe(agree, hide_index=True, width="stretch")
+
+st.subheader("Evaluation set")
+for column, run in zip(st.columns(len(chosen), gap="large"), chosen):
+    with column:
+        render_eval_report(run)

@@ -1,0 +1,235 @@
+"""End to end in a real browser: headless Debian Chromium, driven by Playwright, against `streamlit run app.py`.
+
+A person's path through the lab: launch a tiny-model run from the sliders, watch its curve appear and grow on the
+Runs page, launch a second run with another learning rate, cancel the first, compare the two overlaid, open the
+playground. The app starts the real background worker itself (its `ensure_worker`) on a temporary data folder.
+Screenshots of every stage go to test-artifacts/e2e/ (git-ignored).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bert_lab.store import RunStore
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = ROOT / "test-artifacts" / "e2e"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+TIMEOUT_MS = 120_000  # generous: two shared cores run the app, the worker, a training process and the browser
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
+                                reason="needs Debian chromium at /usr/bin/chromium (.ci/run installs it)")
+
+# The drawn points of each line of the chart titled `title` (raw lines under smoothing are skipped).
+TRACES_JS = """(title) => {
+  const gd = [...document.querySelectorAll('.js-plotly-plot')]
+    .find(g => g.layout && g.layout.title && String(g.layout.title.text).replace(/<[^>]+>/g, '') === title);
+  if (!gd || !gd._fullData) return null;
+  return gd._fullData.filter(t => !String(t.name).endsWith('(raw)'))
+    .map(t => ({name: t.name, n: t.x ? t.x.length : 0, last: t.x && t.x.length ? t.x[t.x.length - 1] : null}));
+}"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(condition: Callable[[], Any], timeout_s: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if value := condition():
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+
+
+def stop_group(pid: int, sig: int = signal.SIGTERM) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+@pytest.fixture
+def lab() -> Iterator[tuple[str, Path]]:
+    """`streamlit run app.py` on a free port over the test's own data folder; stops the app, its worker and runs."""
+    home = Path(os.environ["BERT_LAB_HOME"])
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "BERT_LAB_NO_AUTOSTART"}
+    log = open(ARTIFACTS / "streamlit.log", "wb")  # noqa: SIM115 - closed below
+    app = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true",
+         "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    try:
+        wait_until(healthy, 90, "the Streamlit server")
+        yield url, home
+    finally:
+        stop_group(app.pid)
+        app.wait(timeout=30)
+        log.close()
+        lock = home / "worker.lock"  # the worker writes its pid there; it runs in its own session
+        if lock.exists() and (text := lock.read_text().strip()).isdigit():
+            stop_group(int(text))
+        with RunStore(home) as store:
+            time.sleep(1)
+            for run in store.list_runs(statuses=["running"]):
+                if run.pid:
+                    stop_group(run.pid, signal.SIGKILL)
+
+
+def test_launch_watch_compare_cancel_and_try(lab: tuple[str, Path]) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    url, home = lab
+    store = RunStore(home)
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1500, "height": 1900})
+        page.set_default_timeout(TIMEOUT_MS)
+        expect.set_options(timeout=TIMEOUT_MS)
+
+        def shot(name: str) -> None:
+            page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+        def idle() -> None:
+            page.wait_for_selector('[data-test-script-state="notRunning"]', state="attached")
+            page.wait_for_timeout(300)  # let the last delta paint before the next interaction
+
+        def set_number(label: str, value: float) -> None:
+            box = page.get_by_label(label, exact=True)
+            box.fill(str(value))
+            box.press("Enter")
+            idle()
+
+        def move_slider(label: str, presses: int) -> None:
+            slider = page.locator(f'input[type=range][aria-label="{label}"]')  # the label also names its group
+            for _ in range(abs(presses)):
+                slider.press("ArrowRight" if presses > 0 else "ArrowLeft")
+                idle()
+
+        def set_text(label: str, value: str) -> None:
+            box = page.get_by_label(label, exact=True)
+            box.fill(value)
+            box.press("Enter")
+            idle()
+
+        def goto_page(link: str, heading: str) -> None:
+            page.get_by_role("link", name=link).click()
+            expect(page.get_by_role("heading", name=heading)).to_be_visible()
+
+        def traces(title: str) -> list[dict] | None:
+            return page.evaluate(TRACES_JS, title)
+
+        # --- 1. the launch page, as a newcomer finds it -------------------------------------------------------------
+        page.goto(url)
+        expect(page.get_by_role("heading", name="Launch a fine-tuning run")).to_be_visible()
+        expect(page.get_by_text("Training uses exactly this function")).to_be_visible()
+        idle()
+        shot("01-launch-defaults")
+
+        # --- 2. a long tiny-model run from the sliders: lr 1e-3, batch 4, max length 32, 300 examples ---------------
+        page.get_by_text("Tiny demo BERT").click()
+        idle()
+        set_number("Training examples", 300)
+        set_number("Epochs", 100)
+        move_slider("Max length (tokens)", -2)  # 128 → 32
+        move_slider("Batch size", -3)  # 32 → 4
+        move_slider("Learning rate", +4)  # 1e-4 → 1e-3
+        set_text("Run name (optional)", "tiny-lr1e-3")
+        expect(page.get_by_text("7,500 optimizer steps", exact=True)).to_be_visible()
+        shot("02-launch-filled")
+        page.get_by_role("button", name="Launch run").click()
+        expect(page.get_by_text("Queued run #1 tiny-lr1e-3")).to_be_visible()
+        shot("03-launched")
+        first = store.get_run(1)
+        assert (first.config["model"], first.config["lr"], first.config["batch_size"]) == ("tiny", 1e-3, 4)
+        assert (first.config["train_size"], first.config["max_length"]) == (300, 32)
+
+        # --- 3. the Runs page: the curve appears, then grows (live, no reload) --------------------------------------
+        goto_page("Runs: watch and compare", "Runs")
+        drawn = wait_until(lambda: (t := traces("Training loss")) and t[0]["n"] > 0 and t, 120,
+                           "the first training-loss points")
+        first_last = drawn[0]["last"]
+        stored = len(store.read_metrics(1, names=["train_loss"]))
+        shot("04-runs-first-points")
+        wait_until(lambda: (t := traces("Training loss")) and t[0]["last"] > first_last + 20, 60,
+                   "the training-loss curve to grow")
+        assert len(store.read_metrics(1, names=["train_loss"])) > stored
+        shot("05-runs-growing")
+
+        # --- 4. a second run with another learning rate (the launch page kept the other settings) -------------------
+        goto_page("Launch a run", "Launch a fine-tuning run")
+        idle()
+        move_slider("Learning rate", -4)  # 1e-3 → 1e-4
+        set_number("Epochs", 2)
+        set_text("Run name (optional)", "tiny-lr1e-4")
+        page.get_by_role("button", name="Launch run").click()
+        expect(page.get_by_text("Queued run #2 tiny-lr1e-4")).to_be_visible()
+        second = store.get_run(2)
+        assert (second.config["lr"], second.config["model"], second.config["batch_size"]) == (1e-4, "tiny", 4)
+
+        # --- 5. cancel the first run; the second starts after it -----------------------------------------------------
+        goto_page("Runs: watch and compare", "Runs")
+        page.get_by_label("Act on run", exact=True).click()
+        page.get_by_role("option", name="#1 tiny-lr1e-3").click()
+        page.get_by_role("button", name="Cancel").click()
+        wait_until(lambda: store.get_run(1).status == "cancelled", 90, "run 1 to be cancelled")
+        shot("06-runs-cancelled")
+
+        # --- 6. both runs overlaid, one line each ---------------------------------------------------------------------
+        wait_until(lambda: store.get_run(2).status == "finished", 150, "run 2 to finish")
+        lines = wait_until(lambda: (t := traces("Training loss")) and len([x for x in t if x["n"] > 0]) == 2 and t,
+                           60, "two training-loss lines")
+        assert {line["name"] for line in lines} == {"#1 tiny-lr1e-3", "#2 tiny-lr1e-4"}
+        wait_until(lambda: (t := traces("Accuracy")) and all(x["n"] > 0 for x in t) and len(t) == 2, 60,
+                   "two accuracy lines")
+        expect(page.get_by_text("Shaded rows differ between the selected runs.")).to_be_visible()
+        page.wait_for_timeout(2500)  # one more refresh, so the screenshot shows the final state
+        shot("07-runs-compare")
+        page.evaluate("() => document.querySelector('[data-testid=stMain]').scrollBy(0, 1500)")  # it scrolls, not
+        page.wait_for_timeout(500)  # the window
+        shot("08-runs-hyperparameters-results")
+        page.get_by_text("Side by side", exact=True).click()
+        expect(page.locator(".js-plotly-plot").first).to_be_visible()
+        page.wait_for_timeout(1500)
+        shot("09-runs-side-by-side")
+
+        # --- 7. the playground: predictions of both runs on the same sentences ---------------------------------------
+        goto_page("Playground: try a model", "Playground")
+        expect(page.get_by_role("heading", name="Evaluation set")).to_be_visible()
+        page.get_by_text("Compare with a second run").click()
+        wait_until(lambda: page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot')]"
+                                         ".filter(g => g._fullData && g._fullData.some(t => t.type === 'bar' "
+                                         "&& t.orientation === 'h')).length") == 2, 180, "two probability charts")
+        expect(page.get_by_text("Side by side", exact=True)).to_be_visible()
+        page.wait_for_timeout(1000)
+        shot("10-playground")
+        browser.close()
+    store.close()
