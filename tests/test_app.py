@@ -13,7 +13,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -322,14 +321,14 @@ def test_playground_predicts_compares_and_shows_mistakes(store: RunStore) -> Non
     assert sum("Confusion matrix" in t for t in titles(at)) == 2
 
 
-def test_runs_page_refresh_of_ten_long_runs_takes_under_a_second(store: RunStore) -> None:
+def test_runs_page_overlays_ten_long_runs(store: RunStore) -> None:
+    """Ten runs of 2000 steps render (and re-render incrementally) without error; the speed of this is measured by
+    bench/dashboard.py, not asserted here."""
     for i in range(10):
         make_run(store, "finished", steps=2000, lr=1e-4 * (i + 1))
     at = open_page(ui.RUNS_PAGE, {"_selected_ids": [r.id for r in store.list_runs()]})
     assert len(figures(at)) == 7  # six curves and the results
-    best = float("inf")
-    for _ in range(3):  # a refresh re-reads only new points; best of three on a shared machine
-        started = time.perf_counter()
-        at.run()
-        best = min(best, time.perf_counter() - started)
-    assert best < 1.0 and not at.exception
+    at.run()
+    assert not at.exception
+    train_loss = next(f for f in figures(at) if "Training loss" in json.dumps(f.get("layout", {}).get("title", "")))
+    assert all(len(t["x"]) <= 500 for t in train_loss["data"])

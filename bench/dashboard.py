@@ -1,0 +1,89 @@
+"""Dashboard speed: the Runs page's server-side render with 50 runs of 2,000 steps in the store, 10 of them overlaid.
+
+Seeds a temporary store (no training: points written directly, as a run would write them), then renders
+`pages/1_Runs.py` with Streamlit's AppTest — the same script a browser tab runs — and times the first render (every
+point of the 10 selected runs read and drawn) and the live refreshes (only new points read). Target: under 1 s.
+
+    .venv/bin/python bench/dashboard.py [--runs 50] [--steps 2000] [--overlay 10] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def seed(store: object, runs: int, steps: int) -> list[int]:
+    from bert_lab.config import RunConfig
+
+    ids = []
+    for i in range(runs):
+        run = store.create_run(RunConfig(lr=1e-5 * (i + 1)).to_dict(), name=f"run {i}")
+        store.claim_next_run(pid=os.getpid(), device="cpu")
+        points = []
+        for s in range(1, steps + 1):
+            loss = 0.7 * math.exp(-s / 400) + 0.1 + 0.05 * math.sin(s)
+            clock = (s, s / steps, s * 0.3)
+            points += [(*clock, "train_loss", loss), (*clock, "lr", 1e-4 * (1 - s / steps)),
+                       (*clock, "grad_norm", 1 + 0.2 * math.cos(s)), (*clock, "samples_per_s", 90.0)]
+            if s % 100 == 0:
+                points += [(*clock, name, 0.8) for name in ("eval_loss", "accuracy", "precision", "recall", "f1")]
+        store.add_metrics(run.id, points)
+        store.update_run(run.id, progress=1.0, summary={"total_steps": steps})
+        store.set_status(run.id, "finished")
+        ids.append(run.id)
+    return ids
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--overlay", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ.update(BERT_LAB_HOME=str(Path(tmp) / "lab"), BERT_LAB_NO_AUTOSTART="1")
+        from streamlit.logger import set_log_level
+        from streamlit.testing.v1 import AppTest
+
+        from bert_lab.store import RunStore
+
+        set_log_level("error")  # AppTest outside a server warns about its missing script context; harmless
+
+        store = RunStore.open()
+        started = time.perf_counter()
+        ids = seed(store, args.runs, args.steps)
+        points = len(store.read_metrics(ids))
+        print(f"seeded {args.runs} runs × {args.steps} steps ({points:,} metric points) in "
+              f"{time.perf_counter() - started:.1f} s")
+        firsts, refreshes = [], []
+        for _ in range(args.repeats):
+            at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+            at.run()
+            at.switch_page("pages/1_Runs.py")
+            at.session_state["_selected_ids"] = ids[-args.overlay:]
+            t = time.perf_counter()
+            at.run()
+            firsts.append(time.perf_counter() - t)
+            assert not at.exception, at.exception
+            t = time.perf_counter()
+            at.run()
+            refreshes.append(time.perf_counter() - t)
+        charts = len(at.get("plotly_chart"))
+        print(f"Runs page, {args.overlay} runs overlaid ({charts} charts), server-side render, "
+              f"median of {args.repeats}: first {statistics.median(firsts):.2f} s, "
+              f"refresh {statistics.median(refreshes):.2f} s (target < 1 s)")
+
+
+if __name__ == "__main__":
+    main()
