@@ -26,7 +26,9 @@ lint: install
 	$(PY) -m ruff check . && $(PY) -m ruff format --check .
 
 bench: install
-	$(PY) bench/vs_trainer.py
+	$(PY) bench/vs_trainer.py --levers
+	$(PY) bench/first_point.py
+	$(PY) bench/dashboard.py
 
 clean:
 	rm -rf $(VENV) lab_data .pytest_cache test-artifacts

@@ -132,8 +132,6 @@ def run_train(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     finally:
         if progress is not None:
             progress.close()
-    (out / "run_config.json").parent.mkdir(parents=True, exist_ok=True)
-    (out / "run_config.json").write_text(json.dumps(config.to_dict(), indent=1))
     summary = result_summary(result, config)
     if args.json:
         print(json.dumps(summary))

@@ -274,6 +274,7 @@ def train(
     accelerator.wait_for_everyone()
     if out_dir is not None and main and status != "diverged":
         model_dir = save_model(accelerator.unwrap_model(model), tokenizer, Path(out_dir) / "model")
+        (Path(out_dir) / "run_config.json").write_text(json.dumps(config.to_dict(), indent=1))
         if last_predictions is not None:
             write_eval_report(Path(out_dir) / "eval_report.json", last_predictions, eval_set, step=step)
     if status == "finished" and checkpoint_dir is not None and main:

@@ -41,6 +41,7 @@ def test_tiny_run_reports_and_saves_a_pipeline_model(tmp_path: Path) -> None:
     assert result.eval == final
     clf = pipeline("text-classification", model=result.model_dir)
     assert clf("WINNER!! claim your free prize now")[0]["label"] in ("ham", "spam")
+    assert RunConfig.from_json((tmp_path / "run_config.json").read_text()) == RunConfig(**TINY, eval_every_steps=4)
     report = json.loads((tmp_path / "eval_report.json").read_text())
     assert report["label_names"] == ["ham", "spam"] and report["confusion"] == final.confusion
 
