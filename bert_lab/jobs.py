@@ -90,12 +90,8 @@ class Worker:
     def _start(self, run_id: int, num_processes: int, gpu: int | None) -> None:
         log_path = self.store.run_dir(run_id, create=True) / "output.log"
         threads = self._threads(num_processes if gpu is None else 1)
-        if num_processes == 1 and self.spare is not None and self.spare.poll() is None:
-            process, self.spare = self.spare, None  # hand the run to the warm process: it only needs the id
-            assert process.stdin is not None
-            process.stdin.write(f"{run_id}\n".encode())
-            process.stdin.close()
-        else:
+        process = self._hand_to_spare(run_id) if num_processes == 1 else None
+        if process is None:
             command = [sys.executable, "-m", "bert_lab", "run-job", str(run_id), "--home", str(self.store.home)]
             if num_processes > 1:
                 command = launch_command(num_processes) + command[2:]
@@ -105,6 +101,18 @@ class Worker:
         self.store.update_run(run_id, pid=process.pid)
         self.store.add_event(run_id, f"started (pid {process.pid}, {threads} thread(s) per process)")
         self.children[run_id] = Child(run_id, process, log_path, gpu)
+
+    def _hand_to_spare(self, run_id: int) -> subprocess.Popen[bytes] | None:
+        """Give the run to the warm process (it only needs the id); None when there is none alive."""
+        spare, self.spare = self.spare, None
+        if spare is None or spare.poll() is not None or spare.stdin is None:
+            return None
+        try:
+            spare.stdin.write(f"{run_id}\n".encode())
+            spare.stdin.close()
+        except BrokenPipeError:
+            return None  # it died just now: start the run the ordinary way
+        return spare
 
     def _keep_spare(self) -> None:
         """On the CPU, keep one run process warm, torch and transformers already imported (about 3.5 s of a run's
