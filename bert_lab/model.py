@@ -11,6 +11,7 @@ import importlib.util
 from functools import lru_cache
 from pathlib import Path
 
+import torch
 from torch import nn
 from transformers import (
     AutoModelForSequenceClassification,
@@ -126,6 +127,28 @@ def apply_dropout(
                     ("classifier_dropout", classifier)):
         if cfg is not None and p is not None and hasattr(cfg, attr):
             setattr(cfg, attr, p)
+
+
+class CpuDropout(nn.Dropout):
+    """Dropout for the CPU that draws its mask from 15-bit random integers instead of `bernoulli_`.
+
+    On the CPU, PyTorch's Bernoulli sampling is the slowest op of a BERT training step (about 14% of it for MiniLM);
+    integers are about twice as cheap to draw. Same distribution, with p rounded to a multiple of 1/32768, and
+    seeded by the same generator. Elsewhere (CUDA) it is plain `nn.Dropout`.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0 or x.device.type != "cpu":
+            return super().forward(x)
+        keep = torch.empty(x.shape, dtype=torch.int16).random_() >= round(self.p * 32768)
+        return torch.where(keep, x * (1.0 / (1.0 - self.p)), 0)
+
+
+def use_cpu_dropout(model: nn.Module) -> None:
+    """Swap every `nn.Dropout` of `model` for `CpuDropout` (same module, same `p`; only the sampling differs)."""
+    for module in model.modules():
+        if type(module) is nn.Dropout:
+            module.__class__ = CpuDropout
 
 
 def save_model(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, folder: Path) -> Path:

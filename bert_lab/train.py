@@ -26,7 +26,7 @@ from accelerate.utils import set_seed
 from bert_lab import data as data_lib
 from bert_lab.config import RunConfig
 from bert_lab.evaluate import Predictions, predict, write_eval_report
-from bert_lab.model import load_model, load_tokenizer, save_model
+from bert_lab.model import load_model, load_tokenizer, save_model, use_cpu_dropout
 from bert_lab.optim import build_optimizer, penalty, split_decay_params
 from bert_lab.schedules import lr_factor
 
@@ -149,6 +149,8 @@ def train(
 
     # --- model and optimizer --------------------------------------------------------------------------------------
     model = load_model(config, label_names)
+    if accelerator.device.type == "cpu":
+        use_cpu_dropout(model)  # cheaper dropout masks: ~5% faster steps on the CPU
     optimizer = build_optimizer(model, config)
     penalised = split_decay_params(model)[0]
     plan = plan_steps(config, [len(ids) for ids in train_ids], accelerator.num_processes, accelerator.process_index)

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 import pytest
+import torch
 from torch import nn
 
 from bert_lab.config import RunConfig
-from bert_lab.model import ModelError, load_model, load_tokenizer, resolve_model
+from bert_lab.model import CpuDropout, ModelError, load_model, load_tokenizer, resolve_model, use_cpu_dropout
 
 
 def dropouts(model: nn.Module) -> dict[str, float]:
@@ -49,3 +50,27 @@ def test_local_model_folder_works(tmp_path) -> None:
     load_tokenizer("tiny").save_pretrained(tmp_path / "m")
     again = load_model(RunConfig(model=str(tmp_path / "m")), ["x", "y"])
     assert again.config.hidden_size == 64 and again.config.id2label[1] == "y"
+
+
+def test_cpu_dropout_drops_at_rate_p_and_rescales() -> None:
+    model = load_model(RunConfig(model="tiny", dropout=0.25), ["a", "b"])
+    use_cpu_dropout(model)
+    layer = model.bert.encoder.layer[0].output.dropout
+    assert type(layer) is CpuDropout and layer.p == 0.25  # same module, same p
+    x = torch.ones(400, 500)
+    torch.manual_seed(0)
+    y = layer(x)
+    assert y.unique().tolist() == pytest.approx([0.0, 1 / 0.75])
+    assert (y == 0).float().mean().item() == pytest.approx(0.25, abs=0.005)
+    torch.manual_seed(0)
+    assert torch.equal(layer(x), y)  # seeded like any torch randomness
+    layer.eval()
+    assert torch.equal(layer(x), x)
+
+
+def test_cpu_dropout_gradient_flows_through_kept_units_only() -> None:
+    layer = CpuDropout(0.5)
+    x = torch.ones(1000, requires_grad=True)
+    y = layer(x)
+    y.sum().backward()
+    assert torch.equal(x.grad, (y != 0).float() * 2.0)
