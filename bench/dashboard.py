@@ -53,12 +53,14 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         os.environ.update(BERT_LAB_HOME=str(Path(tmp) / "lab"), BERT_LAB_NO_AUTOSTART="1")
-        from streamlit.logger import set_log_level
+        import logging
+
         from streamlit.testing.v1 import AppTest
 
         from bert_lab.store import RunStore
 
-        set_log_level("error")  # AppTest outside a server warns about its missing script context; harmless
+        # Outside a server, AppTest's page-switching warns about a missing script context on every run; harmless.
+        logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context").disabled = True
 
         store = RunStore.open()
         started = time.perf_counter()

@@ -8,7 +8,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,17 @@ def store(tmp_path: Path) -> RunStore:
 def start_worker(store: RunStore, *flags: str) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "bert_lab", "worker", "--home", str(store.home), *flags]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+@contextmanager
+def running_worker(store: RunStore, *flags: str) -> Iterator[subprocess.Popen[bytes]]:
+    """A worker for the duration of the block, stopped (SIGTERM) at its end."""
+    worker = start_worker(store, *flags)
+    try:
+        yield worker
+    finally:
+        worker.terminate()
+        worker.wait(timeout=60)
 
 
 def wait_for(condition: Callable[[], object], timeout_s: float = 90.0, what: str = "condition") -> object:
@@ -94,21 +106,16 @@ def test_concurrency_limit(store: RunStore) -> None:
 
 
 def test_one_worker_per_data_folder(store: RunStore) -> None:
-    first = start_worker(store)
-    try:
+    with running_worker(store):
         wait_for(lambda: worker_alive(store.home), 20, "the first worker")
         second = start_worker(store)
         out, _ = second.communicate(timeout=30)
         assert second.returncode == 1 and b"already running" in out
-    finally:
-        first.terminate()
-        first.wait(timeout=30)
 
 
 def test_cancel_is_graceful_and_the_run_can_be_resumed(store: RunStore) -> None:
     run_id = submit(store, "long", **LONG)
-    worker = start_worker(store)
-    try:
+    with running_worker(store):
         wait_for(lambda: store.latest_metrics([run_id]).get(run_id, {}).get("accuracy") is not None, what="an eval")
         store.request_cancel(run_id)
         wait_for(lambda: store.get_run(run_id).status == "cancelled", 60, "cancelled")
@@ -122,9 +129,6 @@ def test_cancel_is_graceful_and_the_run_can_be_resumed(store: RunStore) -> None:
         steps = sorted({p.step for p in store.read_metrics(run_id, names=["train_loss"])})
         assert steps == list(range(1, steps[-1] + 1)) and steps[-1] > stopped_at  # no gaps, no duplicates
         assert len(store.read_metrics(run_id, names=["train_loss"])) == len(steps)
-    finally:
-        worker.terminate()
-        worker.wait(timeout=60)
 
 
 def test_worker_killed_mid_run_then_restart_and_resume(store: RunStore) -> None:
@@ -136,15 +140,11 @@ def test_worker_killed_mid_run_then_restart_and_resume(store: RunStore) -> None:
     written = len(store.read_metrics(run_id))
     wait_for(lambda: store.get_run(run_id).status == "interrupted", 30, "interrupted")
     assert len(store.read_metrics(run_id)) >= written  # every point written before the kill is still there
-    worker = start_worker(store)
-    try:
+    with running_worker(store):
         assert store.get_run(run_id).status == "interrupted"
         store.set_status(run_id, "queued")
         wait_for(lambda: store.get_run(run_id).status == "finished", 150, "the resumed run to finish")
         assert store.get_run(run_id).resume_count == 1
-    finally:
-        worker.terminate()
-        worker.wait(timeout=60)
 
 
 def test_run_whose_process_dies_with_its_worker_becomes_interrupted(store: RunStore) -> None:
