@@ -310,6 +310,15 @@ def _subset(ds: TextDataset, indices: Sequence[int]) -> TextDataset:
                        ds.label_names)
 
 
+def split_sizes(n: int, train_size: int, eval_size: int) -> tuple[int, int]:
+    """(train, eval) sizes a split of `n` examples gets: when both don't fit, eval keeps its size up to 30% of the
+    data and train gets the rest."""
+    if train_size + eval_size <= n:
+        return train_size, eval_size
+    eval_size = max(1, min(eval_size, int(0.3 * n)))
+    return min(train_size, n - eval_size), eval_size
+
+
 def split_dataset(ds: TextDataset, *, train_size: int, eval_size: int, seed: int) -> tuple[TextDataset, TextDataset]:
     """Disjoint (train, eval) parts, stratified by label and fixed by `seed`.
 
@@ -320,10 +329,7 @@ def split_dataset(ds: TextDataset, *, train_size: int, eval_size: int, seed: int
     """
     if train_size < 1 or eval_size < 1:
         raise DataError(f"train_size and eval_size must be at least 1, got {train_size} and {eval_size}")
-    n = len(ds)
-    if train_size + eval_size > n:
-        eval_size = max(1, min(eval_size, int(0.3 * n)))
-        train_size = min(train_size, n - eval_size)
+    train_size, eval_size = split_sizes(len(ds), train_size, eval_size)
     rng = np.random.default_rng(seed)
     by_class = [rng.permutation([i for i, y in enumerate(ds.labels) if y == c]).tolist()
                 for c in range(len(ds.label_names))]

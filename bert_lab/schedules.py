@@ -12,6 +12,16 @@ import math
 from bert_lab.config import RunConfig
 
 
+def count_steps(
+    n_train: int, batch_size: int, grad_accum_steps: int, num_epochs: float, num_processes: int = 1
+) -> tuple[int, int]:
+    """(optimizer steps per epoch, optimizer steps in the run): batches are shared evenly between processes and
+    `grad_accum_steps` of them make one step; a fractional epoch count stops part-way through the last epoch."""
+    batches = math.ceil(n_train / batch_size)
+    per_epoch = math.ceil(max(1, batches // num_processes) / grad_accum_steps)
+    return per_epoch, max(1, round(num_epochs * per_epoch))
+
+
 def lr_factor(
     step: int,
     *,

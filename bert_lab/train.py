@@ -28,7 +28,7 @@ from bert_lab.config import RunConfig
 from bert_lab.evaluate import Predictions, predict, write_eval_report
 from bert_lab.model import load_model, load_tokenizer, save_model, use_cpu_dropout
 from bert_lab.optim import build_optimizer, penalty, split_decay_params
-from bert_lab.schedules import lr_factor
+from bert_lab.schedules import count_steps, lr_factor
 
 Status = Literal["finished", "diverged", "cancelled"]
 HIGHER_IS_BETTER = {"accuracy": True, "f1": True, "eval_loss": False}
@@ -296,20 +296,18 @@ def plan_steps(config: RunConfig, lengths: list[int], num_processes: int = 1, ra
     """The whole run's batches, deterministic from the seed: each epoch is reshuffled (grouped by length if asked),
     shared round-robin between processes (each gets the same count), and cut into steps of `grad_accum_steps`
     micro-batches. Fractional `num_epochs` stops part-way through the last epoch."""
+    steps_per_epoch, total = count_steps(len(lengths), config.batch_size, config.grad_accum_steps,
+                                         config.num_epochs, num_processes)
     steps: list[list[list[int]]] = []
-    epoch, total = 0, None
-    while total is None or len(steps) < total:
+    epoch = 0
+    while len(steps) < total:
         batches = data_lib.length_grouped_batches(
             lengths, config.batch_size, seed=config.seed, epoch=epoch, group_by_length=config.group_by_length
         )
         per_process = max(1, len(batches) // num_processes)
         mine = [batches[(rank + num_processes * i) % len(batches)] for i in range(per_process)]
         k = config.grad_accum_steps
-        epoch_steps = [mine[i : i + k] for i in range(0, len(mine), k)]
-        if total is None:
-            steps_per_epoch = len(epoch_steps)
-            total = max(1, round(config.num_epochs * steps_per_epoch))
-        steps.extend(epoch_steps)
+        steps.extend(mine[i : i + k] for i in range(0, len(mine), k))
         epoch += 1
     return Plan(steps[:total], steps_per_epoch)
 

@@ -16,7 +16,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from bert_lab import jobs, plots
+from bert_lab import data, jobs, plots
+from bert_lab.schedules import count_steps
 from bert_lab.store import Run, RunStore
 
 NO_AUTOSTART_ENV = "BERT_LAB_NO_AUTOSTART"
@@ -161,12 +162,9 @@ def curves_csv(run_ids: Sequence[int]) -> str:
 
 def train_examples(train_size: int, eval_size: int, available: int | None) -> int:
     """How many training examples a run gets (as `data.split_dataset` caps them)."""
-    if available is None or train_size + eval_size <= available:
-        return train_size
-    return min(train_size, available - max(1, min(eval_size, int(0.3 * available))))
+    return train_size if available is None else data.split_sizes(available, train_size, eval_size)[0]
 
 
 def planned_steps(n_train: int, batch_size: int, grad_accum_steps: int, num_epochs: float) -> int:
-    """Optimizer steps of a run (as `train.plan_steps` counts them on one process)."""
-    steps_per_epoch = math.ceil(math.ceil(n_train / batch_size) / grad_accum_steps)
-    return max(1, round(num_epochs * steps_per_epoch))
+    """Optimizer steps of a single-process run (as training counts them)."""
+    return count_steps(n_train, batch_size, grad_accum_steps, num_epochs)[1]
