@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 import time
 import typing
@@ -54,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     train = sub.add_parser("train", help="fine-tune in this process and print the result")
     add_config_flags(train)
-    train.add_argument("--out", type=Path, default=None, help="folder for the trained model [lab_data/models/<time>]")
+    train.add_argument("--out", type=Path, default=None, help="model folder [$BERT_LAB_HOME/models/<time>]")
     train.add_argument("--json", action="store_true", help="print one JSON object with the result as the last line")
 
     def with_home(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -111,7 +112,8 @@ def run_train(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     from bert_lab.train import Hooks, train
 
     config = config_from_args(parser, args)
-    out = args.out or Path("lab_data") / "models" / time.strftime("train-%Y%m%d-%H%M%S")
+    home = Path(os.environ.get("BERT_LAB_HOME") or "lab_data")
+    out = args.out or home / "models" / time.strftime("train-%Y%m%d-%H%M%S")
     progress = _progress_bar() if sys.stderr.isatty() else None
 
     def on_step(record: Any) -> None:
