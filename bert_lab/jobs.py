@@ -57,7 +57,7 @@ class Worker:
 
     # --- the loop ---------------------------------------------------------------------------------------------------
     def run(self, *, exit_when_idle: bool = False) -> None:
-        while True:
+        while self.store.home.exists():  # a deleted data folder has nothing left to serve
             self.step()
             if exit_when_idle and not self.children and not self.store.list_runs(statuses=["queued"]):
                 return

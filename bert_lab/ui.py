@@ -48,8 +48,7 @@ def start_page(*, run_counts: bool = True) -> RunStore:
     st.set_page_config(page_title="BERT Lab", page_icon=":material/science:", layout="wide")
     store = open_store()
     jobs.recover_lost_runs(store)  # runs whose process died show as interrupted (resumable), not running forever
-    ensure_worker(store)
-    render_sidebar(store)
+    render_sidebar(store, worker_starting=ensure_worker(store))
     if run_counts:
         with st.sidebar:
             render_run_counts(store.list_runs())
@@ -61,14 +60,16 @@ def render_run_counts(runs: Sequence[Run]) -> None:
     st.caption("Runs: " + " · ".join(f"{n} {status}" for status, n in counts.items()) if len(runs) else "No runs yet.")
 
 
-def render_sidebar(store: RunStore) -> None:
+def render_sidebar(store: RunStore, *, worker_starting: bool = False) -> None:
     with st.sidebar:
         st.markdown("## :material/science: BERT Lab")
         st.page_link(LAUNCH_PAGE, label="Launch a run", icon=":material/rocket_launch:")
         st.page_link(RUNS_PAGE, label="Runs: watch and compare", icon=":material/monitoring:")
         st.page_link(PLAYGROUND_PAGE, label="Playground: try a model", icon=":material/chat:")
         st.divider()
-        if jobs.worker_alive(store.home):
+        if worker_starting:
+            st.caption(":orange[●] Starting the background worker: queued runs start in a moment.")
+        elif jobs.worker_alive(store.home):
             st.caption(":green[●] Background worker is running: queued runs start one after another.")
         else:
             st.caption(":red[●] No background worker: queued runs wait. Start one with "
