@@ -8,7 +8,9 @@ behind), beats the run's heartbeat, and turns a cancel request, or the death of 
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 import threading
 import traceback
 from pathlib import Path
@@ -138,8 +140,6 @@ def run_job(home: Path, run_id: int) -> int:
         checkpoint = out_dir / "checkpoint"
         resume = (checkpoint / "state.json").exists()
         if resume and main:
-            import json
-
             step = json.loads((checkpoint / "state.json").read_text())["step"]
             store.delete_metrics_after(run_id, step)
         hooks = Hooks(on_step=reporter.on_step, on_eval=reporter.on_eval, on_log=reporter.on_log,
@@ -164,8 +164,6 @@ def run_job(home: Path, run_id: int) -> int:
 
 def standby(home: Path) -> int:
     """A warm run process: import the heavy modules now, then wait for the worker to send a run id on stdin."""
-    import sys
-
     import bert_lab.train  # noqa: F401 - the point of standing by
 
     line = sys.stdin.readline()
