@@ -143,7 +143,7 @@ def curve_figure(frame: pd.DataFrame, metric: str, labels: Mapping[int, str], *,
 
 def _placeholder(layout: dict[str, Any], metric: str) -> None:
     """Say why a chart is empty instead of drawing meaningless axes."""
-    text = ("No evaluation yet: runs evaluate about ten times, the first after a tenth of their steps."
+    text = ("No evaluation yet: runs evaluate about five times, the first after a fifth of their steps."
             if metric in EVAL_METRICS else "No points yet: the first arrives a few seconds after a run starts.")
     layout["annotations"] = [*layout.get("annotations", []), {"text": text, "showarrow": False, "xref": "paper",
                                                               "yref": "paper", "x": 0.5, "y": 0.5}]

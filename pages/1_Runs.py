@@ -201,7 +201,7 @@ def render_results(selected: list[Run], latest: dict[int, dict[str, float]], fra
     evaluated = table[table["accuracy"].notna()]
     chart, numbers = st.columns([1, 1.3])
     if evaluated.empty:
-        chart.info("No evaluation yet: runs evaluate about ten times, the first after ~10% of their steps.")
+        chart.info("No evaluation yet: runs evaluate about five times, the first after ~20% of their steps.")
     else:
         chart.plotly_chart(plots.final_metrics_figure(evaluated.rename(columns={"F1": "f1"})), key="final_metrics")
     numbers.dataframe(table.drop(columns=["run_id"]).rename(columns={"label": "run"}), hide_index=True, placeholder="–",
