@@ -41,6 +41,7 @@ LABELS = {
     "step_size": "Step size (steps between drops)", "gamma": "Drop factor γ",
     "eval_every_steps": "Evaluate every N steps", "early_stopping_patience": "Early-stopping patience",
     "early_stopping_metric": "Early-stopping metric", "seed": "Seed", "precision": "Precision",
+    "group_by_length": "Group batches by length (faster)",
     "train_size": "Training examples", "eval_size": "Evaluation examples", "max_length": "Max length (tokens)",
     "dropout": "Dropout", "dataset": "Dataset", "model": "Model", "text_column": "Text column",
     "label_column": "Label column",
@@ -244,6 +245,7 @@ with st.expander("Advanced: evaluation, early stopping, accumulation, precision"
     b.number_input(min_value=0, max_value=1000, step=1, **kw("early_stopping_patience"))
     c.selectbox(options=["f1", "accuracy", "eval_loss"], **kw("early_stopping_metric"))
     c.selectbox(options=["auto", "fp32", "bf16", "fp16"], **kw("precision"))
+    c.checkbox(**kw("group_by_length"))
     if extra := {k: v for k, v in st.session_state.get("_extra_fields", {}).items() if getattr(BASE, k, v) != v}:
         st.caption("Also kept from the cloned run: " + ", ".join(f"{k} = {v}" for k, v in extra.items()))
 

@@ -128,6 +128,7 @@ def test_launch_queues_a_run_with_the_chosen_values(store: RunStore) -> None:
     at.selectbox(key="optimizer").set_value("momentum").run()
     at.slider(key="momentum").set_value(0.8)
     at.checkbox(key="nesterov").check()
+    at.checkbox(key="group_by_length").uncheck()
     at.text_input(key="run_name").set_value("my-run")
     at.button[0].click().run()
     assert not at.exception and not at.error
@@ -138,6 +139,7 @@ def test_launch_queues_a_run_with_the_chosen_values(store: RunStore) -> None:
     assert (c["decay_rate"], c["decay_steps"], c["warmup_steps"], c["dropout"]) == (0.8, 50, 10, 0.3)
     assert (c["l2"], c["weight_decay"], c["optimizer"], c["momentum"], c["nesterov"]) == (1e-4, 0.01, "momentum",
                                                                                           0.8, True)
+    assert c["group_by_length"] is False
     assert f"#{run.id} my-run" in texts(at.success)
     at.select_slider(key="lr").set_value(1e-3)  # the page stays usable: launch a variant
     at.text_input(key="run_name").set_value("")
