@@ -1,6 +1,6 @@
 """Launch page: choose data and a model, set the optimization knobs, preview the LR schedule, queue a run.
 
-Widgets → RunConfig (validated; every problem is named) → `jobs.submit_run` (the background worker trains it).
+Widgets → RunConfig (validated; every problem is named) → `service.submit` (the background worker trains it).
 Widget keys are RunConfig field names where they map one to one, so a cloned run's config fills them directly.
 """
 
@@ -8,19 +8,23 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-from bert_lab import data, jobs, plots, ui
-from bert_lab.config import MINILM_ALIASES, OPTIMIZERS, SCHEDULES, ConfigError, RunConfig, field_help
-from bert_lab.schedules import lr_curve
+from bert_lab import data, plots
+from bert_lab.config import CHOICES, MINILM_ALIASES, OPTIMIZERS, SCHEDULES, ConfigError, RunConfig, field_help
+from bert_lab.runs import service
+from bert_lab.schedules import count_steps, lr_curve
+from lab_ui import page
 
-store = ui.start_page(run_counts=False)  # drawn at the end, after a launch
+lab = page.start(run_counts=False)  # drawn at the end, after a launch
 
 LR_OPTIONS = [float(f"{m}e{e}") for e in range(-6, 0) for m in (1, 2, 3, 5)] + [1.0]
+DROPOUT_OPTIONS = [None, *(round(0.05 * i, 2) for i in range(19))]  # None: the model's own (0.1 for BERT)
 PENALTY_OPTIONS = [0.0, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0]
 WEIGHT_DECAY_OPTIONS = [0.0, 1e-4, 1e-3, 0.01, 0.05, 0.1, 0.3, 1.0]
 BATCH_OPTIONS, LENGTH_OPTIONS = [4, 8, 16, 32, 64, 128], [16, 32, 64, 128, 256, 512]
@@ -49,7 +53,7 @@ LABELS = {
 WIDGET_FIELDS = [name for name in LABELS if name not in ("dataset", "model", "text_column", "label_column")]
 BASE = RunConfig()
 DEFAULTS: dict[str, Any] = {name: getattr(BASE, name) for name in WIDGET_FIELDS} | {
-    "dropout": 0.1, "source": SOURCES[0], "bundled": BASE.dataset, "csv_path": "", "text_choice": AUTO,
+    "source": SOURCES[0], "bundled": BASE.dataset, "csv_path": "", "text_choice": AUTO,
     "label_choice": AUTO, "model_choice": "minilm", "model_path": "", "run_name": "", "owner": ""}
 
 
@@ -65,17 +69,20 @@ def fmt_sci(value: float) -> str:
     return f"{float(mantissa):g}e{int(exponent)}"
 
 
+def fmt_dropout(value: float | None) -> str:
+    return "model default" if value is None else f"{value:g}"
+
+
 def options_with(options: list[Any], key: str) -> list[Any]:
     """`options` plus the current value of `key` (a cloned run may use a value between the usual stops)."""
-    return sorted(set(options) | {st.session_state[key]})
+    return sorted(set(options) | {st.session_state[key]}, key=lambda v: -math.inf if v is None else v)
 
 
 def widget_values(config: dict[str, Any]) -> dict[str, Any]:
     """Widget state that reproduces a run's config (the "Clone" hand-off from the Runs page)."""
     values = {name: config[name] for name in WIDGET_FIELDS if name in config}
-    values["dropout"] = 0.1 if config.get("dropout") is None else config["dropout"]
     for name, value in values.items():  # JSON may hold 1 for 1.0: number widgets want the default's type
-        if type(DEFAULTS[name]) in (int, float) and isinstance(value, (int, float)):
+        if type(DEFAULTS[name]) in (int, float) and isinstance(value, (int, float)) and not isinstance(value, bool):
             values[name] = type(DEFAULTS[name])(value)
     dataset, model = str(config.get("dataset", BASE.dataset)), str(config.get("model", BASE.model))
     if dataset in data.BUNDLED:
@@ -90,7 +97,7 @@ def widget_values(config: dict[str, Any]) -> dict[str, Any]:
 def init_state() -> None:
     """Start widgets from their defaults, from what this tab last had (pages forget widgets), or from a clone."""
     saved = st.session_state.get("_launch_values", {})
-    clone = ui.take_clone()
+    clone = page.take_clone()
     if clone is not None:
         saved = {**saved, **widget_values(clone)}
         st.session_state["_extra_fields"] = {k: v for k, v in clone.items() if k not in LABELS}
@@ -166,7 +173,7 @@ def render_data() -> tuple[dict[str, Any], int | None, bytes | None, str | None]
 
 
 def render_schedule_preview(config: RunConfig, n_train: int) -> int:
-    total = ui.planned_steps(n_train, config.batch_size, config.grad_accum_steps, config.num_epochs)
+    total = count_steps(n_train, config.batch_size, config.grad_accum_steps, config.num_epochs)[1]
     st.plotly_chart(plots.lr_schedule_figure(lr_curve(config, total), warmup_steps=config.warmup_steps),
                     config={"displayModeBar": False}, key="lr_preview")
     st.caption(f"{n_train:,} training examples ÷ batch {config.batch_size} × {config.num_epochs:g} epoch(s) = "
@@ -218,7 +225,7 @@ with col_opt:
         st.slider(min_value=0.9, max_value=0.9999, step=0.0001, format="%.4f", **kw("beta2"))
 with col_reg:
     st.subheader("5 · Regularization")
-    st.slider(min_value=0.0, max_value=0.9, step=0.05, **kw("dropout"))
+    st.select_slider(options=options_with(DROPOUT_OPTIONS, "dropout"), format_func=fmt_dropout, **kw("dropout"))
     st.select_slider(options=options_with(WEIGHT_DECAY_OPTIONS, "weight_decay"), format_func=fmt_sci,
                      **kw("weight_decay"))
     st.select_slider(options=options_with(PENALTY_OPTIONS, "l2"), format_func=fmt_sci, **kw("l2"))
@@ -243,7 +250,7 @@ with st.expander("Advanced: evaluation, early stopping, accumulation, precision"
     a.number_input(min_value=0, step=10, **kw("eval_every_steps"))
     b.number_input(min_value=1, max_value=1024, step=1, **kw("grad_accum_steps"))
     b.number_input(min_value=0, max_value=1000, step=1, **kw("early_stopping_patience"))
-    c.selectbox(options=["f1", "accuracy", "eval_loss"], **kw("early_stopping_metric"))
+    c.selectbox(options=CHOICES["early_stopping_metric"], **kw("early_stopping_metric"))
     c.selectbox(options=["auto", "fp32", "bf16", "fp16"], **kw("precision"))
     c.checkbox(**kw("group_by_length"))
     if extra := {k: v for k, v in st.session_state.get("_extra_fields", {}).items() if getattr(BASE, k, v) != v}:
@@ -258,7 +265,8 @@ except ConfigError as exc:
     config, problems = None, exc.problems
 with schedule_slot:
     if config is not None:
-        n_train = ui.train_examples(config.train_size, config.eval_size, available)
+        n_train = config.train_size if available is None else data.split_sizes(available, config.train_size,
+                                                                                config.eval_size)[0]
         total_steps = render_schedule_preview(config, n_train)
     else:
         st.info("The preview appears once the settings below are valid.")
@@ -280,19 +288,19 @@ launch = button_col.button("Launch run", type="primary", icon=":material/rocket_
 if launch and config is not None:
     try:
         if upload is not None:
-            staged = jobs.stage_upload(store.home, upload, data_fields["dataset"])
+            staged = service.stage_upload(lab, upload, data_fields["dataset"])
             config = RunConfig(**{**config.to_dict(), "dataset": str(staged)})
-        run = jobs.submit_run(store, config, name=run_name.strip(), owner=owner.strip())
+        run = service.submit(lab, config, name=run_name.strip(), owner=owner.strip())
     except (data.DataError, ConfigError) as exc:
         st.error(f"Nothing was queued: {exc}")
     else:
         st.session_state["_last_launched"] = (run.id, run.name)
-        ui.ensure_worker(store)
+        page.ensure_worker(lab)
 if last := st.session_state.get("_last_launched"):
     st.success(f"Queued run **#{last[0]} {last[1]}**. Change any knob and launch again to compare.",
                icon=":material/check_circle:")
-    st.page_link(ui.RUNS_PAGE, label="Watch it train on the Runs page", icon=":material/monitoring:")
+    st.page_link(page.RUNS_PAGE, label="Watch it train on the Runs page", icon=":material/monitoring:")
 
 st.session_state["_launch_values"] = {k: st.session_state[k] for k in DEFAULTS if k in st.session_state}
 with st.sidebar:
-    ui.render_run_counts(store.list_runs())
+    page.render_run_counts(lab.store.list_runs())

@@ -10,14 +10,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import sys
 import time
 import typing
 from pathlib import Path
 from typing import Any
 
-from bert_lab.config import ConfigError, RunConfig, field_help
+from bert_lab.config import CHOICES, ConfigError, RunConfig, field_help
+from bert_lab.runs.layout import DataFolder, RunFolder
+from bert_lab.runs.records import StepRecord, TrainResult
+from bert_lab.runs.service import Lab
+from bert_lab.runs.status import Status
 
 ALIASES = {"num_epochs": ["--epochs"], "grad_accum_steps": ["--grad-accum"]}
 
@@ -34,7 +37,7 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
             group.add_argument(*flags, dest=f.name, action=argparse.BooleanOptionalAction, default=None,
                                help=help_text)
             continue
-        choices = typing.get_args(hint) if typing.get_origin(hint) is typing.Literal else None
+        choices = CHOICES.get(f.name)
         kind = float if float in typing.get_args(hint) or hint is float else int if hint is int else str
         group.add_argument(*flags, dest=f.name, type=kind, default=None, metavar=("|".join(choices) if choices
                            else f.name.upper()), help=help_text)
@@ -60,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     def with_home(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         p.add_argument("--home", type=Path, default=None, help="data folder [$BERT_LAB_HOME or ./lab_data]")
+        p.add_argument("--store", default=None, metavar="URL",
+                       help="run store [$BERT_LAB_STORE or sqlite:///<data folder>/runs.sqlite]")
         return p
 
     submit = with_home(sub.add_parser("submit", help="queue a run for the background worker; prints its id"))
@@ -93,13 +98,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "train":
         return run_train(parser, args)
-    from bert_lab.store import RunStore, StoreError, UnknownRunError
+    from bert_lab.runs.store import StoreError
 
-    store = RunStore.open(args.home)
     try:
-        return COMMANDS[args.command](parser, args, store)
-    except UnknownRunError as exc:
-        parser.exit(2, f"{parser.prog} {args.command}: error: {exc}\n")
+        with Lab.open(args.home, args.store) as lab:
+            return COMMANDS[args.command](parser, args, lab)
     except StoreError as exc:
         parser.exit(2, f"{parser.prog} {args.command}: error: {exc}\n")
     return 2
@@ -109,26 +112,26 @@ def main(argv: list[str] | None = None) -> int:
 def run_train(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     from bert_lab.data import DataError
     from bert_lab.model import ModelError
-    from bert_lab.train import Hooks, train
+    from bert_lab.runs.records import Hooks
+    from bert_lab.train import train
 
     config = config_from_args(parser, args)
-    home = Path(os.environ.get("BERT_LAB_HOME") or "lab_data")
-    out = args.out or home / "models" / time.strftime("train-%Y%m%d-%H%M%S")
+    out = args.out or DataFolder.default().models / time.strftime("train-%Y%m%d-%H%M%S")
     progress = _progress_bar() if sys.stderr.isatty() else None
 
-    def on_step(record: Any) -> None:
+    def on_step(record: StepRecord) -> None:
         if progress is not None:
             progress.total = record.total_steps
             progress.update(record.step - progress.n)
             progress.set_postfix(loss=f"{record.loss:.3f}", lr=f"{record.lr:.2e}")
 
-    def on_eval(record: Any) -> None:
+    def on_eval(record: Any) -> None:  # an EvalRecord
         if progress is not None:
             progress.write(f"step {record.step}: eval loss {record.loss:.4f}  accuracy {record.accuracy:.4f}  "
                            f"F1 {record.f1:.4f}")
 
     try:
-        result = train(config, out_dir=out, hooks=Hooks(on_step=on_step, on_eval=on_eval))
+        result = train(config, folder=RunFolder(out), hooks=Hooks(on_step=on_step, on_eval=on_eval))
     except (DataError, ModelError, ValueError) as exc:
         parser.exit(2, f"{parser.prog} train: error: {exc}\n")
     finally:
@@ -144,10 +147,10 @@ def run_train(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
               f"loss {ev.get('loss', float('nan')):.4f}")
         print(f"{summary['train']['samples_per_s']:.1f} samples/s, wall {summary['train']['wall_s']:.1f}s; "
               f"model in {result.model_dir}")
-    return 0 if result.status == "finished" else 1
+    return 0 if result.status == Status.FINISHED else 1
 
 
-def result_summary(result: Any, config: RunConfig) -> dict[str, Any]:
+def result_summary(result: TrainResult, config: RunConfig) -> dict[str, Any]:
     ev = result.eval
     return {
         "status": result.status,
@@ -175,70 +178,72 @@ def _progress_bar() -> Any:
 
 
 # --- run store commands -----------------------------------------------------------------------------------------------
-def run_submit(parser: argparse.ArgumentParser, args: argparse.Namespace, store: Any) -> int:
+def run_submit(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: Lab) -> int:
     from bert_lab.data import DataError
-    from bert_lab.jobs import submit_run
+    from bert_lab.runs import service
 
     config = config_from_args(parser, args)
     try:
-        run = submit_run(store, config, name=args.name, owner=args.owner)
+        run = service.submit(lab, config, name=args.name, owner=args.owner)
     except DataError as exc:
         parser.exit(2, f"{parser.prog} submit: error: --dataset: {exc}\n")
     print(run.id)
     return 0
 
 
-def run_list(parser: argparse.ArgumentParser, args: argparse.Namespace, store: Any) -> int:
-    from bert_lab.jobs import recover_lost_runs
+LIST_COLUMNS = ("train_loss", "accuracy", "f1")  # the latest value of each, in the table
 
-    recover_lost_runs(store)
-    runs = store.list_runs()
-    latest = store.latest_metrics([r.id for r in runs])
+
+def run_list(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: Lab) -> int:
+    runs = lab.store.list_runs()
+    latest = lab.store.latest_metrics([r.id for r in runs])
     rows = [
-        {"id": r.id, "name": r.name, "owner": r.owner, "status": r.status, "progress": round(r.progress, 4),
-         "pid": r.pid if r.status == "running" else None, "device": r.device, "created_at": r.created_at,
+        {"id": r.id, "name": r.name, "owner": r.owner, "status": str(r.status), "progress": round(r.progress, 4),
+         "pid": r.pid if r.status == Status.RUNNING else None, "device": r.device, "created_at": r.created_at,
          "elapsed_s": r.elapsed_s, "error": r.error, "metrics": latest.get(r.id, {}), "config": r.config}
         for r in runs
     ]
     if args.json:
         print(json.dumps(rows))
         return 0
-    print(f"{'id':>4}  {'status':<11} {'progress':>8}  {'loss':>7} {'acc':>6} {'f1':>6}  name")
+    headers = "  ".join(f"{k:>10}" for k in LIST_COLUMNS)
+    print(f"{'id':>4}  {'status':<11} {'progress':>8}  {headers}  name")
     for row in rows:
         m = row["metrics"]
-        cells = [f"{m[k]:.4f}" if k in m else "-" for k in ("train_loss", "accuracy", "f1")]
-        print(f"{row['id']:>4}  {row['status']:<11} {row['progress']:>8.0%}  {cells[0]:>7} {cells[1]:>6} {cells[2]:>6}"
-              f"  {row['name']}")
+        cells = "  ".join(f"{m[k]:>10.4f}" if k in m else f"{'-':>10}" for k in LIST_COLUMNS)
+        print(f"{row['id']:>4}  {row['status']:<11} {row['progress']:>8.0%}  {cells}  {row['name']}")
     return 0
 
 
-def run_cancel(parser: argparse.ArgumentParser, args: argparse.Namespace, store: Any) -> int:
-    run = store.request_cancel(args.id)
-    print(f"run {run.id}: {'cancelled' if run.status == 'cancelled' else 'cancel requested'}")
+def run_cancel(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: Lab) -> int:
+    from bert_lab.runs import service
+
+    run = service.cancel(lab, args.id)
+    print(f"run {run.id}: {'cancelled' if run.status == Status.CANCELLED else 'cancel requested'}")
     return 0
 
 
-def run_resume(parser: argparse.ArgumentParser, args: argparse.Namespace, store: Any) -> int:
-    run = store.get_run(args.id)
-    if run.status not in ("interrupted", "cancelled"):
-        parser.exit(2, f"{parser.prog} resume: error: run {run.id} is {run.status}; only interrupted or cancelled "
-                       "runs can be resumed\n")
-    store.set_status(run.id, "queued")
+def run_resume(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: Lab) -> int:
+    from bert_lab.runs import service
+
+    run = service.resume(lab, args.id)
     print(f"run {run.id}: queued to resume")
     return 0
 
 
-def run_delete(parser: argparse.ArgumentParser, args: argparse.Namespace, store: Any) -> int:
-    store.delete_run(args.id)
+def run_delete(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: Lab) -> int:
+    from bert_lab.runs import service
+
+    service.delete(lab, args.id)
     print(f"run {args.id}: deleted")
     return 0
 
 
-def run_export(parser: argparse.ArgumentParser, args: argparse.Namespace, store: Any) -> int:
+def run_export(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: Lab) -> int:
     from bert_lab.export import metrics_frame
 
-    run = store.get_run(args.id)
-    frame = metrics_frame(store.read_metrics(run.id))
+    run = lab.store.get_run(args.id)
+    frame = metrics_frame(lab.store.read_metrics(run.id))
     text = frame.to_csv(index=False) if args.format == "csv" else frame.to_json(orient="records")
     if args.out:
         args.out.write_text(text)
@@ -247,21 +252,21 @@ def run_export(parser: argparse.ArgumentParser, args: argparse.Namespace, store:
     return 0
 
 
-def run_worker(parser: argparse.ArgumentParser, args: argparse.Namespace, store: Any) -> int:
-    from bert_lab.jobs import Worker, serve
+def run_worker(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: Lab) -> int:
+    from bert_lab.worker import Worker, serve
 
-    worker = Worker(store, max_concurrent=args.max_concurrent, stale_after_s=args.stale_after_s,
+    worker = Worker(lab, max_concurrent=args.max_concurrent, stale_after_s=args.stale_after_s,
                     cancel_timeout_s=args.cancel_timeout_s, memory_limit_mb=args.memory_limit_mb)
-    code = serve(store, worker, exit_when_idle=args.exit_when_idle)
+    code = serve(worker, exit_when_idle=args.exit_when_idle)
     if code:
-        print(f"a worker is already running for {store.home}", file=sys.stderr)
+        print(f"a worker is already running for {lab.data.path}", file=sys.stderr)
     return code
 
 
-def run_job_command(parser: argparse.ArgumentParser, args: argparse.Namespace, store: Any) -> int:
+def run_job_command(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: Lab) -> int:
     from bert_lab.runner import run_job, standby
 
-    return standby(store.home) if args.standby else run_job(store.home, args.id)
+    return standby(lab) if args.standby else run_job(lab, args.id)
 
 
 COMMANDS = {"submit": run_submit, "runs": run_list, "cancel": run_cancel, "resume": run_resume, "delete": run_delete,

@@ -12,15 +12,20 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any, Literal, get_args
 
+from bert_lab.runs.metrics import SCORES
+
 Optimizer = Literal["sgd", "momentum", "adam", "adamw"]
 Schedule = Literal["constant", "exponential", "step", "linear", "cosine"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
-Metric = Literal["accuracy", "f1", "eval_loss"]
 
 OPTIMIZERS: tuple[str, ...] = get_args(Optimizer)
 SCHEDULES: tuple[str, ...] = get_args(Schedule)
 PRECISIONS: tuple[str, ...] = get_args(Precision)
-METRICS: tuple[str, ...] = get_args(Metric)
+
+
+# The allowed values of each choice field (for validation, command-line help and the app's select boxes).
+CHOICES: dict[str, tuple[str, ...]] = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "precision": PRECISIONS,
+                                       "early_stopping_metric": SCORES}
 
 DEFAULT_MODEL = "minilm"
 MINILM_ALIASES = ("minilm", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2")  # the bundled model
@@ -103,8 +108,8 @@ class RunConfig:
     """Evaluate every N optimizer steps (and always at the end); 0 picks about 5 evaluations per run."""
     early_stopping_patience: int = 0
     """Stop after this many evaluations without improving `early_stopping_metric`; 0 turns it off."""
-    early_stopping_metric: Metric = "f1"
-    """Metric watched by early stopping: accuracy, f1 (higher is better) or eval_loss (lower is better)."""
+    early_stopping_metric: str = "f1"
+    """Metric watched by early stopping: an evaluation score such as f1, accuracy (higher is better) or eval_loss."""
     divergence_factor: float = 20.0
     """A run stops as `diverged` when the loss is NaN/inf or exceeds this many times its first value."""
     seed: int = 42
@@ -207,7 +212,7 @@ def validate(c: RunConfig) -> dict[str, str]:
     for name in ("dropout", "attention_dropout", "classifier_dropout"):
         if getattr(c, name) is not None:
             number_in(name, 0.0, 1.0, high_open=True)
-    choice("optimizer", OPTIMIZERS)
+    choice("optimizer", CHOICES["optimizer"])
     number_in("lr", 0.0, 1e4, low_open=True)
     number_in("momentum", 0.0, 1.0, high_open=True)
     check("nesterov", isinstance(c.nesterov, bool), f"must be true or false, got {c.nesterov!r}")
@@ -221,7 +226,7 @@ def validate(c: RunConfig) -> dict[str, str]:
     int_at_least("batch_size", 1, 4096)
     int_at_least("grad_accum_steps", 1, 1024)
     number_in("num_epochs", 0.0, 1000.0, low_open=True)
-    choice("schedule", SCHEDULES)
+    choice("schedule", CHOICES["schedule"])
     int_at_least("warmup_steps", 0)
     number_in("decay_rate", 0.0, 1.0, low_open=True)
     int_at_least("decay_steps", 1)
@@ -229,10 +234,10 @@ def validate(c: RunConfig) -> dict[str, str]:
     number_in("gamma", 0.0, 1.0, low_open=True)
     int_at_least("eval_every_steps", 0)
     int_at_least("early_stopping_patience", 0)
-    choice("early_stopping_metric", METRICS)
+    choice("early_stopping_metric", CHOICES["early_stopping_metric"])
     number_in("divergence_factor", 1.0, 1e12, low_open=True)
     int_at_least("seed", 0, 2**32 - 1)
-    choice("precision", PRECISIONS)
+    choice("precision", CHOICES["precision"])
     int_at_least("num_processes", 1, 64)
     check("group_by_length", isinstance(c.group_by_length, bool), f"must be true or false, got {c.group_by_length!r}")
     return p

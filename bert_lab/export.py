@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 import pandas as pd
 
-from bert_lab.store import MetricPoint
+from bert_lab.runs.records import MetricPoint
 
 INDEX = ["run_id", "step"]
 

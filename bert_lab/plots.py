@@ -15,21 +15,24 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from bert_lab.runs.metrics import METRICS, label
+
 PALETTE: tuple[str, ...] = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
                             "#bcbd22", "#17becf")
 POINT_COLUMNS = ["run_id", "step", "epoch", "elapsed_s", "name", "value"]
-METRIC_LABELS: dict[str, str] = {
-    "train_loss": "Training loss", "eval_loss": "Eval loss", "accuracy": "Accuracy", "f1": "F1 (macro)",
-    "precision": "Precision (macro)", "recall": "Recall (macro)", "lr": "Learning rate", "grad_norm": "Gradient norm",
-    "samples_per_s": "Throughput (samples/s)",
-}
 X_LABELS: dict[str, str] = {"step": "Optimizer step", "epoch": "Epoch", "elapsed_s": "Elapsed seconds"}
-SMOOTHED = ("train_loss", "grad_norm", "samples_per_s")  # noisy per-step metrics; evaluations are not smoothed
-EVAL_METRICS = ("eval_loss", "accuracy", "precision", "recall", "f1")
-BOUNDED = ("accuracy", "precision", "recall", "f1")  # shares: the y axis stays within [0, 1]
 MAX_POINTS = 500
 CLASS_PALETTE: tuple[str, ...] = ("#76b7b2", "#b07aa1", "#edc948", "#9c755f", "#ff9da7", "#bab0ac", "#86bcb6",
                                   "#d4a6c8")  # classes in the playground: neither the run colours nor good/bad hues
+
+
+def _is(metric: str, flag: str) -> bool:
+    """A catalogue flag (smoothed, share, log_scale) of `metric`; False for names not in the catalogue."""
+    return metric in METRICS and bool(getattr(METRICS[metric], flag))
+
+
+def _is_eval(metric: str) -> bool:
+    return metric in METRICS and METRICS[metric].per == "eval"
 
 
 def run_color(run_id: int) -> str:
@@ -85,7 +88,7 @@ def series(part: pd.DataFrame | None, metric: str, *, x: str = "step", smoothing
     if part is None or part.empty:
         return np.array([]), np.array([]), None
     xs, ys = part[x].to_numpy(dtype=float), part["value"].to_numpy(dtype=float)
-    smooth = ema(ys, smoothing) if smoothing > 0 and metric in SMOOTHED else None
+    smooth = ema(ys, smoothing) if smoothing > 0 and _is(metric, "smoothed") else None
     keep = downsample(smooth if smooth is not None else ys, max_points)
     return xs[keep], ys[keep], None if smooth is None else smooth[keep]
 
@@ -107,7 +110,7 @@ def _run_traces(part: pd.DataFrame | None, run_id: int, label: str, metric: str,
         traces.append({**common, "y": ys, "mode": "lines", "line": {"color": color, "width": 1}, "opacity": 0.25,
                        "name": f"{label} (raw)", "showlegend": False, "hoverinfo": "skip"})
         ys = smooth
-    mode = "lines+markers" if metric in EVAL_METRICS else "lines"
+    mode = "lines+markers" if _is_eval(metric) else "lines"
     traces.append({**common, "y": ys, "mode": mode, "line": {"color": color, "width": 2}, "name": label,
                    "showlegend": show_legend})
     return traces
@@ -117,7 +120,7 @@ def _y_axis(metric: str, log_y: bool, data: list[dict] | None = None) -> dict[st
     axis: dict[str, Any] = {"type": "log" if log_y else "linear"}
     values = np.concatenate([np.asarray(t["y"], dtype=float) for t in data or []] or [np.array([])])
     values = values[np.isfinite(values)]
-    if metric in BOUNDED and len(values) and not log_y:  # zoom in on the data, never past 0 or 1
+    if _is(metric, "share") and len(values) and not log_y:  # zoom in on the data, never past 0 or 1
         low, high = float(values.min()), float(values.max())
         pad = max(0.02, 0.1 * (high - low))
         axis["range"] = [max(0.0, low - pad), min(1.0, high + pad)]
@@ -134,7 +137,7 @@ def curve_figure(frame: pd.DataFrame, metric: str, labels: Mapping[int, str], *,
     data = [t for run_id, label in labels.items()
             for t in _run_traces(parts.get(run_id), run_id, label, metric, x=x, smoothing=smoothing,
                                  max_points=max_points)]
-    layout = _layout(METRIC_LABELS.get(metric, metric), height, xaxis={"title": {"text": X_LABELS.get(x, x)}},
+    layout = _layout(label(metric), height, xaxis={"title": {"text": X_LABELS.get(x, x)}},
                      yaxis=_y_axis(metric, log_y, data))
     if not any(len(t["x"]) for t in data):
         _placeholder(layout, metric)
@@ -144,7 +147,7 @@ def curve_figure(frame: pd.DataFrame, metric: str, labels: Mapping[int, str], *,
 def _placeholder(layout: dict[str, Any], metric: str) -> None:
     """Say why a chart is empty instead of drawing meaningless axes."""
     text = ("No evaluation yet: runs evaluate about five times, the first after a fifth of their steps."
-            if metric in EVAL_METRICS else "No points yet: the first arrives a few seconds after a run starts.")
+            if _is_eval(metric) else "No points yet: the first arrives a few seconds after a run starts.")
     layout["annotations"] = [*layout.get("annotations", []), {"text": text, "showarrow": False, "xref": "paper",
                                                               "yref": "paper", "x": 0.5, "y": 0.5}]
     for axis in [k for k in layout if k.startswith(("xaxis", "yaxis"))]:
@@ -161,7 +164,7 @@ def small_multiples_figure(frame: pd.DataFrame, metric: str, labels: Mapping[int
     rows = max(1, math.ceil(len(ids) / cols))
     gap_x, gap_y = 0.03, 0.12 / rows if rows > 1 else 0.0
     width, tall = (1 - gap_x * (cols - 1)) / cols, (1 - gap_y * (rows - 1)) / rows
-    layout = _layout(METRIC_LABELS.get(metric, metric), panel_height * rows + 60, showlegend=False, annotations=[])
+    layout = _layout(label(metric), panel_height * rows + 60, showlegend=False, annotations=[])
     data: list[dict] = []
     for k, run_id in enumerate(ids):
         row, col = divmod(k, cols)
@@ -207,7 +210,7 @@ def final_metrics_figure(table: pd.DataFrame, metrics: Sequence[str] = ("accurac
     """Each run's latest evaluation as grouped horizontal bars (values written beside them); `table` has run_id,
     label and one column per metric."""
     fig = go.Figure()
-    names = [METRIC_LABELS.get(m, m) for m in metrics]
+    names = [label(m) for m in metrics]
     for row in table.itertuples(index=False):
         values = [getattr(row, m, None) for m in metrics]
         fig.add_trace(go.Bar(y=names, x=values, name=row.label, orientation="h",

@@ -1,6 +1,6 @@
 """One run in its own process (`python -m bert_lab run-job ID`): train, with hooks that stream to the store.
 
-A background thread flushes metric points to SQLite every half second (so the dashboard is at most about a second
+A background thread flushes metric points to the store every half second (so the dashboard is at most about a second
 behind), beats the run's heartbeat, and turns a cancel request, or the death of the worker that started us, into
 `should_stop`. The training loop then ends at the current step, evaluates, checkpoints and returns. Under
 `accelerate launch` only the main process (rank 0) talks to the store.
@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from bert_lab.config import RunConfig
-from bert_lab.store import RunStore
+from bert_lab.runs.records import EvalRecord, Hooks, Point, StepRecord, points
+from bert_lab.runs.service import Lab
+from bert_lab.runs.status import Status
+from bert_lab.runs.store import RunStore
 
 FLUSH_INTERVAL_S = 0.5
-STEP_METRICS = ("train_loss", "lr", "grad_norm", "samples_per_s")
-EVAL_METRICS = ("eval_loss", "accuracy", "precision", "recall", "f1")
 
 
 class StoreReporter:
@@ -31,7 +32,7 @@ class StoreReporter:
         self.store, self.run_id, self.worker_pid = store, run_id, worker_pid
         self.stop_requested = threading.Event()
         self.orphaned = False
-        self._points: list[tuple[int, float, float, str, float]] = []
+        self._points: list[Point] = []
         self._events: list[str] = []
         self._summary: dict[str, Any] = {}
         self._progress: float | None = None
@@ -41,19 +42,17 @@ class StoreReporter:
         self._thread = threading.Thread(target=self._loop, name="store-reporter", daemon=True)
 
     # --- hooks (called from the training loop) ----------------------------------------------------------------------
-    def on_step(self, r: Any) -> None:
-        values = (r.loss, r.lr, r.grad_norm, r.samples_per_s)
+    def on_step(self, r: StepRecord) -> None:
         with self._lock:
             if self._progress is None:
                 self._wake.set()  # the first loss point is the one a person is waiting for
-            self._points += [(r.step, r.epoch, r.elapsed_s, name, v) for name, v in zip(STEP_METRICS, values)]
+            self._points += points(r)
             self._progress = r.step / r.total_steps
             self._summary["total_steps"] = r.total_steps
 
-    def on_eval(self, r: Any) -> None:
-        values = (r.loss, r.accuracy, r.precision, r.recall, r.f1)
+    def on_eval(self, r: EvalRecord) -> None:
         with self._lock:
-            self._points += [(r.step, r.epoch, r.elapsed_s, name, v) for name, v in zip(EVAL_METRICS, values)]
+            self._points += points(r)
             self._summary.update(confusion=r.confusion, eval_step=r.step)
 
     def on_log(self, message: str) -> None:
@@ -62,6 +61,9 @@ class StoreReporter:
 
     def should_stop(self) -> bool:
         return self.stop_requested.is_set()
+
+    def hooks(self) -> Hooks:
+        return Hooks(on_step=self.on_step, on_eval=self.on_eval, on_log=self.on_log, should_stop=self.should_stop)
 
     # --- background flushing ------------------------------------------------------------------------------------------
     def start(self) -> StoreReporter:
@@ -122,10 +124,11 @@ def explain_failure(exc: BaseException, config: RunConfig | None) -> str:
     return "".join(lines[-6:]).strip()[-2000:]
 
 
-def run_job(home: Path, run_id: int) -> int:
-    """Train run `run_id` of the store in `home` to its end; the run's final status is written here."""
-    store = RunStore(home)
+def run_job(lab: Lab, run_id: int) -> int:
+    """Train run `run_id` to its end; the run's final status is written here."""
+    store = lab.store
     run = store.get_run(run_id)
+    folder = lab.data.run(run_id).create()
     main = int(os.environ.get("RANK", "0")) == 0
     worker = os.environ.get("BERT_LAB_WORKER_PID")
     reporter = StoreReporter(store, run_id, worker_pid=int(worker) if worker else None)
@@ -133,36 +136,33 @@ def run_job(home: Path, run_id: int) -> int:
         reporter.start()  # heartbeat first: importing torch and loading the model take seconds
     config: RunConfig | None = None
     try:
-        from bert_lab.train import Hooks, train  # heavy imports, after the heartbeat is running
+        from bert_lab.train import train  # heavy imports, after the heartbeat is running
 
         config = RunConfig.from_dict(run.config)
-        out_dir = store.run_dir(run_id, create=True)
-        checkpoint = out_dir / "checkpoint"
-        resume = (checkpoint / "state.json").exists()
+        resume = folder.checkpoint_state.exists()
         if resume and main:
-            step = json.loads((checkpoint / "state.json").read_text())["step"]
+            step = json.loads(folder.checkpoint_state.read_text())["step"]
             store.delete_metrics_after(run_id, step)
-        hooks = Hooks(on_step=reporter.on_step, on_eval=reporter.on_eval, on_log=reporter.on_log,
-                      should_stop=reporter.should_stop)
-        result = train(config, out_dir=out_dir, hooks=hooks, checkpoint_dir=checkpoint, resume=resume)
+        result = train(config, folder=folder, hooks=reporter.hooks(), checkpoint=True, resume=resume)
     except BaseException as exc:  # noqa: BLE001 - every failure must reach the store, whatever it is
         if main:
             reporter.close()
-            store.set_status(run_id, "failed", error=explain_failure(exc, config))
+            store.set_status(run_id, Status.FAILED, error=explain_failure(exc, config))
         return 1
     if not main:
         return 0
     reporter.close()
-    status = "interrupted" if result.status == "cancelled" and reporter.orphaned else result.status
+    orphaned = result.status == Status.CANCELLED and reporter.orphaned
+    status = Status.INTERRUPTED if orphaned else result.status
     summary = {"samples_per_s": result.samples_per_s, "train_s": result.train_s, "wall_s": result.wall_s,
                "steps": result.steps, "total_steps": result.total_steps, "precision": result.precision,
                "reason": result.reason, "labels": result.label_names}
     store.update_run(run_id, summary=summary, device=result.device, progress=result.steps / result.total_steps)
-    store.set_status(run_id, status, error=None if status == "finished" else result.reason)
+    store.set_status(run_id, status, error=None if status == Status.FINISHED else result.reason)
     return 0
 
 
-def standby(home: Path) -> int:
+def standby(lab: Lab) -> int:
     """A warm run process: import the heavy modules now, then wait for the worker to send a run id on stdin."""
     import bert_lab.train  # noqa: F401 - the point of standing by
 
@@ -170,8 +170,7 @@ def standby(home: Path) -> int:
     if not line.strip():
         return 0  # the worker went away without a run for us
     run_id = int(line)
-    store = RunStore(home)
-    with open(store.run_dir(run_id, create=True) / "output.log", "ab") as log:
+    with open(lab.data.run(run_id).create().log, "ab") as log:
         os.dup2(log.fileno(), sys.stdout.fileno())
         os.dup2(log.fileno(), sys.stderr.fileno())
-    return run_job(home, run_id)
+    return run_job(lab, run_id)

@@ -12,9 +12,8 @@ import json
 import math
 import shutil
 import time
-from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Literal
@@ -28,70 +27,11 @@ from bert_lab.config import RunConfig
 from bert_lab.evaluate import Predictions, predict, write_eval_report
 from bert_lab.model import load_model, load_tokenizer, save_model, use_cpu_dropout
 from bert_lab.optim import build_optimizer, penalty, split_decay_params
+from bert_lab.runs.layout import RunFolder
+from bert_lab.runs.metrics import METRICS, improved
+from bert_lab.runs.records import EvalRecord, Hooks, StepRecord, TrainResult
+from bert_lab.runs.status import Status
 from bert_lab.schedules import count_steps, lr_factor
-
-Status = Literal["finished", "diverged", "cancelled"]
-HIGHER_IS_BETTER = {"accuracy": True, "f1": True, "eval_loss": False}
-
-
-@dataclass(frozen=True)
-class StepRecord:
-    step: int  # optimizer steps done, 1-based
-    total_steps: int
-    epoch: float  # fractional epochs done
-    elapsed_s: float  # since the run started (resumed runs continue their clock)
-    loss: float  # training cross-entropy of this step's batch (without penalties), mean over processes
-    lr: float  # learning rate used for this step
-    grad_norm: float  # global gradient norm before clipping
-    samples_per_s: float  # training throughput so far (all processes, evaluation time excluded)
-
-
-@dataclass(frozen=True)
-class EvalRecord:
-    step: int
-    epoch: float
-    elapsed_s: float
-    loss: float
-    accuracy: float
-    precision: float  # macro
-    recall: float  # macro
-    f1: float  # macro
-    confusion: list[list[int]]  # counts[true][predicted]
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    status: Status
-    reason: str  # why it stopped, in plain words
-    steps: int
-    total_steps: int
-    epoch: float
-    wall_s: float  # whole run, data preparation included
-    train_s: float  # time in training steps only
-    samples_per_s: float  # training samples per second of train_s
-    eval: EvalRecord | None
-    label_names: list[str]
-    device: str
-    precision: str
-    model_dir: str | None
-
-
-def _noop(*_: object) -> None:
-    return None
-
-
-@dataclass(frozen=True)
-class Hooks:
-    """How a run reports. Called on the main process only; `should_stop` is polled between steps."""
-
-    on_step: Callable[[StepRecord], None] = _noop
-    on_eval: Callable[[EvalRecord], None] = _noop
-    on_log: Callable[[str], None] = _noop
-    should_stop: Callable[[], bool] = field(default=lambda: False)
-
-
-class Diverged(Exception):
-    pass
 
 
 def resolve_precision(precision: str) -> Literal["no", "bf16", "fp16"]:
@@ -119,19 +59,19 @@ def cpu_has_native_bf16() -> bool:
 def train(
     config: RunConfig,
     *,
-    out_dir: Path | None = None,
+    folder: RunFolder | None = None,
     hooks: Hooks = Hooks(),
-    checkpoint_dir: Path | None = None,
+    checkpoint: bool = False,
     resume: bool = False,
 ) -> TrainResult:
-    """Fine-tune `config.model` on `config.dataset`. Saves the model to `out_dir/model` when `out_dir` is given;
-    checkpoints to `checkpoint_dir` at every evaluation (only the latest is kept) and, with `resume`, continues
-    from the checkpoint there."""
+    """Fine-tune `config.model` on `config.dataset`. Saves the model, its config and the last evaluation's report
+    into `folder` when given; with `checkpoint`, also checkpoints there at every evaluation (only the latest is kept)
+    and, with `resume`, continues from that checkpoint."""
     started = time.perf_counter()
     # cpu=True on a machine without CUDA also lets a multi-process launch pick the gloo backend.
     accelerator = Accelerator(mixed_precision=resolve_precision(config.precision), cpu=not torch.cuda.is_available())
     main = accelerator.is_main_process
-    log = hooks.on_log if main else _noop
+    log = hooks.on_log if main else (lambda _: None)
     set_seed(config.seed)
 
     # --- data: load, split (stratified, seeded), tokenize (cached on disk) ---------------------------------------
@@ -174,9 +114,10 @@ def train(
 
     # --- resume ---------------------------------------------------------------------------------------------------
     state = {"step": 0, "first_loss": None, "best": None, "bad_evals": 0, "elapsed_s": 0.0, "train_s": 0.0}
-    if resume and checkpoint_dir is not None and (checkpoint_dir / "state.json").exists():
-        accelerator.load_state(str(checkpoint_dir / "accelerate"))
-        state.update(json.loads((checkpoint_dir / "state.json").read_text()))
+    checkpoint_dir = folder.checkpoint if folder is not None and checkpoint else None
+    if resume and folder is not None and folder.checkpoint_state.exists():
+        accelerator.load_state(str(folder.checkpoint / "accelerate"))
+        state.update(json.loads(folder.checkpoint_state.read_text()))
         log(f"resumed from step {state['step']}")
     prior_elapsed_s = state["elapsed_s"]  # a resumed run's clock continues from its checkpoint
 
@@ -195,10 +136,9 @@ def train(
         if main:
             hooks.on_eval(record)
         metric = config.early_stopping_metric
-        value = result.loss if metric == "eval_loss" else m[metric]
-        best = state["best"]
-        improved = best is None or (value > best if HIGHER_IS_BETTER[metric] else value < best)
-        state["best"], state["bad_evals"] = (value, 0) if improved else (state["best"], state["bad_evals"] + 1)
+        value, best = getattr(record, METRICS[metric].field), state["best"]
+        better = improved(metric, value, best)
+        state["best"], state["bad_evals"] = (value, 0) if better else (best, state["bad_evals"] + 1)
         state.update(step=step, elapsed_s=elapsed())
         if checkpoint_dir is not None and step < total_steps:
             save_checkpoint(accelerator, checkpoint_dir, state)
@@ -207,14 +147,14 @@ def train(
 
     # --- train ----------------------------------------------------------------------------------------------------
     model.train()
-    status: Status = "finished"
+    status = Status.FINISHED
     reason = f"completed {total_steps} steps"
     last_eval: EvalRecord | None = None
     last_predictions: Predictions | None = None
     step = state["step"]
     while step < total_steps:
         if _any_process(accelerator, hooks.should_stop() if main else False):
-            status, reason = "cancelled", f"cancelled at step {step}"
+            status, reason = Status.CANCELLED, f"cancelled at step {step}"
             break
         step_started = time.perf_counter()
         lr = scheduler.get_last_lr()[0]
@@ -244,7 +184,7 @@ def train(
                                      float(grad_norm), throughput))
         # Divergence: NaN/inf, or a loss that blew up far past where it started.
         if not math.isfinite(loss_value) or loss_value > config.divergence_factor * state["first_loss"]:
-            status = "diverged"
+            status = Status.DIVERGED
             reason = (f"loss became {loss_value:.4g} at step {step} (first loss {state['first_loss']:.4g}); "
                       "try a lower learning rate or gradient clipping")
             break
@@ -254,7 +194,7 @@ def train(
                 reason = (f"early stopping at step {step}: {config.early_stopping_metric} did not improve for "
                           f"{config.early_stopping_patience} evaluations")
                 break
-    if status != "diverged" and (last_eval is None or last_eval.step != step) and step > 0:
+    if status != Status.DIVERGED and (last_eval is None or last_eval.step != step) and step > 0:
         # Stopped part-way: evaluate what was trained (which also checkpoints it, so a cancel can be resumed).
         last_predictions, last_eval, _ = evaluate_and_checkpoint(step)
     log(reason)
@@ -262,12 +202,12 @@ def train(
     # --- save -----------------------------------------------------------------------------------------------------
     model_dir = None
     accelerator.wait_for_everyone()
-    if out_dir is not None and main and status != "diverged":
-        model_dir = save_model(accelerator.unwrap_model(model), tokenizer, Path(out_dir) / "model")
-        (Path(out_dir) / "run_config.json").write_text(json.dumps(config.to_dict(), indent=1))
+    if folder is not None and main and status != Status.DIVERGED:
+        model_dir = save_model(accelerator.unwrap_model(model), tokenizer, folder.create().model)
+        folder.run_config.write_text(json.dumps(config.to_dict(), indent=1))
         if last_predictions is not None:
-            write_eval_report(Path(out_dir) / "eval_report.json", last_predictions, eval_set, step=step)
-    if status == "finished" and checkpoint_dir is not None and main:
+            write_eval_report(folder.eval_report, last_predictions, eval_set, step=step)
+    if status == Status.FINISHED and checkpoint_dir is not None and main:
         shutil.rmtree(checkpoint_dir, ignore_errors=True)  # a finished run has its model; the checkpoint is spent
     train_s = state["train_s"]
     return TrainResult(

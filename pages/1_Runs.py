@@ -14,26 +14,22 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from bert_lab import jobs, plots, ui
-from bert_lab.store import RESUMABLE, Run, RunStore, StoreError
+from bert_lab import plots, worker
+from bert_lab.runs import service
+from bert_lab.runs.describe import badge, eta_s, explain, format_duration, run_label
+from bert_lab.runs.metrics import EVAL_METRICS, METRICS
+from bert_lab.runs.records import Run
+from bert_lab.runs.status import Status
+from bert_lab.runs.store import RunStore, StoreError
+from lab_ui import live, page
 
-store = ui.start_page(run_counts=False)  # the live fragment below keeps them current
+lab = page.start(run_counts=False)  # the live fragment below keeps them current
 
 REFRESH_S, IDLE_REFRESH_S = 2.0, 10.0  # while runs are queued or running; otherwise (new runs still show up)
-CURVES = ("train_loss", "eval_loss", "accuracy", "f1", "lr", "grad_norm")
-CAPTIONS = {
-    "train_loss": "Cross-entropy on each training batch. Noisy, hence the smoothing; falling means learning.",
-    "eval_loss": "Cross-entropy on the held-out evaluation set. Rising while training loss falls: overfitting.",
-    "accuracy": "Share of evaluation examples classified correctly.",
-    "f1": "Macro F1: precision and recall averaged over classes. Honest where accuracy flatters imbalanced data.",
-    "lr": "The learning rate used at each step: warmup, then the schedule.",
-    "grad_norm": "Size of the whole gradient before clipping. Spikes often come before a divergence.",
-}
-EVAL_COLUMNS = {"eval_loss": "eval loss", "accuracy": "accuracy", "precision": "precision", "recall": "recall",
-                "f1": "F1"}
+CURVES = ("train_loss", "eval_loss", "accuracy", "f1", "lr", "grad_norm")  # charted, in pairs, in this order
 
 st.title(":material/monitoring: Runs")
-active = any(r.is_active for r in store.list_runs())
+active = any(r.is_active for r in lab.store.list_runs())
 st.caption(f"Every run in the data folder, refreshed every {REFRESH_S if active else IDLE_REFRESH_S:g} s. Tick rows "
            "in the table to compare runs: their curves, their hyperparameters and their results appear below.")
 
@@ -44,9 +40,9 @@ def runs_frame(runs: list[Run], latest: dict[int, dict[str, float]]) -> pd.DataF
         m, c = latest.get(run.id, {}), run.config
         total = run.summary.get("total_steps")
         rows.append({
-            "run": ui.run_label(run), "status": ui.STATUS_BADGES.get(run.status, run.status),
+            "run": run_label(run), "status": badge(run.status),
             "progress": run.progress, "steps": f"{round(run.progress * total)} / {total}" if total else "",
-            "elapsed": ui.format_duration(run.elapsed_s), "ETA": ui.format_duration(ui.eta_s(run)),
+            "elapsed": format_duration(run.elapsed_s), "ETA": format_duration(eta_s(run)),
             "train loss": m.get("train_loss"), "accuracy": m.get("accuracy"), "F1": m.get("f1"),
             "dataset": Path(str(c.get("dataset", ""))).name, "model": Path(str(c.get("model", ""))).name,
             "optimizer": c.get("optimizer"), "lr": f"{c.get('lr', 0):.2g}", "schedule": c.get("schedule"),
@@ -94,14 +90,14 @@ def render_table(runs: list[Run], latest: dict[int, dict[str, float]]) -> list[i
 def act(action: str, run_id: int) -> None:
     """Button callbacks: they run before the rerun, so the table below already shows the result."""
     try:
-        with ui.open_store() as s:
+        with page.open_lab() as acting:
             if action == "cancel":
-                s.request_cancel(run_id)
+                service.cancel(acting, run_id)
             elif action == "resume":
-                s.set_status(run_id, "queued")
-                ui.ensure_worker(s)
+                service.resume(acting, run_id)
+                page.ensure_worker(acting)
             elif action == "delete":
-                s.delete_run(run_id)
+                service.delete(acting, run_id)
                 st.session_state.pop("_confirm_delete", None)
     except StoreError as exc:
         st.session_state["_action_error"] = str(exc)
@@ -109,7 +105,7 @@ def act(action: str, run_id: int) -> None:
 
 def render_log(store: RunStore, run: Run) -> None:
     events = store.read_events(run.id)
-    with st.expander(f"What happened to {ui.run_label(run)} ({len(events)} events)"):
+    with st.expander(f"What happened to {page.md(run_label(run))} ({len(events)} events)"):
         lines = [f"{time.strftime('%H:%M:%S', time.localtime(e.time))}  {e.message}" for e in events]
         st.code("\n".join(lines) or "nothing yet", language=None)
 
@@ -119,27 +115,28 @@ def render_actions(store: RunStore, selected: list[Run]) -> None:
     if st.session_state.get("action_run") not in by_id:
         st.session_state["action_run"] = selected[-1].id
     pick, *buttons = st.columns([2.2, 1, 1, 1, 1, 1.2, 1.2], vertical_alignment="bottom")
-    run = by_id[pick.selectbox("Act on run", list(by_id), format_func=lambda i: ui.run_label(by_id[i]),
+    run = by_id[pick.selectbox("Act on run", list(by_id), format_func=lambda i: run_label(by_id[i]),
                                key="action_run")]
     buttons[0].button("Cancel", icon=":material/stop_circle:", on_click=act, args=("cancel", run.id), width="stretch",
                       disabled=not run.is_active or run.cancel_requested,
                       help="Stop it at its current step; it saves a checkpoint so it can be resumed.")
     buttons[1].button("Resume", icon=":material/play_circle:", on_click=act, args=("resume", run.id), width="stretch",
-                      disabled=run.status not in RESUMABLE, help="Continue a cancelled or interrupted run.")
+                      disabled=not run.status.is_resumable, help="Continue a cancelled or interrupted run.")
     if buttons[2].button("Clone", icon=":material/content_copy:", width="stretch",
                          help="Open the launch page with this run's settings, to change one knob and launch."):
-        ui.request_clone(run.config)
-    if buttons[3].button("Delete…", icon=":material/delete:", width="stretch", disabled=run.status == "running",
+        page.request_clone(run.config)
+    if buttons[3].button("Delete…", icon=":material/delete:", width="stretch", disabled=run.status == Status.RUNNING,
                          help="Delete the run with its curves and files (cancel a running run first)."):
         st.session_state["_confirm_delete"] = run.id
-    buttons[4].download_button("Curves CSV", partial(ui.curves_csv, [run.id]), f"run-{run.id}-curves.csv",
+    buttons[4].download_button("Curves CSV", partial(live.curves_csv, [run.id]), f"run-{run.id}-curves.csv",
                                "text/csv", on_click="ignore", icon=":material/download:", width="stretch")
     buttons[5].download_button("Config JSON", json.dumps(run.config, indent=2, sort_keys=True),
                                f"run-{run.id}-config.json", "application/json", on_click="ignore",
                                icon=":material/download:",
                                width="stretch")
     if st.session_state.get("_confirm_delete") == run.id:
-        st.warning(f"Delete **{ui.run_label(run)}** with its curves, checkpoints and model? This cannot be undone.")
+        st.warning(f"Delete **{page.md(run_label(run))}** with its curves, checkpoints and model? "
+                   "This cannot be undone.")
         yes, no, _ = st.columns([1, 1, 4])
         yes.button("Yes, delete it", type="primary", on_click=act, args=("delete", run.id))
         no.button("Keep it", on_click=lambda: st.session_state.pop("_confirm_delete", None))
@@ -162,16 +159,16 @@ def render_curves(frame: pd.DataFrame, labels: dict[int, str]) -> None:
     if view == "Overlaid":
         for pair in (CURVES[0:2], CURVES[2:4], CURVES[4:6]):
             for col, metric in zip(st.columns(2), pair):
-                log_y = (log_loss and metric.endswith("loss")) or metric == "lr"
+                log_y = (log_loss and metric.endswith("loss")) or METRICS[metric].log_scale
                 col.plotly_chart(plots.curve_figure(frame, metric, labels, log_y=log_y, **options),
                                  key=f"chart_{metric}")
-                col.caption(CAPTIONS[metric])
+                col.caption(METRICS[metric].caption)
     else:
         for metric in CURVES:
             log_y = log_loss and metric.endswith("loss")
             st.plotly_chart(plots.small_multiples_figure(frame, metric, labels, log_y=log_y, **options),
                             key=f"panels_{metric}")
-            st.caption(CAPTIONS[metric])
+            st.caption(METRICS[metric].caption)
 
 
 def render_hyperparameters(selected: list[Run], labels: dict[int, str]) -> None:
@@ -193,49 +190,52 @@ def render_results(selected: list[Run], latest: dict[int, dict[str, float]], fra
     for run in selected:
         m = latest.get(run.id, {})
         f1 = frame[(frame["run_id"] == run.id) & (frame["name"] == "f1")]["value"]
-        rows.append({"run_id": run.id, "label": labels[run.id], "status": ui.STATUS_BADGES[run.status],
-                     "train loss": m.get("train_loss"), **{v: m.get(k) for k, v in EVAL_COLUMNS.items()},
+        rows.append({"run_id": run.id, "label": labels[run.id], "status": badge(run.status),
+                     "train_loss": m.get("train_loss"), **{e.name: m.get(e.name) for e in EVAL_METRICS},
                      "best F1": f1.max() if len(f1) else None, "samples/s": m.get("samples_per_s"),
-                     "time": ui.format_duration(run.elapsed_s)})
+                     "time": format_duration(run.elapsed_s)})
     table = pd.DataFrame(rows)
     evaluated = table[table["accuracy"].notna()]
     chart, numbers = st.columns([1, 1.3])
     if evaluated.empty:
         chart.info("No evaluation yet: runs evaluate about five times, the first after ~20% of their steps.")
     else:
-        chart.plotly_chart(plots.final_metrics_figure(evaluated.rename(columns={"F1": "f1"})), key="final_metrics")
-    numbers.dataframe(table.drop(columns=["run_id"]).rename(columns={"label": "run"}), hide_index=True, placeholder="–",
+        chart.plotly_chart(plots.final_metrics_figure(evaluated), key="final_metrics")
+    scores = ["train_loss", *(e.name for e in EVAL_METRICS)]
+    shown = table.drop(columns=["run_id"]).rename(columns={"label": "run", **{n: METRICS[n].label for n in scores}})
+    numbers.dataframe(shown, hide_index=True, placeholder="–",
                       column_config={c: st.column_config.NumberColumn(format="%.4f") for c in
-                                     ["train loss", *EVAL_COLUMNS.values(), "best F1"]})
+                                     [*(METRICS[n].label for n in scores), "best F1"]})
     numbers.caption("The latest evaluation of each run on its held-out set, and its throughput.")
 
 
 @st.fragment(run_every=REFRESH_S if active else IDLE_REFRESH_S)
 def render_live() -> None:
-    with ui.open_store() as live:
-        jobs.recover_lost_runs(live)
-        runs = live.list_runs()
+    with page.open_lab() as live_lab:
+        store = live_lab.store
+        runs = store.list_runs()
         if any(r.is_active for r in runs) != active:
             st.rerun()  # a run started or all ended: redraw the page with the matching refresh interval
         with st.sidebar:
-            ui.render_run_counts(runs)
+            page.render_run_counts(runs)
         if not runs:
             st.info("No runs yet. Launch one and it appears here, with its curves growing as it trains.")
-            st.page_link(ui.LAUNCH_PAGE, label="Launch a run", icon=":material/rocket_launch:")
+            st.page_link(page.LAUNCH_PAGE, label="Launch a run", icon=":material/rocket_launch:")
             return
-        latest = live.latest_metrics([r.id for r in runs])
+        latest = store.latest_metrics([r.id for r in runs])
         selected_ids = render_table(runs, latest)
         selected = sorted((r for r in runs if r.id in selected_ids), key=lambda r: r.id)
         if not selected:
             st.info("Tick one or more runs in the table (the boxes on the left) to see their curves.")
             return
-        alive = jobs.worker_alive(live.home) if any(r.status == "queued" for r in selected) else True
+        waiting = any(r.status == Status.QUEUED for r in selected)
+        alive = worker.worker_alive(live_lab.data) if waiting else True
         for run in selected:
-            if note := ui.explain(run, worker_alive=alive):
-                getattr(st, note[0])(note[1])
-        render_actions(live, selected)
-        labels = {r.id: ui.run_label(r) for r in selected}
-        frame = ui.load_points(live, selected)
+            if note := explain(run, worker_alive=alive):
+                page.render_note(note)
+        render_actions(store, selected)
+        labels = {r.id: run_label(r) for r in selected}
+        frame = live.load_points(store, selected)
         if frame.empty:
             st.info("No points yet: a run reports its first step a few seconds after it starts.")
         else:

@@ -13,10 +13,12 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from bert_lab import plots, ui
-from bert_lab.store import Run
+from bert_lab import plots
+from bert_lab.runs.describe import badge, run_label
+from bert_lab.runs.records import Run
+from lab_ui import page
 
-store = ui.start_page()
+lab = page.start()
 
 MAX_SENTENCES = 50
 EXAMPLES = {
@@ -45,17 +47,17 @@ def predict(model_dir: str, stamp: float, max_length: int, sentences: tuple[str,
 
 
 def model_dir(run: Run) -> Path:
-    return store.run_dir(run.id) / "model"
+    return lab.data.run(run.id).model
 
 
 def describe(run: Run) -> str:
     c = run.config
-    return (f"{ui.STATUS_BADGES.get(run.status, run.status)} · {c.get('model')} on "
+    return (f"{badge(run.status)} · {c.get('model')} on "
             f"{Path(str(c.get('dataset'))).name} · lr {c.get('lr', 0):.2g} · {c.get('optimizer')}")
 
 
 def render_predictions(run: Run, sentences: list[str]) -> pd.DataFrame:
-    st.markdown(f"**{ui.run_label(run)}**")
+    st.markdown(f"**{page.md(run_label(run))}**")
     st.caption(describe(run))
     folder = model_dir(run)
     with st.spinner("Loading the model and predicting…"):
@@ -71,8 +73,8 @@ def render_predictions(run: Run, sentences: list[str]) -> pd.DataFrame:
 
 
 def render_eval_report(run: Run) -> None:
-    st.markdown(f"**{ui.run_label(run)}**")
-    path = store.run_dir(run.id) / "eval_report.json"
+    st.markdown(f"**{page.md(run_label(run))}**")
+    path = lab.data.run(run.id).eval_report
     if not path.exists():
         st.info("This run has no evaluation report (it is written when a run ends).")
         return
@@ -101,20 +103,20 @@ st.title(":material/chat: Playground")
 st.caption("Try a trained model on your own sentences, compare two runs on the same sentences, and look at where "
            "each one goes wrong on its evaluation set.")
 
-runs = [r for r in store.list_runs() if (model_dir(r) / "config.json").exists()]
+runs = [r for r in lab.store.list_runs() if (model_dir(r) / "config.json").exists()]
 if not runs:
     st.info("No trained model yet. A run saves its model when it finishes (or is cancelled); launch one, for a "
             "quick try with the tiny demo model.")
-    st.page_link(ui.LAUNCH_PAGE, label="Launch a run", icon=":material/rocket_launch:")
+    st.page_link(page.LAUNCH_PAGE, label="Launch a run", icon=":material/rocket_launch:")
     st.stop()
 
 by_id = {r.id: r for r in runs}
 pick_a, pick_b = st.columns(2)
-first = pick_a.selectbox("Model", list(by_id), format_func=lambda i: ui.run_label(by_id[i]), key="run_a",
+first = pick_a.selectbox("Model", list(by_id), format_func=lambda i: run_label(by_id[i]), key="run_a",
                          help="Runs that saved a model: finished ones, and cancelled ones (at the step they stopped).")
 others = [i for i in by_id if i != first]
 compare = pick_b.toggle("Compare with a second run", key="compare", disabled=not others)
-second = pick_b.selectbox("Second model", others, format_func=lambda i: ui.run_label(by_id[i]),
+second = pick_b.selectbox("Second model", others, format_func=lambda i: run_label(by_id[i]),
                           key="run_b") if compare and others else None
 chosen = [by_id[first]] + ([by_id[second]] if second is not None else [])
 
@@ -136,8 +138,8 @@ else:
     if len(results) == 2:
         a, b = results.values()
         same = ["✓ same" if x == y else "✗ differ" for x, y in zip(a["predicted"], b["predicted"])]
-        agree = pd.DataFrame({"text": sentences, ui.run_label(chosen[0]): a["predicted"],
-                              ui.run_label(chosen[1]): b["predicted"], "agree": same})
+        agree = pd.DataFrame({"text": sentences, run_label(chosen[0]): a["predicted"],
+                              run_label(chosen[1]): b["predicted"], "agree": same})
         st.markdown("**Side by side**")
         st.dataframe(agree, hide_index=True, width="stretch")
 

@@ -1,9 +1,8 @@
-"""RunStore: runs, metric points and events in one SQLite file that many processes share.
+"""SQLiteStore: the embedded run store, one SQLite file that many processes share.
 
-The UI, the worker and every training subprocess open their own `RunStore` on the same data folder. SQLite in WAL
-mode lets readers poll while one writer appends; writers take the lock up front (`BEGIN IMMEDIATE`) and wait on the
-busy timeout instead of failing. Status changes are compare-and-set, so two processes can never both claim a run.
-Records crossing the interface are frozen dataclasses (`Run`, `MetricPoint`, `RunEvent`), never raw rows.
+The UI, the worker and every training subprocess open their own store on the same file. SQLite in WAL mode lets
+readers poll while one writer appends; writers take the lock up front (`BEGIN IMMEDIATE`) and wait on the busy
+timeout instead of failing. Status changes are compare-and-set, so two processes can never both claim a run.
 """
 
 from __future__ import annotations
@@ -11,36 +10,27 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from pathlib import Path
-from typing import Any, Literal, Self, get_args
+from typing import Any, Self
 
-Status = Literal["queued", "running", "finished", "failed", "cancelled", "diverged", "interrupted"]
-STATUSES: tuple[str, ...] = get_args(Status)
-ACTIVE: tuple[str, ...] = ("queued", "running")
-TERMINAL: tuple[str, ...] = ("finished", "failed", "cancelled", "diverged", "interrupted")
-RESUMABLE: tuple[str, ...] = ("interrupted", "cancelled")
-TRANSITIONS: dict[str, tuple[str, ...]] = {
-    "queued": ("running", "cancelled"),
-    "running": TERMINAL,
-    "interrupted": ("queued",),
-    "cancelled": ("queued",),
-}
+from bert_lab.runs.records import MetricPoint, Point, Run, RunEvent
+from bert_lab.runs.status import TERMINAL, Status
+from bert_lab.runs.store import StoreError, UnknownRunError
 
 # Columns set when a run enters a status (named parameters :now and :error are always bound).
-_ON_ENTER: dict[str, str] = {
-    "running": "started_at = COALESCE(started_at, :now), heartbeat_at = :now",
-    "queued": "resume_count = resume_count + 1, finished_at = NULL, error = NULL, pid = NULL, cancel_requested = 0",
+_ON_ENTER: dict[Status, str] = {
+    Status.RUNNING: "started_at = COALESCE(started_at, :now), heartbeat_at = :now",
+    Status.QUEUED: "resume_count = resume_count + 1, finished_at = NULL, error = NULL, pid = NULL, "
+    "cancel_requested = 0",
     **{s: "finished_at = :now, pid = NULL, error = :error" for s in TERMINAL},
 }
 
-DB_NAME = "runs.sqlite"
 MIGRATIONS: list[str] = [
     """
     CREATE TABLE runs (
@@ -65,76 +55,6 @@ MIGRATIONS: list[str] = [
 ]
 
 
-class StoreError(RuntimeError):
-    """A store operation that cannot be done: bad status change, unknown schema, deleting a running run."""
-
-
-class UnknownRunError(StoreError, KeyError):
-    """No run with the given id."""
-
-    def __init__(self, run_id: int) -> None:
-        super().__init__(f"no run with id {run_id}")
-        self.run_id = run_id
-
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0])
-
-    def __reduce__(self) -> tuple[type[UnknownRunError], tuple[int]]:  # survive pickling across processes
-        return type(self), (self.run_id,)
-
-
-@dataclass(frozen=True)
-class Run:
-    id: int
-    name: str
-    owner: str
-    status: str
-    config: dict[str, Any]
-    created_at: float
-    started_at: float | None
-    finished_at: float | None
-    device: str | None
-    progress: float
-    error: str | None
-    pid: int | None
-    heartbeat_at: float | None
-    group_id: str | None
-    cancel_requested: bool
-    summary: dict[str, Any]
-    resume_count: int
-
-    @property
-    def elapsed_s(self) -> float | None:
-        """Seconds since the run started, up to its end (or now while it is not finished); None if never started."""
-        if self.started_at is None:
-            return None
-        return (self.finished_at if self.finished_at is not None else time.time()) - self.started_at
-
-    @property
-    def is_active(self) -> bool:
-        return self.status in ACTIVE
-
-
-@dataclass(frozen=True)
-class MetricPoint:
-    id: int
-    run_id: int
-    step: int
-    epoch: float
-    elapsed_s: float
-    name: str
-    value: float
-
-
-@dataclass(frozen=True)
-class RunEvent:
-    id: int
-    run_id: int
-    time: float
-    level: str
-    message: str
-
-
 def _float(value: float | None) -> float:
     """SQLite stores NaN as NULL; read it back as NaN."""
     return math.nan if value is None else float(value)
@@ -145,6 +65,7 @@ def _run_from_row(row: sqlite3.Row) -> Run:
     values["config"] = json.loads(values["config"])
     values["summary"] = json.loads(values["summary"])
     values["cancel_requested"] = bool(values["cancel_requested"])
+    values["status"] = Status(values["status"])
     return Run(**values)
 
 
@@ -170,33 +91,20 @@ def _statements(script: str) -> Iterator[str]:
             buffer = ""
 
 
-class RunStore:
-    """All persistent state of BERT Lab under one data folder: `runs.sqlite` plus `runs/<id>/` artifact folders."""
+class SQLiteStore:
+    """The `RunStore` in one SQLite file (by default `runs.sqlite` in the data folder)."""
 
-    def __init__(self, home: Path | str) -> None:
-        self._home = Path(home)
-        self._home.mkdir(parents=True, exist_ok=True)
-        self._path = self._home / DB_NAME
+    def __init__(self, path: Path | str) -> None:
+        self._path = Path(path)
+        self._path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._migrate()
 
-    @classmethod
-    def open(cls, home: Path | str | None = None) -> RunStore:
-        """Open `home`, else `$BERT_LAB_HOME`, else `./lab_data`."""
-        return cls(home or os.environ.get("BERT_LAB_HOME") or "lab_data")
-
     @property
-    def home(self) -> Path:
-        return self._home
-
-    def run_dir(self, run_id: int, *, create: bool = False) -> Path:
-        """Folder for a run's artifacts (checkpoints, final model, exports)."""
-        path = self._home / "runs" / str(run_id)
-        if create:
-            path.mkdir(parents=True, exist_ok=True)
-        return path
+    def url(self) -> str:
+        return f"sqlite:///{self._path}"
 
     # --- connection -------------------------------------------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
@@ -275,8 +183,8 @@ class RunStore:
         """Queue a new run; its name defaults to `run-<id>`."""
         with self._write() as conn:
             cursor = conn.execute(
-                "INSERT INTO runs (name, owner, status, config, created_at, group_id) VALUES (?, ?, 'queued', ?, ?, ?)",
-                (name, owner, json.dumps(config), time.time(), group_id),
+                "INSERT INTO runs (name, owner, status, config, created_at, group_id) VALUES (?, ?, ?, ?, ?, ?)",
+                (name, owner, Status.QUEUED, json.dumps(config), time.time(), group_id),
             )
             run_id = int(cursor.lastrowid or 0)
             if not name:
@@ -289,11 +197,18 @@ class RunStore:
             raise UnknownRunError(run_id)
         return _run_from_row(row)
 
-    def list_runs(self, statuses: Iterable[str] | None = None, ids: Iterable[int] | None = None) -> list[Run]:
-        """Runs, newest first, optionally only those with the given statuses and/or ids."""
+    def list_runs(
+        self,
+        *,
+        statuses: Iterable[Status] | None = None,
+        ids: Iterable[int] | None = None,
+        owner: str | None = None,
+        group_id: str | None = None,
+    ) -> list[Run]:
         where: list[str] = ["1"]
         params: list[Any] = []
-        for column, values in (("status", statuses), ("id", ids)):
+        for column, values in (("status", statuses), ("id", ids), ("owner", None if owner is None else [owner]),
+                               ("group_id", None if group_id is None else [group_id])):
             if values is not None:
                 marks, values_ = _marks(values)
                 where.append(f"{column} IN ({marks})")
@@ -301,28 +216,23 @@ class RunStore:
         sql = f"SELECT * FROM runs WHERE {' AND '.join(where)} ORDER BY id DESC"
         return [_run_from_row(row) for row in self._conn().execute(sql, params)]
 
-    def claim_next_run(self, *, pid: int, device: str | None = None) -> Run | None:
-        """Atomically move the oldest queued run to running for process `pid`; None when the queue is empty."""
+    def claim_run(self, run_id: int, *, pid: int, device: str | None = None) -> Run | None:
         now = time.time()
         with self._write() as conn:
-            row = conn.execute("SELECT id FROM runs WHERE status = 'queued' ORDER BY id LIMIT 1").fetchone()
-            if row is None:
-                return None
-            conn.execute(
-                "UPDATE runs SET status = 'running', started_at = COALESCE(started_at, ?), pid = ?, heartbeat_at = ?,"
-                " device = ?, cancel_requested = 0, error = NULL WHERE id = ? AND status = 'queued'",
-                (now, pid, now, device, row["id"]),
-            )
-            return self.get_run(row["id"])
+            claimed = conn.execute(
+                "UPDATE runs SET status = ?, started_at = COALESCE(started_at, ?), pid = ?, heartbeat_at = ?,"
+                " device = ?, cancel_requested = 0, error = NULL WHERE id = ? AND status = ?",
+                (Status.RUNNING, now, pid, now, device, run_id, Status.QUEUED),
+            ).rowcount
+            return self.get_run(run_id) if claimed else None
 
     def set_status(self, run_id: int, status: Status, *, error: str | None = None) -> Run:
-        """Move a run to `status` if the transition is allowed (compare-and-set); raise StoreError otherwise."""
-        if status not in STATUSES:
-            raise StoreError(f"run {run_id}: unknown status {status!r}")
-        sources = ", ".join(f"'{s}'" for s, targets in TRANSITIONS.items() if status in targets)
-        sql = f"UPDATE runs SET status = :to, {_ON_ENTER[status]} WHERE id = :id AND status IN ({sources})"
+        status = Status(status)
+        sources = {f"from{i}": s for i, s in enumerate(s for s in Status if s.can_become(status))}
+        marks = ", ".join(f":{key}" for key in sources)
+        sql = f"UPDATE runs SET status = :to, {_ON_ENTER[status]} WHERE id = :id AND status IN ({marks})"
         with self._write() as conn:
-            params = {"to": status, "id": run_id, "now": time.time(), "error": error}
+            params = {"to": status, "id": run_id, "now": time.time(), "error": error, **sources}
             if conn.execute(sql, params).rowcount == 0:
                 current = self.get_run(run_id).status
                 raise StoreError(f"run {run_id}: cannot change status from {current} to {status}")
@@ -361,34 +271,22 @@ class RunStore:
         """Cancel a queued run now; ask a running one to stop (its process sees `cancel_requested`)."""
         with self._write() as conn:
             run = self.get_run(run_id)
-            if run.status == "queued":
-                return self.set_status(run_id, "cancelled")
-            if run.status != "running":
+            if run.status == Status.QUEUED:
+                return self.set_status(run_id, Status.CANCELLED)
+            if run.status != Status.RUNNING:
                 raise StoreError(f"run {run_id} is {run.status}; only queued or running runs can be cancelled")
             conn.execute("UPDATE runs SET cancel_requested = 1 WHERE id = ?", (run_id,))
             return self.get_run(run_id)
 
     def delete_run(self, run_id: int) -> None:
-        """Delete a run that is not running, with its metrics, events and artifact folder."""
         with self._write() as conn:
-            if conn.execute("DELETE FROM runs WHERE id = ? AND status != 'running'", (run_id,)).rowcount == 0:
+            sql = "DELETE FROM runs WHERE id = ? AND status != ?"
+            if conn.execute(sql, (run_id, Status.RUNNING)).rowcount == 0:
                 self.get_run(run_id)
                 raise StoreError(f"run {run_id} is running; cancel it before deleting it")
-        shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
-
-    def find_stale_runs(self, max_heartbeat_age_s: float) -> list[Run]:
-        """Running runs whose last heartbeat is older than `max_heartbeat_age_s` (their process probably died)."""
-        sql = "SELECT * FROM runs WHERE status = 'running' AND COALESCE(heartbeat_at, started_at, 0) < ? ORDER BY id"
-        return [_run_from_row(row) for row in self._conn().execute(sql, (time.time() - max_heartbeat_age_s,))]
-
-    def clone_run(self, run_id: int, *, changes: dict[str, Any] | None = None, name: str = "") -> Run:
-        """Queue a copy of a run, its config updated with `changes`."""
-        old = self.get_run(run_id)
-        config = {**old.config, **(changes or {})}
-        return self.create_run(config, name=name or f"{old.name} (clone)", owner=old.owner)
 
     # --- metrics and events -----------------------------------------------------------------------------------------
-    def add_metrics(self, run_id: int, points: Iterable[tuple[int, float, float, str, float]]) -> None:
+    def add_metrics(self, run_id: int, points: Iterable[Point]) -> None:
         """Append (step, epoch, elapsed_s, name, value) points in one transaction; NaN is kept (as NULL)."""
         rows = [(run_id, step, epoch, elapsed_s, name, value) for step, epoch, elapsed_s, name, value in points]
         if not rows:

@@ -1,0 +1,98 @@
+"""Where files live. A data folder holds the lab's files; each run has a folder of its own inside it.
+
+    <data folder>/
+        runs.sqlite              the default store (SQLite; another store may live elsewhere)
+        worker.lock  worker.log  standby.log
+        uploads/<name>-<hash>.csv
+        runs/<id>/
+            output.log           the run process's stdout and stderr
+            checkpoint/          the latest checkpoint (removed when the run finishes)
+            model/               the fine-tuned model, ready for `pipeline`
+            run_config.json  eval_report.json
+
+Every path is decided here; the store keeps rows, never files.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+HOME_ENV = "BERT_LAB_HOME"
+DEFAULT_HOME = "lab_data"
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """The files of one run (or of one `train` call from the command line)."""
+
+    path: Path
+
+    @property
+    def model(self) -> Path:
+        return self.path / "model"
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.path / "checkpoint"
+
+    @property
+    def checkpoint_state(self) -> Path:
+        return self.checkpoint / "state.json"
+
+    @property
+    def run_config(self) -> Path:
+        return self.path / "run_config.json"
+
+    @property
+    def eval_report(self) -> Path:
+        return self.path / "eval_report.json"
+
+    @property
+    def log(self) -> Path:
+        return self.path / "output.log"
+
+    def create(self) -> RunFolder:
+        self.path.mkdir(parents=True, exist_ok=True)
+        return self
+
+
+@dataclass(frozen=True)
+class DataFolder:
+    """The lab's folder: run folders, uploads, the worker's lock and logs, and the default SQLite store."""
+
+    path: Path
+
+    @classmethod
+    def default(cls, path: Path | str | None = None) -> DataFolder:
+        """`path`, else `$BERT_LAB_HOME`, else `./lab_data`."""
+        return cls(Path(path or os.environ.get(HOME_ENV) or DEFAULT_HOME))
+
+    def run(self, run_id: int) -> RunFolder:
+        return RunFolder(self.path / "runs" / str(run_id))
+
+    @property
+    def uploads(self) -> Path:
+        return self.path / "uploads"
+
+    @property
+    def models(self) -> Path:
+        """Models trained by `python -m bert_lab train` without `--out`."""
+        return self.path / "models"
+
+    @property
+    def sqlite(self) -> Path:
+        return self.path / "runs.sqlite"
+
+    @property
+    def worker_lock(self) -> Path:
+        return self.path / "worker.lock"
+
+    @property
+    def worker_log(self) -> Path:
+        return self.path / "worker.log"
+
+    @property
+    def standby_log(self) -> Path:
+        return self.path / "standby.log"

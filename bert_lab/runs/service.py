@@ -1,0 +1,111 @@
+"""What a person can do to runs: submit one or a group, resume, cancel, delete, clone.
+
+The pages and the CLI call these verbs and nothing else that changes a run: they never set a status and never touch
+a process (the worker alone does). A `Lab` is the store plus the data folder the verbs work in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from bert_lab.config import RunConfig
+from bert_lab.runs.layout import DataFolder
+from bert_lab.runs.records import Run
+from bert_lab.runs.status import Status
+from bert_lab.runs.store import RunStore, StoreError, open_store, store_url
+
+
+@dataclass(frozen=True)
+class Lab:
+    store: RunStore
+    data: DataFolder
+
+    @classmethod
+    def open(cls, home: Path | str | None = None, store: str | None = None) -> Lab:
+        """The lab in data folder `home` (else `$BERT_LAB_HOME`, else `./lab_data`) with the store at URL `store`
+        (else `$BERT_LAB_STORE`, else `runs.sqlite` in the data folder)."""
+        data = DataFolder.default(home)
+        data.path.mkdir(parents=True, exist_ok=True)
+        return cls(open_store(store or store_url(data)), data)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Lab:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def submit(lab: Lab, config: RunConfig, *, name: str = "", owner: str = "", group_id: str | None = None) -> Run:
+    """Queue a run after checking its dataset loads (a bad CSV raises DataError and nothing is stored). A CSV file is
+    staged into the data folder first, so the run does not depend on the original staying where it was."""
+    return lab.store.create_run(_staged(lab, config).to_dict(), name=name, owner=owner, group_id=group_id)
+
+
+def submit_group(lab: Lab, configs: Sequence[RunConfig], *, name: str = "", owner: str = "") -> list[Run]:
+    """Queue runs launched together (a sweep, a lesson, seed replicates) under one new group id. Every config is
+    checked before any run is stored: one bad config queues nothing."""
+    if not configs:
+        raise ValueError("a group needs at least one run")
+    staged = [_staged(lab, config) for config in configs]
+    group_id = uuid.uuid4().hex[:12]
+    prefix = name or f"group-{group_id[:6]}"
+    return [lab.store.create_run(config.to_dict(), name=f"{prefix} {i + 1}/{len(staged)}", owner=owner,
+                                 group_id=group_id) for i, config in enumerate(staged)]
+
+
+def stage_upload(lab: Lab, data: bytes, filename: str) -> Path:
+    """Keep uploaded CSV bytes under the data folder's uploads, named by content so the same file is kept once."""
+    digest = hashlib.sha256(data).hexdigest()[:16]
+    stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in Path(filename).stem)[:40] or "data"
+    path = lab.data.uploads / f"{stem}-{digest}.csv"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    return path
+
+
+def resume(lab: Lab, run_id: int) -> Run:
+    """Queue an interrupted or cancelled run again; it continues from its last checkpoint."""
+    run = lab.store.get_run(run_id)
+    if not run.status.is_resumable:
+        raise StoreError(f"run {run_id} is {run.status}; only interrupted or cancelled runs can be resumed")
+    return lab.store.set_status(run_id, Status.QUEUED)
+
+
+def cancel(lab: Lab, run_id: int) -> Run:
+    """Cancel a queued run now; ask a running one to stop at its current step (it saves a checkpoint)."""
+    return lab.store.request_cancel(run_id)
+
+
+def delete(lab: Lab, run_id: int) -> None:
+    """Delete a run that is not running: its rows, then its folder."""
+    lab.store.delete_run(run_id)
+    shutil.rmtree(lab.data.run(run_id).path, ignore_errors=True)
+
+
+def clone(lab: Lab, run_id: int, *, changes: dict[str, Any] | None = None, name: str = "") -> Run:
+    """Queue a copy of a run, its config updated with `changes` (validated like any new run)."""
+    old = lab.store.get_run(run_id)
+    config = RunConfig.from_dict({**old.config, **(changes or {})})
+    return submit(lab, config, name=name or f"{old.name} (clone)", owner=old.owner, group_id=None)
+
+
+def _staged(lab: Lab, config: RunConfig) -> RunConfig:
+    from bert_lab.data import load_dataset  # pandas and the CSV reader: only when submitting
+
+    load_dataset(config.dataset, text_column=config.text_column, label_column=config.label_column)
+    source = Path(config.dataset)
+    if source.is_file() and lab.data.uploads not in source.resolve().parents:
+        return replace(config, dataset=str(stage_upload(lab, source.read_bytes(), source.name)))
+    return config

@@ -1,0 +1,144 @@
+"""The run store interface: rows of runs, metric points and events, shared by every process of the lab.
+
+Pages, the CLI, the worker and each run's process are handed a `RunStore` (opened from a URL by `open_store`), never
+a concrete class. SQLite in the data folder is the embedded default; another backend implements the same Protocol
+and passes the same tests (`tests/test_store.py` runs against the interface). A store keeps rows, not files: run
+folders belong to `bert_lab.runs.layout`. Status changes are compare-and-set, following `Status.can_become`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from typing import Any, Protocol, Self
+
+from bert_lab.runs.layout import DataFolder
+from bert_lab.runs.records import MetricPoint, Point, Run, RunEvent
+from bert_lab.runs.status import Status
+
+STORE_ENV = "BERT_LAB_STORE"
+
+
+class StoreError(RuntimeError):
+    """A store operation that cannot be done: bad status change, unknown schema, deleting a running run."""
+
+
+class UnknownRunError(StoreError, KeyError):
+    """No run with the given id."""
+
+    def __init__(self, run_id: int) -> None:
+        super().__init__(f"no run with id {run_id}")
+        self.run_id = run_id
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+    def __reduce__(self) -> tuple[type[UnknownRunError], tuple[int]]:  # survive pickling across processes
+        return type(self), (self.run_id,)
+
+
+class RunStore(Protocol):
+    @property
+    def url(self) -> str:
+        """What `open_store` takes to open this store again (in another process)."""
+        ...
+
+    # --- runs ---
+    def create_run(
+        self, config: dict[str, Any], *, name: str = "", owner: str = "", group_id: str | None = None
+    ) -> Run:
+        """Queue a new run; its name defaults to `run-<id>`."""
+        ...
+
+    def get_run(self, run_id: int) -> Run:
+        """The run, or UnknownRunError."""
+        ...
+
+    def list_runs(
+        self,
+        *,
+        statuses: Iterable[Status] | None = None,
+        ids: Iterable[int] | None = None,
+        owner: str | None = None,
+        group_id: str | None = None,
+    ) -> list[Run]:
+        """Runs, newest first, filtered by whichever of statuses, ids, owner and group are given."""
+        ...
+
+    def claim_run(self, run_id: int, *, pid: int, device: str | None = None) -> Run | None:
+        """Move queued run `run_id` to running for process `pid`; None when it is no longer queued. The caller (the
+        worker) decides which run to claim next."""
+        ...
+
+    def set_status(self, run_id: int, status: Status, *, error: str | None = None) -> Run:
+        """Move a run to `status` if `Status.can_become` allows it (compare-and-set); StoreError otherwise."""
+        ...
+
+    def update_run(
+        self,
+        run_id: int,
+        *,
+        progress: float | None = None,
+        device: str | None = None,
+        pid: int | None = None,
+        summary: dict[str, Any] | None = None,
+        name: str | None = None,
+    ) -> Run:
+        """Set the given fields; `summary` is merged into the stored summary."""
+        ...
+
+    def heartbeat(self, run_id: int, *, progress: float | None = None) -> None:
+        """Record that the run's process is alive (and optionally its progress, 0..1)."""
+        ...
+
+    def request_cancel(self, run_id: int) -> Run:
+        """Cancel a queued run now; ask a running one to stop (its process sees `cancel_requested`)."""
+        ...
+
+    def delete_run(self, run_id: int) -> None:
+        """Delete a run that is not running, with its metric points and events."""
+        ...
+
+    # --- metric points and events ---
+    def add_metrics(self, run_id: int, points: Iterable[Point]) -> None:
+        """Append (step, epoch, elapsed_s, name, value) points in one transaction; NaN is kept."""
+        ...
+
+    def delete_metrics_after(self, run_id: int, step: int) -> int:
+        """Drop points past `step` (a resumed run rewinds to its checkpoint and writes them again); how many."""
+        ...
+
+    def read_metrics(
+        self, run_ids: int | Iterable[int], *, since_id: int = 0, names: Iterable[str] | None = None
+    ) -> list[MetricPoint]:
+        """Points with id > `since_id`, in insertion order: poll with the last id seen to get only new points."""
+        ...
+
+    def latest_metrics(self, run_ids: Iterable[int]) -> dict[int, dict[str, float]]:
+        """For each run, the most recent value of each metric name (runs without points map to {})."""
+        ...
+
+    def add_event(self, run_id: int, message: str, level: str = "info") -> None: ...
+
+    def read_events(self, run_id: int, since_id: int = 0) -> list[RunEvent]: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
+def store_url(data: DataFolder) -> str:
+    """`$BERT_LAB_STORE`, else the SQLite file in the data folder."""
+    return os.environ.get(STORE_ENV) or f"sqlite:///{data.sqlite}"
+
+
+def open_store(url: str) -> RunStore:
+    """The store at `url`: `sqlite:///relative/path.sqlite` or `sqlite:////absolute/path.sqlite`."""
+    scheme, sep, rest = url.partition("://")
+    if scheme == "sqlite" and sep and rest.startswith("/") and len(rest) > 1:
+        from bert_lab.runs.sqlite import SQLiteStore
+
+        return SQLiteStore(rest[1:])
+    raise StoreError(f"unsupported store URL {url!r}: use sqlite:///path/to/runs.sqlite")

@@ -1,0 +1,236 @@
+"""The worker (`python -m bert_lab worker`): claims queued runs, starts each through an executor, and owns every
+lifecycle decision a run's own process cannot make.
+
+Exactly one worker per data folder (an exclusive lock on `worker.lock`). The run's process writes its own metrics and
+final status; the worker steps in only when that process cannot: a hard crash (→ failed, with the last lines of its
+output), a cancel that does not finish in time (→ killed, cancelled), or a process that died or whose heartbeat went
+silent (→ interrupted, resumable from its last checkpoint). Pages and the CLI never kill a process or recover a run:
+that happens here alone, however many tabs are open.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import IO
+
+from bert_lab.executor import Execution, Executor, LocalExecutor
+from bert_lab.runs.layout import DataFolder
+from bert_lab.runs.records import Run
+from bert_lab.runs.service import Lab
+from bert_lab.runs.status import Status
+from bert_lab.runs.store import RunStore, StoreError
+
+OUTPUT_TAIL_LINES = 15
+ClaimOrder = Callable[[Sequence[Run], Sequence[Run]], list[Run]]  # (queued, running) → queued runs, first to start
+
+
+def oldest_first(queued: Sequence[Run], running: Sequence[Run]) -> list[Run]:
+    return sorted(queued, key=lambda r: r.id)
+
+
+@dataclass
+class Worker:
+    lab: Lab
+    executor: Executor | None = None  # default: LocalExecutor on this machine
+    max_concurrent: int = 0  # 0: one per visible GPU, or one on the CPU
+    poll_interval_s: float = 0.25
+    cancel_timeout_s: float = 30.0  # a cancelled run that has not stopped by then is killed
+    stale_after_s: float = 30.0  # a running run whose heartbeat is older than this is interrupted
+    memory_limit_mb: int | None = None  # address-space cap per run (workshops on shared machines)
+    claim_order: ClaimOrder = oldest_first
+    children: dict[int, Execution] = field(default_factory=dict)
+    gpu_of: dict[int, int | None] = field(default_factory=dict)  # the GPU each child was placed on
+    cancel_seen_at: dict[int, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.executor = self.executor or LocalExecutor(self.lab, memory_limit_mb=self.memory_limit_mb)
+        self.max_concurrent = self.max_concurrent or max(1, self.executor.gpus)
+
+    @property
+    def store(self) -> RunStore:
+        return self.lab.store
+
+    # --- the loop ---------------------------------------------------------------------------------------------------
+    def run(self, *, exit_when_idle: bool = False) -> None:
+        while self.lab.data.path.exists():  # a deleted data folder has nothing left to serve
+            self.step()
+            if exit_when_idle and not self.children and not self.store.list_runs(statuses=[Status.QUEUED]):
+                return
+            time.sleep(self.poll_interval_s)
+
+    def step(self) -> None:
+        """One pass: reap finished children, enforce cancels, recover lost runs, start queued ones."""
+        self._reap()
+        self._enforce_cancels()
+        self.recover_lost_runs()
+        self._start_queued()
+        if not self.children:
+            self.executor.idle(threads=self._threads(1))
+
+    def stop(self) -> None:
+        """Ask every child to stop at its current step (used on SIGTERM), and let the executor go."""
+        for run_id in self.children:
+            try:
+                self.store.request_cancel(run_id)
+            except StoreError:
+                pass  # it ended meanwhile
+        self.executor.close()
+
+    def recover_lost_runs(self) -> list[int]:
+        """Running runs that lost their process become `interrupted` (resumable from their last checkpoint): the
+        process is gone, or its heartbeat has been silent for `stale_after_s` (then it is killed if still there)."""
+        now, recovered = time.time(), []
+        for run in self.store.list_runs(statuses=[Status.RUNNING]):
+            if run.id in self.children:
+                continue
+            dead = run.pid is not None and not self.executor.alive(run)
+            silent = now - (run.heartbeat_at or run.started_at or now) > self.stale_after_s
+            if not (dead or silent):
+                continue
+            if not dead:
+                self.executor.kill(run)
+            if self._end(run.id, Status.INTERRUPTED, "the run's process stopped reporting; resume it to continue"):
+                self.store.add_event(run.id, "interrupted: the run lost its process")
+                recovered.append(run.id)
+        return recovered
+
+    # --- children ---------------------------------------------------------------------------------------------------
+    def _start_queued(self) -> None:
+        free = self.max_concurrent - len(self.children)
+        if free <= 0:
+            return
+        queued = self.store.list_runs(statuses=[Status.QUEUED])
+        running = self.store.list_runs(statuses=[Status.RUNNING]) if queued else []
+        for candidate in self.claim_order(queued, running):
+            if len(self.children) >= self.max_concurrent:
+                return
+            gpu = self._free_gpu()
+            device = "cpu" if gpu is None else f"cuda:{gpu}"
+            run = self.store.claim_run(candidate.id, pid=os.getpid(), device=device)
+            if run is None:
+                continue  # cancelled (or claimed elsewhere) meanwhile
+            threads = self._threads(int(run.config.get("num_processes", 1)) if gpu is None else 1)
+            child = self.executor.start(run, gpu=gpu, threads=threads)
+            self.store.update_run(run.id, pid=child.pid)
+            self.store.add_event(run.id, f"started (pid {child.pid}, {threads} thread(s) per process)")
+            self.children[run.id], self.gpu_of[run.id] = child, gpu
+
+    def _threads(self, processes: int) -> int:
+        """CPU threads per process, so concurrent runs share the cores instead of oversubscribing them."""
+        return max(1, (os.cpu_count() or 1) // self.max_concurrent // processes)
+
+    def _reap(self) -> None:
+        for run_id, child in list(self.children.items()):
+            code = child.exit_code()
+            if code is None:
+                continue
+            del self.children[run_id]
+            self.gpu_of.pop(run_id, None)
+            self.cancel_seen_at.pop(run_id, None)
+            run = self.store.get_run(run_id)
+            if run.status != Status.RUNNING:
+                continue  # the run's process recorded its own ending
+            if run.cancel_requested:
+                self._end(run_id, Status.CANCELLED, "cancelled (the run's process was stopped)")
+            else:
+                self._end(run_id, Status.FAILED, describe_exit(code, child.output_tail(OUTPUT_TAIL_LINES)))
+
+    def _enforce_cancels(self) -> None:
+        now = time.time()
+        for run_id, child in self.children.items():
+            if child.exit_code() is not None:
+                continue
+            seen = self.cancel_seen_at.get(run_id)
+            if seen is None:
+                if self.store.get_run(run_id).cancel_requested:
+                    self.cancel_seen_at[run_id] = now
+            elif now - seen > self.cancel_timeout_s:
+                child.kill()
+
+    def _free_gpu(self) -> int | None:
+        if not self.executor.gpus:
+            return None
+        busy = set(self.gpu_of.values())
+        return next((g for g in range(self.executor.gpus) if g not in busy), 0)
+
+    def _end(self, run_id: int, status: Status, error: str) -> bool:
+        try:
+            self.store.set_status(run_id, status, error=error)
+        except StoreError:
+            return False  # someone else (the run itself) recorded its ending first
+        return True
+
+
+def describe_exit(code: int, tail: str) -> str:
+    """Why a run's process ended without recording it, in plain words, with the last lines it printed."""
+    if code < 0:
+        name = signal.Signals(-code).name
+        hint = " The system may have run out of memory: lower the batch size or max length." if -code == 9 else ""
+        return f"the run's process was killed by {name}.{hint}\n{tail}".strip()
+    if "out of memory" in tail.lower() or "memoryerror" in tail.lower():
+        return f"out of memory: lower the batch size or the max length.\n{tail}"
+    return f"the run's process exited with code {code}:\n{tail}".strip()
+
+
+# --- one worker per data folder ---------------------------------------------------------------------------------------
+def acquire_lock(data: DataFolder, *, wait_s: float = 0.0) -> IO[str] | None:
+    """The worker lock for `data`, or None when another worker holds it. Held until the file is closed. `wait_s`
+    rides out a liveness probe (`worker_alive` holds the lock for an instant)."""
+    data.path.mkdir(parents=True, exist_ok=True)
+    lock = open(data.worker_lock, "a+")  # noqa: SIM115 - the open file *is* the lock
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                lock.close()
+                return None
+            time.sleep(0.05)
+    lock.seek(0)
+    lock.truncate()
+    lock.write(str(os.getpid()))
+    lock.flush()
+    return lock
+
+
+def worker_alive(data: DataFolder) -> bool:
+    lock = acquire_lock(data)
+    if lock is None:
+        return True
+    lock.close()
+    return False
+
+
+def ensure_worker(lab: Lab, *, nice: int = 0) -> bool:
+    """Start a background worker for the lab unless one is alive; True when this call started one. `nice` lowers
+    the priority of the worker and the runs it starts (the app passes one, so a page stays responsive)."""
+    if worker_alive(lab.data):
+        return False
+    command = [sys.executable, "-m", "bert_lab", "worker", "--home", str(lab.data.path), "--store", lab.store.url]
+    with open(lab.data.worker_log, "ab") as log:
+        subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                         start_new_session=True, preexec_fn=(lambda: os.nice(nice)) if nice else None)
+    return True
+
+
+def serve(worker: Worker, *, exit_when_idle: bool = False) -> int:
+    """Run `worker` under the data-folder lock; returns 1 when another worker already serves this folder."""
+    lock = acquire_lock(worker.lab.data, wait_s=1.0)
+    if lock is None:
+        return 1
+    signal.signal(signal.SIGTERM, lambda *_: (worker.stop(), sys.exit(0)))
+    try:
+        worker.run(exit_when_idle=exit_when_idle)
+    finally:
+        worker.executor.close()
+        lock.close()
+    return 0
