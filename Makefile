@@ -20,6 +20,7 @@ run: install
 
 test: install
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m pytest
 
 lint: install
@@ -29,6 +30,7 @@ bench: install
 	$(PY) bench/vs_trainer.py --levers
 	$(PY) bench/first_point.py
 	$(PY) bench/dashboard.py
+	$(PY) bench/first_render.py
 
 clean:
 	rm -rf $(VENV) lab_data .pytest_cache test-artifacts

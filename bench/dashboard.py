@@ -24,11 +24,13 @@ sys.path.insert(0, str(ROOT))
 
 def seed(store: object, runs: int, steps: int) -> list[int]:
     from bert_lab.config import RunConfig
+    from bert_lab.runs.metrics import EVAL_METRICS
+    from bert_lab.runs.status import Status
 
     ids = []
     for i in range(runs):
         run = store.create_run(RunConfig(lr=1e-5 * (i + 1)).to_dict(), name=f"run {i}")
-        store.claim_next_run(pid=os.getpid(), device="cpu")
+        store.claim_run(run.id, pid=os.getpid(), device="cpu")
         points = []
         for s in range(1, steps + 1):
             loss = 0.7 * math.exp(-s / 400) + 0.1 + 0.05 * math.sin(s)
@@ -36,10 +38,10 @@ def seed(store: object, runs: int, steps: int) -> list[int]:
             points += [(*clock, "train_loss", loss), (*clock, "lr", 1e-4 * (1 - s / steps)),
                        (*clock, "grad_norm", 1 + 0.2 * math.cos(s)), (*clock, "samples_per_s", 90.0)]
             if s % 100 == 0:
-                points += [(*clock, name, 0.8) for name in ("eval_loss", "accuracy", "precision", "recall", "f1")]
+                points += [(*clock, m.name, 0.8) for m in EVAL_METRICS]
         store.add_metrics(run.id, points)
         store.update_run(run.id, progress=1.0, summary={"total_steps": steps})
-        store.set_status(run.id, "finished")
+        store.set_status(run.id, Status.FINISHED)
         ids.append(run.id)
     return ids
 
@@ -57,12 +59,12 @@ def main() -> None:
 
         from streamlit.testing.v1 import AppTest
 
-        from bert_lab.store import RunStore
+        from bert_lab.runs.service import Lab
 
         # Outside a server, AppTest's page-switching warns about a missing script context on every run; harmless.
         logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context").disabled = True
 
-        store = RunStore.open()
+        store = Lab.open().store
         started = time.perf_counter()
         ids = seed(store, args.runs, args.steps)
         points = len(store.read_metrics(ids))

@@ -19,8 +19,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bert_lab.config import RunConfig  # noqa: E402
-from bert_lab.jobs import submit_run, worker_alive  # noqa: E402
-from bert_lab.store import RunStore  # noqa: E402
+from bert_lab.runs import service  # noqa: E402
+from bert_lab.runs.service import Lab  # noqa: E402
+from bert_lab.worker import worker_alive  # noqa: E402
 
 
 def main() -> None:
@@ -30,22 +31,23 @@ def main() -> None:
     parser.add_argument("--idle-s", type=float, default=8.0, help="idle time before each submit")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        store = RunStore(Path(tmp) / "lab")
-        worker = subprocess.Popen([sys.executable, "-m", "bert_lab", "worker", "--home", str(store.home)])
+        lab = Lab.open(Path(tmp) / "lab")
+        store = lab.store
+        worker = subprocess.Popen([sys.executable, "-m", "bert_lab", "worker", "--home", str(lab.data.path)])
         try:
-            while not worker_alive(store.home):
+            while not worker_alive(lab.data):
                 time.sleep(0.05)
             latencies = []
             for i in range(args.repeats):
                 time.sleep(args.idle_s)  # an idle lab, as when a person clicks Launch: the warm spare is ready
                 config = RunConfig(model=args.model, train_size=2000, num_epochs=0.05, seed=i)
                 started = time.perf_counter()
-                run = submit_run(store, config, name=f"latency {i}")
+                run = service.submit(lab, config, name=f"latency {i}")
                 while not store.read_metrics(run.id, names=["train_loss"]):
                     time.sleep(0.02)
                 latencies.append(time.perf_counter() - started)
                 print(f"run {run.id}: first loss point after {latencies[-1]:.2f} s", flush=True)
-                while store.get_run(run.id).status in ("queued", "running"):
+                while store.get_run(run.id).is_active:
                     time.sleep(0.1)
             print(f"median submit → first loss point: {statistics.median(latencies):.2f} s "
                   f"(model {args.model}, {args.repeats} runs; target < 6 s)")

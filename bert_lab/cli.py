@@ -1,4 +1,4 @@
-"""Command line: `python -m bert_lab train|submit|runs|cancel|resume|export|worker`.
+"""Command line: `python -m bert_lab train|submit|clone|runs|cancel|resume|delete|export|worker`.
 
 Every RunConfig field is a flag (`--batch-size`, `--lr`, …, plus `--epochs` for `num_epochs`), generated from the
 dataclass so the CLI can never fall behind the config. Bad flags and values exit with code 2 and a message naming
@@ -45,12 +45,20 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> RunConfig:
     """The RunConfig the flags describe; a bad value exits 2 naming each bad field."""
-    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(RunConfig) if getattr(args, f.name) is not None}
     try:
-        return RunConfig(**given)
+        return RunConfig(**given_fields(args))
     except ConfigError as exc:
-        parser.error("; ".join(f"--{k.replace('_', '-')}: {v}" for k, v in exc.problems.items()))
+        parser.error(flag_problems(exc))
         raise  # unreachable: parser.error exits
+
+
+def given_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """The RunConfig fields the user typed a flag for."""
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(RunConfig) if getattr(args, f.name) is not None}
+
+
+def flag_problems(exc: ConfigError) -> str:
+    return "; ".join(f"--{k.replace('_', '-')}: {v}" for k, v in exc.problems.items())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,6 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_flags(submit)
     submit.add_argument("--name", default="", help="a name to recognise the run by")
     submit.add_argument("--owner", default="", help="who launched it (workshops: one name per participant)")
+    clone = with_home(sub.add_parser("clone", help="queue a copy of a run with the flags given changed; prints its id"))
+    clone.add_argument("id", type=int)
+    add_config_flags(clone)
+    clone.add_argument("--name", default="", help="a name for the copy [<name> (clone)]")
     runs = with_home(sub.add_parser("runs", help="list runs with status, progress and latest metrics"))
     runs.add_argument("--json", action="store_true", help="a JSON list instead of a table")
     for name, text in (("cancel", "stop a queued or running run (it saves a checkpoint)"),
@@ -194,6 +206,20 @@ def run_submit(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: L
 LIST_COLUMNS = ("train_loss", "accuracy", "f1")  # the latest value of each, in the table
 
 
+def run_clone(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: Lab) -> int:
+    from bert_lab.data import DataError
+    from bert_lab.runs import service
+
+    try:
+        run = service.clone(lab, args.id, changes=given_fields(args), name=args.name)
+    except ConfigError as exc:
+        parser.exit(2, f"{parser.prog} clone: error: {flag_problems(exc)}\n")
+    except DataError as exc:
+        parser.exit(2, f"{parser.prog} clone: error: --dataset: {exc}\n")
+    print(run.id)
+    return 0
+
+
 def run_list(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: Lab) -> int:
     runs = lab.store.list_runs()
     latest = lab.store.latest_metrics([r.id for r in runs])
@@ -269,5 +295,5 @@ def run_job_command(parser: argparse.ArgumentParser, args: argparse.Namespace, l
     return standby(lab) if args.standby else run_job(lab, args.id)
 
 
-COMMANDS = {"submit": run_submit, "runs": run_list, "cancel": run_cancel, "resume": run_resume, "delete": run_delete,
-            "export": run_export, "worker": run_worker, "run-job": run_job_command}
+COMMANDS = {"submit": run_submit, "clone": run_clone, "runs": run_list, "cancel": run_cancel, "resume": run_resume,
+            "delete": run_delete, "export": run_export, "worker": run_worker, "run-job": run_job_command}

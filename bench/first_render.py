@@ -1,0 +1,122 @@
+"""The launch page's first render in a real browser: page request → every widget drawn, cold and warm.
+
+Starts `streamlit run app.py` on a fresh data folder (so the first page view also starts the background worker and
+its warm spare, as `make run` does), opens headless Debian Chromium through Playwright and times, for each view, from
+`page.goto` until the page is complete: the Launch button and the learning-rate preview chart are drawn and no
+skeleton placeholder is left. The first view after the server starts, in a browser with an empty cache, is the
+cold one; later views (new tabs of the same browser) are warm. Targets: cold under 2 s, warm under 1 s.
+
+    .venv/bin/python bench/first_render.py [--repeats 3] [--warm 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
+DRAWN_JS = """() => {
+  const button = [...document.querySelectorAll('button')].some(b => b.innerText.includes('Launch run'));
+  const chart = document.querySelector('.js-plotly-plot .main-svg') !== null;
+  const skeleton = document.querySelector('[data-testid="stSkeleton"]') !== null;
+  return button && chart && !skeleton;
+}"""
+
+
+def cpu_name() -> str:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return platform.processor()
+    name = next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name")), "?")
+    bf16 = "avx512_bf16" in out or "amx_bf16" in out
+    return f"{name}, {os.cpu_count()} cores, {'native bf16' if bf16 else 'no native bf16'}"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_app(home: Path, port: int) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if k != "BERT_LAB_NO_AUTOSTART"} | {"BERT_LAB_HOME": str(home)}
+    app = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true",
+         "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1)
+            return app
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("the app did not start within 60 s")
+
+
+def stop(app: subprocess.Popen[bytes], home: Path) -> None:
+    os.killpg(app.pid, signal.SIGTERM)
+    app.wait(timeout=30)
+    lock = home / "worker.lock"  # the worker the page started: its pid is in its lock file
+    if lock.exists() and (pid := lock.read_text().strip()).isdigit():
+        try:
+            os.killpg(int(pid), signal.SIGTERM)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def time_view(context: object, url: str) -> float:
+    page = context.new_page()  # type: ignore[attr-defined]
+    started = time.perf_counter()
+    page.goto(url)
+    page.wait_for_function(DRAWN_JS, timeout=60_000, polling=20)
+    elapsed = time.perf_counter() - started
+    page.close()
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3, help="fresh app starts (cold views)")
+    parser.add_argument("--warm", type=int, default=5, help="warm views after each cold one")
+    args = parser.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    colds, warms = [], []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        for _ in range(args.repeats):
+            with tempfile.TemporaryDirectory() as tmp:
+                home, port = Path(tmp) / "lab", free_port()
+                app = start_app(home, port)
+                # A new browser context: an empty cache, as on a participant's first visit. Later tabs share it.
+                context = browser.new_context(viewport={"width": 1400, "height": 1000})
+                try:
+                    colds.append(time_view(context, f"http://127.0.0.1:{port}/"))
+                    time.sleep(3)  # the worker and its warm spare settle, as between two people's clicks
+                    warms += [time_view(context, f"http://127.0.0.1:{port}/") for _ in range(args.warm)]
+                finally:
+                    context.close()
+                    stop(app, home)
+            print(f"cold {colds[-1]:.2f} s, warm {', '.join(f'{w:.2f}' for w in warms[-args.warm:])} s", flush=True)
+        browser.close()
+    print(f"launch page, request → every widget drawn, headless Chromium on {cpu_name()}: cold median "
+          f"{statistics.median(colds):.2f} s (target < 2 s), warm median {statistics.median(warms):.2f} s "
+          "(target < 1 s)")
+
+
+if __name__ == "__main__":
+    main()
