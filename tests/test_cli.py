@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from bert_lab.runs.records import MetricPoint
+from bert_lab.runs.service import Lab
+from bert_lab.runs.status import Status
 
 TINY_FLAGS = ["--model", "tiny", "--dataset", "sms_spam", "--train-size", "96", "--eval-size", "32",
               "--max-length", "32", "--batch-size", "16"]
@@ -57,7 +63,7 @@ def test_bad_flags_exit_2_naming_the_field(flags: list[str], message: str) -> No
     assert message in out.stderr
 
 
-def test_submit_runs_cancel_resume_export(tmp_path: Path) -> None:
+def test_submit_runs_cancel_resume(tmp_path: Path) -> None:
     home = tmp_path / "lab"
     submitted = cli("submit", *TINY_FLAGS, "--name", "first", home=home)
     assert submitted.returncode == 0, submitted.stderr
@@ -65,10 +71,70 @@ def test_submit_runs_cancel_resume_export(tmp_path: Path) -> None:
     listed = json.loads(cli("runs", "--json", home=home).stdout)
     assert listed[0]["id"] == run_id and listed[0]["name"] == "first" and listed[0]["status"] == "queued"
     assert {"progress", "pid", "metrics"} <= set(listed[0])
+    assert listed[0]["config"]["train_size"] == 96 and listed[0]["config"]["model"] == "tiny"
     assert "cancelled" in cli("cancel", str(run_id), home=home).stdout
     assert "queued to resume" in cli("resume", str(run_id), home=home).stdout
-    exported = cli("export", str(run_id), "--format", "json", home=home)
-    assert exported.returncode == 0 and json.loads(exported.stdout) == []
+    with Lab.open(home) as lab:
+        run = lab.store.get_run(run_id)
+    assert (run.status, run.resume_count) == (Status.QUEUED, 1)
+    resumed_again = cli("resume", str(run_id), home=home)
+    assert resumed_again.returncode == 2 and f"run {run_id} is queued" in resumed_again.stderr
+
+
+def known_points(run_id: int) -> list[tuple[int, float, float, str, float]]:
+    """Per-step train_loss and lr at steps 1–4, evaluation accuracy at steps 2 and 4: values unique per cell."""
+    points = []
+    for step in range(1, 5):
+        points.append((step, step / 4, 1.5 * step, "train_loss", 1 / step + run_id))
+        points.append((step, step / 4, 1.5 * step, "lr", 3e-4 * step))
+        if step % 2 == 0:
+            points.append((step, step / 4, 1.5 * step + 0.25, "accuracy", 0.5 + step / 10))
+    return points
+
+
+def expected_rows(points: list[MetricPoint]) -> list[dict[str, float]]:
+    """One row per step of the store's points: the clocks (latest of the step) and each metric (NaN where absent)."""
+    names = sorted({p.name for p in points})
+    rows: dict[int, dict[str, float]] = {}
+    for p in points:
+        row = rows.setdefault(p.step, {"run_id": p.run_id, "step": p.step, "epoch": p.epoch, "elapsed_s": p.elapsed_s,
+                                        **{name: math.nan for name in names}})
+        row.update(epoch=max(row["epoch"], p.epoch), elapsed_s=max(row["elapsed_s"], p.elapsed_s), **{p.name: p.value})
+    return [rows[step] for step in sorted(rows)]
+
+
+def assert_rows(got: list[dict[str, float]], want: list[dict[str, float]]) -> None:
+    assert len(got) == len(want)
+    for got_row, want_row in zip(got, want):
+        assert got_row == pytest.approx(want_row, rel=1e-9, nan_ok=True)  # same columns, same values, NaN where absent
+
+
+def test_export_writes_the_store_points_row_by_row(tmp_path: Path) -> None:
+    home = tmp_path / "lab"
+    run_id = int(cli("submit", *TINY_FLAGS, home=home).stdout)
+    other_id = int(cli("submit", *TINY_FLAGS, home=home).stdout)
+    empty_id = int(cli("submit", *TINY_FLAGS, home=home).stdout)
+    with Lab.open(home) as lab:
+        lab.store.add_metrics(run_id, known_points(run_id))
+        lab.store.add_metrics(other_id, known_points(other_id))
+        want = expected_rows(lab.store.read_metrics(run_id))
+    assert len(want) == 4 and math.isnan(want[0]["accuracy"]) and want[1]["accuracy"] == 0.7
+
+    exported = cli("export", str(run_id), "--out", str(tmp_path / "run.csv"), home=home)
+    assert exported.returncode == 0, exported.stderr
+    with (tmp_path / "run.csv").open(newline="") as file:
+        reader = csv.DictReader(file)
+        assert reader.fieldnames is not None and reader.fieldnames[:4] == ["run_id", "step", "epoch", "elapsed_s"]
+        csv_rows = [{k: float(v) if v != "" else math.nan for k, v in row.items()} for row in reader]
+    assert_rows(csv_rows, want)
+
+    as_json = cli("export", str(run_id), "--format", "json", home=home)
+    assert as_json.returncode == 0, as_json.stderr
+    json_rows = [{k: math.nan if v is None else v for k, v in row.items()} for row in json.loads(as_json.stdout)]
+    assert_rows(json_rows, want)
+
+    assert json.loads(cli("export", str(empty_id), "--format", "json", home=home).stdout) == []
+    assert cli("export", str(empty_id), home=home).stdout.split() == ["run_id,step,epoch,elapsed_s"]
 
 
 def test_unknown_ids_and_bad_values_exit_2(tmp_path: Path) -> None:

@@ -4,7 +4,8 @@ import dataclasses
 
 import pytest
 
-from bert_lab.config import ConfigError, RunConfig, field_help
+from bert_lab.config import CHOICES, ConfigError, RunConfig, field_help
+from bert_lab.runs.metrics import SCORES
 
 
 def test_defaults_are_valid_and_round_trip_through_json() -> None:
@@ -54,3 +55,13 @@ def test_replace_validates_too() -> None:
 def test_every_field_has_a_one_line_help() -> None:
     for f in dataclasses.fields(RunConfig):
         assert field_help(f.name), f.name
+
+
+def test_early_stopping_watches_a_score_from_the_catalogue() -> None:
+    assert CHOICES["early_stopping_metric"] == SCORES
+    for name in SCORES:
+        assert RunConfig(early_stopping_metric=name).early_stopping_metric == name
+    for name in ("train_loss", "lr", "loss", "F1"):  # per-step traces are not scores; names are exact
+        with pytest.raises(ConfigError) as err:
+            RunConfig(early_stopping_metric=name)
+        assert ", ".join(SCORES) in err.value.problems["early_stopping_metric"]

@@ -9,6 +9,7 @@ import pytest
 
 from bert_lab import plots
 from bert_lab.config import RunConfig
+from bert_lab.runs.metrics import CATALOGUE
 from bert_lab.schedules import lr_curve
 
 
@@ -125,12 +126,35 @@ def test_result_figures() -> None:
     assert [t.name for t in plots.probabilities_figure(probs, ["ham", "spam"]).data] == ["ham", "spam"]
 
 
-def test_ten_long_runs_are_drawn_downsampled() -> None:
-    """Long curves are thinned for drawing (speed is measured in bench/dashboard.py, not here)."""
-    frame = long_frame(runs=10, steps=2000, eval_every=200)
+def test_ten_long_runs_are_drawn_downsampled_and_the_data_is_left_untouched() -> None:
+    """Long curves are thinned for drawing (speed is measured in bench/dashboard.py, not here); the builders work on
+    the caller's frame, which the page keeps and polls into, so they must not sort, filter or fill it in place."""
+    frame = long_frame(runs=10, steps=2000, eval_every=200).sample(frac=1.0, random_state=0)  # rows out of order
+    frame.loc[frame.index[::97], "value"] = np.nan  # gaps a builder might be tempted to fill
+    before = frame.copy(deep=True)
     labels = {i: f"#{i}" for i in range(1, 11)}
     for metric in ("train_loss", "accuracy", "lr"):
-        fig = plots.curve_figure(frame, metric, labels, smoothing=0.6)
-        assert {t.name for t in fig.data} >= set(labels.values())
-        assert all(len(t.x) <= plots.MAX_POINTS for t in fig.data)
-    assert len(frame) >= 10 * 2000  # the data itself is untouched
+        for x in ("step", "epoch"):
+            fig = plots.curve_figure(frame, metric, labels, x=x, smoothing=0.6)
+            assert {t.name for t in fig.data} >= set(labels.values())
+            assert all(len(t.x) <= plots.MAX_POINTS and np.all(np.diff(t.x) > 0) for t in fig.data)
+        plots.small_multiples_figure(frame, metric, labels, smoothing=0.6)
+    pd.testing.assert_frame_equal(frame, before)
+
+
+def test_each_catalogue_metric_is_drawn_as_its_entry_says() -> None:
+    steps = range(1, 41)
+    rows = [(1, s, s / 40, s * 0.5, m.name, 0.5 + 0.3 * np.sin(s)) for m in CATALOGUE for s in steps
+            if m.per == "step" or s % 10 == 0]
+    frame = pd.DataFrame(rows, columns=plots.POINT_COLUMNS)
+    for metric in CATALOGUE:
+        fig = plots.curve_figure(frame, metric.name, {1: "a"}, smoothing=0.9)
+        assert fig.layout.title.text == metric.label, metric.name
+        raw = [t for t in fig.data if t.name.endswith("(raw)")]
+        assert len(raw) == (1 if metric.smoothed else 0), metric.name  # evaluations and knob traces: never smoothed
+        assert lines(fig)[0].mode == ("lines+markers" if metric.per == "eval" else "lines"), metric.name
+        y_range = fig.layout.yaxis.range
+        assert (y_range is not None) == metric.share, metric.name
+        if metric.share:  # zoomed on the data, never past 0 or 1
+            drawn = np.asarray(lines(fig)[0].y, dtype=float)
+            assert 0 <= y_range[0] < drawn.min() and drawn.max() < y_range[1] <= 1, metric.name

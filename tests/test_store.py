@@ -1,32 +1,87 @@
+"""The run store, through its interface: every test above the SQLite section takes a `RunStore` opened from a URL by
+`open_store`, once per backend in `BACKENDS`, so a second backend (PostgreSQL) runs the same suite by adding itself
+there. The SQLite section at the end tests what only the embedded backend has: its file, WAL mode and migrations."""
+
 from __future__ import annotations
 
+import inspect
 import math
 import multiprocessing
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bert_lab import store as store_module
-from bert_lab.store import (
-    MIGRATIONS,
-    MetricPoint,
-    RunStore,
-    StoreError,
-    UnknownRunError,
-)
+from bert_lab.runs import sqlite as sqlite_module
+from bert_lab.runs.layout import DataFolder
+from bert_lab.runs.records import MetricPoint
+from bert_lab.runs.sqlite import MIGRATIONS, SQLiteStore
+from bert_lab.runs.status import Status
+from bert_lab.runs.store import STORE_ENV, RunStore, StoreError, UnknownRunError, open_store, store_url
 
 SPAWN = multiprocessing.get_context("spawn")
+BACKENDS = ["sqlite"]  # a backend joins the suite by adding its name here and a URL in `backend_url`
+ALL_STATUSES = list(Status)
+
+
+def backend_url(backend: str, tmp_path: Path) -> str:
+    """A URL for a fresh, empty store of `backend`."""
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'lab' / 'runs.sqlite'}"
+    raise ValueError(f"no test URL for backend {backend!r}")
+
+
+@pytest.fixture(params=BACKENDS)
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return backend_url(request.param, tmp_path)
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> RunStore:
-    return RunStore(tmp_path / "lab")
+def store(url: str) -> Iterator[RunStore]:
+    with open_store(url) as opened:
+        yield opened
+
+
+def run_in(store: RunStore, status: Status) -> int:
+    """A new run brought to `status` through allowed changes only."""
+    run_id = store.create_run({}).id
+    if status == Status.QUEUED:
+        return run_id
+    if status == Status.CANCELLED:
+        store.request_cancel(run_id)
+        return run_id
+    assert store.claim_run(run_id, pid=1) is not None
+    if status != Status.RUNNING:
+        store.set_status(run_id, status)
+    return run_id
+
+
+def parameters(method: Callable[..., Any]) -> list[tuple[str, Any, Any]]:
+    return [(p.name, p.kind, p.default) for p in inspect.signature(method).parameters.values()]
+
+
+# === the interface: every backend ===================================================================================
+def test_backend_has_every_method_of_the_protocol_with_its_signature(store: RunStore) -> None:
+    names = [n for n in vars(RunStore) if not n.startswith("_") or n in ("__enter__", "__exit__")]
+    assert {"create_run", "claim_run", "list_runs", "read_metrics", "url"} <= set(names)
+    for name in names:
+        expected = vars(RunStore)[name]
+        if isinstance(expected, property):
+            assert isinstance(getattr(store, name), str), name
+            continue
+        assert parameters(getattr(type(store), name)) == parameters(expected), name
+
+
+def test_url_opens_the_same_store(store: RunStore, url: str) -> None:
+    run = store.create_run({"lr": 0.1}, name="kept")
+    assert store.url == url
+    with open_store(store.url) as again:
+        assert again.get_run(run.id) == run
 
 
 # --- runs ---------------------------------------------------------------------------------------------------------
@@ -37,42 +92,103 @@ def test_create_get_and_list(store: RunStore) -> None:
     assert first.config == {"lr": 1e-4}
     assert (first.progress, first.summary, first.resume_count, first.cancel_requested) == (0.0, {}, 0, False)
     assert first.started_at is None and first.elapsed_s is None and first.is_active
-    assert store.get_run(second.id) == second and second.name == "fast"
-    assert [r.id for r in store.list_runs()] == [second.id, first.id]
+    assert (first.pid, first.device, first.error, first.finished_at, first.heartbeat_at) == (None,) * 5
+    assert store.get_run(second.id) == second and (second.name, second.owner, second.group_id) == ("fast", "", None)
+    assert second.id > first.id
+    assert [r.id for r in store.list_runs()] == [second.id, first.id]  # newest first
     assert store.list_runs(ids=[first.id]) == [first]
-    assert store.list_runs(statuses=["running"]) == [] and store.list_runs(ids=[]) == []
-    assert (store.home / "runs.sqlite").exists() and not store.run_dir(first.id).exists()
-    assert store.run_dir(first.id, create=True) == store.home / "runs" / str(first.id)
-    assert store.run_dir(first.id).is_dir()
+    assert store.list_runs(statuses=[Status.RUNNING]) == [] and store.list_runs(ids=[]) == []
+
+
+def test_statuses_come_back_as_status(store: RunStore) -> None:
+    run = store.create_run({})
+    seen = [run, store.get_run(run.id), *store.list_runs()]
+    claimed = store.claim_run(run.id, pid=3)
+    assert claimed is not None
+    seen += [claimed, store.set_status(run.id, Status.FINISHED)]
+    other = store.create_run({}).id
+    seen += [store.request_cancel(other), store.update_run(other, progress=0.5)]
+    assert [type(r.status) for r in seen] == [Status] * len(seen)
+    assert [r.status for r in seen] == ["queued"] * 3 + ["running", "finished", "cancelled", "cancelled"]
+
+
+def test_list_runs_filters_by_owner_group_and_status_together(store: RunStore) -> None:
+    a1 = store.create_run({}, owner="ana", group_id="g1").id
+    a2 = store.create_run({}, owner="ana", group_id="g2").id
+    b1 = store.create_run({}, owner="bo", group_id="g1").id
+    a0 = store.create_run({}, owner="ana").id
+    nobody = store.create_run({}).id
+    store.claim_run(a2, pid=1)
+    store.request_cancel(b1)
+
+    def ids(**filters: Any) -> list[int]:
+        return [r.id for r in store.list_runs(**filters)]
+
+    assert ids(owner="ana") == [a0, a2, a1]
+    assert ids(owner="") == [nobody]
+    assert ids(owner="carla") == []
+    assert ids(group_id="g1") == [b1, a1]
+    assert ids(group_id="g3") == []
+    assert ids(statuses=[Status.QUEUED]) == [nobody, a0, a1]
+    assert ids(statuses=[Status.RUNNING, Status.CANCELLED]) == [b1, a2]
+    assert ids(owner="ana", group_id="g1") == [a1]
+    assert ids(owner="ana", statuses=[Status.QUEUED]) == [a0, a1]
+    assert ids(group_id="g1", statuses=[Status.CANCELLED]) == [b1]
+    assert ids(owner="bo", group_id="g1", statuses=[Status.QUEUED]) == []
+    assert ids(owner="ana", ids=[a1, b1, nobody]) == [a1]
+    assert ids(statuses=[]) == []
 
 
 def test_unknown_run_error(store: RunStore) -> None:
     with pytest.raises(UnknownRunError) as info:
         store.get_run(42)
-    assert str(info.value) == "no run with id 42"
+    assert str(info.value) == "no run with id 42" and info.value.run_id == 42
     assert isinstance(info.value, KeyError) and isinstance(info.value, StoreError)
-    with pytest.raises(UnknownRunError):
-        store.set_status(42, "running")
-    with pytest.raises(UnknownRunError):
-        store.heartbeat(42)
+    for call in (lambda: store.set_status(42, Status.RUNNING), lambda: store.heartbeat(42),
+                 lambda: store.update_run(42, progress=0.5), lambda: store.request_cancel(42),
+                 lambda: store.delete_run(42)):
+        with pytest.raises(UnknownRunError, match="no run with id 42"):
+            call()
 
 
-def test_claim_takes_oldest_queued_run(store: RunStore) -> None:
-    runs = [store.create_run({"i": i}) for i in range(3)]
-    store.request_cancel(runs[0].id)
-    claimed = store.claim_next_run(pid=1234, device="cpu")
-    assert claimed is not None and claimed.id == runs[1].id
-    assert (claimed.status, claimed.pid, claimed.device) == ("running", 1234, "cpu")
+def test_claim_run_claims_a_queued_run_once(store: RunStore) -> None:
+    run, other = store.create_run({}), store.create_run({})
+    claimed = store.claim_run(run.id, pid=1234, device="cpu")
+    assert claimed is not None and claimed.id == run.id
+    assert (claimed.status, claimed.pid, claimed.device) == (Status.RUNNING, 1234, "cpu")
     assert claimed.started_at is not None and claimed.heartbeat_at is not None and claimed.elapsed_s is not None
-    assert store.claim_next_run(pid=1)
-    assert store.claim_next_run(pid=1) is None
+    assert store.get_run(run.id) == claimed
+    assert store.claim_run(run.id, pid=99, device="cuda:0") is None  # already claimed: the first claim stands
+    assert (store.get_run(run.id).pid, store.get_run(run.id).device) == (1234, "cpu")
+    assert store.get_run(other.id) == other  # the caller picks the run: no other run moves
+
+
+@pytest.mark.parametrize("status", [s for s in ALL_STATUSES if s != Status.QUEUED])
+def test_claim_run_refuses_a_run_that_is_not_queued(store: RunStore, status: Status) -> None:
+    run_id = run_in(store, status)
+    before = store.get_run(run_id)
+    assert store.claim_run(run_id, pid=5) is None
+    assert store.get_run(run_id) == before
+
+
+def test_claim_of_a_resumed_run_keeps_its_start_and_clears_its_past(store: RunStore) -> None:
+    run_id = store.create_run({}).id
+    first = store.claim_run(run_id, pid=1)
+    assert first is not None
+    store.request_cancel(run_id)
+    store.set_status(run_id, Status.INTERRUPTED, error="worker died")
+    store.set_status(run_id, Status.QUEUED)
+    again = store.claim_run(run_id, pid=2, device="cpu")
+    assert again is not None
+    assert (again.started_at, again.pid, again.error, again.cancel_requested) == (first.started_at, 2, None, False)
+    assert again.resume_count == 1 and again.finished_at is None
 
 
 def _child(results: Any, target: Callable[..., Any], *args: Any) -> None:
     """Process entry: put the target's result, or its error, on the results queue."""
     try:
         results.put(("ok", target(*args)))
-    except (StoreError, sqlite3.Error) as error:  # e.g. "database is locked": reported to the parent
+    except Exception as error:  # e.g. "database is locked": reported to the parent, which fails the test
         results.put(("error", repr(error)))
 
 
@@ -90,101 +206,107 @@ def _run_children(targets: list[tuple[Callable[..., Any], tuple[Any, ...]]]) -> 
     return [value for _, value in outcomes]
 
 
-def _claim_until_empty(home: str, barrier: Any) -> list[int]:
-    store = RunStore(home)
-    barrier.wait()
-    claimed = []
-    while (run := store.claim_next_run(pid=os.getpid())) is not None:
-        claimed.append(run.id)
-    store.close()
-    return claimed
+def _claim_all(url: str, run_ids: list[int], barrier: Any) -> tuple[int, list[int]]:
+    """Try to claim every run, oldest first, like a worker racing others; return this pid and what it got."""
+    with open_store(url) as store:
+        barrier.wait()
+        return os.getpid(), [run_id for run_id in run_ids if store.claim_run(run_id, pid=os.getpid()) is not None]
 
 
-def test_concurrent_claims_take_each_run_once(store: RunStore) -> None:
-    ids = [store.create_run({"i": i}).id for i in range(120)]
-    barrier = SPAWN.Barrier(4)
-    claimed = _run_children([(_claim_until_empty, (str(store.home), barrier))] * 4)
-    assert sorted(run_id for batch in claimed for run_id in batch) == ids
-    assert all(batch == sorted(batch) for batch in claimed)
-    assert {run.status for run in store.list_runs()} == {"running"}
+def test_concurrent_claims_across_processes_take_each_run_once(store: RunStore, url: str) -> None:
+    ids = sorted(store.create_run({"i": i}).id for i in range(60))
+    outcomes = _run_children([(_claim_all, (url, ids, SPAWN.Barrier(4)))] * 4)
+    assert sorted(run_id for _, batch in outcomes for run_id in batch) == ids  # every run once, none twice
+    claimer = {run_id: pid for pid, batch in outcomes for run_id in batch}
+    runs = store.list_runs()
+    assert {run.status for run in runs} == {Status.RUNNING}
+    assert all(run.pid == claimer[run.id] for run in runs)  # each run is owned by the process that got it
 
 
-def test_status_transitions(store: RunStore) -> None:
-    store.create_run({})
-    run = store.claim_next_run(pid=7)
+@pytest.mark.parametrize("target", ALL_STATUSES)
+@pytest.mark.parametrize("source", ALL_STATUSES)
+def test_set_status_follows_the_allowed_transitions(store: RunStore, source: Status, target: Status) -> None:
+    run_id = run_in(store, source)
+    if source.can_become(target):
+        assert store.set_status(run_id, target).status == target
+        return
+    with pytest.raises(StoreError) as info:
+        store.set_status(run_id, target)
+    assert str(info.value) == f"run {run_id}: cannot change status from {source} to {target}"
+    assert store.get_run(run_id).status == source
+
+
+def test_status_changes_set_their_columns(store: RunStore) -> None:
+    run_id = store.create_run({}).id
+    run = store.claim_run(run_id, pid=7)
     assert run is not None and run.started_at is not None
-    interrupted = store.set_status(run.id, "interrupted", error="worker died")
+    interrupted = store.set_status(run.id, Status.INTERRUPTED, error="worker died")
     assert (interrupted.error, interrupted.pid, interrupted.is_active) == ("worker died", None, False)
     assert interrupted.finished_at is not None
-    resumed = store.set_status(run.id, "queued")
+    resumed = store.set_status(run.id, Status.QUEUED)
     assert (resumed.resume_count, resumed.finished_at, resumed.error, resumed.pid) == (1, None, None, None)
-    running = store.set_status(run.id, "running")
-    assert running.started_at == run.started_at
-    finished = store.set_status(run.id, "finished")
+    running = store.set_status(run.id, Status.RUNNING)
+    assert running.started_at == run.started_at and running.heartbeat_at is not None
+    finished = store.set_status(run.id, Status.FINISHED)
     assert finished.finished_at is not None and finished.elapsed_s == finished.finished_at - run.started_at
-    with pytest.raises(StoreError, match=f"run {run.id}: cannot change status from finished to running"):
-        store.set_status(run.id, "running")
-    with pytest.raises(StoreError, match="from queued to finished"):
-        store.set_status(store.create_run({}).id, "finished")
+    assert finished.error is None
 
 
 def test_set_status_is_compare_and_set_across_stores(store: RunStore) -> None:
     run = store.create_run({})
-    other = RunStore(store.home)
-    assert other.set_status(run.id, "running").status == "running"
-    with pytest.raises(StoreError, match="from running to running"):
-        store.set_status(run.id, "running")
-    other.close()
+    with open_store(store.url) as other:
+        assert other.set_status(run.id, Status.RUNNING).status == Status.RUNNING
+        with pytest.raises(StoreError, match="from running to running"):
+            store.set_status(run.id, Status.RUNNING)
+        assert store.claim_run(run.id, pid=1) is None
 
 
 def test_cancel_queued_and_running(store: RunStore) -> None:
     queued, running = store.create_run({}), store.create_run({})
-    store.set_status(running.id, "running")
-    assert store.request_cancel(queued.id).status == "cancelled"
+    store.claim_run(running.id, pid=1)
+    assert store.request_cancel(queued.id).status == Status.CANCELLED
     requested = store.request_cancel(running.id)
-    assert (requested.status, requested.cancel_requested) == ("running", True)
-    store.set_status(running.id, "finished")
+    assert (requested.status, requested.cancel_requested) == (Status.RUNNING, True)
+    store.set_status(running.id, Status.FINISHED)
     with pytest.raises(StoreError, match=f"run {running.id} is finished; only queued or running runs can be cancelled"):
         store.request_cancel(running.id)
-    assert store.set_status(queued.id, "queued").status == "queued"
+    assert store.set_status(queued.id, Status.QUEUED).status == Status.QUEUED
 
 
-def test_update_heartbeat_and_stale_runs(store: RunStore) -> None:
+def test_update_and_heartbeat(store: RunStore) -> None:
     run = store.create_run({})
     store.update_run(run.id, summary={"best_f1": 0.5, "epochs": 1}, name="renamed")
     updated = store.update_run(run.id, progress=0.25, device="cuda:0", pid=99, summary={"epochs": 2})
     assert (updated.name, updated.progress, updated.device, updated.pid) == ("renamed", 0.25, "cuda:0", 99)
     assert updated.summary == {"best_f1": 0.5, "epochs": 2}
-    store.claim_next_run(pid=5)
-    time.sleep(0.05)
-    assert [r.id for r in store.find_stale_runs(0.01)] == [run.id]
+    assert store.update_run(run.id) == updated  # nothing given: nothing changes
+    claimed = store.claim_run(run.id, pid=5)
+    assert claimed is not None and claimed.heartbeat_at is not None
+    time.sleep(0.01)
+    store.heartbeat(run.id)
+    beat = store.get_run(run.id)
+    assert beat.heartbeat_at is not None and beat.heartbeat_at > claimed.heartbeat_at and beat.progress == 0.25
     store.heartbeat(run.id, progress=0.5)
-    assert store.find_stale_runs(60.0) == [] and store.get_run(run.id).progress == 0.5
+    assert store.get_run(run.id).progress == 0.5
 
 
-def test_clone_run(store: RunStore) -> None:
-    old = store.create_run({"lr": 1e-4, "seed": 1}, name="base", owner="ana")
-    clone = store.clone_run(old.id, changes={"seed": 2})
-    assert (clone.name, clone.owner, clone.status) == ("base (clone)", "ana", "queued")
-    assert clone.config == {"lr": 1e-4, "seed": 2}
-    assert clone.id != old.id and store.clone_run(old.id, name="again").config == old.config
-
-
-def test_delete_removes_rows_and_folder(store: RunStore) -> None:
+def test_delete_removes_rows_but_leaves_files_alone(store: RunStore, tmp_path: Path) -> None:
     run, kept = store.create_run({}), store.create_run({})
-    (store.run_dir(run.id, create=True) / "model.bin").write_bytes(b"x")
+    folder = DataFolder(tmp_path / "lab").run(run.id).create()
+    (folder.path / "model.bin").write_bytes(b"x")
     store.add_metrics(run.id, [(1, 0.1, 1.0, "loss", 2.0)])
     store.add_metrics(kept.id, [(1, 0.1, 1.0, "loss", 3.0)])
     store.add_event(run.id, "started")
     store.delete_run(run.id)
     with pytest.raises(UnknownRunError):
         store.get_run(run.id)
-    assert not store.run_dir(run.id).exists()
     assert store.read_metrics(run.id) == [] and store.read_events(run.id) == []
-    assert len(store.read_metrics(kept.id)) == 1
-    store.set_status(kept.id, "running")
-    with pytest.raises(StoreError, match="is running"):
+    assert (folder.path / "model.bin").read_bytes() == b"x"  # files belong to the service, not the store
+    assert [p.value for p in store.read_metrics(kept.id)] == [3.0] and store.list_runs() == [kept]
+    store.claim_run(kept.id, pid=1)
+    with pytest.raises(StoreError, match=f"run {kept.id} is running; cancel it before deleting it"):
         store.delete_run(kept.id)
+    assert store.get_run(kept.id).status == Status.RUNNING
     with pytest.raises(UnknownRunError):
         store.delete_run(run.id)
 
@@ -197,20 +319,48 @@ def test_read_metrics_incrementally(store: RunStore) -> None:
     first = store.read_metrics([a, b])
     assert [(p.run_id, p.name, p.value) for p in first] == [(a, "loss", 1.0), (a, "lr", 1e-4), (b, "loss", 2.0)]
     assert first[0] == MetricPoint(first[0].id, a, 1, 0.1, 0.5, "loss", 1.0)
+    assert [p.id for p in first] == sorted({p.id for p in first})  # increasing, no repeats
     assert store.read_metrics([a, b], since_id=first[-1].id) == []
     store.add_metrics(a, [(2, 0.2, 1.0, "loss", 0.5), (2, 0.2, 1.0, "lr", 5e-5)])
     new = store.read_metrics(a, since_id=first[-1].id)
     assert [(p.step, p.name) for p in new] == [(2, "loss"), (2, "lr")]
     assert [p.value for p in store.read_metrics(a, names=["loss"])] == [1.0, 0.5]
+    assert store.read_metrics(a, names=[]) == []
+
+
+def test_adding_no_points_adds_nothing_and_leaves_ids_alone(store: RunStore) -> None:
+    a, b = store.create_run({}).id, store.create_run({}).id
+    store.add_metrics(a, [(1, 0.1, 0.5, "loss", 1.0)])
+    before = store.read_metrics([a, b])
     store.add_metrics(a, [])
+    store.add_metrics(b, iter(()))
+    assert store.read_metrics([a, b]) == before
+    assert store.read_metrics([a, b], since_id=before[-1].id) == []
+    assert store.latest_metrics([a, b]) == {a: {"loss": 1.0}, b: {}}
+    store.add_metrics(b, [(1, 0.1, 0.5, "loss", 2.0)])
+    new = store.read_metrics([a, b], since_id=before[-1].id)  # a poller that saw `before` gets just the new point
+    assert [(p.run_id, p.value) for p in new] == [(b, 2.0)] and new[0].id > before[-1].id
+    assert store.read_metrics([a, b]) == [*before, *new]
+
+
+def test_delete_metrics_after_rewinds_one_run(store: RunStore) -> None:
+    a, b = store.create_run({}).id, store.create_run({}).id
+    for run_id in (a, b):
+        store.add_metrics(run_id, [(step, step / 10, float(step), "loss", float(step)) for step in range(1, 6)])
+    assert store.delete_metrics_after(a, 3) == 2
+    assert [p.step for p in store.read_metrics(a)] == [1, 2, 3]
+    assert [p.step for p in store.read_metrics(b)] == [1, 2, 3, 4, 5]
+    assert store.delete_metrics_after(a, 3) == 0
+    assert store.latest_metrics([a])[a] == {"loss": 3.0}
 
 
 def test_non_finite_values_round_trip(store: RunStore) -> None:
     run_id = store.create_run({}).id
-    store.add_metrics(run_id, [(1, 0.0, 0.1, "loss", math.nan), (2, 0.0, 0.2, "loss", math.inf)])
+    store.add_metrics(run_id, [(1, 0.0, 0.1, "loss", math.nan), (2, 0.0, 0.2, "loss", math.inf),
+                               (3, 0.0, 0.3, "loss", -math.inf)])
     values = [p.value for p in store.read_metrics(run_id)]
-    assert math.isnan(values[0]) and values[1] == math.inf
-    assert math.isinf(store.latest_metrics([run_id])[run_id]["loss"])
+    assert math.isnan(values[0]) and values[1:] == [math.inf, -math.inf]
+    assert store.latest_metrics([run_id])[run_id]["loss"] == -math.inf
 
 
 def test_latest_metrics(store: RunStore) -> None:
@@ -223,11 +373,14 @@ def test_latest_metrics(store: RunStore) -> None:
 
 
 def test_events(store: RunStore) -> None:
-    run_id = store.create_run({}).id
+    run_id, other = store.create_run({}).id, store.create_run({}).id
     store.add_event(run_id, "claimed by worker")
+    store.add_event(other, "elsewhere")
     store.add_event(run_id, "loss is NaN", level="error")
     events = store.read_events(run_id)
-    assert [(e.level, e.message) for e in events] == [("info", "claimed by worker"), ("error", "loss is NaN")]
+    assert [(e.run_id, e.level, e.message) for e in events] == [(run_id, "info", "claimed by worker"),
+                                                                (run_id, "error", "loss is NaN")]
+    assert events[0].time <= events[1].time
     assert store.read_events(run_id, since_id=events[0].id) == events[1:]
 
 
@@ -242,20 +395,75 @@ def test_threads_share_a_store(store: RunStore) -> None:
         thread.start()
     for thread in threads:
         thread.join()
-    assert len(store.read_metrics(run_id)) == 200
-    store.close()
-    assert len(store.read_metrics(run_id)) == 200  # a closed store reconnects on use
+    points = store.read_metrics(run_id)
+    assert len(points) == 200 and len({p.id for p in points}) == 200
+    assert all([p.value for p in points if p.name == f"m{i}"] == list(map(float, range(50))) for i in range(4))
 
 
-# --- opening, schema ----------------------------------------------------------------------------------------------
-def test_open_uses_argument_env_then_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("BERT_LAB_HOME", str(tmp_path / "from_env"))
-    assert RunStore.open().home == tmp_path / "from_env"
-    assert (tmp_path / "from_env" / "runs.sqlite").exists()
-    assert RunStore.open(tmp_path / "explicit").home == tmp_path / "explicit"
-    monkeypatch.delenv("BERT_LAB_HOME")
-    monkeypatch.chdir(tmp_path)
-    assert RunStore.open().home.resolve() == tmp_path / "lab_data"
+# --- one writer, many pollers -------------------------------------------------------------------------------------
+def _write_points(url: str, run_id: int, barrier: Any) -> int:
+    with open_store(url) as store:
+        barrier.wait()
+        for start in range(0, 2000, 20):
+            batch = [(step, step / 100, step / 10, "loss", float(step)) for step in range(start, start + 20)]
+            store.add_metrics(run_id, batch)
+            time.sleep(0.001)  # like a training loop: readers get to poll between batches
+    return -1
+
+
+def _poll_points(url: str, run_id: int, barrier: Any) -> tuple[list[int], int]:
+    """Poll until all points are seen; return their steps in order and how many polls found something new."""
+    with open_store(url) as store:
+        barrier.wait()
+        seen: list[int] = []
+        since_id, fruitful_polls, deadline = 0, 0, time.monotonic() + 30
+        while len(seen) < 2000 and time.monotonic() < deadline:
+            points = store.read_metrics([run_id], since_id=since_id)
+            if points:
+                since_id, fruitful_polls = points[-1].id, fruitful_polls + 1
+                seen += [p.step for p in points]
+            time.sleep(0.002)
+    return seen, fruitful_polls
+
+
+def test_readers_poll_while_a_writer_appends(store: RunStore, url: str) -> None:
+    run_id = store.create_run({}).id
+    args = (url, run_id, SPAWN.Barrier(7))
+    outcomes = _run_children([(_write_points, args)] + [(_poll_points, args)] * 6)
+    readers = [outcome for outcome in outcomes if outcome != -1]
+    assert len(readers) == 6
+    assert all(seen == list(range(2000)) for seen, _ in readers)
+    assert max(polls for _, polls in readers) > 1  # the readers really ran while the writer was writing
+
+
+# --- opening ------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("bad", ["", "runs.sqlite", "sqlite://runs.sqlite", "sqlite:///", "mysql://host/db",
+                                 "postgres:///x"])
+def test_open_store_refuses_urls_it_cannot_open(bad: str) -> None:
+    with pytest.raises(StoreError, match="unsupported store URL"):
+        open_store(bad)
+
+
+def test_store_url_is_the_env_else_the_data_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = DataFolder(tmp_path / "lab")
+    monkeypatch.delenv(STORE_ENV, raising=False)
+    assert store_url(data) == f"sqlite:///{tmp_path / 'lab' / 'runs.sqlite'}"
+    monkeypatch.setenv(STORE_ENV, "sqlite:////elsewhere/x.sqlite")
+    assert store_url(data) == "sqlite:////elsewhere/x.sqlite"
+
+
+# === SQLite only: the file, WAL mode, schema migrations =============================================================
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "lab" / "runs.sqlite"
+
+
+@pytest.fixture
+def sqlite_store(db: Path) -> Iterator[SQLiteStore]:
+    opened = open_store(f"sqlite:///{db}")
+    assert isinstance(opened, SQLiteStore)
+    with opened:
+        yield opened
 
 
 def _pragma(path: Path, pragma: str) -> Any:
@@ -263,74 +471,61 @@ def _pragma(path: Path, pragma: str) -> Any:
         return conn.execute(f"PRAGMA {pragma}").fetchone()[0]
 
 
-def test_new_database_is_current_and_in_wal_mode(store: RunStore) -> None:
-    assert _pragma(store.home / "runs.sqlite", "user_version") == len(MIGRATIONS)
-    assert _pragma(store.home / "runs.sqlite", "journal_mode") == "wal"
+def test_sqlite_url_absolute_and_relative(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    absolute = open_store(f"sqlite:///{tmp_path / 'abs' / 'runs.sqlite'}")
+    assert absolute.url == f"sqlite:///{tmp_path}/abs/runs.sqlite"
+    absolute.close()
+    assert (tmp_path / "abs" / "runs.sqlite").is_file()
+    monkeypatch.chdir(tmp_path)
+    relative = open_store("sqlite:///rel/runs.sqlite")
+    run = relative.create_run({})
+    assert relative.url == "sqlite:///rel/runs.sqlite"
+    relative.close()
+    with open_store(f"sqlite:///{tmp_path / 'rel' / 'runs.sqlite'}") as same:
+        assert same.get_run(run.id) == run
 
 
-def test_newer_schema_is_refused(tmp_path: Path) -> None:
-    RunStore(tmp_path).close()
-    with sqlite3.connect(tmp_path / "runs.sqlite") as conn:
+def test_new_database_is_current_and_in_wal_mode(sqlite_store: SQLiteStore, db: Path) -> None:
+    assert _pragma(db, "user_version") == len(MIGRATIONS)
+    assert _pragma(db, "journal_mode") == "wal"
+
+
+def test_a_closed_store_reconnects_on_use(sqlite_store: SQLiteStore) -> None:
+    run_id = sqlite_store.create_run({}).id
+    sqlite_store.add_metrics(run_id, [(1, 0.0, 0.0, "loss", 1.0)])
+    sqlite_store.close()
+    assert [p.value for p in sqlite_store.read_metrics(run_id)] == [1.0]
+
+
+def test_newer_schema_is_refused(db: Path) -> None:
+    SQLiteStore(db).close()
+    with sqlite3.connect(db) as conn:
         conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
     with pytest.raises(StoreError, match="newer than this code knows"):
-        RunStore(tmp_path)
+        SQLiteStore(db)
 
 
-def test_older_schema_is_migrated_keeping_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    old = RunStore(tmp_path)
+def test_older_schema_is_migrated_keeping_data(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    old = SQLiteStore(db)
     run_id = old.create_run({"lr": 0.1}).id
     old.close()
     extra = "ALTER TABLE runs ADD COLUMN note TEXT NOT NULL DEFAULT 'x'; CREATE INDEX runs_owner ON runs (owner);"
-    monkeypatch.setattr(store_module, "MIGRATIONS", [*MIGRATIONS, extra])
-    migrated = RunStore(tmp_path)
-    assert _pragma(tmp_path / "runs.sqlite", "user_version") == len(MIGRATIONS) + 1
+    monkeypatch.setattr(sqlite_module, "MIGRATIONS", [*MIGRATIONS, extra])
+    migrated = SQLiteStore(db)
+    assert _pragma(db, "user_version") == len(MIGRATIONS) + 1
     assert migrated.get_run(run_id).config == {"lr": 0.1}
     assert migrated.create_run({}).id == run_id + 1
+    migrated.close()
 
 
-def test_failed_migration_changes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    RunStore(tmp_path).close()
+def test_failed_migration_changes_nothing(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    SQLiteStore(db).close()
     broken = "ALTER TABLE runs ADD COLUMN note TEXT; SELECT * FROM no_such_table;"
-    monkeypatch.setattr(store_module, "MIGRATIONS", [*MIGRATIONS, broken])
+    monkeypatch.setattr(sqlite_module, "MIGRATIONS", [*MIGRATIONS, broken])
     with pytest.raises(sqlite3.OperationalError):
-        RunStore(tmp_path)
-    monkeypatch.setattr(store_module, "MIGRATIONS", MIGRATIONS)
-    assert _pragma(tmp_path / "runs.sqlite", "user_version") == len(MIGRATIONS)
-    with sqlite3.connect(tmp_path / "runs.sqlite") as conn:
+        SQLiteStore(db)
+    monkeypatch.setattr(sqlite_module, "MIGRATIONS", MIGRATIONS)
+    assert _pragma(db, "user_version") == len(MIGRATIONS)
+    with sqlite3.connect(db) as conn:
         assert "note" not in [row[1] for row in conn.execute("PRAGMA table_info(runs)")]
 
-
-# --- one writer, many pollers -------------------------------------------------------------------------------------
-def _write_points(home: str, run_id: int, barrier: Any) -> int:
-    store = RunStore(home)
-    barrier.wait()
-    for start in range(0, 2000, 20):
-        batch = [(step, step / 100, step / 10, "loss", float(step)) for step in range(start, start + 20)]
-        store.add_metrics(run_id, batch)
-        time.sleep(0.001)  # like a training loop: readers get to poll between batches
-    return -1
-
-
-def _poll_points(home: str, run_id: int, barrier: Any) -> tuple[list[int], int]:
-    """Poll until all points are seen; return their steps in order and how many polls found something new."""
-    store = RunStore(home)
-    barrier.wait()
-    seen: list[int] = []
-    since_id, fruitful_polls, deadline = 0, 0, time.monotonic() + 30
-    while len(seen) < 2000 and time.monotonic() < deadline:
-        points = store.read_metrics([run_id], since_id=since_id)
-        if points:
-            since_id, fruitful_polls = points[-1].id, fruitful_polls + 1
-            seen += [p.step for p in points]
-        time.sleep(0.002)
-    return seen, fruitful_polls
-
-
-def test_readers_poll_while_a_writer_appends(store: RunStore) -> None:
-    run_id = store.create_run({}).id
-    args = (str(store.home), run_id, SPAWN.Barrier(7))
-    outcomes = _run_children([(_write_points, args)] + [(_poll_points, args)] * 6)
-    readers = [outcome for outcome in outcomes if outcome != -1]
-    assert len(readers) == 6
-    assert all(seen == list(range(2000)) for seen, _ in readers)
-    assert max(polls for _, polls in readers) > 1  # the readers really ran while the writer was writing

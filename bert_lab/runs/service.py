@@ -47,6 +47,7 @@ class Lab:
 def submit(lab: Lab, config: RunConfig, *, name: str = "", owner: str = "", group_id: str | None = None) -> Run:
     """Queue a run after checking its dataset loads (a bad CSV raises DataError and nothing is stored). A CSV file is
     staged into the data folder first, so the run does not depend on the original staying where it was."""
+    _check_dataset(config)
     return lab.store.create_run(_staged(lab, config).to_dict(), name=name, owner=owner, group_id=group_id)
 
 
@@ -55,6 +56,8 @@ def submit_group(lab: Lab, configs: Sequence[RunConfig], *, name: str = "", owne
     checked before any run is stored: one bad config queues nothing."""
     if not configs:
         raise ValueError("a group needs at least one run")
+    for config in configs:
+        _check_dataset(config)
     staged = [_staged(lab, config) for config in configs]
     group_id = uuid.uuid4().hex[:12]
     prefix = name or f"group-{group_id[:6]}"
@@ -101,10 +104,15 @@ def clone(lab: Lab, run_id: int, *, changes: dict[str, Any] | None = None, name:
     return submit(lab, config, name=name or f"{old.name} (clone)", owner=old.owner, group_id=None)
 
 
-def _staged(lab: Lab, config: RunConfig) -> RunConfig:
+def _check_dataset(config: RunConfig) -> None:
+    """Raise DataError naming the problem when the config's dataset cannot be loaded."""
     from bert_lab.data import load_dataset  # pandas and the CSV reader: only when submitting
 
     load_dataset(config.dataset, text_column=config.text_column, label_column=config.label_column)
+
+
+def _staged(lab: Lab, config: RunConfig) -> RunConfig:
+    """The config with a CSV file's path replaced by its copy in the data folder."""
     source = Path(config.dataset)
     if source.is_file() and lab.data.uploads not in source.resolve().parents:
         return replace(config, dataset=str(stage_upload(lab, source.read_bytes(), source.name)))

@@ -224,7 +224,8 @@ class SQLiteStore:
                 " device = ?, cancel_requested = 0, error = NULL WHERE id = ? AND status = ?",
                 (Status.RUNNING, now, pid, now, device, run_id, Status.QUEUED),
             ).rowcount
-            return self.get_run(run_id) if claimed else None
+            run = self.get_run(run_id)  # raises UnknownRunError for an unknown id
+            return run if claimed else None
 
     def set_status(self, run_id: int, status: Status, *, error: str | None = None) -> Run:
         status = Status(status)

@@ -66,8 +66,8 @@ class RunStore(Protocol):
         ...
 
     def claim_run(self, run_id: int, *, pid: int, device: str | None = None) -> Run | None:
-        """Move queued run `run_id` to running for process `pid`; None when it is no longer queued. The caller (the
-        worker) decides which run to claim next."""
+        """Move queued run `run_id` to running for process `pid`; None when it is no longer queued, UnknownRunError
+        when there is no such run. The caller (the worker) decides which run to claim next."""
         ...
 
     def set_status(self, run_id: int, status: Status, *, error: str | None = None) -> Run:

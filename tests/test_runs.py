@@ -1,0 +1,451 @@
+"""The run's one home (`bert_lab.runs`): statuses and their transitions, the metric catalogue, the records, the
+folder layout, the plain-words helpers and the service verbs (against a real SQLite store in tmp_path)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bert_lab.config import ConfigError, RunConfig
+from bert_lab.data import DataError
+from bert_lab.runs import describe, service
+from bert_lab.runs.layout import DataFolder, RunFolder
+from bert_lab.runs.metrics import CATALOGUE, EVAL_METRICS, METRICS, SCORES, STEP_METRICS, improved, label
+from bert_lab.runs.records import EvalRecord, Hooks, Run, StepRecord, points
+from bert_lab.runs.service import Lab
+from bert_lab.runs.status import ACTIVE, RESUMABLE, TERMINAL, TRANSITIONS, Status
+from bert_lab.runs.store import STORE_ENV, StoreError, UnknownRunError
+
+Q, R, F, X, C, D, INT = (Status.QUEUED, Status.RUNNING, Status.FINISHED, Status.FAILED, Status.CANCELLED,
+                         Status.DIVERGED, Status.INTERRUPTED)
+ALLOWED = {(Q, R), (Q, C), (R, F), (R, X), (R, C), (R, D), (R, INT), (INT, Q), (C, Q)}  # the diagram in status.py
+
+
+# === status =========================================================================================================
+@pytest.mark.parametrize("target", list(Status))
+@pytest.mark.parametrize("source", list(Status))
+def test_transitions_are_exactly_the_allowed_ones(source: Status, target: Status) -> None:
+    assert source.can_become(target) == ((source, target) in ALLOWED)
+
+
+def test_active_terminal_and_resumable_sets() -> None:
+    assert ACTIVE == {Q, R} and RESUMABLE == {INT, C} and TERMINAL == {F, X, C, D, INT}
+    assert ACTIVE | TERMINAL == set(Status) and not ACTIVE & TERMINAL
+    assert [s for s in Status if s.is_active] == [Q, R]
+    assert {s for s in Status if s.is_resumable} == {INT, C}
+    assert all(not s.can_become(t) for s in (F, X, D) for t in Status)  # finished, failed, diverged: final
+    assert set(TRANSITIONS) == {Q, R, INT, C}
+
+
+def test_every_status_is_reachable_from_queued() -> None:
+    reached, frontier = {Q}, [Q]
+    while frontier:
+        step = {t for s in frontier for t in Status if s.can_become(t)} - reached
+        reached |= step
+        frontier = list(step)
+    assert reached == set(Status)
+
+
+def test_status_is_its_plain_string() -> None:
+    assert Status("running") is R and R == "running" and str(R) == "running" and f"{C}" == "cancelled"
+    assert [str(s) for s in Status] == ["queued", "running", "finished", "failed", "cancelled", "diverged",
+                                        "interrupted"]
+    with pytest.raises(ValueError):
+        Status("paused")
+
+
+# === the metric catalogue ===========================================================================================
+def test_catalogue_names_and_labels_are_unique() -> None:
+    names = [m.name for m in CATALOGUE]
+    assert len(names) == len(set(names)) and set(METRICS) == set(names)
+    assert len({m.label for m in CATALOGUE}) == len(CATALOGUE)
+    assert all(m.label and m.caption for m in CATALOGUE)
+    assert set(STEP_METRICS) | set(EVAL_METRICS) == set(CATALOGUE) and {m.per for m in CATALOGUE} == {"step", "eval"}
+
+
+def test_every_metric_names_a_field_of_its_record() -> None:
+    step_fields = {f.name for f in dataclasses.fields(StepRecord)}
+    eval_fields = {f.name for f in dataclasses.fields(EvalRecord)}
+    assert [m.name for m in STEP_METRICS if m.field not in step_fields] == []
+    assert [m.name for m in EVAL_METRICS if m.field not in eval_fields] == []
+    assert {"train_loss", "lr", "grad_norm"} <= {m.name for m in STEP_METRICS}
+    assert {"eval_loss", "accuracy", "f1"} <= {m.name for m in EVAL_METRICS}
+
+
+def step_record() -> StepRecord:
+    return StepRecord(step=3, total_steps=10, epoch=0.3, elapsed_s=4.5, loss=1.25, lr=2e-4, grad_norm=0.75,
+                      samples_per_s=33)
+
+
+def eval_record() -> EvalRecord:
+    return EvalRecord(step=4, epoch=0.4, elapsed_s=6.0, loss=0.61, accuracy=0.8, precision=0.7, recall=0.65,
+                      f1=0.67, confusion=[[5, 1], [2, 7]])
+
+
+def test_points_makes_one_point_per_catalogue_entry() -> None:
+    step = points(step_record())
+    assert [name for *_, name, _ in step] == [m.name for m in STEP_METRICS]
+    assert {p[:3] for p in step} == {(3, 0.3, 4.5)}
+    values = {name: value for *_, name, value in step}
+    assert (values["train_loss"], values["lr"], values["grad_norm"], values["samples_per_s"]) == (1.25, 2e-4, 0.75, 33)
+    assert all(type(value) is float for *_, value in step)
+    evals = points(eval_record())
+    assert [name for *_, name, _ in evals] == [m.name for m in EVAL_METRICS]
+    assert {p[:3] for p in evals} == {(4, 0.4, 6.0)}
+    assert {name: value for *_, name, value in evals} == {"eval_loss": 0.61, "accuracy": 0.8, "precision": 0.7,
+                                                          "recall": 0.65, "f1": 0.67}
+
+
+def test_improved_follows_each_score_direction() -> None:
+    assert improved("accuracy", 0.81, 0.8) and not improved("accuracy", 0.79, 0.8)
+    assert improved("eval_loss", 0.5, 0.6) and not improved("eval_loss", 0.7, 0.6)
+    assert not improved("f1", 0.5, 0.5) and not improved("eval_loss", 0.5, 0.5)  # a tie is not progress
+    assert improved("eval_loss", 9.0, None) and improved("f1", 0.0, None)  # anything beats no value
+    for name in SCORES:
+        higher = METRICS[name].higher_is_better
+        assert improved(name, 1.0, 0.5) is higher and improved(name, 0.5, 1.0) is (not higher), name
+
+
+def test_scores_are_the_evaluation_metrics_with_a_direction() -> None:
+    assert set(SCORES) == {"eval_loss", "accuracy", "precision", "recall", "f1"}
+    assert all(METRICS[name].per == "eval" and METRICS[name].higher_is_better is not None for name in SCORES)
+    assert RunConfig().early_stopping_metric in SCORES
+    assert METRICS["eval_loss"].higher_is_better is False and METRICS["accuracy"].higher_is_better is True
+
+
+def test_label_of_known_and_unknown_names() -> None:
+    assert label("f1") == "F1 (macro)" and label("train_loss") == "Training loss"
+    assert label("my_metric") == "my_metric"
+
+
+# === records ========================================================================================================
+def make_run(**changes: object) -> Run:
+    base = Run(id=7, name="sweep 1/3", owner="", status=Q, config={}, created_at=1000.0, started_at=None,
+               finished_at=None, device=None, progress=0.0, error=None, pid=None, heartbeat_at=None, group_id=None,
+               cancel_requested=False, summary={}, resume_count=0)
+    return dataclasses.replace(base, **changes)
+
+
+def test_run_elapsed_and_active() -> None:
+    assert make_run().elapsed_s is None and make_run().is_active
+    assert make_run(status=F, started_at=100.0, finished_at=160.5).elapsed_s == 60.5
+    running = make_run(status=R, started_at=time.time() - 5)
+    assert running.elapsed_s == pytest.approx(5, abs=1) and running.is_active
+    assert [make_run(status=s).is_active for s in Status] == [s in (Q, R) for s in Status]
+
+
+def test_records_are_frozen_and_hooks_do_nothing_by_default() -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        make_run().status = R  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        step_record().loss = 0.0  # type: ignore[misc]
+    hooks = Hooks()
+    assert hooks.on_step(step_record()) is None and hooks.on_eval(eval_record()) is None
+    assert hooks.on_log("hello") is None and hooks.should_stop() is False
+
+
+def test_the_runs_package_does_not_import_torch() -> None:
+    code = ("import sys, bert_lab.runs, bert_lab.runs.service, bert_lab.runs.describe, bert_lab.runs.sqlite; "
+            "print(sorted(m for m in ('torch', 'transformers', 'accelerate') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+# === layout =========================================================================================================
+def test_data_folder_paths(tmp_path: Path) -> None:
+    data = DataFolder(tmp_path / "lab")
+    assert data.run(12) == RunFolder(tmp_path / "lab" / "runs" / "12")
+    assert (data.uploads, data.models, data.sqlite) == (tmp_path / "lab" / "uploads", tmp_path / "lab" / "models",
+                                                        tmp_path / "lab" / "runs.sqlite")
+    assert (data.worker_lock, data.worker_log, data.standby_log) == (
+        tmp_path / "lab" / "worker.lock", tmp_path / "lab" / "worker.log", tmp_path / "lab" / "standby.log")
+    assert not (tmp_path / "lab").exists()  # naming paths creates nothing
+
+
+def test_run_folder_paths_and_create(tmp_path: Path) -> None:
+    folder = RunFolder(tmp_path / "runs" / "3")
+    assert (folder.model, folder.checkpoint, folder.log) == (folder.path / "model", folder.path / "checkpoint",
+                                                             folder.path / "output.log")
+    assert folder.checkpoint_state == folder.path / "checkpoint" / "state.json"
+    assert (folder.run_config, folder.eval_report) == (folder.path / "run_config.json",
+                                                       folder.path / "eval_report.json")
+    assert not folder.path.exists()
+    assert folder.create() is folder and folder.path.is_dir()
+    (folder.path / "kept.txt").write_text("x")
+    folder.create()  # again: nothing lost
+    assert (folder.path / "kept.txt").read_text() == "x"
+
+
+def test_default_data_folder_is_the_argument_then_the_env_then_lab_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BERT_LAB_HOME", str(tmp_path / "from_env"))
+    assert DataFolder.default(tmp_path / "explicit").path == tmp_path / "explicit"
+    assert DataFolder.default(str(tmp_path / "as_text")).path == tmp_path / "as_text"
+    assert DataFolder.default().path == tmp_path / "from_env"
+    monkeypatch.delenv("BERT_LAB_HOME")
+    assert DataFolder.default().path == Path("lab_data")
+
+
+# === describe =======================================================================================================
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(None, ""), (math.nan, ""), (math.inf, ""), (-math.inf, ""), (-5.0, "0s"), (0, "0s"), (0.4, "0s"), (42, "42s"),
+     (59.4, "59s"), (59.6, "1m 00s"), (60, "1m 00s"), (185, "3m 05s"), (3599.4, "59m 59s"), (3600, "1h 00m"),
+     (3725, "1h 02m"), (90_000, "25h 00m")],
+)
+def test_format_duration(seconds: float | None, text: str) -> None:
+    assert describe.format_duration(seconds) == text
+
+
+def test_eta_from_progress_and_elapsed_time() -> None:
+    started = time.time() - 100
+    assert describe.eta_s(make_run(status=R, started_at=started, progress=0.25)) == pytest.approx(300, abs=2)
+    assert describe.eta_s(make_run(status=R, started_at=started, progress=1.0)) == pytest.approx(0, abs=1e-6)
+    assert describe.eta_s(make_run(status=R, started_at=started, progress=0.02)) == pytest.approx(4900, abs=50)
+    assert describe.eta_s(make_run(status=R, started_at=started, progress=0.019)) is None  # too early to tell
+    assert describe.eta_s(make_run(status=R, started_at=None, progress=0.5)) is None
+    for status in (Q, F, C, INT):
+        assert describe.eta_s(make_run(status=status, started_at=started, progress=0.5)) is None
+
+
+def test_labels_and_badges() -> None:
+    assert describe.run_label(make_run()) == "#7 sweep 1/3"
+    badges = [describe.badge(s) for s in Status]
+    assert len(set(badges)) == len(badges) and all(str(s) in describe.badge(s) for s in Status)
+
+
+@pytest.mark.parametrize(
+    ("changes", "level", "headline", "detail"),
+    [
+        ({"status": X, "error": "CUDA out of memory"}, "error", "#7 sweep 1/3 failed.", "CUDA out of memory"),
+        ({"status": X, "error": "  "}, "error", "#7 sweep 1/3 failed.", "No reason was recorded."),
+        ({"status": D, "error": "loss became nan at step 4"}, "error", "#7 sweep 1/3 diverged:",
+         "the loss blew up, so training stopped (loss became nan at step 4)."),
+        ({"status": D}, "error", "#7 sweep 1/3 diverged:", "the loss blew up, so training stopped (loss became NaN "
+         "or huge)."),
+        ({"status": INT, "error": "lost"}, "warning", "#7 sweep 1/3 was interrupted:", "its process stopped (the app "
+         "or the machine restarted?). Resume continues from its last checkpoint."),
+        ({"status": C}, "warning", "#7 sweep 1/3 was cancelled:", "it was stopped on request. Resume continues from "
+         "its last checkpoint."),
+        ({"status": C, "error": "stopped by the host"}, "warning", "#7 sweep 1/3 was cancelled:", "stopped by the "
+         "host. Resume continues from its last checkpoint."),
+        ({"status": R, "cancel_requested": True}, "info", "#7 sweep 1/3 is stopping:", "it ends at its current step "
+         "and saves a checkpoint."),
+    ],
+)
+def test_explain_runs_that_need_a_word(changes: dict, level: str, headline: str, detail: str) -> None:
+    assert describe.explain(make_run(**changes)) == describe.Note(level, headline, detail)
+
+
+def test_explain_a_waiting_run_only_without_a_worker() -> None:
+    assert describe.explain(make_run(status=Q)) is None
+    note = describe.explain(make_run(status=Q), worker_alive=False)
+    assert note is not None and (note.level, note.headline) == ("warning", "#7 sweep 1/3 is waiting,")
+    assert "no background worker" in note.detail
+
+
+@pytest.mark.parametrize("changes", [{"status": R}, {"status": F}, {"status": F, "error": "ignored"}])
+def test_explain_says_nothing_about_runs_that_are_fine(changes: dict) -> None:
+    assert describe.explain(make_run(**changes)) is None
+    assert describe.explain(make_run(**changes), worker_alive=False) is None
+
+
+@pytest.mark.parametrize("status", [X, D, INT, C])
+def test_explain_keeps_a_markdown_name_verbatim(status: Status) -> None:
+    """Escaping is the page's job (`lab_ui.page.md`): the note carries the name exactly as the user typed it."""
+    name = "**bold** _it_ [link](http://x.example) `code` # <b>html</b> \\ $x$"
+    note = describe.explain(make_run(status=status, name=name))
+    assert note is not None and note.headline.startswith(f"#7 {name} ")
+
+
+# === service verbs ==================================================================================================
+@pytest.fixture
+def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Lab]:
+    monkeypatch.delenv(STORE_ENV, raising=False)
+    with Lab.open(tmp_path / "lab") as opened:
+        yield opened
+
+
+def write_csv(path: Path, rows: int = 20, classes: tuple[str, ...] = ("pos", "neg")) -> Path:
+    path.write_text("review,sentiment\n" + "".join(f"text number {i},{classes[i % len(classes)]}\n"
+                                                   for i in range(rows)))
+    return path
+
+
+def csv_config(path: Path, **changes: object) -> RunConfig:
+    return RunConfig(dataset=str(path), model="tiny", **changes)  # type: ignore[arg-type]
+
+
+def finished(lab: Lab, run_id: int) -> None:
+    """Bring a run to `finished` the way the worker and the run's process do, through the store."""
+    assert lab.store.claim_run(run_id, pid=1) is not None
+    lab.store.set_status(run_id, F)
+
+
+def test_lab_open_uses_the_data_folder_and_its_sqlite_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(STORE_ENV, raising=False)
+    monkeypatch.setenv("BERT_LAB_HOME", str(tmp_path / "from_env"))
+    with Lab.open() as lab:
+        assert lab.data == DataFolder(tmp_path / "from_env")
+        assert lab.store.url == f"sqlite:///{tmp_path / 'from_env' / 'runs.sqlite'}"
+        run_id = lab.store.create_run({}).id
+    other = f"sqlite:///{tmp_path / 'elsewhere.sqlite'}"
+    with Lab.open(tmp_path / "explicit", store=other) as lab:
+        assert lab.data.path.is_dir() and lab.store.url == other and lab.store.list_runs() == []
+    with Lab.open(tmp_path / "from_env") as again:
+        assert [r.id for r in again.store.list_runs()] == [run_id]
+
+
+def test_submit_stages_a_csv_into_uploads_once(lab: Lab, tmp_path: Path) -> None:
+    original = write_csv(tmp_path / "mine.csv")
+    first = service.submit(lab, csv_config(original), name="a", owner="ana")
+    second = service.submit(lab, csv_config(original, seed=2))
+    staged = Path(first.config["dataset"])
+    assert staged.parent == lab.data.uploads and staged.read_bytes() == original.read_bytes()
+    assert second.config["dataset"] == str(staged) and list(lab.data.uploads.iterdir()) == [staged]
+    assert (first.name, first.owner, first.status, first.group_id) == ("a", "ana", Q, None)
+    assert {**first.config, "dataset": str(original)} == csv_config(original).to_dict()
+    original.unlink()  # the run no longer depends on the original file
+    assert service.submit(lab, RunConfig.from_dict(first.config)).config["dataset"] == str(staged)
+    assert list(lab.data.uploads.iterdir()) == [staged]
+    renamed = write_csv(tmp_path / "other.csv", rows=22)
+    assert Path(service.submit(lab, csv_config(renamed)).config["dataset"]) != staged
+    assert len(list(lab.data.uploads.iterdir())) == 2
+
+
+def test_stage_upload_names_the_file_by_its_content(lab: Lab) -> None:
+    data = b"text,label\nhi,a\nyo,b\n"
+    path = service.stage_upload(lab, data, "my data (v2)!.csv")
+    assert path.parent == lab.data.uploads and path.name.startswith("my_data__v2__-") and path.suffix == ".csv"
+    assert path.read_bytes() == data
+    assert service.stage_upload(lab, data, "my data (v2)!.csv") == path
+    assert service.stage_upload(lab, data + b"hey,a\n", "my data (v2)!.csv") != path
+    assert sorted(p.suffix for p in lab.data.uploads.iterdir()) == [".csv", ".csv"]  # no temporary files left
+
+
+def test_submit_refuses_a_bad_csv_and_stores_nothing(lab: Lab, tmp_path: Path) -> None:
+    bad = write_csv(tmp_path / "one_class.csv", classes=("pos",))
+    with pytest.raises(DataError, match="only one class"):
+        service.submit(lab, csv_config(bad))
+    with pytest.raises(DataError, match="unknown dataset"):
+        service.submit(lab, RunConfig(dataset="no_such_data"))
+    assert lab.store.list_runs() == []
+    assert not lab.data.uploads.exists() or list(lab.data.uploads.iterdir()) == []
+
+
+def test_submit_group_stores_every_run_under_one_new_group(lab: Lab, tmp_path: Path) -> None:
+    data = write_csv(tmp_path / "mine.csv")
+    runs = service.submit_group(lab, [csv_config(data, seed=s) for s in (1, 2, 3)], name="seeds", owner="bo")
+    group_id = runs[0].group_id
+    assert group_id and all(r.group_id == group_id for r in runs)
+    assert [r.name for r in runs] == ["seeds 1/3", "seeds 2/3", "seeds 3/3"]
+    assert [r.config["seed"] for r in runs] == [1, 2, 3] and {r.owner for r in runs} == {"bo"}
+    assert sorted(r.id for r in lab.store.list_runs(group_id=group_id)) == [r.id for r in runs]
+    assert len({r.config["dataset"] for r in runs}) == 1 and len(list(lab.data.uploads.iterdir())) == 1
+    unnamed = service.submit_group(lab, [csv_config(data)] * 2)
+    other = unnamed[0].group_id
+    assert other and other != group_id
+    assert [r.name for r in unnamed] == [f"group-{other[:6]} 1/2", f"group-{other[:6]} 2/2"]
+
+
+def test_submit_group_stores_nothing_when_one_dataset_is_bad(lab: Lab, tmp_path: Path) -> None:
+    good, bad = write_csv(tmp_path / "good.csv"), write_csv(tmp_path / "bad.csv", classes=("pos",))
+    with pytest.raises(DataError, match="only one class"):
+        service.submit_group(lab, [csv_config(good), csv_config(bad), csv_config(good, seed=3)], name="sweep")
+    assert lab.store.list_runs() == []
+    with pytest.raises(ValueError, match="at least one run"):
+        service.submit_group(lab, [])
+
+
+def test_resume_requeues_a_cancelled_or_interrupted_run(lab: Lab) -> None:
+    cancelled = lab.store.create_run({}).id
+    service.cancel(lab, cancelled)
+    resumed = service.resume(lab, cancelled)
+    assert (resumed.status, resumed.resume_count) == (Q, 1)
+    interrupted = lab.store.create_run({}).id
+    lab.store.claim_run(interrupted, pid=1)
+    lab.store.set_status(interrupted, INT, error="lost its process")
+    again = service.resume(lab, interrupted)
+    assert (again.status, again.resume_count, again.error) == (Q, 1, None)
+
+
+def test_resume_refuses_a_run_that_is_not_resumable(lab: Lab) -> None:
+    run_id = lab.store.create_run({}).id
+    finished(lab, run_id)
+    with pytest.raises(StoreError) as info:
+        service.resume(lab, run_id)
+    assert str(info.value) == f"run {run_id} is finished; only interrupted or cancelled runs can be resumed"
+    assert lab.store.get_run(run_id).status == F
+    queued = lab.store.create_run({}).id
+    with pytest.raises(StoreError, match=f"run {queued} is queued; only interrupted or cancelled"):
+        service.resume(lab, queued)
+    with pytest.raises(UnknownRunError):
+        service.resume(lab, 999)
+
+
+def test_cancel_stops_a_queued_run_and_asks_a_running_one(lab: Lab) -> None:
+    queued, running = lab.store.create_run({}).id, lab.store.create_run({}).id
+    lab.store.claim_run(running, pid=1)
+    assert service.cancel(lab, queued).status == C
+    asked = service.cancel(lab, running)
+    assert (asked.status, asked.cancel_requested) == (R, True)
+
+
+def test_delete_removes_the_rows_and_the_run_folder(lab: Lab) -> None:
+    run_id, kept = lab.store.create_run({}).id, lab.store.create_run({}).id
+    for i in (run_id, kept):
+        folder = lab.data.run(i).create()
+        folder.model.mkdir()
+        (folder.model / "weights.bin").write_bytes(b"w")
+        lab.store.add_metrics(i, [(1, 0.1, 1.0, "train_loss", 1.0)])
+    finished(lab, run_id)
+    service.delete(lab, run_id)
+    with pytest.raises(UnknownRunError):
+        lab.store.get_run(run_id)
+    assert not lab.data.run(run_id).path.exists() and lab.store.read_metrics(run_id) == []
+    assert (lab.data.run(kept).model / "weights.bin").exists() and len(lab.store.read_metrics(kept)) == 1
+    without_folder = lab.store.create_run({}).id
+    service.delete(lab, without_folder)
+    assert [r.id for r in lab.store.list_runs()] == [kept]
+
+
+def test_delete_refuses_a_running_run_and_keeps_its_folder(lab: Lab) -> None:
+    run_id = lab.store.create_run({}).id
+    lab.store.claim_run(run_id, pid=1)
+    (lab.data.run(run_id).create().path / "output.log").write_text("step 1")
+    with pytest.raises(StoreError, match=f"run {run_id} is running; cancel it before deleting it"):
+        service.delete(lab, run_id)
+    assert lab.data.run(run_id).log.read_text() == "step 1" and lab.store.get_run(run_id).status == R
+
+
+def test_clone_copies_the_config_with_changes(lab: Lab, tmp_path: Path) -> None:
+    data = write_csv(tmp_path / "mine.csv")
+    [old] = service.submit_group(lab, [csv_config(data, lr=1e-4, seed=1)], name="base", owner="ana")
+    finished(lab, old.id)
+    clone = service.clone(lab, old.id, changes={"seed": 2, "lr": 3e-4})
+    assert clone.config == {**old.config, "seed": 2, "lr": 3e-4}
+    assert (clone.name, clone.owner, clone.status, clone.group_id) == ("base 1/1 (clone)", "ana", Q, None)
+    assert clone.id != old.id and lab.store.get_run(old.id).status == F
+    same = service.clone(lab, old.id, name="again")
+    assert (same.name, same.config) == ("again", old.config)
+
+
+@pytest.mark.parametrize(("changes", "field"), [({"batch_size": 0}, "batch_size"), ({"lr": -1.0}, "lr"),
+                                                ({"colour": "red"}, "colour")])
+def test_clone_validates_its_changes_and_stores_nothing_when_bad(lab: Lab, tmp_path: Path, changes: dict,
+                                                                 field: str) -> None:
+    old = service.submit(lab, csv_config(write_csv(tmp_path / "mine.csv")))
+    with pytest.raises(ConfigError, match=field):
+        service.clone(lab, old.id, changes=changes)
+    assert lab.store.list_runs() == [old]
+    with pytest.raises(UnknownRunError):
+        service.clone(lab, 999)
