@@ -13,10 +13,10 @@ import os
 import sys
 import threading
 import traceback
-from pathlib import Path
 from typing import Any
 
 from bert_lab.config import RunConfig
+from bert_lab.executor import pid_alive
 from bert_lab.runs.records import EvalRecord, Hooks, Point, StepRecord, points
 from bert_lab.runs.service import Lab
 from bert_lab.runs.status import Status
@@ -100,26 +100,15 @@ class StoreReporter:
             self.stop_requested.set()
 
 
-def pid_alive(pid: int) -> bool:
-    """Whether process `pid` exists and is not a zombie (an exited child nobody has reaped yet)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
 def explain_failure(exc: BaseException, config: RunConfig | None) -> str:
-    """The error in plain words: out of memory gets a hint, anything else the last lines of its traceback."""
+    """The error in plain words: out of memory gets a hint, a bad input we name ourselves (a missing CSV, a model that
+    is not there) its message, anything else the last lines of its traceback."""
     text = f"{type(exc).__name__}: {exc}"
     if isinstance(exc, MemoryError) or "out of memory" in text.lower() or "can't allocate memory" in text.lower():
         sizes = f" (it was batch size {config.batch_size}, max length {config.max_length})" if config else ""
         return f"out of memory: lower the batch size or the max length{sizes}. {text[:300]}"
+    if isinstance(exc, ValueError) and type(exc).__module__.startswith("bert_lab."):  # DataError, ModelError, …
+        return str(exc)[:2000]
     lines = traceback.format_exception(exc)
     return "".join(lines[-6:]).strip()[-2000:]
 

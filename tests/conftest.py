@@ -1,8 +1,17 @@
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from streamlit.testing.v1 import AppTest
+
+    from bert_lab.runs.service import Lab
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
@@ -13,3 +22,32 @@ def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tmp_path_fact
     monkeypatch.setenv("BERT_LAB_HOME", str(tmp_path / "lab_data"))
     monkeypatch.setenv("BERT_LAB_NO_AUTOSTART", "1")
     monkeypatch.setenv("BERT_LAB_CACHE", str(tmp_path_factory.getbasetemp() / "token-cache"))
+
+
+@pytest.fixture
+def lab() -> Iterator[Lab]:
+    """The test's lab: its SQLite store in the test's own data folder (the one the pages and workers open too)."""
+    from bert_lab.runs.service import Lab
+
+    with Lab.open() as opened:
+        yield opened
+
+
+@pytest.fixture
+def open_page() -> Callable[..., AppTest]:
+    """`open_page(page, state, timeout)`: an AppTest of the app on `page` (a path like `pages/1_Runs.py`) after
+    setting session `state`, already run and free of exceptions."""
+    from streamlit.testing.v1 import AppTest
+
+    def open_(page: str = "app.py", state: dict[str, Any] | None = None, timeout: float = 60) -> AppTest:
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=timeout)
+        if page != "app.py":
+            at.run()
+            at.switch_page(page)
+        for key, value in (state or {}).items():
+            at.session_state[key] = value
+        at.run()
+        assert not at.exception, at.exception
+        return at
+
+    return open_

@@ -1,4 +1,5 @@
-"""Background jobs with real SQLite, real worker and training subprocesses, and the tiny model."""
+"""The worker with real SQLite, real worker and training subprocesses, and the tiny model: queue order, crashes,
+divergence, out of memory, concurrency, one worker per folder, cancel and resume, lost runs, two processes."""
 
 from __future__ import annotations
 
@@ -8,39 +9,52 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from bert_lab.config import RunConfig
-from bert_lab.jobs import submit_run, worker_alive
-from bert_lab.store import RunStore
+from bert_lab.executor import LocalExecutor, pid_alive
+from bert_lab.runs import service
+from bert_lab.runs.records import Run
+from bert_lab.runs.service import Lab
+from bert_lab.runs.status import Status
+from bert_lab.worker import Worker, describe_exit, worker_alive
 
 TINY = dict(model="tiny", dataset="sms_spam", train_size=200, eval_size=50, max_length=32, batch_size=16)
 LONG = dict(TINY, train_size=2000, num_epochs=3.0, eval_every_steps=10)  # ~375 steps: long enough to interrupt
+SHORT = dict(TINY, train_size=64, eval_size=32)  # 4 steps
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> RunStore:
-    return RunStore(tmp_path / "lab_data")
-
-
-def start_worker(store: RunStore, *flags: str) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "bert_lab", "worker", "--home", str(store.home), *flags]
+def start_worker(lab: Lab, *flags: str) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, "-m", "bert_lab", "worker", "--home", str(lab.data.path), *flags]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
 @contextmanager
-def running_worker(store: RunStore, *flags: str) -> Iterator[subprocess.Popen[bytes]]:
+def running_worker(lab: Lab, *flags: str) -> Iterator[subprocess.Popen[bytes]]:
     """A worker for the duration of the block, stopped (SIGTERM) at its end."""
-    worker = start_worker(store, *flags)
+    worker = start_worker(lab, *flags)
     try:
         yield worker
     finally:
         worker.terminate()
         worker.wait(timeout=60)
+
+
+@contextmanager
+def worker_here(lab: Lab, **options: object) -> Iterator[Worker]:
+    """A `Worker` in this process (its runs are real subprocesses), without a warm spare; its runs are killed at the
+    end of the block if still there."""
+    worker = Worker(lab, executor=LocalExecutor(lab, warm_spare=False), **options)  # type: ignore[arg-type]
+    try:
+        yield worker
+    finally:
+        for child in worker.children.values():
+            child.kill()
+        worker.executor.close()
 
 
 def wait_for(condition: Callable[[], object], timeout_s: float = 90.0, what: str = "condition") -> object:
@@ -53,119 +67,201 @@ def wait_for(condition: Callable[[], object], timeout_s: float = 90.0, what: str
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
 
 
-def submit(store: RunStore, name: str, **config: object) -> int:
-    return submit_run(store, RunConfig(**config), name=name).id
+def submit(lab: Lab, name: str, **config: object) -> int:
+    return service.submit(lab, RunConfig(**config), name=name).id
 
 
-def run_worker_until_idle(store: RunStore, *flags: str) -> None:
-    worker = start_worker(store, "--exit-when-idle", *flags)
+def run_worker_until_idle(lab: Lab, *flags: str) -> str:
+    worker = start_worker(lab, "--exit-when-idle", *flags)
     out, _ = worker.communicate(timeout=240)
     assert worker.returncode == 0, out.decode()
+    return out.decode()
 
 
-def test_queue_order_crash_divergence_and_the_next_run_proceeds(store: RunStore, tmp_path: Path) -> None:
+def dead_pid() -> int:
+    """The pid of a process that has exited (and been reaped): nobody has it now."""
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def newest_first(queued: Sequence[Run], running: Sequence[Run]) -> list[Run]:
+    return sorted(queued, key=lambda r: r.id, reverse=True)
+
+
+def test_queue_order_crash_divergence_and_the_next_run_proceeds(lab: Lab, tmp_path: Path) -> None:
     broken = tmp_path / "broken-model"
     broken.mkdir()
     (broken / "config.json").write_text("{ this is not json")
-    ok = submit(store, "ok", **TINY)
-    crash = submit(store, "crash", **{**TINY, "model": str(broken)})
-    diverge = submit(store, "diverge", **{**TINY, "lr": 1e3, "optimizer": "sgd", "max_grad_norm": 0.0})
-    last = submit(store, "last", **TINY)
-    run_worker_until_idle(store)
-    runs = {r.id: r for r in store.list_runs()}
-    assert [runs[i].status for i in (ok, crash, diverge, last)] == ["finished", "failed", "diverged", "finished"]
+    ok = submit(lab, "ok", **TINY)
+    crash = submit(lab, "crash", **{**TINY, "model": str(broken)})
+    diverge = submit(lab, "diverge", **{**TINY, "lr": 1e3, "optimizer": "sgd", "max_grad_norm": 0.0})
+    last = submit(lab, "last", **TINY)
+    run_worker_until_idle(lab)
+    runs = {r.id: r for r in lab.store.list_runs()}
+    assert [runs[i].status for i in (ok, crash, diverge, last)] == [Status.FINISHED, Status.FAILED, Status.DIVERGED,
+                                                                    Status.FINISHED]
     starts = [runs[i].started_at for i in (ok, crash, diverge, last)]
-    assert starts == sorted(starts)  # claimed oldest first
+    assert starts == sorted(starts)  # by default, claimed oldest first
     assert "broken-model" in runs[crash].error or "json" in runs[crash].error.lower()
     assert "lower learning rate" in runs[diverge].error
-    latest = store.latest_metrics([ok])[ok]
+    latest = lab.store.latest_metrics([ok])[ok]
     assert {"train_loss", "lr", "grad_norm", "accuracy", "f1", "eval_loss"} <= set(latest)
-    assert (store.run_dir(ok) / "model" / "model.safetensors").exists()
+    assert (lab.data.run(ok).model / "model.safetensors").exists()
     assert runs[ok].summary["confusion"] and runs[ok].progress == 1.0
 
 
-def test_out_of_memory_fails_with_a_hint_and_the_next_run_proceeds(store: RunStore) -> None:
-    oom = submit(store, "oom", **{**TINY, "dataset": "bbc_news", "batch_size": 2048, "max_length": 512,
-                                  "train_size": 2000, "eval_size": 100})
-    after = submit(store, "after", **TINY)
-    run_worker_until_idle(store, "--memory-limit-mb", "3000")
-    assert store.get_run(oom).status == "failed"
-    assert "out of memory: lower the batch size or the max length" in store.get_run(oom).error
-    assert store.get_run(after).status == "finished"
+def test_the_claim_order_comes_from_the_caller(lab: Lab) -> None:
+    ids = [submit(lab, f"r{i}", **SHORT) for i in range(3)]
+    with worker_here(lab, max_concurrent=1, claim_order=newest_first) as worker:
+        worker.step()
+        assert [lab.store.get_run(i).status for i in ids] == [Status.QUEUED, Status.QUEUED, Status.RUNNING]
+        deadline = time.time() + 240
+        while worker.children or lab.store.list_runs(statuses=[Status.QUEUED]):
+            assert time.time() < deadline, "the runs did not finish in time"
+            worker.step()
+            time.sleep(0.2)
+    runs = [lab.store.get_run(i) for i in ids]
+    assert [r.status for r in runs] == [Status.FINISHED] * 3
+    assert sorted(ids, key=lambda i: lab.store.get_run(i).started_at) == ids[::-1]  # newest first, as asked
 
 
-def test_concurrency_limit(store: RunStore) -> None:
-    ids = [submit(store, f"r{i}", **{**TINY, "num_epochs": 3.0}) for i in range(3)]
-    worker = start_worker(store, "--max-concurrent", "2", "--exit-when-idle")
+def test_recover_lost_runs_interrupts_a_run_whose_process_is_gone(lab: Lab) -> None:
+    lost = lab.store.create_run(RunConfig(**TINY).to_dict(), name="lost")
+    alive = lab.store.create_run(RunConfig(**TINY).to_dict(), name="alive")
+    assert lab.store.claim_run(lost.id, pid=dead_pid(), device="cpu")
+    assert lab.store.claim_run(alive.id, pid=os.getpid(), device="cpu")  # this process: alive, fresh heartbeat
+    with worker_here(lab) as worker:
+        assert worker.recover_lost_runs() == [lost.id]
+        assert worker.recover_lost_runs() == []  # once
+    run = lab.store.get_run(lost.id)
+    assert run.status == Status.INTERRUPTED and "resume" in run.error and run.pid is None
+    assert any("interrupted" in e.message for e in lab.store.read_events(lost.id))
+    assert lab.store.get_run(alive.id).status == Status.RUNNING
+    assert service.resume(lab, lost.id).status == Status.QUEUED  # interrupted runs can be resumed
+
+
+def test_recover_lost_runs_kills_a_run_whose_heartbeat_went_silent(lab: Lab) -> None:
+    silent = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"], start_new_session=True)
+    try:
+        run = lab.store.create_run(RunConfig(**TINY).to_dict(), name="silent")
+        assert lab.store.claim_run(run.id, pid=silent.pid, device="cpu")
+        with worker_here(lab, stale_after_s=0.5) as worker:
+            assert worker.recover_lost_runs() == []  # still beating (it just started)
+            time.sleep(1.0)
+            assert worker.recover_lost_runs() == [run.id]
+        assert silent.wait(timeout=10) == -signal.SIGKILL  # the stuck process is stopped, not left running
+        assert lab.store.get_run(run.id).status == Status.INTERRUPTED
+    finally:
+        silent.kill()
+        silent.wait()
+
+
+def test_out_of_memory_fails_with_a_hint_and_the_next_run_proceeds(lab: Lab) -> None:
+    oom = submit(lab, "oom", **{**TINY, "dataset": "bbc_news", "batch_size": 2048, "max_length": 512,
+                                "train_size": 2000, "eval_size": 100})
+    after = submit(lab, "after", **TINY)
+    run_worker_until_idle(lab, "--memory-limit-mb", "3000")
+    assert lab.store.get_run(oom).status == Status.FAILED
+    assert "out of memory: lower the batch size or the max length" in lab.store.get_run(oom).error
+    assert lab.store.get_run(after).status == Status.FINISHED
+
+
+def test_concurrency_limit(lab: Lab) -> None:
+    ids = [submit(lab, f"r{i}", **{**TINY, "num_epochs": 3.0}) for i in range(3)]
+    worker = start_worker(lab, "--max-concurrent", "2", "--exit-when-idle")
     most = 0
     while worker.poll() is None:
-        most = max(most, len(store.list_runs(statuses=["running"])))
+        most = max(most, len(lab.store.list_runs(statuses=[Status.RUNNING])))
         time.sleep(0.1)
     assert most == 2
-    assert [store.get_run(i).status for i in ids] == ["finished"] * 3
+    assert [lab.store.get_run(i).status for i in ids] == [Status.FINISHED] * 3
 
 
-def test_one_worker_per_data_folder(store: RunStore) -> None:
-    with running_worker(store):
-        wait_for(lambda: worker_alive(store.home), 20, "the first worker")
-        second = start_worker(store)
+def test_one_worker_per_data_folder(lab: Lab) -> None:
+    with running_worker(lab):
+        wait_for(lambda: worker_alive(lab.data), 20, "the first worker")
+        second = start_worker(lab)
         out, _ = second.communicate(timeout=30)
         assert second.returncode == 1 and b"already running" in out
 
 
-def test_cancel_is_graceful_and_the_run_can_be_resumed(store: RunStore) -> None:
-    run_id = submit(store, "long", **LONG)
-    with running_worker(store):
+def test_cancel_is_graceful_and_the_run_can_be_resumed(lab: Lab) -> None:
+    store = lab.store
+    run_id = submit(lab, "long", **LONG)
+    folder = lab.data.run(run_id)
+    with running_worker(lab):
         wait_for(lambda: store.latest_metrics([run_id]).get(run_id, {}).get("accuracy") is not None, what="an eval")
-        store.request_cancel(run_id)
-        wait_for(lambda: store.get_run(run_id).status == "cancelled", 60, "cancelled")
+        service.cancel(lab, run_id)
+        wait_for(lambda: store.get_run(run_id).status == Status.CANCELLED, 60, "cancelled")
         run = store.get_run(run_id)
         assert 0 < run.progress < 1
-        assert (store.run_dir(run_id) / "checkpoint" / "state.json").exists()
-        assert (store.run_dir(run_id) / "model").exists()  # what was trained is saved
-        stopped_at = json.loads((store.run_dir(run_id) / "checkpoint" / "state.json").read_text())["step"]
-        store.set_status(run_id, "queued")  # resume
-        wait_for(lambda: store.get_run(run_id).status == "finished", 120, "the resumed run to finish")
+        assert folder.checkpoint_state.exists()
+        assert folder.model.exists()  # what was trained is saved
+        stopped_at = json.loads(folder.checkpoint_state.read_text())["step"]
+        service.resume(lab, run_id)
+        wait_for(lambda: store.get_run(run_id).status == Status.FINISHED, 120, "the resumed run to finish")
         steps = sorted({p.step for p in store.read_metrics(run_id, names=["train_loss"])})
         assert steps == list(range(1, steps[-1] + 1)) and steps[-1] > stopped_at  # no gaps, no duplicates
         assert len(store.read_metrics(run_id, names=["train_loss"])) == len(steps)
-
-
-def test_worker_killed_mid_run_then_restart_and_resume(store: RunStore) -> None:
-    run_id = submit(store, "long", **LONG)
-    worker = start_worker(store)
-    wait_for(lambda: (store.run_dir(run_id) / "checkpoint" / "state.json").exists(), what="a checkpoint")
-    os.kill(worker.pid, signal.SIGKILL)
-    worker.wait()
-    written = len(store.read_metrics(run_id))
-    wait_for(lambda: store.get_run(run_id).status == "interrupted", 30, "interrupted")
-    assert len(store.read_metrics(run_id)) >= written  # every point written before the kill is still there
-    with running_worker(store):
-        assert store.get_run(run_id).status == "interrupted"
-        store.set_status(run_id, "queued")
-        wait_for(lambda: store.get_run(run_id).status == "finished", 150, "the resumed run to finish")
         assert store.get_run(run_id).resume_count == 1
 
 
-def test_run_whose_process_dies_with_its_worker_becomes_interrupted(store: RunStore) -> None:
-    run_id = submit(store, "long", **LONG)
-    worker = start_worker(store)
+def test_worker_killed_mid_run_then_restart_and_resume(lab: Lab) -> None:
+    store = lab.store
+    run_id = submit(lab, "long", **LONG)
+    worker = start_worker(lab)
+    wait_for(lambda: lab.data.run(run_id).checkpoint_state.exists(), what="a checkpoint")
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.wait()
+    written = len(store.read_metrics(run_id))
+    wait_for(lambda: store.get_run(run_id).status == Status.INTERRUPTED, 30, "interrupted")
+    assert len(store.read_metrics(run_id)) >= written  # every point written before the kill is still there
+    with running_worker(lab):
+        assert store.get_run(run_id).status == Status.INTERRUPTED
+        service.resume(lab, run_id)
+        wait_for(lambda: store.get_run(run_id).status == Status.FINISHED, 150, "the resumed run to finish")
+        assert store.get_run(run_id).resume_count == 1
+
+
+def test_run_whose_process_dies_with_its_worker_becomes_interrupted(lab: Lab) -> None:
+    store = lab.store
+    run_id = submit(lab, "long", **LONG)
+    worker = start_worker(lab)
     wait_for(lambda: store.read_metrics(run_id), what="first points")
     child = store.get_run(run_id).pid
+    assert child is not None and pid_alive(child)
     os.kill(worker.pid, signal.SIGKILL)
     os.killpg(child, signal.SIGKILL)  # the whole run dies too: nobody is left to say so
     worker.wait()
-    restarted = start_worker(store, "--exit-when-idle")
+    assert store.get_run(run_id).status == Status.RUNNING  # until a worker looks
+    restarted = start_worker(lab, "--exit-when-idle")
     restarted.communicate(timeout=60)
     run = store.get_run(run_id)
-    assert run.status == "interrupted" and "resume" in run.error
+    assert run.status == Status.INTERRUPTED and "resume" in run.error
 
 
-def test_two_process_data_parallel_run_on_the_cpu(store: RunStore) -> None:
-    run_id = submit(store, "ddp", **{**TINY, "num_processes": 2})
-    run_worker_until_idle(store)
-    run = store.get_run(run_id)
-    assert run.status == "finished", run.error
-    assert any("2 process(es)" in e.message for e in store.read_events(run_id))
-    assert run.summary["total_steps"] == 6  # 13 batches of 16 shared by 2 processes: 6 each
-    assert store.latest_metrics([run_id])[run_id]["accuracy"] >= 0
+def test_two_process_data_parallel_run_on_the_cpu(lab: Lab) -> None:
+    run_id = submit(lab, "ddp", **{**TINY, "num_processes": 2})
+    run_worker_until_idle(lab)
+    run = lab.store.get_run(run_id)
+    assert run.status == Status.FINISHED, run.error
+    assert any("2 process(es)" in e.message for e in lab.store.read_events(run_id))
+    # 13 batches of 16 shared by 2 processes: 6 steps each (one process alone would take 13)
+    assert run.summary["steps"] == run.summary["total_steps"] == 6
+    train_steps = [p.step for p in lab.store.read_metrics(run_id, names=["train_loss"])]
+    assert train_steps == [1, 2, 3, 4, 5, 6]  # written once per step, by the main process only
+    accuracy = lab.store.read_metrics(run_id, names=["accuracy"])
+    assert [p.step for p in accuracy] == [2, 4, 6]  # about five evaluations: every ceil(6 / 5) = 2 steps
+    confusion = run.summary["confusion"]
+    assert sum(map(sum, confusion)) == 50  # every eval example counted once, gathered from both processes
+    correct = sum(confusion[i][i] for i in range(len(confusion)))
+    assert 0.0 <= accuracy[-1].value <= 1.0 and accuracy[-1].value == pytest.approx(correct / 50)
+
+
+def test_describe_exit_says_why_in_plain_words() -> None:
+    killed = describe_exit(-signal.SIGKILL, "step 12 of 40")
+    assert "killed by SIGKILL" in killed and "run out of memory" in killed and killed.endswith("step 12 of 40")
+    assert describe_exit(1, "RuntimeError: CUDA out of memory.").startswith("out of memory: lower the batch size")
+    crash = describe_exit(2, "Traceback (most recent call last):\nValueError: bad column")
+    assert crash == "the run's process exited with code 2:\nTraceback (most recent call last):\nValueError: bad column"

@@ -21,7 +21,9 @@ from typing import Any
 
 import pytest
 
-from bert_lab.store import RunStore
+from bert_lab.runs.layout import DataFolder
+from bert_lab.runs.service import Lab
+from bert_lab.runs.status import Status
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -66,7 +68,7 @@ def stop_group(pid: int, sig: int = signal.SIGTERM) -> None:
 
 
 @pytest.fixture
-def lab() -> Iterator[tuple[str, Path]]:
+def served_app() -> Iterator[tuple[str, Path]]:
     """`streamlit run app.py` on a free port over the test's own data folder; stops the app, its worker and runs."""
     home = Path(os.environ["BERT_LAB_HOME"])
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -93,21 +95,22 @@ def lab() -> Iterator[tuple[str, Path]]:
         stop_group(app.pid)
         app.wait(timeout=30)
         log.close()
-        lock = home / "worker.lock"  # the worker writes its pid there; it runs in its own session
+        lock = DataFolder(home).worker_lock  # the worker writes its pid there; it runs in its own session
         if lock.exists() and (text := lock.read_text().strip()).isdigit():
             stop_group(int(text))
-        with RunStore(home) as store:
+        with Lab.open(home) as lab:
             time.sleep(1)
-            for run in store.list_runs(statuses=["running"]):
+            for run in lab.store.list_runs(statuses=[Status.RUNNING]):
                 if run.pid:
                     stop_group(run.pid, signal.SIGKILL)
 
 
-def test_launch_watch_compare_cancel_and_try(lab: tuple[str, Path]) -> None:
+def test_launch_watch_compare_cancel_and_try(served_app: tuple[str, Path]) -> None:
     from playwright.sync_api import expect, sync_playwright
 
-    url, home = lab
-    store = RunStore(home)
+    url, home = served_app
+    lab = Lab.open(home)
+    store = lab.store
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
@@ -200,11 +203,11 @@ def test_launch_watch_compare_cancel_and_try(lab: tuple[str, Path]) -> None:
         page.get_by_label("Act on run", exact=True).click()
         page.get_by_role("option", name="#1 tiny-lr1e-3").click()
         page.get_by_role("button", name="Cancel").click()
-        wait_until(lambda: store.get_run(1).status == "cancelled", 90, "run 1 to be cancelled")
+        wait_until(lambda: store.get_run(1).status == Status.CANCELLED, 90, "run 1 to be cancelled")
         shot("06-runs-cancelled")
 
         # --- 6. both runs overlaid, one line each ---------------------------------------------------------------------
-        wait_until(lambda: store.get_run(2).status == "finished", 150, "run 2 to finish")
+        wait_until(lambda: store.get_run(2).status == Status.FINISHED, 150, "run 2 to finish")
         lines = wait_until(lambda: (t := traces("Training loss")) and len([x for x in t if x["n"] > 0]) == 2 and t,
                            60, "two training-loss lines")
         assert {line["name"] for line in lines} == {"#1 tiny-lr1e-3", "#2 tiny-lr1e-4"}
@@ -232,4 +235,4 @@ def test_launch_watch_compare_cancel_and_try(lab: tuple[str, Path]) -> None:
         page.wait_for_timeout(1000)
         shot("10-playground")
         browser.close()
-    store.close()
+    lab.close()

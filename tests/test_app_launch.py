@@ -1,0 +1,158 @@
+"""AppTests of the launch page (`app.py`): set widgets, click Launch, then check what the store holds and what the page
+shows. Nothing trains: the pages start no worker in tests (see conftest)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from streamlit.testing.v1 import AppTest
+
+from bert_lab.runs.service import Lab
+from bert_lab.runs.status import Status
+
+ROOT = Path(__file__).resolve().parents[1]
+OpenPage = Callable[..., AppTest]
+
+
+def titles(at: AppTest) -> list[str]:
+    return [json.loads(chart.proto.spec)["layout"].get("title", {}).get("text", "") for chart in at.get("plotly_chart")]
+
+
+def texts(elements: Any) -> str:
+    return "\n".join(str(e.value) for e in elements)
+
+
+def test_launch_page_starts_from_sensible_defaults(open_page: OpenPage) -> None:
+    at = open_page()
+    assert at.title[0].value.endswith("Launch a fine-tuning run")
+    assert at.select_slider(key="lr").value == 1e-4
+    assert at.selectbox(key="schedule").value == "linear"
+    assert at.select_slider(key="batch_size").value == 32
+    assert at.number_input(key="num_epochs").value == 1.0
+    assert at.select_slider(key="max_length").value == 128
+    assert at.number_input(key="train_size").value == 2000
+    assert at.radio(key="model_choice").value == "minilm"
+    assert at.selectbox(key="bundled").value == "rotten_tomatoes"
+    dropout = at.select_slider(key="dropout")
+    assert dropout.value is None and dropout.options[0] == "model default"  # the model's own, like the CLI
+    assert any("Learning rate at each of the 63 optimizer steps" in t for t in titles(at))
+    assert {w.label for w in at.select_slider} >= {"Learning rate", "Dropout", "L2 penalty",
+                                                    "Weight decay (decoupled)", "L1 penalty"}
+    assert all(w.help for w in at.select_slider)  # every knob explains itself
+    assert not at.error
+
+
+def test_launch_queues_a_run_with_the_chosen_values(open_page: OpenPage, lab: Lab) -> None:
+    at = open_page()
+    at.radio(key="model_choice").set_value("tiny")
+    at.selectbox(key="bundled").set_value("sms_spam")
+    at.select_slider(key="lr").set_value(3e-5)
+    at.selectbox(key="schedule").set_value("exponential").run()
+    assert {"Decay rate"} <= {w.label for w in at.slider} and "Decay steps" in [w.label for w in at.number_input]
+    at.slider(key="decay_rate").set_value(0.8)
+    at.number_input(key="decay_steps").set_value(50)
+    at.number_input(key="warmup_steps").set_value(10)
+    at.select_slider(key="dropout").set_value(0.3)
+    at.select_slider(key="l2").set_value(1e-4)
+    at.select_slider(key="weight_decay").set_value(0.01)
+    at.selectbox(key="optimizer").set_value("momentum").run()
+    at.slider(key="momentum").set_value(0.8)
+    at.checkbox(key="nesterov").check()
+    at.checkbox(key="group_by_length").uncheck()
+    at.text_input(key="run_name").set_value("my-run")
+    at.button[0].click().run()
+    assert not at.exception and not at.error
+    [run] = lab.store.list_runs()
+    c = run.config
+    assert (run.name, run.owner, run.status) == ("my-run", "", Status.QUEUED)
+    assert (c["model"], c["dataset"], c["lr"], c["schedule"]) == ("tiny", "sms_spam", 3e-5, "exponential")
+    assert (c["decay_rate"], c["decay_steps"], c["warmup_steps"], c["dropout"]) == (0.8, 50, 10, 0.3)
+    assert (c["l2"], c["weight_decay"], c["optimizer"], c["momentum"], c["nesterov"]) == (1e-4, 0.01, "momentum",
+                                                                                          0.8, True)
+    assert c["group_by_length"] is False
+    assert f"#{run.id} my-run" in texts(at.success)
+    at.select_slider(key="lr").set_value(1e-3)  # the page stays usable: launch a variant
+    at.text_input(key="run_name").set_value("")
+    at.button[0].click().run()
+    newest = lab.store.list_runs()[0]
+    assert (newest.config["lr"], newest.config["decay_rate"], newest.name) == (1e-3, 0.8, f"run-{newest.id}")
+
+
+def test_launching_untouched_dropout_keeps_the_models_own(open_page: OpenPage, lab: Lab) -> None:
+    """The default dropout is None ("model default"), as on the command line, not the model's 0.1 written out."""
+    at = open_page()
+    at.radio(key="model_choice").set_value("tiny").run()
+    at.button[0].click().run()
+    [run] = lab.store.list_runs()
+    assert run.config["dropout"] is None
+    at.select_slider(key="dropout").set_value(0.1).run()  # the same number, chosen: recorded as chosen
+    at.button[0].click().run()
+    assert lab.store.list_runs()[0].config["dropout"] == 0.1
+
+
+def test_schedule_parameters_appear_only_where_they_apply(open_page: OpenPage) -> None:
+    at = open_page()
+    labels = lambda: {w.label for w in [*at.slider, *at.number_input]}  # noqa: E731
+    assert not labels() & {"Decay rate", "Decay steps", "Drop factor γ", "Step size (steps between drops)"}
+    at.selectbox(key="schedule").set_value("step").run()
+    assert {"Drop factor γ", "Step size (steps between drops)"} <= labels() and "Decay rate" not in labels()
+    at.selectbox(key="schedule").set_value("constant").run()
+    assert "Warmup steps" in labels() and "Drop factor γ" not in labels()
+    assert not at.exception
+
+
+def test_invalid_settings_are_named_and_nothing_is_queued(open_page: OpenPage, lab: Lab) -> None:
+    at = open_page()
+    at.radio(key="model_choice").set_value("folder").run()
+    assert "Model" in texts(at.error) and "non-empty" in texts(at.error)
+    assert at.button[0].disabled
+    assert lab.store.list_runs() == []
+
+
+def test_a_bad_csv_upload_shows_the_engine_error_and_queues_nothing(open_page: OpenPage, lab: Lab) -> None:
+    at = open_page()
+    at.radio(key="source").set_value("Upload a CSV").run()
+    at.file_uploader[0].set_value(("reviews.csv", b"text,label\ngreat film,pos\nawful film,\n", "text/csv")).run()
+    assert "missing labels" in texts(at.error) and "data rows 2" in texts(at.error)
+    assert at.button[0].disabled  # a browser user cannot launch it
+    assert lab.store.list_runs() == [] and not at.success
+
+
+def test_a_good_csv_upload_is_previewed_and_staged(open_page: OpenPage, lab: Lab) -> None:
+    rows = "".join(f"review number {i} was {'good' if i % 2 else 'bad'},{'pos' if i % 2 else 'neg'}\n"
+                   for i in range(40))
+    at = open_page()
+    at.radio(key="source").set_value("Upload a CSV").run()
+    at.file_uploader[0].set_value(("reviews.csv", ("comment,sentiment\n" + rows).encode(), "text/csv")).run()
+    assert not at.error
+    assert "neg (20), pos (20)" in texts(at.caption)
+    at.radio(key="model_choice").set_value("tiny")
+    at.button[0].click().run()
+    [run] = lab.store.list_runs()
+    staged = Path(run.config["dataset"])
+    assert staged.parent == lab.data.uploads and staged.read_bytes().startswith(b"comment,sentiment")
+
+
+def test_a_csv_path_that_is_not_there_is_an_error(open_page: OpenPage, tmp_path: Path) -> None:
+    at = open_page()
+    at.radio(key="source").set_value("CSV file on the server").run()
+    at.text_input(key="csv_path").set_value(str(tmp_path / "missing.csv")).run()
+    assert "missing.csv" in texts(at.error) and at.button[0].disabled
+
+
+def test_pages_do_not_import_torch() -> None:
+    """The UI never imports torch (only the playground does, lazily, to predict): pages load fast and light."""
+    script = ("import sys\nfrom streamlit.testing.v1 import AppTest\n"
+              "at = AppTest.from_file('app.py', default_timeout=60).run()\n"
+              "for page in ('pages/1_Runs.py', 'pages/2_Playground.py'):\n"
+              "    at.switch_page(page).run()\n"
+              "    assert not at.exception, at.exception\n"
+              "print(sorted(m for m in ('torch', 'transformers', 'accelerate') if m in sys.modules))\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"

@@ -1,0 +1,77 @@
+"""AppTests of the playground (`pages/2_Playground.py`): a tiny model is trained once in the test's data folder, then
+the page predicts with it, compares it with a copy of itself and shows its mistakes."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from streamlit.testing.v1 import AppTest
+
+from bert_lab.config import RunConfig
+from bert_lab.runs.service import Lab
+from bert_lab.runs.status import Status
+from lab_ui import page
+
+ROOT = Path(__file__).resolve().parents[1]
+OpenPage = Callable[..., AppTest]
+HOSTILE = "**bold** [x](http://e) <b>hi</b>"
+ESCAPED = re.compile(r"\\[!-/:-@\[-`{-~]")  # a backslash-escaped ASCII punctuation character (CommonMark)
+
+
+def titles(at: AppTest) -> list[str]:
+    return [json.loads(chart.proto.spec)["layout"].get("title", {}).get("text", "") for chart in at.get("plotly_chart")]
+
+
+def texts(elements: Any) -> str:
+    return "\n".join(str(e.value) for e in elements)
+
+
+def test_playground_without_models_points_to_the_launch_page(open_page: OpenPage, lab: Lab) -> None:
+    lab.store.create_run(RunConfig().to_dict())  # queued: no model yet
+    at = open_page(page.PLAYGROUND_PAGE)
+    assert "No trained model yet" in texts(at.info)
+    [link] = at.main.get("page_link")
+    assert link.proto.label == "Launch a run"
+    target = at._registered_pages[link.proto.page_script_hash]  # the page a click opens (AppTest's page registry)
+    assert Path(target["script_path"]).resolve() == ROOT / page.LAUNCH_PAGE
+
+
+def test_playground_predicts_compares_and_shows_mistakes(open_page: OpenPage, lab: Lab) -> None:
+    from bert_lab.train import train
+
+    config = RunConfig(model="tiny", dataset="sms_spam", train_size=64, eval_size=32, max_length=32)
+    runs = []
+    for name in ("first", HOSTILE):
+        run = lab.store.create_run(config.to_dict(), name=name)
+        assert lab.store.claim_run(run.id, pid=os.getpid(), device="cpu")
+        if not runs:
+            train(config, folder=lab.data.run(run.id).create())
+        else:
+            shutil.copytree(lab.data.run(runs[0].id).path, lab.data.run(run.id).path)
+        lab.store.set_status(run.id, Status.FINISHED)
+        runs.append(run)
+    at = open_page(page.PLAYGROUND_PAGE, timeout=180)
+    at.text_area(key="sentences").set_value("Free entry! Text WIN now\nSee you at lunch").run()
+    predictions = at.dataframe[0].value
+    assert list(predictions["text"]) == ["Free entry! Text WIN now", "See you at lunch"]
+    assert set(predictions["predicted"]) <= {"ham", "spam"} and predictions["confidence"].between(0.5, 1).all()
+    assert any("Confusion matrix" in t for t in titles(at))
+    assert "Mistakes (of 32)" in [m.label for m in at.metric]
+    at.toggle(key="compare").set_value(True).run()
+    assert not at.exception
+    agree = next(d.value for d in at.dataframe if "agree" in d.value.columns)
+    assert list(agree["agree"]) == ["✓ same", "✓ same"]  # the same model twice agrees with itself
+    assert f"#{runs[1].id} {HOSTILE}" in agree.columns  # a column name is plain text
+    assert sum("Confusion matrix" in t for t in titles(at)) == 2
+    headings = [m.proto.body for m in at.markdown if HOSTILE[2:6] in m.proto.body]
+    assert len(headings) == 2  # above its predictions and above its evaluation: the run's name, as typed
+    for body in headings:
+        assert ESCAPED.sub(lambda m: m.group()[1], body) == f"**#{runs[1].id} {HOSTILE}**"
+        live = ESCAPED.sub("", body)
+        assert live.count("**") == 2 and not set(live) & set("[]()<>")

@@ -1,0 +1,263 @@
+"""AppTests of the Runs page (`pages/1_Runs.py`): runs and their metric points are made directly in the test's store
+(nothing trains), then the page is drawn and clicked; the checks read what it shows and what the store holds."""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from bert_lab.config import RunConfig
+from bert_lab.executor import pid_alive
+from bert_lab.runs import service
+from bert_lab.runs.records import Run
+from bert_lab.runs.service import Lab
+from bert_lab.runs.status import Status
+from lab_ui import page
+
+ROOT = Path(__file__).resolve().parents[1]
+OpenPage = Callable[..., AppTest]
+HOSTILE = "**bold** [x](http://e) <b>hi</b> `code` :red[alarm] $x$"
+ESCAPED = re.compile(r"\\[!-/:-@\[-`{-~]")  # a backslash-escaped ASCII punctuation character (CommonMark)
+
+
+def figures(at: AppTest) -> list[dict]:
+    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+
+
+def titles(at: AppTest) -> list[str]:
+    return [fig["layout"].get("title", {}).get("text", "") for fig in figures(at)]
+
+
+def array(value: Any) -> np.ndarray:
+    """A plotly JSON array (plain list, or base64 `bdata` with a `dtype`)."""
+    if isinstance(value, dict):
+        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+    return np.asarray(value)
+
+
+def texts(elements: Any) -> str:
+    return "\n".join(str(e.value) for e in elements)
+
+
+def click(at: AppTest, label: str) -> AppTest:
+    return next(b for b in at.button if b.label == label).click().run()
+
+
+def make_run(lab: Lab, status: Status = Status.FINISHED, *, steps: int = 40, error: str | None = None,
+             name: str = "", **changes: Any) -> Run:
+    """A run in `status` with `steps` of per-step points and an evaluation every 10 steps (no training)."""
+    store = lab.store
+    run = store.create_run(RunConfig(**changes).to_dict(), name=name, owner="tester")
+    if status == Status.QUEUED:
+        return run
+    if status == Status.CANCELLED:
+        return service.cancel(lab, run.id)
+    assert store.claim_run(run.id, pid=os.getpid(), device="cpu")
+    lr = run.config["lr"]
+    points = []
+    for s in range(1, steps + 1):
+        loss = 0.7 * math.exp(-s / 20) + 0.1
+        points += [(s, s / steps, s * 0.5, "train_loss", loss), (s, s / steps, s * 0.5, "lr", lr * (1 - s / steps)),
+                   (s, s / steps, s * 0.5, "grad_norm", 1.0), (s, s / steps, s * 0.5, "samples_per_s", 30.0)]
+        if s % 10 == 0:
+            points += [(s, s / steps, s * 0.5, name, value) for name, value in
+                       (("eval_loss", loss), ("accuracy", 0.8), ("precision", 0.8), ("recall", 0.7), ("f1", 0.75))]
+    store.add_metrics(run.id, points)
+    store.update_run(run.id, progress=1.0 if status != Status.RUNNING else 0.5, summary={"total_steps": steps})
+    if status != Status.RUNNING:
+        store.set_status(run.id, status, error=error)
+    return store.get_run(run.id)
+
+
+def unescape(markdown: str) -> str:
+    """What markdown shows for backslash-escaped text: the characters without their backslashes."""
+    return ESCAPED.sub(lambda m: m.group()[1], markdown)
+
+
+@pytest.fixture
+def sleeper() -> Iterator[subprocess.Popen[bytes]]:
+    """A live process in its own process group (like a run's), killed at the end of the test."""
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"], start_new_session=True)
+    yield process
+    process.kill()
+    process.wait()
+
+
+def test_runs_page_without_runs_points_to_the_launch_page(open_page: OpenPage) -> None:
+    at = open_page(page.RUNS_PAGE)
+    assert "No runs yet" in texts(at.info)
+    [link] = at.main.get("page_link")  # the sidebar has its own links to every page
+    assert link.proto.label == "Launch a run"
+    target = at._registered_pages[link.proto.page_script_hash]  # the page a click opens (AppTest's page registry)
+    assert Path(target["script_path"]).resolve() == ROOT / page.LAUNCH_PAGE
+
+
+def test_runs_page_draws_curves_hyperparameters_and_why_runs_stopped(open_page: OpenPage, lab: Lab) -> None:
+    make_run(lab, Status.FINISHED, lr=1e-4, name="base")
+    make_run(lab, Status.DIVERGED, lr=1e-1, error="loss became nan at step 12", name="hot")
+    make_run(lab, Status.FAILED, lr=1e-4, dropout=0.3, error="out of memory: lower the batch size", name="oom")
+    at = open_page(page.RUNS_PAGE)
+    shown = titles(at)
+    for title in ("Training loss", "Eval loss", "Accuracy", "F1 (macro)", "Learning rate", "Gradient norm",
+                  "Latest evaluation"):
+        assert any(title in t for t in shown), title
+    loss = next(f for f in figures(at) if "Training loss" in f["layout"]["title"]["text"])
+    assert {t["name"] for t in loss["data"] if not t["name"].endswith("(raw)")} == {"#1 base", "#2 hot", "#3 oom"}
+    notes = unescape(texts(at.error))
+    assert "#2 hot diverged" in notes and "loss became nan at step 12" in notes
+    assert "#3 oom failed." in notes and "out of memory: lower the batch size" in notes
+    table = at.dataframe[0].value
+    assert list(table["run"]) == ["#3 oom", "#2 hot", "#1 base"] and "progress" in table.columns
+    diff = at.dataframe[1].value  # the hyperparameters that differ
+    assert set(diff.index) == {"lr", "dropout"}
+
+
+def test_runs_page_controls_and_side_by_side_view(open_page: OpenPage, lab: Lab) -> None:
+    make_run(lab, Status.FINISHED, lr=1e-4)
+    make_run(lab, Status.FINISHED, lr=3e-4)
+    at = open_page(page.RUNS_PAGE)
+    at.radio(key="x_axis").set_value("epoch")
+    at.slider(key="smoothing").set_value(0.0)
+    at.toggle(key="log_loss").set_value(True).run()
+    loss = next(f for f in figures(at) if "Training loss" in f["layout"]["title"]["text"])
+    assert loss["layout"]["xaxis"]["title"]["text"] == "Epoch" and loss["layout"]["yaxis"]["type"] == "log"
+    assert len(loss["data"]) == 2 and array(loss["data"][0]["x"]).max() == 1.0  # no smoothing: no raw lines
+    at.radio(key="view").set_value("Side by side").run()
+    assert not at.exception
+    loss = next(f for f in figures(at) if "Training loss" in f["layout"]["title"]["text"])
+    assert len(loss["data"]) == 2 and {"xaxis", "xaxis2", "yaxis2"} <= set(loss["layout"])  # a panel per run
+
+
+def test_cancel_resume_and_delete_change_the_store(open_page: OpenPage, lab: Lab) -> None:
+    store = lab.store
+    running = make_run(lab, Status.RUNNING, name="live")
+    queued = make_run(lab, Status.QUEUED, name="waiting")
+    at = open_page(page.RUNS_PAGE, {"_selected_ids": [running.id, queued.id], "action_run": running.id})
+    click(at, "Cancel")
+    assert store.get_run(running.id).cancel_requested and store.get_run(running.id).status == Status.RUNNING
+    at.selectbox(key="action_run").set_value(queued.id).run()
+    click(at, "Cancel")
+    assert store.get_run(queued.id).status == Status.CANCELLED
+    click(at, "Resume")
+    assert store.get_run(queued.id).status == Status.QUEUED and store.get_run(queued.id).resume_count == 1
+    click(at, "Delete…")
+    assert "cannot be undone" in texts(at.warning) and store.get_run(queued.id)  # asks first
+    click(at, "Yes, delete it")
+    assert [r.id for r in store.list_runs()] == [running.id]
+    assert not at.exception
+
+
+def test_resume_requeues_a_cancelled_run_and_only_a_resumable_one(open_page: OpenPage, lab: Lab) -> None:
+    done = make_run(lab, Status.FINISHED, name="done")
+    stopped = make_run(lab, Status.CANCELLED, name="stopped")
+    at = open_page(page.RUNS_PAGE, {"_selected_ids": [done.id, stopped.id], "action_run": done.id})
+    assert next(b for b in at.button if b.label == "Resume").disabled  # a finished run has nothing to resume
+    at.selectbox(key="action_run").set_value(stopped.id).run()
+    click(at, "Resume")
+    run = lab.store.get_run(stopped.id)
+    assert (run.status, run.resume_count, run.cancel_requested) == (Status.QUEUED, 1, False)
+    assert next(b for b in at.button if b.label == "Resume").disabled  # queued again: nothing more to resume
+    assert "was cancelled" not in texts(at.warning)  # the note follows the store
+    assert lab.store.get_run(done.id).status == Status.FINISHED and not at.exception
+
+
+def test_the_page_never_recovers_nor_kills_runs(open_page: OpenPage, lab: Lab,
+                                                sleeper: subprocess.Popen[bytes]) -> None:
+    """Only the worker decides a run lost its process: the page shows a run marked running as running, even with a
+    dead process and a silent heartbeat, and its Cancel only asks (the process keeps running until it stops itself)."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    lost = make_run(lab, Status.RUNNING, name="lost")
+    silent = make_run(lab, Status.RUNNING, name="silent")
+    lab.store.update_run(lost.id, pid=dead.pid)
+    lab.store.update_run(silent.id, pid=sleeper.pid)
+    with sqlite3.connect(lab.data.sqlite) as db:  # heartbeats an hour old: what the worker would call lost
+        db.execute("UPDATE runs SET heartbeat_at = ?", (time.time() - 3600,))
+    at = open_page(page.RUNS_PAGE, {"action_run": silent.id})
+    click(at, "Cancel")
+    at.run()
+    assert not at.exception
+    assert [lab.store.get_run(i).status for i in (lost.id, silent.id)] == [Status.RUNNING, Status.RUNNING]
+    assert lab.store.get_run(silent.id).cancel_requested and lab.store.get_run(silent.id).pid == sleeper.pid
+    assert pid_alive(sleeper.pid) and sleeper.poll() is None
+    assert list(at.dataframe[0].value["status"]) == ["▶ running", "▶ running"]
+
+
+def test_hostile_run_names_are_shown_as_typed(open_page: OpenPage, lab: Lab) -> None:
+    """User text goes through markdown escaped: the note reads exactly the name and error, and adds no bold, link,
+    HTML, code or colour of its own."""
+    run = make_run(lab, Status.FAILED, name=HOSTILE, error=f"because {HOSTILE}")
+    at = open_page(page.RUNS_PAGE, {"_confirm_delete": run.id})
+    [note] = at.error
+    body = note.proto.body
+    assert unescape(body) == f"**#{run.id} {HOSTILE} failed.** because {HOSTILE}"
+    live = ESCAPED.sub("", body)  # the markdown left once escaped characters are taken out
+    assert live.count("**") == 2 and not set(live) & set("[]()<>`:$")  # only the headline's own bold
+    [warning] = at.warning  # the delete confirmation names the run the same way
+    assert unescape(warning.proto.body).startswith(f"Delete **#{run.id} {HOSTILE}** with its curves")
+    live = ESCAPED.sub("", warning.proto.body)
+    assert live.count("**") == 2 and not set(live) & set("[]()<>`:$")
+    [log] = at.expander  # so does the label of its event log
+    assert unescape(log.label).startswith(f"What happened to #{run.id} {HOSTILE} (")
+    assert list(at.dataframe[0].value["run"]) == [f"#{run.id} {HOSTILE}"]  # a table cell is plain text
+
+
+def test_downloads_and_clone_into_the_launch_page(open_page: OpenPage, lab: Lab) -> None:
+    run = make_run(lab, Status.FINISHED, lr=2.5e-5, schedule="step", step_size=50, gamma=0.3, optimizer="momentum",
+                   nesterov=True, model="tiny", dataset="trec", max_length=64, name="original")
+    at = open_page(page.RUNS_PAGE)
+    assert {b.label for b in at.download_button} == {"Curves CSV", "Config JSON"}
+    click(at, "Clone")
+    assert not at.exception
+    assert at.title[0].value.endswith("Launch a fine-tuning run")
+    assert at.select_slider(key="lr").value == 2.5e-5  # between the usual stops: kept exactly
+    assert (at.selectbox(key="schedule").value, at.number_input(key="step_size").value) == ("step", 50)
+    assert (at.radio(key="model_choice").value, at.selectbox(key="bundled").value) == ("tiny", "trec")
+    at.switch_page(page.LAUNCH_PAGE)  # a browser's URL follows st.switch_page; AppTest's page must be told
+    at.button[0].click().run()
+    clone = lab.store.list_runs()[0]
+    assert clone.id != run.id and clone.config == run.config
+
+
+def test_a_cli_run_cloned_and_launched_again_has_the_same_config(open_page: OpenPage, lab: Lab) -> None:
+    """Nothing the launch page adds on its own (dropout included) tells a clone apart from its original."""
+    cli = [sys.executable, "-m", "bert_lab", "submit", "--home", str(lab.data.path), "--model", "tiny", "--dataset",
+           "sms_spam", "--lr", "3e-4", "--train-size", "300", "--batch-size", "16", "--name", "from-cli"]
+    done = subprocess.run(cli, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    original = lab.store.get_run(int(done.stdout.split()[-1]))
+    assert original.config["dropout"] is None
+    at = open_page(page.RUNS_PAGE)
+    click(at, "Clone")
+    at.switch_page(page.LAUNCH_PAGE)
+    at.button[0].click().run()
+    assert not at.exception
+    clone = lab.store.list_runs()[0]
+    assert clone.id != original.id and clone.config == original.config
+
+
+def test_runs_page_overlays_ten_long_runs(open_page: OpenPage, lab: Lab) -> None:
+    """Ten runs of 2000 steps render (and re-render incrementally) without error; the speed of this is measured by
+    bench/dashboard.py, not asserted here."""
+    for i in range(10):
+        make_run(lab, Status.FINISHED, steps=2000, lr=1e-4 * (i + 1))
+    at = open_page(page.RUNS_PAGE, {"_selected_ids": [r.id for r in lab.store.list_runs()]})
+    assert len(figures(at)) == 7  # six curves and the results
+    at.run()
+    assert not at.exception
+    train_loss = next(f for f in figures(at) if "Training loss" in json.dumps(f.get("layout", {}).get("title", "")))
+    assert all(len(t["x"]) <= 500 for t in train_loss["data"])
