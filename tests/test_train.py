@@ -10,7 +10,11 @@ import torch
 from transformers import pipeline
 
 from bert_lab.config import RunConfig
-from bert_lab.train import EvalRecord, Hooks, StepRecord, plan_steps, train
+from bert_lab.optim import split_decay_params
+from bert_lab.runs.layout import RunFolder
+from bert_lab.runs.records import EvalRecord, Hooks, StepRecord
+from bert_lab.runs.status import Status
+from bert_lab.train import plan_steps, train
 
 TINY = dict(model="tiny", dataset="sms_spam", train_size=160, eval_size=64, max_length=32, batch_size=16, lr=1e-3)
 
@@ -30,8 +34,9 @@ class Recorder:
 
 def test_tiny_run_reports_and_saves_a_pipeline_model(tmp_path: Path) -> None:
     rec = Recorder()
-    result = train(RunConfig(**TINY, eval_every_steps=4), out_dir=tmp_path, hooks=rec.hooks())
-    assert result.status == "finished" and result.steps == result.total_steps == 10
+    folder = RunFolder(tmp_path / "run")
+    result = train(RunConfig(**TINY, eval_every_steps=4), folder=folder, hooks=rec.hooks())
+    assert result.status == Status.FINISHED and result.steps == result.total_steps == 10
     assert [s.step for s in rec.steps] == list(range(1, 11))
     assert all(s.loss > 0 and s.grad_norm > 0 and s.samples_per_s > 0 for s in rec.steps)
     assert rec.steps[-1].epoch == pytest.approx(1.0)
@@ -39,10 +44,12 @@ def test_tiny_run_reports_and_saves_a_pipeline_model(tmp_path: Path) -> None:
     final = rec.evals[-1]
     assert sum(map(sum, final.confusion)) == 64 and 0 <= final.f1 <= 1
     assert result.eval == final
+    assert result.model_dir == str(folder.model)
     clf = pipeline("text-classification", model=result.model_dir)
     assert clf("WINNER!! claim your free prize now")[0]["label"] in ("ham", "spam")
-    assert RunConfig.from_json((tmp_path / "run_config.json").read_text()) == RunConfig(**TINY, eval_every_steps=4)
-    report = json.loads((tmp_path / "eval_report.json").read_text())
+    assert RunConfig.from_json(folder.run_config.read_text()) == RunConfig(**TINY, eval_every_steps=4)
+    assert not folder.checkpoint.exists()  # no checkpoint unless asked for
+    report = json.loads(folder.eval_report.read_text())
     assert report["label_names"] == ["ham", "spam"] and report["confusion"] == final.confusion
 
 
@@ -54,18 +61,19 @@ def test_lr_follows_the_schedule_step_by_step() -> None:
 
 def test_huge_learning_rate_diverges(tmp_path: Path) -> None:
     rec = Recorder()
-    result = train(RunConfig(**{**TINY, "lr": 1e3}, optimizer="sgd", max_grad_norm=0.0), out_dir=tmp_path,
+    folder = RunFolder(tmp_path / "run")
+    result = train(RunConfig(**{**TINY, "lr": 1e3}, optimizer="sgd", max_grad_norm=0.0), folder=folder,
                    hooks=rec.hooks())
-    assert result.status == "diverged"
+    assert result.status == Status.DIVERGED
     assert "lower learning rate" in result.reason
     assert result.steps == len(rec.steps) < result.total_steps
-    assert not (tmp_path / "model").exists()
+    assert not folder.model.exists() and result.model_dir is None
 
 
 def test_should_stop_cancels_between_steps() -> None:
     rec = Recorder(stop_after=3)
     result = train(RunConfig(**TINY), hooks=rec.hooks())
-    assert result.status == "cancelled" and result.steps == 3
+    assert result.status == Status.CANCELLED and result.steps == 3
     assert result.eval is not None and result.eval.step == 3  # what was trained is still evaluated
 
 
@@ -74,7 +82,7 @@ def test_early_stopping_when_the_metric_stops_improving() -> None:
     config = RunConfig(**{**TINY, "lr": 1e-12}, schedule="constant", eval_every_steps=1, early_stopping_patience=2,
                        early_stopping_metric="accuracy")
     result = train(config, hooks=rec.hooks())
-    assert result.status == "finished" and result.steps == 3
+    assert result.status == Status.FINISHED and result.steps == 3
     assert "early stopping" in result.reason
 
 
@@ -82,15 +90,16 @@ def test_resume_from_checkpoint_matches_an_uninterrupted_run(tmp_path: Path) -> 
     config = RunConfig(**TINY, eval_every_steps=2, num_epochs=2.0)
     straight = Recorder()
     train(config, hooks=straight.hooks())
+    folder = RunFolder(tmp_path / "run")
     first = Recorder(stop_after=5)
-    cut = train(config, hooks=first.hooks(), checkpoint_dir=tmp_path / "ckpt")
-    assert cut.status == "cancelled" and (tmp_path / "ckpt" / "state.json").exists()
+    cut = train(config, hooks=first.hooks(), folder=folder, checkpoint=True)
+    assert cut.status == Status.CANCELLED and folder.checkpoint_state.exists()
     second = Recorder()
-    resumed = train(config, hooks=second.hooks(), checkpoint_dir=tmp_path / "ckpt", resume=True)
-    assert resumed.status == "finished" and second.steps[0].step == 6
+    resumed = train(config, hooks=second.hooks(), folder=folder, checkpoint=True, resume=True)
+    assert resumed.status == Status.FINISHED and second.steps[0].step == 6
     assert [s.loss for s in second.steps] == pytest.approx([s.loss for s in straight.steps[5:]], rel=1e-4)
     assert second.steps[0].elapsed_s > first.steps[-1].elapsed_s  # the clock continues
-    assert not (tmp_path / "ckpt").exists()  # a finished run drops its checkpoint
+    assert not folder.checkpoint.exists()  # a finished run drops its checkpoint
 
 
 def test_gradient_accumulation_and_fractional_epochs() -> None:
@@ -111,9 +120,46 @@ def test_two_processes_share_batches_evenly() -> None:
     assert sorted(seen) == list(range(64))
 
 
-def test_penalties_and_weight_decay_train(tmp_path: Path) -> None:
-    result = train(RunConfig(**TINY, l1=1e-5, l2=1e-3, weight_decay=0.01, optimizer="momentum", nesterov=True))
-    assert result.status == "finished" and torch.isfinite(torch.tensor(result.eval.loss))
+# Plain SGD at a constant rate without clipping, so each knob's update rule shows in the weights: with the same seed
+# and batches, a run differs from the baseline only by its penalty's own term.
+PENALTY_RUN = dict(model="tiny", dataset="sms_spam", train_size=64, eval_size=32, max_length=32, batch_size=16,
+                   optimizer="sgd", lr=0.05, schedule="constant", max_grad_norm=0.0)
+PENALTY_STEPS = 4
+
+
+def trained_weights(tmp_path: Path, **knob: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(penalised, not penalised) weights of a tiny run trained with `knob`, flattened."""
+    from transformers import AutoModelForSequenceClassification
+
+    folder = RunFolder(tmp_path / "_".join(knob) or "baseline")
+    result = train(RunConfig(**PENALTY_RUN, **knob), folder=folder)
+    assert result.status == Status.FINISHED and result.steps == PENALTY_STEPS
+    model = AutoModelForSequenceClassification.from_pretrained(folder.model)
+    decay, no_decay = split_decay_params(model)
+    return torch.cat([p.detach().flatten() for p in decay]), torch.cat([p.detach().flatten() for p in no_decay])
+
+
+def test_weight_decay_l2_and_l1_each_shrink_the_penalised_weights_by_their_formula(tmp_path: Path) -> None:
+    lr, steps = PENALTY_RUN["lr"], PENALTY_STEPS
+    base, base_free = trained_weights(tmp_path)
+    # Decoupled weight decay: θ ← θ·(1 − lr·wd) every step, so the L2 norm shrinks by (1 − lr·wd)^steps.
+    decayed, decayed_free = trained_weights(tmp_path, weight_decay=2.0)
+    shrink = (1 - lr * 2.0) ** steps
+    assert decayed.norm() / base.norm() == pytest.approx(shrink, rel=0.01)
+    # L2 penalty λ/2·‖θ‖²: its gradient λθ makes a plain SGD step θ ← θ·(1 − lr·λ) − lr·g, the same as decay.
+    l2, l2_free = trained_weights(tmp_path, l2=2.0)
+    assert l2.norm() / base.norm() == pytest.approx(shrink, rel=0.01)
+    assert torch.allclose(l2, decayed, atol=1e-5)
+    # L1 penalty λ‖θ‖₁: its gradient λ·sign(θ) pulls every weight towards 0 by lr·λ a step (weights closer than
+    # that hop around 0), so the L1 norm falls by at most lr·λ·steps per weight and many weights end near 0.
+    l1, l1_free = trained_weights(tmp_path, l1=0.05)
+    most = lr * 0.05 * steps * base.numel()
+    assert 0.5 * most < (base.abs().sum() - l1.abs().sum()) <= 1.01 * most
+    near_zero = lr * 0.05
+    assert (l1.abs() < near_zero).float().mean() > 2 * (base.abs() < near_zero).float().mean()
+    # Biases and LayerNorm weights get neither decay nor penalty: they move only with the (nearly equal) data gradient.
+    for free in (decayed_free, l2_free, l1_free):
+        assert free.norm() / base_free.norm() == pytest.approx(1.0, abs=1e-3)
 
 
 def test_real_minilm_beats_the_majority_class() -> None:
