@@ -47,7 +47,7 @@ def test_tiny_run_reports_and_saves_a_pipeline_model(tmp_path: Path) -> None:
     assert result.model_dir == str(folder.model)
     clf = pipeline("text-classification", model=result.model_dir)
     assert clf("WINNER!! claim your free prize now")[0]["label"] in ("ham", "spam")
-    assert RunConfig.from_json(folder.run_config.read_text()) == RunConfig(**TINY, eval_every_steps=4)
+    assert RunConfig.from_dict(json.loads(folder.run_config.read_text())) == RunConfig(**TINY, eval_every_steps=4)
     assert not folder.checkpoint.exists()  # no checkpoint unless asked for
     report = json.loads(folder.eval_report.read_text())
     assert report["label_names"] == ["ham", "spam"] and report["confusion"] == final.confusion
