@@ -20,6 +20,7 @@ from typing import Literal
 
 import torch
 from accelerate import Accelerator
+from accelerate.state import AcceleratorState
 from accelerate.utils import set_seed
 
 from bert_lab import data as data_lib
@@ -68,6 +69,9 @@ def train(
     into `folder` when given; with `checkpoint`, also checkpoints there at every evaluation (only the latest is kept)
     and, with `resume`, continues from that checkpoint."""
     started = time.perf_counter()
+    # A process may train several times (notebooks, tests), each with its own precision: accelerate keeps its state
+    # per process, so forget the last run's (the distributed set-up, PartialState, is kept).
+    AcceleratorState._reset_state()
     # cpu=True on a machine without CUDA also lets a multi-process launch pick the gloo backend.
     accelerator = Accelerator(mixed_precision=resolve_precision(config.precision), cpu=not torch.cuda.is_available())
     main = accelerator.is_main_process
@@ -107,7 +111,8 @@ def train(
     )
     model, optimizer = accelerator.prepare(model, optimizer)
     accelerator.register_for_checkpointing(scheduler)
-    device = accelerator.device.type if accelerator.device.type == "cpu" else str(accelerator.device)
+    on_gpu = accelerator.device.type == "cuda"
+    device = f"cuda:{torch.cuda.current_device()}" if on_gpu else accelerator.device.type
     precision = {"no": "fp32"}.get(accelerator.mixed_precision, accelerator.mixed_precision)
     log(f"model {config.model} on {device} ({precision}), {accelerator.num_processes} process(es), "
         f"{total_steps} steps")
@@ -146,23 +151,59 @@ def train(
         return result, record, bool(patience and state["bad_evals"] >= patience)
 
     # --- train ----------------------------------------------------------------------------------------------------
+    # No step waits for the GPU: reading a number off it (`.item()`, `float(t)`) would block the host until all queued
+    # work is done, and the GPU would idle while the host prepares the next batch. So on a GPU each step's loss and
+    # gradient norm travel to pinned host memory without waiting and are read one step late, once the next step's work
+    # is queued; before an evaluation and at a stop every step is read, so records keep their order. A cancel or a
+    # divergence thus takes effect one step later on a GPU. On the CPU the numbers are ready when a step returns, and
+    # each step is read at once.
     model.train()
     status = Status.FINISHED
     reason = f"completed {total_steps} steps"
     last_eval: EvalRecord | None = None
     last_predictions: Predictions | None = None
     step = state["step"]
+    # Steps whose numbers are on their way to the host: (step, lr, [loss, grad norm], the event of the copy).
+    in_flight: list[tuple[int, float, torch.Tensor, torch.cuda.Event | None]] = []
+
+    def read_steps(keep: int = 0) -> str | None:
+        """Report the steps in flight, oldest first, leaving the newest `keep` (all of them once one diverged);
+        returns why the run diverged, if it did."""
+        why = None
+        while len(in_flight) > (0 if why else keep):
+            done, done_lr, numbers, copied = in_flight.pop(0)
+            if copied is not None:
+                copied.synchronize()  # waits for that step only; the GPU goes on with the next
+            loss_value, grad_norm = numbers.tolist()
+            state["first_loss"] = state["first_loss"] or loss_value
+            if main:
+                throughput = done * samples_per_step / max(state["train_s"] + time.perf_counter() - step_started, 1e-9)
+                hooks.on_step(StepRecord(done, total_steps, plan.epoch_at(done), elapsed(), loss_value, done_lr,
+                                         grad_norm, throughput))
+            # Divergence: NaN/inf, or a loss that blew up far past where it started.
+            first = state["first_loss"]
+            if not why and (not math.isfinite(loss_value) or loss_value > config.divergence_factor * first):
+                why = (f"loss became {loss_value:.4g} at step {done} (first loss {first:.4g}); "
+                       "try a lower learning rate or gradient clipping")
+        return why
+
     while step < total_steps:
-        if _any_process(accelerator, hooks.should_stop() if main else False):
-            status, reason = Status.CANCELLED, f"cancelled at step {step}"
-            break
         step_started = time.perf_counter()
+        if _any_process(accelerator, hooks.should_stop() if main else False):
+            diverged = read_steps()  # the step still in flight, on a GPU
+            state["train_s"] += time.perf_counter() - step_started
+            status, reason = Status.CANCELLED, f"cancelled at step {step}"
+            if diverged:
+                status, reason = Status.DIVERGED, diverged
+            break
         lr = scheduler.get_last_lr()[0]
         micro_batches = plan.steps[step]
         loss_sum = torch.zeros((), device=accelerator.device)
         for i, indices in enumerate(micro_batches):
             batch = data_lib.collate([train_ids[j] for j in indices], [train_set.labels[j] for j in indices], pad_id)
-            batch = {k: v.to(accelerator.device, non_blocking=True) for k, v in batch.items()}
+            # From pageable memory a host-to-GPU copy waits; from pinned (page-locked) memory it does not.
+            batch = {k: (v.pin_memory() if on_gpu else v).to(accelerator.device, non_blocking=True)
+                     for k, v in batch.items()}
             # Only the last micro-batch of an accumulated step synchronises gradients across processes.
             sync = accelerator.no_sync(model) if i < len(micro_batches) - 1 else nullcontext()
             with sync:
@@ -175,20 +216,21 @@ def train(
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         step += 1
-        loss_value = accelerator.reduce(loss_sum, reduction="mean").item()
+        numbers = torch.stack([accelerator.reduce(loss_sum, reduction="mean"),
+                               torch.as_tensor(grad_norm, dtype=torch.float32, device=accelerator.device)])
+        copied = None
+        if on_gpu:  # start the copy to the host; `read_steps` waits for it, one step later
+            numbers = torch.empty(2, pin_memory=True).copy_(numbers, non_blocking=True)
+            copied = torch.cuda.Event()
+            copied.record()
+        in_flight.append((step, lr, numbers, copied))
+        evaluate_now = step % eval_every == 0 or step == total_steps
+        diverged = read_steps(keep=1 if on_gpu and not evaluate_now else 0)
         state["train_s"] += time.perf_counter() - step_started
-        state["first_loss"] = state["first_loss"] or loss_value
-        if main:
-            throughput = step * samples_per_step / max(state["train_s"], 1e-9)
-            hooks.on_step(StepRecord(step, total_steps, plan.epoch_at(step), elapsed(), loss_value, lr,
-                                     float(grad_norm), throughput))
-        # Divergence: NaN/inf, or a loss that blew up far past where it started.
-        if not math.isfinite(loss_value) or loss_value > config.divergence_factor * state["first_loss"]:
-            status = Status.DIVERGED
-            reason = (f"loss became {loss_value:.4g} at step {step} (first loss {state['first_loss']:.4g}); "
-                      "try a lower learning rate or gradient clipping")
+        if diverged:
+            status, reason = Status.DIVERGED, diverged
             break
-        if step % eval_every == 0 or step == total_steps:
+        if evaluate_now:
             last_predictions, last_eval, stop_early = evaluate_and_checkpoint(step)
             if stop_early:
                 reason = (f"early stopping at step {step}: {config.early_stopping_metric} did not improve for "
