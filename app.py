@@ -29,32 +29,68 @@ PENALTY_OPTIONS = [0.0, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0]
 WEIGHT_DECAY_OPTIONS = [0.0, 1e-4, 1e-3, 0.01, 0.05, 0.1, 0.3, 1.0]
 BATCH_OPTIONS, LENGTH_OPTIONS = [4, 8, 16, 32, 64, 128], [16, 32, 64, 128, 256, 512]
 SOURCES = ("Bundled dataset", "Upload a CSV", "CSV file on the server")
-MODELS = {"minilm": "Bundled MiniLM (all-MiniLM-L6-v2, pretrained, 22M parameters)",
-          "tiny": "Tiny demo BERT (random weights, 2 layers: trains in seconds, learns little)",
-          "folder": "A local model folder or a cached Hugging Face id"}
-SCHEDULE_NAMES = {"constant": "Constant", "exponential": "Exponential decay", "step": "Step decay",
-                  "linear": "Linear decay to 0", "cosine": "Cosine decay to 0"}
+MODELS = {
+    "minilm": "Bundled MiniLM (all-MiniLM-L6-v2, pretrained, 22M parameters)",
+    "tiny": "Tiny demo BERT (random weights, 2 layers: trains in seconds, learns little)",
+    "folder": "A local model folder or a cached Hugging Face id",
+}
+SCHEDULE_NAMES = {
+    "constant": "Constant",
+    "exponential": "Exponential decay",
+    "step": "Step decay",
+    "linear": "Linear decay to 0",
+    "cosine": "Cosine decay to 0",
+}
 OPTIMIZER_NAMES = {"sgd": "SGD", "momentum": "SGD with momentum", "adam": "Adam", "adamw": "AdamW"}
 AUTO = "(detect)"
 LABELS = {
-    "lr": "Learning rate", "optimizer": "Optimizer", "momentum": "Momentum", "nesterov": "Nesterov momentum",
-    "beta1": "Adam β₁", "beta2": "Adam β₂", "weight_decay": "Weight decay (decoupled)", "l2": "L2 penalty",
-    "l1": "L1 penalty", "max_grad_norm": "Gradient clipping (max norm)", "batch_size": "Batch size",
-    "grad_accum_steps": "Gradient accumulation steps", "num_epochs": "Epochs", "schedule": "Schedule",
-    "warmup_steps": "Warmup steps", "decay_rate": "Decay rate", "decay_steps": "Decay steps",
-    "step_size": "Step size (steps between drops)", "gamma": "Drop factor γ",
-    "eval_every_steps": "Evaluate every N steps", "early_stopping_patience": "Early-stopping patience",
-    "early_stopping_metric": "Early-stopping metric", "seed": "Seed", "precision": "Precision",
+    "lr": "Learning rate",
+    "optimizer": "Optimizer",
+    "momentum": "Momentum",
+    "nesterov": "Nesterov momentum",
+    "beta1": "Adam β₁",
+    "beta2": "Adam β₂",
+    "weight_decay": "Weight decay (decoupled)",
+    "l2": "L2 penalty",
+    "l1": "L1 penalty",
+    "max_grad_norm": "Gradient clipping (max norm)",
+    "batch_size": "Batch size",
+    "grad_accum_steps": "Gradient accumulation steps",
+    "num_epochs": "Epochs",
+    "schedule": "Schedule",
+    "warmup_steps": "Warmup steps",
+    "decay_rate": "Decay rate",
+    "decay_steps": "Decay steps",
+    "step_size": "Step size (steps between drops)",
+    "gamma": "Drop factor γ",
+    "eval_every_steps": "Evaluate every N steps",
+    "early_stopping_patience": "Early-stopping patience",
+    "early_stopping_metric": "Early-stopping metric",
+    "seed": "Seed",
+    "precision": "Precision",
     "group_by_length": "Group batches by length (faster)",
-    "train_size": "Training examples", "eval_size": "Evaluation examples", "max_length": "Max length (tokens)",
-    "dropout": "Dropout", "dataset": "Dataset", "model": "Model", "text_column": "Text column",
+    "train_size": "Training examples",
+    "eval_size": "Evaluation examples",
+    "max_length": "Max length (tokens)",
+    "dropout": "Dropout",
+    "dataset": "Dataset",
+    "model": "Model",
+    "text_column": "Text column",
     "label_column": "Label column",
 }
 WIDGET_FIELDS = [name for name in LABELS if name not in ("dataset", "model", "text_column", "label_column")]
 BASE = RunConfig()
 DEFAULTS: dict[str, Any] = {name: getattr(BASE, name) for name in WIDGET_FIELDS} | {
-    "source": SOURCES[0], "bundled": BASE.dataset, "csv_path": "", "text_choice": AUTO,
-    "label_choice": AUTO, "model_choice": "minilm", "model_path": "", "run_name": "", "owner": ""}
+    "source": SOURCES[0],
+    "bundled": BASE.dataset,
+    "csv_path": "",
+    "text_choice": AUTO,
+    "label_choice": AUTO,
+    "model_choice": "minilm",
+    "model_path": "",
+    "run_name": "",
+    "owner": "",
+}
 
 
 def kw(name: str) -> dict[str, Any]:
@@ -88,8 +124,12 @@ def widget_values(config: dict[str, Any]) -> dict[str, Any]:
     if dataset in data.BUNDLED:
         values |= {"source": SOURCES[0], "bundled": dataset}
     else:
-        values |= {"source": SOURCES[2], "csv_path": dataset, "text_choice": config.get("text_column") or AUTO,
-                   "label_choice": config.get("label_column") or AUTO}
+        values |= {
+            "source": SOURCES[2],
+            "csv_path": dataset,
+            "text_choice": config.get("text_column") or AUTO,
+            "label_choice": config.get("label_column") or AUTO,
+        }
     choice = "minilm" if model.lower() in MINILM_ALIASES else "tiny" if model == "tiny" else "folder"
     return values | {"model_choice": choice, "model_path": model if choice == "folder" else ""}
 
@@ -115,8 +155,9 @@ def csv_header(source: bytes | Path) -> list[str]:
 
 @st.cache_data(max_entries=4, show_spinner=False)
 def preview(source: bytes | str, stamp: float, text: str | None, label: str | None) -> tuple[pd.DataFrame, dict]:
-    return data.preview_csv(source if isinstance(source, bytes) else Path(source), 5, text_column=text,
-                            label_column=label)
+    return data.preview_csv(
+        source if isinstance(source, bytes) else Path(source), 5, text_column=text, label_column=label
+    )
 
 
 def render_data() -> tuple[dict[str, Any], int | None, bytes | None, str | None]:
@@ -125,11 +166,15 @@ def render_data() -> tuple[dict[str, Any], int | None, bytes | None, str | None]
     if source == SOURCES[0]:
         name = st.selectbox(LABELS["dataset"], list(data.BUNDLED), key="bundled", help=field_help("dataset"))
         ds = data.load_dataset(name)
-        st.caption(f"{data.BUNDLED[name]} · {len(ds):,} examples · labels: " +
-                   ", ".join(f"{k} ({v:,})" for k, v in ds.label_counts().items()))
+        st.caption(
+            f"{data.BUNDLED[name]} · {len(ds):,} examples · labels: "
+            + ", ".join(f"{k} ({v:,})" for k, v in ds.label_counts().items())
+        )
         with st.expander("Peek at the data"):
-            st.dataframe(pd.DataFrame({"text": ds.texts[:5], "label": [ds.label_names[y] for y in ds.labels[:5]]}),
-                         hide_index=True)
+            st.dataframe(
+                pd.DataFrame({"text": ds.texts[:5], "label": [ds.label_names[y] for y in ds.labels[:5]]}),
+                hide_index=True,
+            )
         return {"dataset": name}, len(ds), None, None
     upload: bytes | None = None
     if source == SOURCES[1]:
@@ -156,8 +201,9 @@ def render_data() -> tuple[dict[str, Any], int | None, bytes | None, str | None]
             st.session_state[key] = AUTO
     left, right = st.columns(2)
     text = left.selectbox(LABELS["text_column"], [AUTO, *header], key="text_choice", help=field_help("text_column"))
-    label = right.selectbox(LABELS["label_column"], [AUTO, *header], key="label_choice",
-                            help=field_help("label_column"))
+    label = right.selectbox(
+        LABELS["label_column"], [AUTO, *header], key="label_choice", help=field_help("label_column")
+    )
     columns = {"text_column": None if text == AUTO else text, "label_column": None if label == AUTO else label}
     try:
         rows, counts = preview(src if isinstance(src, bytes) else str(src), stamp, *columns.values())
@@ -165,8 +211,9 @@ def render_data() -> tuple[dict[str, Any], int | None, bytes | None, str | None]
         problem = str(exc)
     else:
         st.dataframe(rows, hide_index=True)
-        st.caption("Label counts (after dropping repeated texts): " +
-                   ", ".join(f"{k} ({v:,})" for k, v in counts.items()))
+        st.caption(
+            "Label counts (after dropping repeated texts): " + ", ".join(f"{k} ({v:,})" for k, v in counts.items())
+        )
         return {"dataset": display, **columns}, sum(counts.values()), upload, None
     st.error(f"This file can't be used: {problem}")
     return {"dataset": display or "upload.csv", **columns}, None, None, problem
@@ -174,18 +221,25 @@ def render_data() -> tuple[dict[str, Any], int | None, bytes | None, str | None]
 
 def render_schedule_preview(config: RunConfig, n_train: int) -> int:
     total = count_steps(n_train, config.batch_size, config.grad_accum_steps, config.num_epochs)[1]
-    st.plotly_chart(plots.lr_schedule_figure(lr_curve(config, total), warmup_steps=config.warmup_steps),
-                    config={"displayModeBar": False}, key="lr_preview")
-    st.caption(f"{n_train:,} training examples ÷ batch {config.batch_size} × {config.num_epochs:g} epoch(s) = "
-               f"**{total:,} optimizer steps**. Training uses exactly this function of the step.")
+    st.plotly_chart(
+        plots.lr_schedule_figure(lr_curve(config, total), warmup_steps=config.warmup_steps),
+        config={"displayModeBar": False},
+        key="lr_preview",
+    )
+    st.caption(
+        f"{n_train:,} training examples ÷ batch {config.batch_size} × {config.num_epochs:g} epoch(s) = "
+        f"**{total:,} optimizer steps**. Training uses exactly this function of the step."
+    )
     return total
 
 
 # --- page -------------------------------------------------------------------------------------------------------------
 init_state()
 st.title(":material/rocket_launch: Launch a fine-tuning run")
-st.caption("Pick data and a model, set the knobs, check the learning-rate preview, then launch. Runs train in the "
-           "background one after another; watch and compare them on the **Runs** page.")
+st.caption(
+    "Pick data and a model, set the knobs, check the learning-rate preview, then launch. Runs train in the "
+    "background one after another; watch and compare them on the **Runs** page."
+)
 
 col_data, col_model, col_length = st.columns(3, gap="large")
 with col_data:
@@ -193,12 +247,12 @@ with col_data:
     data_fields, available, upload, data_problem = render_data()
 with col_model:
     st.subheader("2 · Model")
-    model_choice = st.radio("Model", list(MODELS), format_func=MODELS.get, key="model_choice",
-                            help=field_help("model"))
+    model_choice = st.radio("Model", list(MODELS), format_func=MODELS.get, key="model_choice", help=field_help("model"))
     model = model_choice
     if model_choice == "folder":
-        model = st.text_input("Model folder or cached hub id", key="model_path",
-                              placeholder="/models/bert-base-uncased").strip()
+        model = st.text_input(
+            "Model folder or cached hub id", key="model_path", placeholder="/models/bert-base-uncased"
+        ).strip()
         folder = Path(model).expanduser()
         if model and folder.is_dir() and not (folder / "config.json").exists():
             st.warning(f"{folder} has no config.json: it is not a Hugging Face model folder.")
@@ -226,8 +280,9 @@ with col_opt:
 with col_reg:
     st.subheader("5 · Regularization")
     st.select_slider(options=options_with(DROPOUT_OPTIONS, "dropout"), format_func=fmt_dropout, **kw("dropout"))
-    st.select_slider(options=options_with(WEIGHT_DECAY_OPTIONS, "weight_decay"), format_func=fmt_sci,
-                     **kw("weight_decay"))
+    st.select_slider(
+        options=options_with(WEIGHT_DECAY_OPTIONS, "weight_decay"), format_func=fmt_sci, **kw("weight_decay")
+    )
     st.select_slider(options=options_with(PENALTY_OPTIONS, "l2"), format_func=fmt_sci, **kw("l2"))
     st.select_slider(options=options_with(PENALTY_OPTIONS, "l1"), format_func=fmt_sci, **kw("l1"))
     st.number_input(min_value=0.0, max_value=1e6, step=0.5, **kw("max_grad_norm"))
@@ -265,8 +320,11 @@ except ConfigError as exc:
     config, problems = None, exc.problems
 with schedule_slot:
     if config is not None:
-        n_train = config.train_size if available is None else data.split_sizes(available, config.train_size,
-                                                                                config.eval_size)[0]
+        n_train = (
+            config.train_size
+            if available is None
+            else data.split_sizes(available, config.train_size, config.eval_size)[0]
+        )
         total_steps = render_schedule_preview(config, n_train)
     else:
         st.info("The preview appears once the settings below are valid.")
@@ -278,13 +336,19 @@ owner = owner_col.text_input("Owner (optional)", key="owner", placeholder="your 
 for field, message in problems.items():
     st.error(f"**{LABELS.get(field, field)}**: {message}")
 if config is not None and not data_problem:
-    st.caption(f"Trains **{MODELS[model_choice].split(' (')[0] if model_choice != 'folder' else model}** on "
-               f"**{Path(config.dataset).name}**: {n_train:,} examples, {total_steps:,} steps of "
-               f"{OPTIMIZER_NAMES[config.optimizer]} at learning rate {fmt_sci(config.lr)} "
-               f"({SCHEDULE_NAMES[config.schedule].lower()}), evaluated on {config.eval_size:,} held-out examples.")
-launch = button_col.button("Launch run", type="primary", icon=":material/rocket_launch:",
-                           disabled=bool(problems or data_problem),
-                           width="stretch")
+    st.caption(
+        f"Trains **{MODELS[model_choice].split(' (')[0] if model_choice != 'folder' else model}** on "
+        f"**{Path(config.dataset).name}**: {n_train:,} examples, {total_steps:,} steps of "
+        f"{OPTIMIZER_NAMES[config.optimizer]} at learning rate {fmt_sci(config.lr)} "
+        f"({SCHEDULE_NAMES[config.schedule].lower()}), evaluated on {config.eval_size:,} held-out examples."
+    )
+launch = button_col.button(
+    "Launch run",
+    type="primary",
+    icon=":material/rocket_launch:",
+    disabled=bool(problems or data_problem),
+    width="stretch",
+)
 if launch and config is not None:
     try:
         if upload is not None:
@@ -297,8 +361,10 @@ if launch and config is not None:
         st.session_state["_last_launched"] = (run.id, run.name)
         page.ensure_worker(lab)
 if last := st.session_state.get("_last_launched"):
-    st.success(f"Queued run **#{last[0]} {last[1]}**. Change any knob and launch again to compare.",
-               icon=":material/check_circle:")
+    st.success(
+        f"Queued run **#{last[0]} {last[1]}**. Change any knob and launch again to compare.",
+        icon=":material/check_circle:",
+    )
     st.page_link(page.RUNS_PAGE, label="Watch it train on the Runs page", icon=":material/monitoring:")
 
 st.session_state["_launch_values"] = {k: st.session_state[k] for k in DEFAULTS if k in st.session_state}

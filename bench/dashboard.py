@@ -35,8 +35,12 @@ def seed(store: object, runs: int, steps: int) -> list[int]:
         for s in range(1, steps + 1):
             loss = 0.7 * math.exp(-s / 400) + 0.1 + 0.05 * math.sin(s)
             clock = (s, s / steps, s * 0.3)
-            points += [(*clock, "train_loss", loss), (*clock, "lr", 1e-4 * (1 - s / steps)),
-                       (*clock, "grad_norm", 1 + 0.2 * math.cos(s)), (*clock, "samples_per_s", 90.0)]
+            points += [
+                (*clock, "train_loss", loss),
+                (*clock, "lr", 1e-4 * (1 - s / steps)),
+                (*clock, "grad_norm", 1 + 0.2 * math.cos(s)),
+                (*clock, "samples_per_s", 90.0),
+            ]
             if s % 100 == 0:
                 points += [(*clock, m.name, 0.8) for m in EVAL_METRICS]
         store.add_metrics(run.id, points)
@@ -68,14 +72,16 @@ def main() -> None:
         started = time.perf_counter()
         ids = seed(store, args.runs, args.steps)
         points = len(store.read_metrics(ids))
-        print(f"seeded {args.runs} runs × {args.steps} steps ({points:,} metric points) in "
-              f"{time.perf_counter() - started:.1f} s")
+        print(
+            f"seeded {args.runs} runs × {args.steps} steps ({points:,} metric points) in "
+            f"{time.perf_counter() - started:.1f} s"
+        )
         firsts, refreshes = [], []
         for _ in range(args.repeats):
             at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
             at.run()
             at.switch_page("pages/1_Runs.py")
-            at.session_state["_selected_ids"] = ids[-args.overlay:]
+            at.session_state["_selected_ids"] = ids[-args.overlay :]
             t = time.perf_counter()
             at.run()
             firsts.append(time.perf_counter() - t)
@@ -84,9 +90,11 @@ def main() -> None:
             at.run()
             refreshes.append(time.perf_counter() - t)
         charts = len(at.get("plotly_chart"))
-        print(f"Runs page, {args.overlay} runs overlaid ({charts} charts), server-side render, "
-              f"median of {args.repeats}: first {statistics.median(firsts):.2f} s, "
-              f"refresh {statistics.median(refreshes):.2f} s (target < 1 s)")
+        print(
+            f"Runs page, {args.overlay} runs overlaid ({charts} charts), server-side render, "
+            f"median of {args.repeats}: first {statistics.median(firsts):.2f} s, "
+            f"refresh {statistics.median(refreshes):.2f} s (target < 1 s)"
+        )
 
 
 if __name__ == "__main__":

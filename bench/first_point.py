@@ -49,8 +49,10 @@ def main() -> None:
                 print(f"run {run.id}: first loss point after {latencies[-1]:.2f} s", flush=True)
                 while store.get_run(run.id).is_active:
                     time.sleep(0.1)
-            print(f"median submit → first loss point: {statistics.median(latencies):.2f} s "
-                  f"(model {args.model}, {args.repeats} runs; target < 6 s)")
+            print(
+                f"median submit → first loss point: {statistics.median(latencies):.2f} s "
+                f"(model {args.model}, {args.repeats} runs; target < 6 s)"
+            )
         finally:
             worker.terminate()
             worker.wait()

@@ -54,9 +54,25 @@ def free_port() -> int:
 def start_app(home: Path, port: int) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if k != "BERT_LAB_NO_AUTOSTART"} | {"BERT_LAB_HOME": str(home)}
     app = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true",
-         "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "app.py",
+            "--server.port",
+            str(port),
+            "--server.headless",
+            "true",
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -111,11 +127,13 @@ def main() -> None:
                 finally:
                     context.close()
                     stop(app, home)
-            print(f"cold {colds[-1]:.2f} s, warm {', '.join(f'{w:.2f}' for w in warms[-args.warm:])} s", flush=True)
+            print(f"cold {colds[-1]:.2f} s, warm {', '.join(f'{w:.2f}' for w in warms[-args.warm :])} s", flush=True)
         browser.close()
-    print(f"launch page, request → every widget drawn, headless Chromium on {cpu_name()}: cold median "
-          f"{statistics.median(colds):.2f} s (target < 2 s), warm median {statistics.median(warms):.2f} s "
-          "(target < 1 s)")
+    print(
+        f"launch page, request → every widget drawn, headless Chromium on {cpu_name()}: cold median "
+        f"{statistics.median(colds):.2f} s (target < 2 s), warm median {statistics.median(warms):.2f} s "
+        "(target < 1 s)"
+    )
 
 
 if __name__ == "__main__":

@@ -72,10 +72,17 @@ def prepare(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     names = load_split(args)[0].label_names
     for name in args.models.split(","):
         layers, hidden, heads, ffn = SHAPES[name]
-        config = BertConfig(vocab_size=len(tokenizer), hidden_size=hidden, num_hidden_layers=layers,
-                            num_attention_heads=heads, intermediate_size=ffn, max_position_embeddings=512,
-                            num_labels=len(names), id2label=dict(enumerate(names)),
-                            label2id={n: i for i, n in enumerate(names)})
+        config = BertConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=hidden,
+            num_hidden_layers=layers,
+            num_attention_heads=heads,
+            intermediate_size=ffn,
+            max_position_embeddings=512,
+            num_labels=len(names),
+            id2label=dict(enumerate(names)),
+            label2id={n: i for i, n in enumerate(names)},
+        )
         torch.manual_seed(args.seed)
         path = folder / name
         BertForSequenceClassification(config).save_pretrained(path)
@@ -150,17 +157,42 @@ def run_trainer(args: argparse.Namespace) -> dict[str, Any]:
     clock = Clock()
     with tempfile.TemporaryDirectory(prefix="gpu_bench-") as tmp:
         targs = TrainingArguments(
-            output_dir=tmp, per_device_train_batch_size=args.batch_size, learning_rate=args.lr,
-            lr_scheduler_type=args.schedule, warmup_steps=0, weight_decay=0.0, max_grad_norm=1.0,
-            num_train_epochs=args.epochs, seed=args.seed, bf16=True, dataloader_pin_memory=True,
-            use_cpu=not torch.cuda.is_available(), report_to="none", save_strategy="no", eval_strategy="no",
-            logging_strategy="no", disable_tqdm=True,
+            output_dir=tmp,
+            per_device_train_batch_size=args.batch_size,
+            learning_rate=args.lr,
+            lr_scheduler_type=args.schedule,
+            warmup_steps=0,
+            weight_decay=0.0,
+            max_grad_norm=1.0,
+            num_train_epochs=args.epochs,
+            seed=args.seed,
+            bf16=True,
+            dataloader_pin_memory=True,
+            use_cpu=not torch.cuda.is_available(),
+            report_to="none",
+            save_strategy="no",
+            eval_strategy="no",
+            logging_strategy="no",
+            disable_tqdm=True,
         )
-        trainer = Trainer(model=model, args=targs, train_dataset=train_data, callbacks=[clock],
-                          data_collator=DataCollatorWithPadding(tokenizer), processing_class=tokenizer)
+        trainer = Trainer(
+            model=model,
+            args=targs,
+            train_dataset=train_data,
+            callbacks=[clock],
+            data_collator=DataCollatorWithPadding(tokenizer),
+            processing_class=tokenizer,
+        )
         out = trainer.train()
-    return {"precision": "bf16", "device": str(targs.device), "status": "finished", "n_train": len(train_data),
-            "train_s": clock.ended - clock.began, "steps": trainer.state.global_step, "train_loss": out.training_loss}
+    return {
+        "precision": "bf16",
+        "device": str(targs.device),
+        "status": "finished",
+        "n_train": len(train_data),
+        "train_s": clock.ended - clock.began,
+        "steps": trainer.state.global_step,
+        "train_loss": out.training_loss,
+    }
 
 
 def run_worker(args: argparse.Namespace) -> dict[str, Any]:
@@ -177,8 +209,13 @@ def spawn(argv: list[str], worker: str, cache: Path) -> dict[str, Any]:
     """Run `worker` in a fresh interpreter and return its result dict (exits with the child's error if it fails)."""
     with tempfile.TemporaryDirectory(prefix="gpu_bench-") as tmp:
         result = Path(tmp) / "result.json"
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "BERT_LAB_CACHE": str(cache),
-               "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+        env = {
+            **os.environ,
+            "HF_HUB_OFFLINE": "1",
+            "TOKENIZERS_PARALLELISM": "false",
+            "BERT_LAB_CACHE": str(cache),
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
+        }
         cmd = [sys.executable, str(Path(__file__).resolve()), *argv, "--worker", worker, "--result", str(result)]
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=REPO_ROOT)
         if proc.returncode != 0 or not result.exists():
@@ -193,27 +230,36 @@ def add_rates(run: dict[str, Any], peak_tflops: float, epochs: float) -> dict[st
     return run | {"samples_per_s": samples_per_s, "tokens_per_s": tokens_per_s, "mfu": mfu}
 
 
-def print_report(args: argparse.Namespace, info: dict[str, Any], peak: dict[str, Any],
-                 runs: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
+def print_report(
+    args: argparse.Namespace, info: dict[str, Any], peak: dict[str, Any], runs: dict[str, dict[str, dict[str, Any]]]
+) -> list[str]:
     """Print the table and ratio lines; returns the ratio lines."""
-    print(f"\ndevice: {peak['device']}; host {info['cpu']}, {info['cores']} cores; torch {info['torch']}, "
-          f"transformers {info['transformers']}, accelerate {info['accelerate']}, python {info['python']}")
-    print(f"settings: rotten_tomatoes train={args.train_size} eval={args.eval_size} epochs={args.epochs:g} "
-          f"batch={args.batch_size} max_length={args.max_length}; AdamW lr {args.lr:g} linear, clip 1.0; random-init "
-          "BertConfig models (throughput does not depend on the weights)")
+    print(
+        f"\ndevice: {peak['device']}; host {info['cpu']}, {info['cores']} cores; torch {info['torch']}, "
+        f"transformers {info['transformers']}, accelerate {info['accelerate']}, python {info['python']}"
+    )
+    print(
+        f"settings: rotten_tomatoes train={args.train_size} eval={args.eval_size} epochs={args.epochs:g} "
+        f"batch={args.batch_size} max_length={args.max_length}; AdamW lr {args.lr:g} linear, clip 1.0; random-init "
+        "BertConfig models (throughput does not depend on the weights)"
+    )
     print(f"bf16 matmul peak ({peak['n']}³, mean of {peak['reps']}): {peak['tflops']:.4g} TFLOP/s\n")
     print("| model | non-emb params | contender | device | steps | train s | samples/s | tokens/s | MFU |")
     print("|---|---:|---|---|---:|---:|---:|---:|---:|")
     for model, mine in runs.items():
         for name, r in mine.items():
-            print(f"| {model} | {r['non_embedding_params'] / 1e6:.1f}M | {name} ({r['precision']}) | {r['device']} | "
-                  f"{r['steps']} | {r['train_s']:.2f} | {r['samples_per_s']:.0f} | {r['tokens_per_s']:.0f} | "
-                  f"{100 * r['mfu']:.1f}% |")
+            print(
+                f"| {model} | {r['non_embedding_params'] / 1e6:.1f}M | {name} ({r['precision']}) | {r['device']} | "
+                f"{r['steps']} | {r['train_s']:.2f} | {r['samples_per_s']:.0f} | {r['tokens_per_s']:.0f} | "
+                f"{100 * r['mfu']:.1f}% |"
+            )
     lines = []
     for model, mine in runs.items():
         ratio = mine["bert_lab"]["samples_per_s"] / mine["trainer_bf16"]["samples_per_s"]
-        lines.append(f"{model}: bert_lab / Trainer bf16 = {ratio:.2f}× samples/s "
-                     f"({'meets' if ratio >= 1.5 else 'misses'} the 1.5× target)")
+        lines.append(
+            f"{model}: bert_lab / Trainer bf16 = {ratio:.2f}× samples/s "
+            f"({'meets' if ratio >= 1.5 else 'misses'} the 1.5× target)"
+        )
     print("\n" + "\n".join(lines))
     print("MFU = 6 × non-embedding params × non-padding training tokens per second / measured bf16 matmul peak.")
     return lines
@@ -237,14 +283,19 @@ def main(argv: list[str] | None = None) -> None:
                 started = time.perf_counter()
                 r = add_rates(spawn(argv, f"{name}:{folder}", cache), peak["tflops"], args.epochs)
                 runs.setdefault(model, {})[name] = r
-                print(f"  {model} {name}: {r['samples_per_s']:.0f} samples/s on {r['device']} "
-                      f"(child {time.perf_counter() - started:.0f} s)", flush=True)
+                print(
+                    f"  {model} {name}: {r['samples_per_s']:.0f} samples/s on {r['device']} "
+                    f"(child {time.perf_counter() - started:.0f} s)",
+                    flush=True,
+                )
     ratios = print_report(args, info, peak, runs)
     if args.json is not None:
-        settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
-                    if k not in ("worker", "result")}
-        args.json.write_text(json.dumps({"machine": info, "settings": settings, "peak": peak, "runs": runs,
-                                         "ratios": ratios}, indent=2))
+        settings = {
+            k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k not in ("worker", "result")
+        }
+        args.json.write_text(
+            json.dumps({"machine": info, "settings": settings, "peak": peak, "runs": runs, "ratios": ratios}, indent=2)
+        )
         print(f"wrote {args.json}")
 
 

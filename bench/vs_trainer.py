@@ -85,8 +85,9 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
 def load_split(args: argparse.Namespace) -> tuple[Any, Any]:
     from bert_lab.data import load_dataset, split_dataset
 
-    return split_dataset(load_dataset(args.dataset), train_size=args.train_size, eval_size=args.eval_size,
-                         seed=args.seed)
+    return split_dataset(
+        load_dataset(args.dataset), train_size=args.train_size, eval_size=args.eval_size, seed=args.seed
+    )
 
 
 def run_bert_lab(args: argparse.Namespace, overrides: dict[str, Any]) -> dict[str, Any]:
@@ -94,18 +95,37 @@ def run_bert_lab(args: argparse.Namespace, overrides: dict[str, Any]) -> dict[st
     from bert_lab.train import train
 
     config = RunConfig(
-        dataset=args.dataset, train_size=args.train_size, eval_size=args.eval_size, max_length=args.max_length,
-        model=args.model, optimizer="adamw", lr=args.lr, weight_decay=0.0, max_grad_norm=1.0,
-        batch_size=args.batch_size, num_epochs=args.epochs, schedule=args.schedule, warmup_steps=0, seed=args.seed,
+        dataset=args.dataset,
+        train_size=args.train_size,
+        eval_size=args.eval_size,
+        max_length=args.max_length,
+        model=args.model,
+        optimizer="adamw",
+        lr=args.lr,
+        weight_decay=0.0,
+        max_grad_norm=1.0,
+        batch_size=args.batch_size,
+        num_epochs=args.epochs,
+        schedule=args.schedule,
+        warmup_steps=0,
+        seed=args.seed,
         eval_every_steps=10**9,  # evaluate once, at the end, as the Trainer contenders do
         **overrides,
     )
     res = train(config)
     assert res.eval is not None, res.reason
     n_train = len(load_split(args)[0])
-    return {"precision": res.precision, "device": res.device, "status": res.status, "train_s": res.train_s,
-            "own_samples_per_s": res.samples_per_s, "n_train": n_train, "accuracy": res.eval.accuracy,
-            "f1": res.eval.f1, "steps": res.steps}
+    return {
+        "precision": res.precision,
+        "device": res.device,
+        "status": res.status,
+        "train_s": res.train_s,
+        "own_samples_per_s": res.samples_per_s,
+        "n_train": n_train,
+        "accuracy": res.eval.accuracy,
+        "f1": res.eval.f1,
+        "steps": res.steps,
+    }
 
 
 def run_trainer(args: argparse.Namespace, *, bf16: bool) -> dict[str, Any]:
@@ -133,23 +153,45 @@ def run_trainer(args: argparse.Namespace, *, bf16: bool) -> dict[str, Any]:
         return [{**{k: v[i] for k, v in enc.items()}, "labels": y} for i, y in enumerate(part.labels)]
 
     train_data, eval_data = encode(train_set), encode(eval_set)
-    labels = {"num_labels": len(label_names), "id2label": dict(enumerate(label_names)),
-              "label2id": {name: i for i, name in enumerate(label_names)}}
+    labels = {
+        "num_labels": len(label_names),
+        "id2label": dict(enumerate(label_names)),
+        "label2id": {name: i for i, name in enumerate(label_names)},
+    }
     if args.model == TINY:  # random 2-layer BERT: built by bert_lab, there is no folder to load
         model = load_model(RunConfig(model=TINY), label_names)
     else:
-        model = AutoModelForSequenceClassification.from_pretrained(resolve_model(args.model), local_files_only=True,
-                                                                   **labels)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            resolve_model(args.model), local_files_only=True, **labels
+        )
     with tempfile.TemporaryDirectory(prefix="vs_trainer-") as tmp:
         targs = TrainingArguments(
-            output_dir=tmp, per_device_train_batch_size=args.batch_size, per_device_eval_batch_size=2 * args.batch_size,
-            learning_rate=args.lr, lr_scheduler_type=args.schedule, warmup_steps=0, weight_decay=0.0,
-            max_grad_norm=1.0, num_train_epochs=args.epochs, seed=args.seed, bf16=bf16,
-            use_cpu=not torch.cuda.is_available(), report_to="none", save_strategy="no", eval_strategy="no",
-            logging_strategy="no", dataloader_num_workers=0, disable_tqdm=True,
+            output_dir=tmp,
+            per_device_train_batch_size=args.batch_size,
+            per_device_eval_batch_size=2 * args.batch_size,
+            learning_rate=args.lr,
+            lr_scheduler_type=args.schedule,
+            warmup_steps=0,
+            weight_decay=0.0,
+            max_grad_norm=1.0,
+            num_train_epochs=args.epochs,
+            seed=args.seed,
+            bf16=bf16,
+            use_cpu=not torch.cuda.is_available(),
+            report_to="none",
+            save_strategy="no",
+            eval_strategy="no",
+            logging_strategy="no",
+            dataloader_num_workers=0,
+            disable_tqdm=True,
         )
-        trainer = Trainer(model=model, args=targs, train_dataset=train_data,
-                          data_collator=DataCollatorWithPadding(tokenizer), processing_class=tokenizer)
+        trainer = Trainer(
+            model=model,
+            args=targs,
+            train_dataset=train_data,
+            data_collator=DataCollatorWithPadding(tokenizer),
+            processing_class=tokenizer,
+        )
         t = time.perf_counter()
         trainer.train()
         train_s = time.perf_counter() - t
@@ -157,9 +199,17 @@ def run_trainer(args: argparse.Namespace, *, bf16: bool) -> dict[str, Any]:
         logits = trainer.predict(eval_data).predictions
         eval_s = time.perf_counter() - t
     m = classification_metrics(eval_set.labels, logits.argmax(-1).tolist(), len(label_names))
-    return {"precision": "bf16" if bf16 else "fp32", "device": str(targs.device), "status": "finished",
-            "train_s": train_s, "eval_s": eval_s, "n_train": len(train_data), "accuracy": m["accuracy"],
-            "f1": m["f1"], "steps": trainer.state.global_step}
+    return {
+        "precision": "bf16" if bf16 else "fp32",
+        "device": str(targs.device),
+        "status": "finished",
+        "train_s": train_s,
+        "eval_s": eval_s,
+        "n_train": len(train_data),
+        "accuracy": m["accuracy"],
+        "f1": m["f1"],
+        "steps": trainer.state.global_step,
+    }
 
 
 def count_work(args: argparse.Namespace) -> dict[str, int]:
@@ -172,8 +222,11 @@ def count_work(args: argparse.Namespace) -> dict[str, int]:
     train_set = load_split(args)[0]
     tokenizer = load_tokenizer(args.model)
     n = len(train_set.label_names)
-    cfg = (tiny_bert_config(len(tokenizer), num_labels=n) if args.model == TINY else
-           AutoConfig.from_pretrained(resolve_model(args.model), num_labels=n, local_files_only=True))
+    cfg = (
+        tiny_bert_config(len(tokenizer), num_labels=n)
+        if args.model == TINY
+        else AutoConfig.from_pretrained(resolve_model(args.model), num_labels=n, local_files_only=True)
+    )
     with torch.device("meta"):
         model = AutoModelForSequenceClassification.from_config(cfg)
     total = sum(p.numel() for p in model.parameters())
@@ -207,8 +260,12 @@ def spawn(name: str) -> dict[str, Any]:
     """Run worker `name` in a fresh interpreter (cold bert_lab token cache) and return its result dict."""
     with tempfile.TemporaryDirectory(prefix="vs_trainer-") as tmp:
         result = Path(tmp) / "result.json"
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "BERT_LAB_CACHE": str(Path(tmp) / "cache"),
-               "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+        env = {
+            **os.environ,
+            "HF_HUB_OFFLINE": "1",
+            "BERT_LAB_CACHE": str(Path(tmp) / "cache"),
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
+        }
         cmd = [sys.executable, str(Path(__file__).resolve()), *sys.argv[1:], "--worker", name, "--result", str(result)]
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=REPO_ROOT)
         if proc.returncode != 0 or not result.exists():
@@ -219,8 +276,14 @@ def spawn(name: str) -> dict[str, Any]:
 def machine_info() -> dict[str, Any]:
     cpu = "unknown"
     try:
-        cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                    if line.startswith("model name")), cpu)
+        cpu = next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            cpu,
+        )
     except OSError:
         pass
     versions = {pkg: importlib.metadata.version(pkg) for pkg in ("torch", "transformers", "accelerate")}
@@ -244,24 +307,39 @@ def summarise(runs: list[dict[str, Any]], peak: dict[str, Any], epochs: float) -
     return rows
 
 
-def print_report(args: argparse.Namespace, info: dict[str, Any], peak: dict[str, Any],
-                 rows: dict[str, dict[str, Any]], runs: list[dict[str, Any]]) -> None:
-    print(f"machine: {info['cpu']}, {info['cores']} cores; torch {info['torch']}, transformers "
-          f"{info['transformers']}, accelerate {info['accelerate']}, python {info['python']}")
-    print(f"settings: model={args.model} dataset={args.dataset} train={args.train_size} eval={args.eval_size} "
-          f"batch={args.batch_size} max_length={args.max_length} lr={args.lr:g} epochs={args.epochs:g} "
-          f"schedule={args.schedule} (no warmup) seed={args.seed} repeats={args.repeats}; AdamW, weight decay 0, "
-          "grad clip 1.0, dynamic padding, one evaluation at the end")
-    print(f"matmul peak ({peak['n']}x{peak['n']}): fp32 {peak['fp32_gflops']:.0f} GFLOP/s, "
-          f"bf16 autocast {peak['bf16_gflops']:.0f} GFLOP/s")
+def print_report(
+    args: argparse.Namespace,
+    info: dict[str, Any],
+    peak: dict[str, Any],
+    rows: dict[str, dict[str, Any]],
+    runs: list[dict[str, Any]],
+) -> None:
+    print(
+        f"machine: {info['cpu']}, {info['cores']} cores; torch {info['torch']}, transformers "
+        f"{info['transformers']}, accelerate {info['accelerate']}, python {info['python']}"
+    )
+    print(
+        f"settings: model={args.model} dataset={args.dataset} train={args.train_size} eval={args.eval_size} "
+        f"batch={args.batch_size} max_length={args.max_length} lr={args.lr:g} epochs={args.epochs:g} "
+        f"schedule={args.schedule} (no warmup) seed={args.seed} repeats={args.repeats}; AdamW, weight decay 0, "
+        "grad clip 1.0, dynamic padding, one evaluation at the end"
+    )
+    print(
+        f"matmul peak ({peak['n']}x{peak['n']}): fp32 {peak['fp32_gflops']:.0f} GFLOP/s, "
+        f"bf16 autocast {peak['bf16_gflops']:.0f} GFLOP/s"
+    )
     some = next(iter(rows.values()))
-    print(f"work: {some['non_embedding_params'] / 1e6:.2f}M non-embedding params, "
-          f"{some['train_tokens']:,} non-padding training tokens per epoch\n")
+    print(
+        f"work: {some['non_embedding_params'] / 1e6:.2f}M non-embedding params, "
+        f"{some['train_tokens']:,} non-padding training tokens per epoch\n"
+    )
     print("| contender | precision | samples/s | wall s | accuracy | F1 | peak RSS MB | useful GFLOP/s | % bf16 peak |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for name, r in rows.items():
-        print(f"| {name} | {r['precision']} | {r['samples_per_s']:.1f} | {r['wall_s']:.1f} | {r['accuracy']:.4f} | "
-              f"{r['f1']:.4f} | {r['peak_rss_mb']:.0f} | {r['useful_gflops']:.1f} | {r['pct_bf16_peak']:.1f}% |")
+        print(
+            f"| {name} | {r['precision']} | {r['samples_per_s']:.1f} | {r['wall_s']:.1f} | {r['accuracy']:.4f} | "
+            f"{r['f1']:.4f} | {r['peak_rss_mb']:.0f} | {r['useful_gflops']:.1f} | {r['pct_bf16_peak']:.1f}% |"
+        )
     if args.repeats > 1:
         for name in rows:
             each = ", ".join(f"{r['samples_per_s']:.1f}" for r in runs if r["name"] == name)
@@ -274,10 +352,12 @@ def print_report(args: argparse.Namespace, info: dict[str, Any], peak: dict[str,
                 continue
             theirs = rows[peer]
             ratio = {k: ours[k] / theirs[k] for k in ("samples_per_s", "wall_s", "peak_rss_mb")}
-            print(f"{mine} / {peer} samples/s = {ratio['samples_per_s']:.2f}×  (wall {ratio['wall_s']:.2f}×, "
-                  f"peak RSS {ratio['peak_rss_mb']:.2f}×); accuracy "
-                  f"{100 * (ours['accuracy'] - theirs['accuracy']):+.1f} points, "
-                  f"F1 {100 * (ours['f1'] - theirs['f1']):+.1f} points vs {peer}")
+            print(
+                f"{mine} / {peer} samples/s = {ratio['samples_per_s']:.2f}×  (wall {ratio['wall_s']:.2f}×, "
+                f"peak RSS {ratio['peak_rss_mb']:.2f}×); accuracy "
+                f"{100 * (ours['accuracy'] - theirs['accuracy']):+.1f} points, "
+                f"F1 {100 * (ours['f1'] - theirs['f1']):+.1f} points vs {peer}"
+            )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -295,17 +375,20 @@ def main(argv: list[str] | None = None) -> None:
     for repeat in range(args.repeats):
         for name in names:
             r = spawn(name) | {"name": name, "repeat": repeat}
-            print(f"  repeat {repeat + 1}: {name} done, train {r['train_s']:.1f} s, wall {r['wall_s']:.1f} s",
-                  flush=True)
+            print(
+                f"  repeat {repeat + 1}: {name} done, train {r['train_s']:.1f} s, wall {r['wall_s']:.1f} s", flush=True
+            )
             runs.append(r)
     print()
     rows = summarise(runs, peak, args.epochs)
     print_report(args, info, peak, rows, runs)
     if args.json is not None:
-        settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
-                    if k not in ("worker", "result")}
-        args.json.write_text(json.dumps({"machine": info, "settings": settings, "peak": peak, "summary": rows,
-                                         "runs": runs}, indent=2))
+        settings = {
+            k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k not in ("worker", "result")
+        }
+        args.json.write_text(
+            json.dumps({"machine": info, "settings": settings, "peak": peak, "summary": rows, "runs": runs}, indent=2)
+        )
         print(f"\nwrote {args.json}")
 
 

@@ -34,13 +34,18 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         help_text = f"{field_help(f.name)} [{f.default}]".replace("%", "%%")
         hint = hints[f.name]
         if hint is bool:
-            group.add_argument(*flags, dest=f.name, action=argparse.BooleanOptionalAction, default=None,
-                               help=help_text)
+            group.add_argument(*flags, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
             continue
         choices = CHOICES.get(f.name)
         kind = float if float in typing.get_args(hint) or hint is float else int if hint is int else str
-        group.add_argument(*flags, dest=f.name, type=kind, default=None, metavar=("|".join(choices) if choices
-                           else f.name.upper()), help=help_text)
+        group.add_argument(
+            *flags,
+            dest=f.name,
+            type=kind,
+            default=None,
+            metavar=("|".join(choices) if choices else f.name.upper()),
+            help=help_text,
+        )
 
 
 def config_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> RunConfig:
@@ -71,8 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     def with_home(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         p.add_argument("--home", type=Path, default=None, help="data folder [$BERT_LAB_HOME or ./lab_data]")
-        p.add_argument("--store", default=None, metavar="URL",
-                       help="run store [$BERT_LAB_STORE or sqlite:///<data folder>/runs.sqlite]")
+        p.add_argument(
+            "--store",
+            default=None,
+            metavar="URL",
+            help="run store [$BERT_LAB_STORE or sqlite:///<data folder>/runs.sqlite]",
+        )
         return p
 
     submit = with_home(sub.add_parser("submit", help="queue a run for the background worker; prints its id"))
@@ -85,9 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     clone.add_argument("--name", default="", help="a name for the copy [<name> (clone)]")
     runs = with_home(sub.add_parser("runs", help="list runs with status, progress and latest metrics"))
     runs.add_argument("--json", action="store_true", help="a JSON list instead of a table")
-    for name, text in (("cancel", "stop a queued or running run (it saves a checkpoint)"),
-                       ("resume", "continue an interrupted or cancelled run from its checkpoint"),
-                       ("delete", "delete a run, its metrics and its files")):
+    for name, text in (
+        ("cancel", "stop a queued or running run (it saves a checkpoint)"),
+        ("resume", "continue an interrupted or cancelled run from its checkpoint"),
+        ("delete", "delete a run, its metrics and its files"),
+    ):
         with_home(sub.add_parser(name, help=text)).add_argument("id", type=int)
     export = with_home(sub.add_parser("export", help="write a run's metric points as CSV or JSON"))
     export.add_argument("id", type=int)
@@ -139,8 +150,9 @@ def run_train(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
     def on_eval(record: Any) -> None:  # an EvalRecord
         if progress is not None:
-            progress.write(f"step {record.step}: eval loss {record.loss:.4f}  accuracy {record.accuracy:.4f}  "
-                           f"F1 {record.f1:.4f}")
+            progress.write(
+                f"step {record.step}: eval loss {record.loss:.4f}  accuracy {record.accuracy:.4f}  F1 {record.f1:.4f}"
+            )
 
     try:
         result = train(config, folder=RunFolder(out), hooks=Hooks(on_step=on_step, on_eval=on_eval))
@@ -155,10 +167,14 @@ def run_train(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     else:
         ev = summary["eval"]
         print(f"{result.status}: {result.reason}")
-        print(f"eval accuracy {ev.get('accuracy', float('nan')):.4f}  F1 {ev.get('f1', float('nan')):.4f}  "
-              f"loss {ev.get('loss', float('nan')):.4f}")
-        print(f"{summary['train']['samples_per_s']:.1f} samples/s, wall {summary['train']['wall_s']:.1f}s; "
-              f"model in {result.model_dir}")
+        print(
+            f"eval accuracy {ev.get('accuracy', float('nan')):.4f}  F1 {ev.get('f1', float('nan')):.4f}  "
+            f"loss {ev.get('loss', float('nan')):.4f}"
+        )
+        print(
+            f"{summary['train']['samples_per_s']:.1f} samples/s, wall {summary['train']['wall_s']:.1f}s; "
+            f"model in {result.model_dir}"
+        )
     return 0 if result.status == Status.FINISHED else 1
 
 
@@ -167,13 +183,23 @@ def result_summary(result: TrainResult, config: RunConfig) -> dict[str, Any]:
     return {
         "status": result.status,
         "reason": result.reason,
-        "eval": {} if ev is None else {
-            "accuracy": ev.accuracy, "f1": ev.f1, "precision": ev.precision, "recall": ev.recall, "loss": ev.loss,
+        "eval": {}
+        if ev is None
+        else {
+            "accuracy": ev.accuracy,
+            "f1": ev.f1,
+            "precision": ev.precision,
+            "recall": ev.recall,
+            "loss": ev.loss,
             "confusion": ev.confusion,
         },
         "train": {
-            "samples_per_s": result.samples_per_s, "steps": result.steps, "total_steps": result.total_steps,
-            "epoch": result.epoch, "wall_s": result.wall_s, "train_s": result.train_s,
+            "samples_per_s": result.samples_per_s,
+            "steps": result.steps,
+            "total_steps": result.total_steps,
+            "epoch": result.epoch,
+            "wall_s": result.wall_s,
+            "train_s": result.train_s,
         },
         "device": result.device,
         "precision": result.precision,
@@ -224,9 +250,20 @@ def run_list(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: Lab
     runs = lab.store.list_runs()
     latest = lab.store.latest_metrics([r.id for r in runs])
     rows = [
-        {"id": r.id, "name": r.name, "owner": r.owner, "status": str(r.status), "progress": round(r.progress, 4),
-         "pid": r.pid if r.status == Status.RUNNING else None, "device": r.device, "created_at": r.created_at,
-         "elapsed_s": r.elapsed_s, "error": r.error, "metrics": latest.get(r.id, {}), "config": r.config}
+        {
+            "id": r.id,
+            "name": r.name,
+            "owner": r.owner,
+            "status": str(r.status),
+            "progress": round(r.progress, 4),
+            "pid": r.pid if r.status == Status.RUNNING else None,
+            "device": r.device,
+            "created_at": r.created_at,
+            "elapsed_s": r.elapsed_s,
+            "error": r.error,
+            "metrics": latest.get(r.id, {}),
+            "config": r.config,
+        }
         for r in runs
     ]
     if args.json:
@@ -281,8 +318,13 @@ def run_export(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: L
 def run_worker(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: Lab) -> int:
     from bert_lab.worker import Worker, serve
 
-    worker = Worker(lab, max_concurrent=args.max_concurrent, stale_after_s=args.stale_after_s,
-                    cancel_timeout_s=args.cancel_timeout_s, memory_limit_mb=args.memory_limit_mb)
+    worker = Worker(
+        lab,
+        max_concurrent=args.max_concurrent,
+        stale_after_s=args.stale_after_s,
+        cancel_timeout_s=args.cancel_timeout_s,
+        memory_limit_mb=args.memory_limit_mb,
+    )
     code = serve(worker, exit_when_idle=args.exit_when_idle)
     if code:
         print(f"a worker is already running for {lab.data.path}", file=sys.stderr)
@@ -295,5 +337,14 @@ def run_job_command(parser: argparse.ArgumentParser, args: argparse.Namespace, l
     return standby(lab) if args.standby else run_job(lab, args.id)
 
 
-COMMANDS = {"submit": run_submit, "clone": run_clone, "runs": run_list, "cancel": run_cancel, "resume": run_resume,
-            "delete": run_delete, "export": run_export, "worker": run_worker, "run-job": run_job_command}
+COMMANDS = {
+    "submit": run_submit,
+    "clone": run_clone,
+    "runs": run_list,
+    "cancel": run_cancel,
+    "resume": run_resume,
+    "delete": run_delete,
+    "export": run_export,
+    "worker": run_worker,
+    "run-job": run_job_command,
+}

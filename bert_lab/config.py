@@ -23,8 +23,12 @@ PRECISIONS: tuple[str, ...] = get_args(Precision)
 
 
 # The allowed values of each choice field (for validation, command-line help and the app's select boxes).
-CHOICES: dict[str, tuple[str, ...]] = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "precision": PRECISIONS,
-                                       "early_stopping_metric": SCORES}
+CHOICES: dict[str, tuple[str, ...]] = {
+    "optimizer": OPTIMIZERS,
+    "schedule": SCHEDULES,
+    "precision": PRECISIONS,
+    "early_stopping_metric": SCORES,
+}
 
 DEFAULT_MODEL = "minilm"
 MINILM_ALIASES = ("minilm", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2")  # the bundled model

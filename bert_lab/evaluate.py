@@ -61,9 +61,7 @@ def predict(
     return Predictions(loss, preds, probs, classification_metrics(labels, preds, num_classes))
 
 
-def write_eval_report(
-    path: Path, predictions: Predictions, eval_set: data_lib.TextDataset, *, step: int
-) -> None:
+def write_eval_report(path: Path, predictions: Predictions, eval_set: data_lib.TextDataset, *, step: int) -> None:
     """JSON for the playground: metrics, confusion matrix, and the misclassified examples (most confident first)."""
     names = list(eval_set.label_names)
     wrong = [

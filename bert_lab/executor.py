@@ -100,8 +100,14 @@ class LocalExecutor:
             if num_processes > 1:
                 command = launch_command(num_processes) + command[2:]
             with open(log_path, "ab") as log:
-                process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=self._env(threads, gpu),
-                                           start_new_session=True, preexec_fn=self._limit_memory)
+                process = subprocess.Popen(
+                    command,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=self._env(threads, gpu),
+                    start_new_session=True,
+                    preexec_fn=self._limit_memory,
+                )
         return LocalProcess(run.id, process, log_path)
 
     def alive(self, run: Run) -> bool:
@@ -120,8 +126,12 @@ class LocalExecutor:
         with open(self.lab.data.standby_log, "ab") as log:
             self.spare = subprocess.Popen(
                 [sys.executable, "-m", "bert_lab", "run-job", "--standby", *self._where()],
-                stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, env=self._env(threads, None),
-                start_new_session=True, preexec_fn=self._limit_memory,
+                stdin=subprocess.PIPE,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self._env(threads, None),
+                start_new_session=True,
+                preexec_fn=self._limit_memory,
             )
 
     def close(self) -> None:
@@ -145,10 +155,17 @@ class LocalExecutor:
         return ["--home", str(self.lab.data.path), "--store", self.lab.store.url]
 
     def _env(self, threads: int, gpu: int | None) -> dict[str, str]:
-        return {**os.environ, "BERT_LAB_HOME": str(self.lab.data.path), STORE_ENV: self.lab.store.url,
-                "BERT_LAB_WORKER_PID": str(os.getpid()), "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false",
-                "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
-                "CUDA_VISIBLE_DEVICES": "" if gpu is None else str(gpu)}
+        return {
+            **os.environ,
+            "BERT_LAB_HOME": str(self.lab.data.path),
+            STORE_ENV: self.lab.store.url,
+            "BERT_LAB_WORKER_PID": str(os.getpid()),
+            "PYTHONUNBUFFERED": "1",
+            "TOKENIZERS_PARALLELISM": "false",
+            "OMP_NUM_THREADS": str(threads),
+            "MKL_NUM_THREADS": str(threads),
+            "CUDA_VISIBLE_DEVICES": "" if gpu is None else str(gpu),
+        }
 
     def _limit_memory(self) -> None:
         if self.memory_limit_mb:
@@ -209,6 +226,20 @@ def launch_command(num_processes: int) -> list[str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(num_processes),
-            "--num_machines", "1", "--main_process_port", str(port), "--mixed_precision", "no",
-            "--dynamo_backend", "no", "-m"]
+    return [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        str(num_processes),
+        "--num_machines",
+        "1",
+        "--main_process_port",
+        str(port),
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "-m",
+    ]

@@ -101,9 +101,7 @@ def tiny_bert_config(vocab_size: int, **labels: object) -> BertConfig:
     )
 
 
-def apply_dropout(
-    model: nn.Module, *, hidden: float | None, attention: float | None, classifier: float | None
-) -> None:
+def apply_dropout(model: nn.Module, *, hidden: float | None, attention: float | None, classifier: float | None) -> None:
     """Set dropout probabilities on the model's modules (and its config, so a saved model records them).
 
     Works by module position, so any BERT-family model qualifies: attention-probability dropout lives under an
@@ -123,8 +121,11 @@ def apply_dropout(
         if p is not None:
             module.p = p
     cfg = getattr(model, "config", None)
-    for attr, p in (("hidden_dropout_prob", hidden), ("attention_probs_dropout_prob", attention),
-                    ("classifier_dropout", classifier)):
+    for attr, p in (
+        ("hidden_dropout_prob", hidden),
+        ("attention_probs_dropout_prob", attention),
+        ("classifier_dropout", classifier),
+    ):
         if cfg is not None and p is not None and hasattr(cfg, attr):
             setattr(cfg, attr, p)
 

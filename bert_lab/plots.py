@@ -17,13 +17,31 @@ import plotly.graph_objects as go
 
 from bert_lab.runs.metrics import METRICS, label
 
-PALETTE: tuple[str, ...] = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-                            "#bcbd22", "#17becf")
+PALETTE: tuple[str, ...] = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+)
 POINT_COLUMNS = ["run_id", "step", "epoch", "elapsed_s", "name", "value"]
 X_LABELS: dict[str, str] = {"step": "Optimizer step", "epoch": "Epoch", "elapsed_s": "Elapsed seconds"}
 MAX_POINTS = 500
-CLASS_PALETTE: tuple[str, ...] = ("#76b7b2", "#b07aa1", "#edc948", "#9c755f", "#ff9da7", "#bab0ac", "#86bcb6",
-                                  "#d4a6c8")  # classes in the playground: neither the run colours nor good/bad hues
+CLASS_PALETTE: tuple[str, ...] = (
+    "#76b7b2",
+    "#b07aa1",
+    "#edc948",
+    "#9c755f",
+    "#ff9da7",
+    "#bab0ac",
+    "#86bcb6",
+    "#d4a6c8",
+)  # classes in the playground: neither the run colours nor good/bad hues
 
 
 def _is(metric: str, flag: str) -> bool:
@@ -82,8 +100,9 @@ def split_runs(frame: pd.DataFrame, metric: str) -> dict[int, pd.DataFrame]:
     return {int(run_id): g.sort_values("step", kind="stable") for run_id, g in part.groupby("run_id", sort=False)}
 
 
-def series(part: pd.DataFrame | None, metric: str, *, x: str = "step", smoothing: float = 0.0,
-           max_points: int = MAX_POINTS) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+def series(
+    part: pd.DataFrame | None, metric: str, *, x: str = "step", smoothing: float = 0.0, max_points: int = MAX_POINTS
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """(x, raw y, smoothed y or None) of one run's points of `metric`, downsampled for drawing."""
     if part is None or part.empty:
         return np.array([]), np.array([]), None
@@ -95,24 +114,58 @@ def series(part: pd.DataFrame | None, metric: str, *, x: str = "step", smoothing
 
 # --- curves ---------------------------------------------------------------------------------------------------------
 def _layout(title: str, height: int, **extra: Any) -> dict[str, Any]:
-    return {"title": {"text": title, "font": {"size": 15}}, "height": height, "uirevision": "keep",
-            "margin": {"l": 10, "r": 10, "t": 50, "b": 10}, "hovermode": "x unified",
-            "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "right", "x": 1.0}, **extra}
+    return {
+        "title": {"text": title, "font": {"size": 15}},
+        "height": height,
+        "uirevision": "keep",
+        "margin": {"l": 10, "r": 10, "t": 50, "b": 10},
+        "hovermode": "x unified",
+        "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "right", "x": 1.0},
+        **extra,
+    }
 
 
-def _run_traces(part: pd.DataFrame | None, run_id: int, label: str, metric: str, *, x: str, smoothing: float,
-                max_points: int, show_legend: bool = True, axes: tuple[str, str] = ("x", "y")) -> list[dict]:
+def _run_traces(
+    part: pd.DataFrame | None,
+    run_id: int,
+    label: str,
+    metric: str,
+    *,
+    x: str,
+    smoothing: float,
+    max_points: int,
+    show_legend: bool = True,
+    axes: tuple[str, str] = ("x", "y"),
+) -> list[dict]:
     xs, ys, smooth = series(part, metric, x=x, smoothing=smoothing, max_points=max_points)
     color = run_color(run_id)
     common = {"type": "scatter", "x": xs, "xaxis": axes[0], "yaxis": axes[1], "legendgroup": str(run_id)}
     traces = []
     if smooth is not None:
-        traces.append({**common, "y": ys, "mode": "lines", "line": {"color": color, "width": 1}, "opacity": 0.25,
-                       "name": f"{label} (raw)", "showlegend": False, "hoverinfo": "skip"})
+        traces.append(
+            {
+                **common,
+                "y": ys,
+                "mode": "lines",
+                "line": {"color": color, "width": 1},
+                "opacity": 0.25,
+                "name": f"{label} (raw)",
+                "showlegend": False,
+                "hoverinfo": "skip",
+            }
+        )
         ys = smooth
     mode = "lines+markers" if _is_eval(metric) else "lines"
-    traces.append({**common, "y": ys, "mode": mode, "line": {"color": color, "width": 2}, "name": label,
-                   "showlegend": show_legend})
+    traces.append(
+        {
+            **common,
+            "y": ys,
+            "mode": mode,
+            "line": {"color": color, "width": 2},
+            "name": label,
+            "showlegend": show_legend,
+        }
+    )
     return traces
 
 
@@ -129,16 +182,27 @@ def _y_axis(metric: str, log_y: bool, data: list[dict] | None = None) -> dict[st
     return axis
 
 
-def curve_figure(frame: pd.DataFrame, metric: str, labels: Mapping[int, str], *, x: str = "step",
-                 smoothing: float = 0.0, log_y: bool = False, max_points: int = MAX_POINTS,
-                 height: int = 320) -> go.Figure:
+def curve_figure(
+    frame: pd.DataFrame,
+    metric: str,
+    labels: Mapping[int, str],
+    *,
+    x: str = "step",
+    smoothing: float = 0.0,
+    log_y: bool = False,
+    max_points: int = MAX_POINTS,
+    height: int = 320,
+) -> go.Figure:
     """One metric, one line per run (overlaid); smoothed lines are drawn over their faint raw curve."""
     parts = split_runs(frame, metric)
-    data = [t for run_id, label in labels.items()
-            for t in _run_traces(parts.get(run_id), run_id, label, metric, x=x, smoothing=smoothing,
-                                 max_points=max_points)]
-    layout = _layout(label(metric), height, xaxis={"title": {"text": X_LABELS.get(x, x)}},
-                     yaxis=_y_axis(metric, log_y, data))
+    data = [
+        t
+        for run_id, label in labels.items()
+        for t in _run_traces(parts.get(run_id), run_id, label, metric, x=x, smoothing=smoothing, max_points=max_points)
+    ]
+    layout = _layout(
+        label(metric), height, xaxis={"title": {"text": X_LABELS.get(x, x)}}, yaxis=_y_axis(metric, log_y, data)
+    )
     if not any(len(t["x"]) for t in data):
         _placeholder(layout, metric)
     return go.Figure(data=data, layout=layout)
@@ -146,17 +210,31 @@ def curve_figure(frame: pd.DataFrame, metric: str, labels: Mapping[int, str], *,
 
 def _placeholder(layout: dict[str, Any], metric: str) -> None:
     """Say why a chart is empty instead of drawing meaningless axes."""
-    text = ("No evaluation yet: runs evaluate about five times, the first after a fifth of their steps."
-            if _is_eval(metric) else "No points yet: the first arrives a few seconds after a run starts.")
-    layout["annotations"] = [*layout.get("annotations", []), {"text": text, "showarrow": False, "xref": "paper",
-                                                              "yref": "paper", "x": 0.5, "y": 0.5}]
+    text = (
+        "No evaluation yet: runs evaluate about five times, the first after a fifth of their steps."
+        if _is_eval(metric)
+        else "No points yet: the first arrives a few seconds after a run starts."
+    )
+    layout["annotations"] = [
+        *layout.get("annotations", []),
+        {"text": text, "showarrow": False, "xref": "paper", "yref": "paper", "x": 0.5, "y": 0.5},
+    ]
     for axis in [k for k in layout if k.startswith(("xaxis", "yaxis"))]:
         layout[axis] = {**layout[axis], "visible": False}
 
 
-def small_multiples_figure(frame: pd.DataFrame, metric: str, labels: Mapping[int, str], *, x: str = "step",
-                           smoothing: float = 0.0, log_y: bool = False, max_points: int = MAX_POINTS,
-                           columns: int = 4, panel_height: int = 200) -> go.Figure:
+def small_multiples_figure(
+    frame: pd.DataFrame,
+    metric: str,
+    labels: Mapping[int, str],
+    *,
+    x: str = "step",
+    smoothing: float = 0.0,
+    log_y: bool = False,
+    max_points: int = MAX_POINTS,
+    columns: int = 4,
+    panel_height: int = 200,
+) -> go.Figure:
     """One metric, one small panel per run, side by side with shared axes (so panels compare at a glance)."""
     parts = split_runs(frame, metric)
     ids = list(labels)
@@ -170,16 +248,41 @@ def small_multiples_figure(frame: pd.DataFrame, metric: str, labels: Mapping[int
         row, col = divmod(k, cols)
         suffix = "" if k == 0 else str(k + 1)
         x0, y1 = col * (width + gap_x), 1 - row * (tall + gap_y)
-        layout[f"xaxis{suffix}"] = {"domain": [max(0.0, x0), min(1.0, x0 + width)], "anchor": f"y{suffix}",
-                                    **({"matches": "x"} if k else {})}
-        layout[f"yaxis{suffix}"] = {"domain": [max(0.0, y1 - tall), min(1.0, y1)], "anchor": f"x{suffix}",
-                                    **_y_axis(metric, log_y),
-                                    **({"matches": "y", "showticklabels": col == 0} if k else {})}
-        layout["annotations"].append({"text": labels[run_id], "x": x0 + width / 2, "y": y1, "xref": "paper",
-                                      "yref": "paper", "xanchor": "center", "yanchor": "bottom", "showarrow": False,
-                                      "font": {"color": run_color(run_id)}})
-        data += _run_traces(parts.get(run_id), run_id, labels[run_id], metric, x=x, smoothing=smoothing,
-                            max_points=max_points, show_legend=False, axes=(f"x{suffix}", f"y{suffix}"))
+        layout[f"xaxis{suffix}"] = {
+            "domain": [max(0.0, x0), min(1.0, x0 + width)],
+            "anchor": f"y{suffix}",
+            **({"matches": "x"} if k else {}),
+        }
+        layout[f"yaxis{suffix}"] = {
+            "domain": [max(0.0, y1 - tall), min(1.0, y1)],
+            "anchor": f"x{suffix}",
+            **_y_axis(metric, log_y),
+            **({"matches": "y", "showticklabels": col == 0} if k else {}),
+        }
+        layout["annotations"].append(
+            {
+                "text": labels[run_id],
+                "x": x0 + width / 2,
+                "y": y1,
+                "xref": "paper",
+                "yref": "paper",
+                "xanchor": "center",
+                "yanchor": "bottom",
+                "showarrow": False,
+                "font": {"color": run_color(run_id)},
+            }
+        )
+        data += _run_traces(
+            parts.get(run_id),
+            run_id,
+            labels[run_id],
+            metric,
+            x=x,
+            smoothing=smoothing,
+            max_points=max_points,
+            show_legend=False,
+            axes=(f"x{suffix}", f"y{suffix}"),
+        )
     if "range" in (y_range := _y_axis(metric, log_y, data)):
         layout["yaxis"]["range"] = y_range["range"]  # the other panels match the first
     if not any(len(t["x"]) for t in data):
@@ -192,34 +295,62 @@ def lr_schedule_figure(lrs: Sequence[float], *, warmup_steps: int = 0, height: i
     """The learning rate at every optimizer step of the planned run (the same function training uses)."""
     y = np.asarray(lrs, dtype=float)
     keep = downsample(y, 1000)
-    trace = go.Scatter(x=np.arange(len(y))[keep], y=y[keep], mode="lines", line={"width": 3}, fill="tozeroy",
-                       name="learning rate", hovertemplate="step %{x}: lr %{y:.3g}<extra></extra>")
-    layout = _layout(f"Learning rate at each of the {len(y):,} optimizer steps", height, showlegend=False,
-                     hovermode="closest", xaxis={"title": {"text": X_LABELS["step"]}},
-                     yaxis={"title": {"text": "learning rate"}, "exponentformat": "e", "rangemode": "tozero"})
+    trace = go.Scatter(
+        x=np.arange(len(y))[keep],
+        y=y[keep],
+        mode="lines",
+        line={"width": 3},
+        fill="tozeroy",
+        name="learning rate",
+        hovertemplate="step %{x}: lr %{y:.3g}<extra></extra>",
+    )
+    layout = _layout(
+        f"Learning rate at each of the {len(y):,} optimizer steps",
+        height,
+        showlegend=False,
+        hovermode="closest",
+        xaxis={"title": {"text": X_LABELS["step"]}},
+        yaxis={"title": {"text": "learning rate"}, "exponentformat": "e", "rangemode": "tozero"},
+    )
     fig = go.Figure(trace, layout)
     if 0 < warmup_steps < len(y):
-        fig.add_vline(x=warmup_steps, line_dash="dot", annotation_text="end of warmup",
-                      annotation_position="bottom right")
+        fig.add_vline(
+            x=warmup_steps, line_dash="dot", annotation_text="end of warmup", annotation_position="bottom right"
+        )
     return fig
 
 
 # --- comparisons ----------------------------------------------------------------------------------------------------
-def final_metrics_figure(table: pd.DataFrame, metrics: Sequence[str] = ("accuracy", "precision", "recall", "f1"),
-                         height_per_bar: int = 16) -> go.Figure:
+def final_metrics_figure(
+    table: pd.DataFrame, metrics: Sequence[str] = ("accuracy", "precision", "recall", "f1"), height_per_bar: int = 16
+) -> go.Figure:
     """Each run's latest evaluation as grouped horizontal bars (values written beside them); `table` has run_id,
     label and one column per metric."""
     fig = go.Figure()
     names = [label(m) for m in metrics]
     for row in table.itertuples(index=False):
         values = [getattr(row, m, None) for m in metrics]
-        fig.add_trace(go.Bar(y=names, x=values, name=row.label, orientation="h",
-                             marker_color=run_color(int(row.run_id)), textposition="outside", cliponaxis=False,
-                             text=[f"{v:.3f}" if v is not None and not pd.isna(v) else "" for v in values]))
+        fig.add_trace(
+            go.Bar(
+                y=names,
+                x=values,
+                name=row.label,
+                orientation="h",
+                marker_color=run_color(int(row.run_id)),
+                textposition="outside",
+                cliponaxis=False,
+                text=[f"{v:.3f}" if v is not None and not pd.isna(v) else "" for v in values],
+            )
+        )
     height = 140 + height_per_bar * len(metrics) * max(1, len(table))
-    fig.update_layout(barmode="group", height=height, margin={"l": 10, "r": 40, "t": 40, "b": 10},
-                      title={"text": "Latest evaluation", "font": {"size": 15}}, uirevision="keep",
-                      legend={"orientation": "h", "yanchor": "top", "y": -0.12, "xanchor": "left", "x": 0.0})
+    fig.update_layout(
+        barmode="group",
+        height=height,
+        margin={"l": 10, "r": 40, "t": 40, "b": 10},
+        title={"text": "Latest evaluation", "font": {"size": 15}},
+        uirevision="keep",
+        legend={"orientation": "h", "yanchor": "top", "y": -0.12, "xanchor": "left", "x": 0.0},
+    )
     fig.update_xaxes(range=[0, 1])
     fig.update_yaxes(autorange="reversed")
     return fig
@@ -228,8 +359,10 @@ def final_metrics_figure(table: pd.DataFrame, metrics: Sequence[str] = ("accurac
 def config_diff(configs: Mapping[str, Mapping[str, Any]], *, only_differences: bool = False) -> pd.DataFrame:
     """Hyperparameters as rows, runs as columns (values as text), and a `differs` column."""
     fields = list(dict.fromkeys(k for c in configs.values() for k in c))
-    table = pd.DataFrame({label: [_fmt_value(c.get(f, "—")) for f in fields] for label, c in configs.items()},
-                         index=pd.Index(fields, name="hyperparameter"))
+    table = pd.DataFrame(
+        {label: [_fmt_value(c.get(f, "—")) for f in fields] for label, c in configs.items()},
+        index=pd.Index(fields, name="hyperparameter"),
+    )
     table["differs"] = table.nunique(axis=1) > 1 if len(configs) > 1 else False
     return table[table["differs"]] if only_differences else table
 
@@ -253,18 +386,31 @@ def _fmt_value(value: Any) -> str:
 
 
 # --- playground -----------------------------------------------------------------------------------------------------
-def confusion_figure(confusion: Sequence[Sequence[int]], label_names: Sequence[str], *, title: str = "",
-                     height: int = 380) -> go.Figure:
+def confusion_figure(
+    confusion: Sequence[Sequence[int]], label_names: Sequence[str], *, title: str = "", height: int = 380
+) -> go.Figure:
     """Counts of true (rows) vs predicted (columns) labels, with each cell's count written in it."""
     z = np.asarray(confusion, dtype=float)
     names = [str(n) for n in label_names]
-    fig = go.Figure(go.Heatmap(z=z, x=names, y=names, colorscale="Blues", showscale=False, text=z.astype(int),
-                               texttemplate="%{text}",
-                               hovertemplate="true %{y}, predicted %{x}: %{z:.0f}<extra></extra>"))
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=names,
+            y=names,
+            colorscale="Blues",
+            showscale=False,
+            text=z.astype(int),
+            texttemplate="%{text}",
+            hovertemplate="true %{y}, predicted %{x}: %{z:.0f}<extra></extra>",
+        )
+    )
     fig.update_xaxes(title_text="predicted label", side="bottom")
     fig.update_yaxes(title_text="true label", autorange="reversed")
-    fig.update_layout(title={"text": title, "font": {"size": 15}}, height=height,
-                      margin={"l": 10, "r": 10, "t": 40 if title else 10, "b": 10})
+    fig.update_layout(
+        title={"text": title, "font": {"size": 15}},
+        height=height,
+        margin={"l": 10, "r": 10, "t": 40 if title else 10, "b": 10},
+    )
     return fig
 
 
@@ -274,9 +420,22 @@ def probabilities_figure(probs: pd.DataFrame, label_names: Sequence[str], *, hei
     fig = go.Figure()
     texts = [t if len(t) <= 60 else t[:57] + "…" for t in probs["text"]]
     for k, name in enumerate(label_names):
-        fig.add_trace(go.Bar(y=texts, x=probs[name], name=str(name), orientation="h",
-                             marker_color=CLASS_PALETTE[k % len(CLASS_PALETTE)], hovertemplate="%{x:.1%}"))
-    fig.update_layout(barmode="stack", height=80 + height_per_text * len(texts), xaxis={"range": [0, 1],
-                      "tickformat": ".0%"}, yaxis={"autorange": "reversed"}, margin={"l": 10, "r": 10, "t": 30,
-                      "b": 10}, legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "traceorder": "normal"})
+        fig.add_trace(
+            go.Bar(
+                y=texts,
+                x=probs[name],
+                name=str(name),
+                orientation="h",
+                marker_color=CLASS_PALETTE[k % len(CLASS_PALETTE)],
+                hovertemplate="%{x:.1%}",
+            )
+        )
+    fig.update_layout(
+        barmode="stack",
+        height=80 + height_per_text * len(texts),
+        xaxis={"range": [0, 1], "tickformat": ".0%"},
+        yaxis={"autorange": "reversed"},
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "traceorder": "normal"},
+    )
     return fig

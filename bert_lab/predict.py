@@ -28,13 +28,20 @@ class Classifier:
         rows = []
         for start in range(0, len(texts), batch_size):
             chunk = list(texts[start : start + batch_size])
-            batch = self.tokenizer(chunk, truncation=True, max_length=self.max_length, padding=True,
-                                   return_tensors="pt")
+            batch = self.tokenizer(
+                chunk, truncation=True, max_length=self.max_length, padding=True, return_tensors="pt"
+            )
             probs = self.model(**batch).logits.float().softmax(-1).tolist()
             for text, p in zip(chunk, probs):
                 best = max(range(len(p)), key=p.__getitem__)
-                rows.append({"text": text, "predicted": self.label_names[best], "confidence": p[best],
-                             **dict(zip(self.label_names, p))})
+                rows.append(
+                    {
+                        "text": text,
+                        "predicted": self.label_names[best],
+                        "confidence": p[best],
+                        **dict(zip(self.label_names, p)),
+                    }
+                )
         return pd.DataFrame(rows, columns=["text", "predicted", "confidence", *self.label_names])
 
 

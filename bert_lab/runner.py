@@ -143,9 +143,16 @@ def run_job(lab: Lab, run_id: int) -> int:
     reporter.close()
     orphaned = result.status == Status.CANCELLED and reporter.orphaned
     status = Status.INTERRUPTED if orphaned else result.status
-    summary = {"samples_per_s": result.samples_per_s, "train_s": result.train_s, "wall_s": result.wall_s,
-               "steps": result.steps, "total_steps": result.total_steps, "precision": result.precision,
-               "reason": result.reason, "labels": result.label_names}
+    summary = {
+        "samples_per_s": result.samples_per_s,
+        "train_s": result.train_s,
+        "wall_s": result.wall_s,
+        "steps": result.steps,
+        "total_steps": result.total_steps,
+        "precision": result.precision,
+        "reason": result.reason,
+        "labels": result.label_names,
+    }
     # The device stays as the worker placed it (its GPU index is the machine's; this process sees only that GPU).
     store.update_run(run_id, summary=summary, progress=result.steps / result.total_steps)
     store.set_status(run_id, status, error=None if status == Status.FINISHED else result.reason)

@@ -104,8 +104,13 @@ def train(
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer,
         partial(
-            lr_factor, schedule=config.schedule, total_steps=total_steps, warmup_steps=config.warmup_steps,
-            decay_rate=config.decay_rate, decay_steps=config.decay_steps, step_size=config.step_size,
+            lr_factor,
+            schedule=config.schedule,
+            total_steps=total_steps,
+            warmup_steps=config.warmup_steps,
+            decay_rate=config.decay_rate,
+            decay_steps=config.decay_steps,
+            step_size=config.step_size,
             gamma=config.gamma,
         ),
     )
@@ -114,8 +119,7 @@ def train(
     on_gpu = accelerator.device.type == "cuda"
     device = f"cuda:{torch.cuda.current_device()}" if on_gpu else accelerator.device.type
     precision = {"no": "fp32"}.get(accelerator.mixed_precision, accelerator.mixed_precision)
-    log(f"model {config.model} on {device} ({precision}), {accelerator.num_processes} process(es), "
-        f"{total_steps} steps")
+    log(f"model {config.model} on {device} ({precision}), {accelerator.num_processes} process(es), {total_steps} steps")
 
     # --- resume ---------------------------------------------------------------------------------------------------
     state = {"step": 0, "first_loss": None, "best": None, "bad_evals": 0, "elapsed_s": 0.0, "train_s": 0.0}
@@ -133,11 +137,27 @@ def train(
     samples_per_step = config.batch_size * config.grad_accum_steps * accelerator.num_processes
 
     def evaluate_and_checkpoint(step: int) -> tuple[Predictions, EvalRecord, bool]:
-        result = predict(accelerator, model, eval_ids, eval_set.labels, len(label_names), pad_id=pad_id,
-                         batch_size=4 * config.batch_size)  # no gradients: bigger batches are cheap
+        result = predict(
+            accelerator,
+            model,
+            eval_ids,
+            eval_set.labels,
+            len(label_names),
+            pad_id=pad_id,
+            batch_size=4 * config.batch_size,
+        )  # no gradients: bigger batches are cheap
         m = result.metrics
-        record = EvalRecord(step, plan.epoch_at(step), elapsed(), result.loss, m["accuracy"], m["precision"],
-                            m["recall"], m["f1"], m["confusion"])
+        record = EvalRecord(
+            step,
+            plan.epoch_at(step),
+            elapsed(),
+            result.loss,
+            m["accuracy"],
+            m["precision"],
+            m["recall"],
+            m["f1"],
+            m["confusion"],
+        )
         if main:
             hooks.on_eval(record)
         metric = config.early_stopping_metric
@@ -178,13 +198,18 @@ def train(
             state["first_loss"] = state["first_loss"] or loss_value
             if main:
                 throughput = done * samples_per_step / max(state["train_s"] + time.perf_counter() - step_started, 1e-9)
-                hooks.on_step(StepRecord(done, total_steps, plan.epoch_at(done), elapsed(), loss_value, done_lr,
-                                         grad_norm, throughput))
+                hooks.on_step(
+                    StepRecord(
+                        done, total_steps, plan.epoch_at(done), elapsed(), loss_value, done_lr, grad_norm, throughput
+                    )
+                )
             # Divergence: NaN/inf, or a loss that blew up far past where it started.
             first = state["first_loss"]
             if not why and (not math.isfinite(loss_value) or loss_value > config.divergence_factor * first):
-                why = (f"loss became {loss_value:.4g} at step {done} (first loss {first:.4g}); "
-                       "try a lower learning rate or gradient clipping")
+                why = (
+                    f"loss became {loss_value:.4g} at step {done} (first loss {first:.4g}); "
+                    "try a lower learning rate or gradient clipping"
+                )
         return why
 
     while step < total_steps:
@@ -202,8 +227,9 @@ def train(
         for i, indices in enumerate(micro_batches):
             batch = data_lib.collate([train_ids[j] for j in indices], [train_set.labels[j] for j in indices], pad_id)
             # From pageable memory a host-to-GPU copy waits; from pinned (page-locked) memory it does not.
-            batch = {k: (v.pin_memory() if on_gpu else v).to(accelerator.device, non_blocking=True)
-                     for k, v in batch.items()}
+            batch = {
+                k: (v.pin_memory() if on_gpu else v).to(accelerator.device, non_blocking=True) for k, v in batch.items()
+            }
             # Only the last micro-batch of an accumulated step synchronises gradients across processes.
             sync = accelerator.no_sync(model) if i < len(micro_batches) - 1 else nullcontext()
             with sync:
@@ -216,8 +242,12 @@ def train(
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         step += 1
-        numbers = torch.stack([accelerator.reduce(loss_sum, reduction="mean"),
-                               torch.as_tensor(grad_norm, dtype=torch.float32, device=accelerator.device)])
+        numbers = torch.stack(
+            [
+                accelerator.reduce(loss_sum, reduction="mean"),
+                torch.as_tensor(grad_norm, dtype=torch.float32, device=accelerator.device),
+            ]
+        )
         copied = None
         if on_gpu:  # start the copy to the host; `read_steps` waits for it, one step later
             numbers = torch.empty(2, pin_memory=True).copy_(numbers, non_blocking=True)
@@ -233,8 +263,10 @@ def train(
         if evaluate_now:
             last_predictions, last_eval, stop_early = evaluate_and_checkpoint(step)
             if stop_early:
-                reason = (f"early stopping at step {step}: {config.early_stopping_metric} did not improve for "
-                          f"{config.early_stopping_patience} evaluations")
+                reason = (
+                    f"early stopping at step {step}: {config.early_stopping_metric} did not improve for "
+                    f"{config.early_stopping_patience} evaluations"
+                )
                 break
     if status != Status.DIVERGED and (last_eval is None or last_eval.step != step) and step > 0:
         # Stopped part-way: evaluate what was trained (which also checkpoints it, so a cancel can be resumed).
@@ -253,10 +285,18 @@ def train(
         shutil.rmtree(checkpoint_dir, ignore_errors=True)  # a finished run has its model; the checkpoint is spent
     train_s = state["train_s"]
     return TrainResult(
-        status=status, reason=reason, steps=step, total_steps=total_steps, epoch=plan.epoch_at(step),
-        wall_s=time.perf_counter() - started, train_s=train_s,
+        status=status,
+        reason=reason,
+        steps=step,
+        total_steps=total_steps,
+        epoch=plan.epoch_at(step),
+        wall_s=time.perf_counter() - started,
+        train_s=train_s,
         samples_per_s=step * samples_per_step / train_s if train_s else 0.0,
-        eval=last_eval, label_names=label_names, device=device, precision=precision,
+        eval=last_eval,
+        label_names=label_names,
+        device=device,
+        precision=precision,
         model_dir=str(model_dir) if model_dir else None,
     )
 
@@ -278,8 +318,9 @@ def plan_steps(config: RunConfig, lengths: list[int], num_processes: int = 1, ra
     """The whole run's batches, deterministic from the seed: each epoch is reshuffled (grouped by length if asked),
     shared round-robin between processes (each gets the same count), and cut into steps of `grad_accum_steps`
     micro-batches. Fractional `num_epochs` stops part-way through the last epoch."""
-    steps_per_epoch, total = count_steps(len(lengths), config.batch_size, config.grad_accum_steps,
-                                         config.num_epochs, num_processes)
+    steps_per_epoch, total = count_steps(
+        len(lengths), config.batch_size, config.grad_accum_steps, config.num_epochs, num_processes
+    )
     steps: list[list[list[int]]] = []
     epoch = 0
     while len(steps) < total:

@@ -217,8 +217,14 @@ def ensure_worker(lab: Lab, *, nice: int = 0) -> bool:
         return False
     command = [sys.executable, "-m", "bert_lab", "worker", "--home", str(lab.data.path), "--store", lab.store.url]
     with open(lab.data.worker_log, "ab") as log:
-        subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                         start_new_session=True, preexec_fn=(lambda: os.nice(nice)) if nice else None)
+        subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=(lambda: os.nice(nice)) if nice else None,
+        )
     return True
 
 

@@ -67,8 +67,10 @@ def render_sidebar(lab: Lab, *, worker_starting: bool = False) -> None:
         elif worker.worker_alive(lab.data):
             st.caption(":green[●] Background worker is running: queued runs start one after another.")
         else:
-            st.caption(":red[●] No background worker: queued runs wait. Start one with "
-                       f"`python -m bert_lab worker --home {lab.data.path}`.")
+            st.caption(
+                ":red[●] No background worker: queued runs wait. Start one with "
+                f"`python -m bert_lab worker --home {lab.data.path}`."
+            )
         st.caption(f"Data folder: `{lab.data.path}`")
 
 

@@ -30,8 +30,10 @@ CURVES = ("train_loss", "eval_loss", "accuracy", "f1", "lr", "grad_norm")  # cha
 
 st.title(":material/monitoring: Runs")
 active = any(r.is_active for r in lab.store.list_runs())
-st.caption(f"Every run in the data folder, refreshed every {REFRESH_S if active else IDLE_REFRESH_S:g} s. Tick rows "
-           "in the table to compare runs: their curves, their hyperparameters and their results appear below.")
+st.caption(
+    f"Every run in the data folder, refreshed every {REFRESH_S if active else IDLE_REFRESH_S:g} s. Tick rows "
+    "in the table to compare runs: their curves, their hyperparameters and their results appear below."
+)
 
 
 def runs_frame(runs: list[Run], latest: dict[int, dict[str, float]]) -> pd.DataFrame:
@@ -39,15 +41,27 @@ def runs_frame(runs: list[Run], latest: dict[int, dict[str, float]]) -> pd.DataF
     for run in runs:
         m, c = latest.get(run.id, {}), run.config
         total = run.summary.get("total_steps")
-        rows.append({
-            "run": run_label(run), "status": badge(run.status),
-            "progress": run.progress, "steps": f"{round(run.progress * total)} / {total}" if total else "",
-            "elapsed": format_duration(run.elapsed_s), "ETA": format_duration(eta_s(run)),
-            "train loss": m.get("train_loss"), "accuracy": m.get("accuracy"), "F1": m.get("f1"),
-            "dataset": Path(str(c.get("dataset", ""))).name, "model": Path(str(c.get("model", ""))).name,
-            "optimizer": c.get("optimizer"), "lr": f"{c.get('lr', 0):.2g}", "schedule": c.get("schedule"),
-            "owner": run.owner, "device": run.device or "", "created": pd.Timestamp(run.created_at, unit="s"),
-        })
+        rows.append(
+            {
+                "run": run_label(run),
+                "status": badge(run.status),
+                "progress": run.progress,
+                "steps": f"{round(run.progress * total)} / {total}" if total else "",
+                "elapsed": format_duration(run.elapsed_s),
+                "ETA": format_duration(eta_s(run)),
+                "train loss": m.get("train_loss"),
+                "accuracy": m.get("accuracy"),
+                "F1": m.get("f1"),
+                "dataset": Path(str(c.get("dataset", ""))).name,
+                "model": Path(str(c.get("model", ""))).name,
+                "optimizer": c.get("optimizer"),
+                "lr": f"{c.get('lr', 0):.2g}",
+                "schedule": c.get("schedule"),
+                "owner": run.owner,
+                "device": run.device or "",
+                "created": pd.Timestamp(run.created_at, unit="s"),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -73,17 +87,29 @@ def render_table(runs: list[Run], latest: dict[int, dict[str, float]]) -> list[i
     state["_table_ids"] = ids
     number = st.column_config.NumberColumn
     st.dataframe(
-        runs_frame(runs, latest), key="runs_table", on_select=remember_selection, selection_mode="multi-row",
-        hide_index=True, width="stretch", height=min(400, 38 + 35 * len(runs)), placeholder="–",
+        runs_frame(runs, latest),
+        key="runs_table",
+        on_select=remember_selection,
+        selection_mode="multi-row",
+        hide_index=True,
+        width="stretch",
+        height=min(400, 38 + 35 * len(runs)),
+        placeholder="–",
         column_config={
-            "run": st.column_config.TextColumn(width="medium"), "status": st.column_config.TextColumn(width=100),
-            "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent",
-                                                        width=110),
-            "steps": st.column_config.TextColumn(width=95), "elapsed": st.column_config.TextColumn(width=75),
+            "run": st.column_config.TextColumn(width="medium"),
+            "status": st.column_config.TextColumn(width=100),
+            "progress": st.column_config.ProgressColumn(
+                "progress", min_value=0.0, max_value=1.0, format="percent", width=110
+            ),
+            "steps": st.column_config.TextColumn(width=95),
+            "elapsed": st.column_config.TextColumn(width=75),
             "ETA": st.column_config.TextColumn(width=75, help="Time left, from the progress so far"),
-            "train loss": number(format="%.4f"), "accuracy": number(format="%.3f"), "F1": number(format="%.3f"),
+            "train loss": number(format="%.4f"),
+            "accuracy": number(format="%.3f"),
+            "F1": number(format="%.3f"),
             "created": st.column_config.DatetimeColumn("created (UTC)", format="YYYY-MM-DD HH:mm"),
-        })
+        },
+    )
     return list(state["_selected_ids"])
 
 
@@ -115,28 +141,62 @@ def render_actions(store: RunStore, selected: list[Run]) -> None:
     if st.session_state.get("action_run") not in by_id:
         st.session_state["action_run"] = selected[-1].id
     pick, *buttons = st.columns([2.2, 1, 1, 1, 1, 1.2, 1.2], vertical_alignment="bottom")
-    run = by_id[pick.selectbox("Act on run", list(by_id), format_func=lambda i: run_label(by_id[i]),
-                               key="action_run")]
-    buttons[0].button("Cancel", icon=":material/stop_circle:", on_click=act, args=("cancel", run.id), width="stretch",
-                      disabled=not run.is_active or run.cancel_requested,
-                      help="Stop it at its current step; it saves a checkpoint so it can be resumed.")
-    buttons[1].button("Resume", icon=":material/play_circle:", on_click=act, args=("resume", run.id), width="stretch",
-                      disabled=not run.status.is_resumable, help="Continue a cancelled or interrupted run.")
-    if buttons[2].button("Clone", icon=":material/content_copy:", width="stretch",
-                         help="Open the launch page with this run's settings, to change one knob and launch."):
+    run = by_id[pick.selectbox("Act on run", list(by_id), format_func=lambda i: run_label(by_id[i]), key="action_run")]
+    buttons[0].button(
+        "Cancel",
+        icon=":material/stop_circle:",
+        on_click=act,
+        args=("cancel", run.id),
+        width="stretch",
+        disabled=not run.is_active or run.cancel_requested,
+        help="Stop it at its current step; it saves a checkpoint so it can be resumed.",
+    )
+    buttons[1].button(
+        "Resume",
+        icon=":material/play_circle:",
+        on_click=act,
+        args=("resume", run.id),
+        width="stretch",
+        disabled=not run.status.is_resumable,
+        help="Continue a cancelled or interrupted run.",
+    )
+    if buttons[2].button(
+        "Clone",
+        icon=":material/content_copy:",
+        width="stretch",
+        help="Open the launch page with this run's settings, to change one knob and launch.",
+    ):
         page.request_clone(run.config)
-    if buttons[3].button("Delete…", icon=":material/delete:", width="stretch", disabled=run.status == Status.RUNNING,
-                         help="Delete the run with its curves and files (cancel a running run first)."):
+    if buttons[3].button(
+        "Delete…",
+        icon=":material/delete:",
+        width="stretch",
+        disabled=run.status == Status.RUNNING,
+        help="Delete the run with its curves and files (cancel a running run first).",
+    ):
         st.session_state["_confirm_delete"] = run.id
-    buttons[4].download_button("Curves CSV", partial(live.curves_csv, [run.id]), f"run-{run.id}-curves.csv",
-                               "text/csv", on_click="ignore", icon=":material/download:", width="stretch")
-    buttons[5].download_button("Config JSON", json.dumps(run.config, indent=2, sort_keys=True),
-                               f"run-{run.id}-config.json", "application/json", on_click="ignore",
-                               icon=":material/download:",
-                               width="stretch")
+    buttons[4].download_button(
+        "Curves CSV",
+        partial(live.curves_csv, [run.id]),
+        f"run-{run.id}-curves.csv",
+        "text/csv",
+        on_click="ignore",
+        icon=":material/download:",
+        width="stretch",
+    )
+    buttons[5].download_button(
+        "Config JSON",
+        json.dumps(run.config, indent=2, sort_keys=True),
+        f"run-{run.id}-config.json",
+        "application/json",
+        on_click="ignore",
+        icon=":material/download:",
+        width="stretch",
+    )
     if st.session_state.get("_confirm_delete") == run.id:
-        st.warning(f"Delete **{page.md(run_label(run))}** with its curves, checkpoints and model? "
-                   "This cannot be undone.")
+        st.warning(
+            f"Delete **{page.md(run_label(run))}** with its curves, checkpoints and model? This cannot be undone."
+        )
         yes, no, _ = st.columns([1, 1, 4])
         yes.button("Yes, delete it", type="primary", on_click=act, args=("delete", run.id))
         no.button("Keep it", on_click=lambda: st.session_state.pop("_confirm_delete", None))
@@ -148,26 +208,40 @@ def render_actions(store: RunStore, selected: list[Run]) -> None:
 def render_curves(frame: pd.DataFrame, labels: dict[int, str]) -> None:
     st.subheader("Curves")
     view_col, x_col, smooth_col, log_col = st.columns([1.2, 1.6, 1.6, 1], vertical_alignment="bottom")
-    view = view_col.radio("Layout", ["Overlaid", "Side by side"], horizontal=True, key="view",
-                          help="Overlaid: one chart per metric, a line per run. Side by side: a small panel per run.")
+    view = view_col.radio(
+        "Layout",
+        ["Overlaid", "Side by side"],
+        horizontal=True,
+        key="view",
+        help="Overlaid: one chart per metric, a line per run. Side by side: a small panel per run.",
+    )
     x = x_col.radio("X axis", list(plots.X_LABELS), format_func=plots.X_LABELS.get, horizontal=True, key="x_axis")
-    smoothing = smooth_col.slider("Smoothing (EMA)", 0.0, 0.99, 0.6, 0.01, key="smoothing",
-                                  help="Exponential moving average of the noisy per-step curves (training loss, "
-                                       "gradient norm); the faint line is the raw data. 0 shows raw data only.")
+    smoothing = smooth_col.slider(
+        "Smoothing (EMA)",
+        0.0,
+        0.99,
+        0.6,
+        0.01,
+        key="smoothing",
+        help="Exponential moving average of the noisy per-step curves (training loss, "
+        "gradient norm); the faint line is the raw data. 0 shows raw data only.",
+    )
     log_loss = log_col.toggle("Log-scale loss", key="log_loss")
     options = {"x": x, "smoothing": smoothing}
     if view == "Overlaid":
         for pair in (CURVES[0:2], CURVES[2:4], CURVES[4:6]):
             for col, metric in zip(st.columns(2), pair):
                 log_y = (log_loss and metric.endswith("loss")) or METRICS[metric].log_scale
-                col.plotly_chart(plots.curve_figure(frame, metric, labels, log_y=log_y, **options),
-                                 key=f"chart_{metric}")
+                col.plotly_chart(
+                    plots.curve_figure(frame, metric, labels, log_y=log_y, **options), key=f"chart_{metric}"
+                )
                 col.caption(METRICS[metric].caption)
     else:
         for metric in CURVES:
             log_y = log_loss and metric.endswith("loss")
-            st.plotly_chart(plots.small_multiples_figure(frame, metric, labels, log_y=log_y, **options),
-                            key=f"panels_{metric}")
+            st.plotly_chart(
+                plots.small_multiples_figure(frame, metric, labels, log_y=log_y, **options), key=f"panels_{metric}"
+            )
             st.caption(METRICS[metric].caption)
 
 
@@ -183,17 +257,26 @@ def render_hyperparameters(selected: list[Run], labels: dict[int, str]) -> None:
     st.caption("Shaded rows differ between the selected runs." if several else "Select more runs to compare.")
 
 
-def render_results(selected: list[Run], latest: dict[int, dict[str, float]], frame: pd.DataFrame,
-                   labels: dict[int, str]) -> None:
+def render_results(
+    selected: list[Run], latest: dict[int, dict[str, float]], frame: pd.DataFrame, labels: dict[int, str]
+) -> None:
     st.subheader("Results")
     rows = []
     for run in selected:
         m = latest.get(run.id, {})
         f1 = frame[(frame["run_id"] == run.id) & (frame["name"] == "f1")]["value"]
-        rows.append({"run_id": run.id, "label": labels[run.id], "status": badge(run.status),
-                     "train_loss": m.get("train_loss"), **{e.name: m.get(e.name) for e in EVAL_METRICS},
-                     "best F1": f1.max() if len(f1) else None, "samples/s": m.get("samples_per_s"),
-                     "time": format_duration(run.elapsed_s)})
+        rows.append(
+            {
+                "run_id": run.id,
+                "label": labels[run.id],
+                "status": badge(run.status),
+                "train_loss": m.get("train_loss"),
+                **{e.name: m.get(e.name) for e in EVAL_METRICS},
+                "best F1": f1.max() if len(f1) else None,
+                "samples/s": m.get("samples_per_s"),
+                "time": format_duration(run.elapsed_s),
+            }
+        )
     table = pd.DataFrame(rows)
     evaluated = table[table["accuracy"].notna()]
     chart, numbers = st.columns([1, 1.3])
@@ -203,9 +286,14 @@ def render_results(selected: list[Run], latest: dict[int, dict[str, float]], fra
         chart.plotly_chart(plots.final_metrics_figure(evaluated), key="final_metrics")
     scores = ["train_loss", *(e.name for e in EVAL_METRICS)]
     shown = table.drop(columns=["run_id"]).rename(columns={"label": "run", **{n: METRICS[n].label for n in scores}})
-    numbers.dataframe(shown, hide_index=True, placeholder="–",
-                      column_config={c: st.column_config.NumberColumn(format="%.4f") for c in
-                                     [*(METRICS[n].label for n in scores), "best F1"]})
+    numbers.dataframe(
+        shown,
+        hide_index=True,
+        placeholder="–",
+        column_config={
+            c: st.column_config.NumberColumn(format="%.4f") for c in [*(METRICS[n].label for n in scores), "best F1"]
+        },
+    )
     numbers.caption("The latest evaluation of each run on its held-out set, and its throughput.")
 
 

@@ -22,13 +22,22 @@ lab = page.start()
 
 MAX_SENTENCES = 50
 EXAMPLES = {
-    "rotten_tomatoes": ["A warm, funny and beautifully acted film.", "Two hours of my life I will never get back.",
-                        "The plot is thin, but the performances carry it."],
-    "sms_spam": ["WINNER!! Claim your free prize now: text YES to 80888.", "Are we still on for lunch tomorrow?",
-                 "Your account is locked, call 0800 123 456 to verify."],
+    "rotten_tomatoes": [
+        "A warm, funny and beautifully acted film.",
+        "Two hours of my life I will never get back.",
+        "The plot is thin, but the performances carry it.",
+    ],
+    "sms_spam": [
+        "WINNER!! Claim your free prize now: text YES to 80888.",
+        "Are we still on for lunch tomorrow?",
+        "Your account is locked, call 0800 123 456 to verify.",
+    ],
     "trec": ["Who wrote Hamlet?", "How far is the moon from the Earth?", "What does NASA stand for?"],
-    "bbc_news": ["The central bank raised interest rates by half a point.", "The striker scored twice in the final.",
-                 "A new smartphone with a foldable screen goes on sale next week."],
+    "bbc_news": [
+        "The central bank raised interest rates by half a point.",
+        "The striker scored twice in the final.",
+        "A new smartphone with a foldable screen goes on sale next week.",
+    ],
 }
 
 
@@ -52,8 +61,10 @@ def model_dir(run: Run) -> Path:
 
 def describe(run: Run) -> str:
     c = run.config
-    return (f"{badge(run.status)} · {c.get('model')} on "
-            f"{Path(str(c.get('dataset'))).name} · lr {c.get('lr', 0):.2g} · {c.get('optimizer')}")
+    return (
+        f"{badge(run.status)} · {c.get('model')} on "
+        f"{Path(str(c.get('dataset'))).name} · lr {c.get('lr', 0):.2g} · {c.get('optimizer')}"
+    )
 
 
 def render_predictions(run: Run, sentences: list[str]) -> pd.DataFrame:
@@ -61,14 +72,26 @@ def render_predictions(run: Run, sentences: list[str]) -> pd.DataFrame:
     st.caption(describe(run))
     folder = model_dir(run)
     with st.spinner("Loading the model and predicting…"):
-        result, label_names = predict(str(folder), (folder / "config.json").stat().st_mtime,
-                                      int(run.config.get("max_length", 128)), tuple(sentences))
-    st.plotly_chart(plots.probabilities_figure(result, label_names), key=f"probs_{run.id}",
-                    config={"displayModeBar": False})
-    st.dataframe(result[["text", "predicted", "confidence"]], hide_index=True, width="stretch",
-                 column_config={"text": st.column_config.TextColumn(width=280),
-                                "confidence": st.column_config.ProgressColumn(
-                                    "confidence", min_value=0.0, max_value=1.0, format="percent", width=110)})
+        result, label_names = predict(
+            str(folder),
+            (folder / "config.json").stat().st_mtime,
+            int(run.config.get("max_length", 128)),
+            tuple(sentences),
+        )
+    st.plotly_chart(
+        plots.probabilities_figure(result, label_names), key=f"probs_{run.id}", config={"displayModeBar": False}
+    )
+    st.dataframe(
+        result[["text", "predicted", "confidence"]],
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "text": st.column_config.TextColumn(width=280),
+            "confidence": st.column_config.ProgressColumn(
+                "confidence", min_value=0.0, max_value=1.0, format="percent", width=110
+            ),
+        },
+    )
     return result
 
 
@@ -83,48 +106,77 @@ def render_eval_report(run: Run) -> None:
     a.metric("Accuracy", f"{report.get('accuracy', 0):.3f}")
     b.metric("F1 (macro)", f"{report.get('f1', 0):.3f}")
     c.metric(f"Mistakes (of {report.get('eval_size', 0):,})", f"{report.get('misclassified_count', 0):,}")
-    st.plotly_chart(plots.confusion_figure(report["confusion"], report["label_names"],
-                                           title=f"Confusion matrix at step {report.get('step', '?')}"),
-                    key=f"confusion_{run.id}", config={"displayModeBar": False})
+    st.plotly_chart(
+        plots.confusion_figure(
+            report["confusion"], report["label_names"], title=f"Confusion matrix at step {report.get('step', '?')}"
+        ),
+        key=f"confusion_{run.id}",
+        config={"displayModeBar": False},
+    )
     st.caption("Rows: the true label; columns: what the model said. The diagonal is right; the rest are mistakes.")
     wrong = pd.DataFrame(report.get("misclassified", []), columns=["text", "label", "predicted", "confidence"])
     if wrong.empty:
         st.success("No mistakes on the evaluation set.")
         return
-    st.dataframe(wrong.head(25).rename(columns={"label": "true label"}), hide_index=True, width="stretch",
-                 column_config={"text": st.column_config.TextColumn(width=280),
-                                "confidence": st.column_config.ProgressColumn(
-                                    "confidence", min_value=0.0, max_value=1.0, format="percent", width=110)})
-    st.caption(f"Mistakes, most confident first (showing {min(25, len(wrong))} of "
-               f"{report.get('misclassified_count', len(wrong))}): often ambiguous texts or wrong labels.")
+    st.dataframe(
+        wrong.head(25).rename(columns={"label": "true label"}),
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "text": st.column_config.TextColumn(width=280),
+            "confidence": st.column_config.ProgressColumn(
+                "confidence", min_value=0.0, max_value=1.0, format="percent", width=110
+            ),
+        },
+    )
+    st.caption(
+        f"Mistakes, most confident first (showing {min(25, len(wrong))} of "
+        f"{report.get('misclassified_count', len(wrong))}): often ambiguous texts or wrong labels."
+    )
 
 
 st.title(":material/chat: Playground")
-st.caption("Try a trained model on your own sentences, compare two runs on the same sentences, and look at where "
-           "each one goes wrong on its evaluation set.")
+st.caption(
+    "Try a trained model on your own sentences, compare two runs on the same sentences, and look at where "
+    "each one goes wrong on its evaluation set."
+)
 
 runs = [r for r in lab.store.list_runs() if (model_dir(r) / "config.json").exists()]
 if not runs:
-    st.info("No trained model yet. A run saves its model when it finishes (or is cancelled); launch one, for a "
-            "quick try with the tiny demo model.")
+    st.info(
+        "No trained model yet. A run saves its model when it finishes (or is cancelled); launch one, for a "
+        "quick try with the tiny demo model."
+    )
     st.page_link(page.LAUNCH_PAGE, label="Launch a run", icon=":material/rocket_launch:")
     st.stop()
 
 by_id = {r.id: r for r in runs}
 pick_a, pick_b = st.columns(2)
-first = pick_a.selectbox("Model", list(by_id), format_func=lambda i: run_label(by_id[i]), key="run_a",
-                         help="Runs that saved a model: finished ones, and cancelled ones (at the step they stopped).")
+first = pick_a.selectbox(
+    "Model",
+    list(by_id),
+    format_func=lambda i: run_label(by_id[i]),
+    key="run_a",
+    help="Runs that saved a model: finished ones, and cancelled ones (at the step they stopped).",
+)
 others = [i for i in by_id if i != first]
 compare = pick_b.toggle("Compare with a second run", key="compare", disabled=not others)
-second = pick_b.selectbox("Second model", others, format_func=lambda i: run_label(by_id[i]),
-                          key="run_b") if compare and others else None
+second = (
+    pick_b.selectbox("Second model", others, format_func=lambda i: run_label(by_id[i]), key="run_b")
+    if compare and others
+    else None
+)
 chosen = [by_id[first]] + ([by_id[second]] if second is not None else [])
 
 if "sentences" not in st.session_state:
     dataset = str(by_id[first].config.get("dataset"))
     st.session_state["sentences"] = "\n".join(EXAMPLES.get(dataset, EXAMPLES["rotten_tomatoes"]))
-text = st.text_area("Sentences, one per line", key="sentences", height=120,
-                    help=f"Up to {MAX_SENTENCES} lines; press Ctrl+Enter (or click outside) to predict.")
+text = st.text_area(
+    "Sentences, one per line",
+    key="sentences",
+    height=120,
+    help=f"Up to {MAX_SENTENCES} lines; press Ctrl+Enter (or click outside) to predict.",
+)
 sentences = [line.strip() for line in text.splitlines() if line.strip()][:MAX_SENTENCES]
 
 st.subheader("Predictions")
@@ -138,8 +190,14 @@ else:
     if len(results) == 2:
         a, b = results.values()
         same = ["✓ same" if x == y else "✗ differ" for x, y in zip(a["predicted"], b["predicted"])]
-        agree = pd.DataFrame({"text": sentences, run_label(chosen[0]): a["predicted"],
-                              run_label(chosen[1]): b["predicted"], "agree": same})
+        agree = pd.DataFrame(
+            {
+                "text": sentences,
+                run_label(chosen[0]): a["predicted"],
+                run_label(chosen[1]): b["predicted"],
+                "agree": same,
+            }
+        )
         st.markdown("**Side by side**")
         st.dataframe(agree, hide_index=True, width="stretch")
 

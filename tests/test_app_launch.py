@@ -41,8 +41,13 @@ def test_launch_page_starts_from_sensible_defaults(open_page: OpenPage) -> None:
     dropout = at.select_slider(key="dropout")
     assert dropout.value is None and dropout.options[0] == "model default"  # the model's own, like the CLI
     assert any("Learning rate at each of the 63 optimizer steps" in t for t in titles(at))
-    assert {w.label for w in at.select_slider} >= {"Learning rate", "Dropout", "L2 penalty",
-                                                    "Weight decay (decoupled)", "L1 penalty"}
+    assert {w.label for w in at.select_slider} >= {
+        "Learning rate",
+        "Dropout",
+        "L2 penalty",
+        "Weight decay (decoupled)",
+        "L1 penalty",
+    }
     assert all(w.help for w in at.select_slider)  # every knob explains itself
     assert not at.error
 
@@ -72,8 +77,13 @@ def test_launch_queues_a_run_with_the_chosen_values(open_page: OpenPage, lab: La
     assert (run.name, run.owner, run.status) == ("my-run", "", Status.QUEUED)
     assert (c["model"], c["dataset"], c["lr"], c["schedule"]) == ("tiny", "sms_spam", 3e-5, "exponential")
     assert (c["decay_rate"], c["decay_steps"], c["warmup_steps"], c["dropout"]) == (0.8, 50, 10, 0.3)
-    assert (c["l2"], c["weight_decay"], c["optimizer"], c["momentum"], c["nesterov"]) == (1e-4, 0.01, "momentum",
-                                                                                          0.8, True)
+    assert (c["l2"], c["weight_decay"], c["optimizer"], c["momentum"], c["nesterov"]) == (
+        1e-4,
+        0.01,
+        "momentum",
+        0.8,
+        True,
+    )
     assert c["group_by_length"] is False
     assert f"#{run.id} my-run" in texts(at.success)
     at.select_slider(key="lr").set_value(1e-3)  # the page stays usable: launch a variant
@@ -124,8 +134,9 @@ def test_a_bad_csv_upload_shows_the_engine_error_and_queues_nothing(open_page: O
 
 
 def test_a_good_csv_upload_is_previewed_and_staged(open_page: OpenPage, lab: Lab) -> None:
-    rows = "".join(f"review number {i} was {'good' if i % 2 else 'bad'},{'pos' if i % 2 else 'neg'}\n"
-                   for i in range(40))
+    rows = "".join(
+        f"review number {i} was {'good' if i % 2 else 'bad'},{'pos' if i % 2 else 'neg'}\n" for i in range(40)
+    )
     at = open_page()
     at.radio(key="source").set_value("Upload a CSV").run()
     at.file_uploader[0].set_value(("reviews.csv", ("comment,sentiment\n" + rows).encode(), "text/csv")).run()
@@ -147,12 +158,14 @@ def test_a_csv_path_that_is_not_there_is_an_error(open_page: OpenPage, tmp_path:
 
 def test_pages_do_not_import_torch() -> None:
     """The UI never imports torch (only the playground does, lazily, to predict): pages load fast and light."""
-    script = ("import sys\nfrom streamlit.testing.v1 import AppTest\n"
-              "at = AppTest.from_file('app.py', default_timeout=60).run()\n"
-              "for page in ('pages/1_Runs.py', 'pages/2_Playground.py'):\n"
-              "    at.switch_page(page).run()\n"
-              "    assert not at.exception, at.exception\n"
-              "print(sorted(m for m in ('torch', 'transformers', 'accelerate') if m in sys.modules))\n")
+    script = (
+        "import sys\nfrom streamlit.testing.v1 import AppTest\n"
+        "at = AppTest.from_file('app.py', default_timeout=60).run()\n"
+        "for page in ('pages/1_Runs.py', 'pages/2_Playground.py'):\n"
+        "    at.switch_page(page).run()\n"
+        "    assert not at.exception, at.exception\n"
+        "print(sorted(m for m in ('torch', 'transformers', 'accelerate') if m in sys.modules))\n"
+    )
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "[]"

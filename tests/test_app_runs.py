@@ -57,8 +57,15 @@ def click(at: AppTest, label: str) -> AppTest:
     return next(b for b in at.button if b.label == label).click().run()
 
 
-def make_run(lab: Lab, status: Status = Status.FINISHED, *, steps: int = 40, error: str | None = None,
-             name: str = "", **changes: Any) -> Run:
+def make_run(
+    lab: Lab,
+    status: Status = Status.FINISHED,
+    *,
+    steps: int = 40,
+    error: str | None = None,
+    name: str = "",
+    **changes: Any,
+) -> Run:
     """A run in `status` with `steps` of per-step points and an evaluation every 10 steps (no training)."""
     store = lab.store
     run = store.create_run(RunConfig(**changes).to_dict(), name=name, owner="tester")
@@ -71,11 +78,23 @@ def make_run(lab: Lab, status: Status = Status.FINISHED, *, steps: int = 40, err
     points = []
     for s in range(1, steps + 1):
         loss = 0.7 * math.exp(-s / 20) + 0.1
-        points += [(s, s / steps, s * 0.5, "train_loss", loss), (s, s / steps, s * 0.5, "lr", lr * (1 - s / steps)),
-                   (s, s / steps, s * 0.5, "grad_norm", 1.0), (s, s / steps, s * 0.5, "samples_per_s", 30.0)]
+        points += [
+            (s, s / steps, s * 0.5, "train_loss", loss),
+            (s, s / steps, s * 0.5, "lr", lr * (1 - s / steps)),
+            (s, s / steps, s * 0.5, "grad_norm", 1.0),
+            (s, s / steps, s * 0.5, "samples_per_s", 30.0),
+        ]
         if s % 10 == 0:
-            points += [(s, s / steps, s * 0.5, name, value) for name, value in
-                       (("eval_loss", loss), ("accuracy", 0.8), ("precision", 0.8), ("recall", 0.7), ("f1", 0.75))]
+            points += [
+                (s, s / steps, s * 0.5, name, value)
+                for name, value in (
+                    ("eval_loss", loss),
+                    ("accuracy", 0.8),
+                    ("precision", 0.8),
+                    ("recall", 0.7),
+                    ("f1", 0.75),
+                )
+            ]
     store.add_metrics(run.id, points)
     store.update_run(run.id, progress=1.0 if status != Status.RUNNING else 0.5, summary={"total_steps": steps})
     if status != Status.RUNNING:
@@ -112,8 +131,15 @@ def test_runs_page_draws_curves_hyperparameters_and_why_runs_stopped(open_page: 
     make_run(lab, Status.FAILED, lr=1e-4, dropout=0.3, error="out of memory: lower the batch size", name="oom")
     at = open_page(page.RUNS_PAGE)
     shown = titles(at)
-    for title in ("Training loss", "Eval loss", "Accuracy", "F1 (macro)", "Learning rate", "Gradient norm",
-                  "Latest evaluation"):
+    for title in (
+        "Training loss",
+        "Eval loss",
+        "Accuracy",
+        "F1 (macro)",
+        "Learning rate",
+        "Gradient norm",
+        "Latest evaluation",
+    ):
         assert any(title in t for t in shown), title
     loss = next(f for f in figures(at) if "Training loss" in f["layout"]["title"]["text"])
     assert {t["name"] for t in loss["data"] if not t["name"].endswith("(raw)")} == {"#1 base", "#2 hot", "#3 oom"}
@@ -175,8 +201,9 @@ def test_resume_requeues_a_cancelled_run_and_only_a_resumable_one(open_page: Ope
     assert lab.store.get_run(done.id).status == Status.FINISHED and not at.exception
 
 
-def test_the_page_never_recovers_nor_kills_runs(open_page: OpenPage, lab: Lab,
-                                                sleeper: subprocess.Popen[bytes]) -> None:
+def test_the_page_never_recovers_nor_kills_runs(
+    open_page: OpenPage, lab: Lab, sleeper: subprocess.Popen[bytes]
+) -> None:
     """Only the worker decides a run lost its process: the page shows a run marked running as running, even with a
     dead process and a silent heartbeat, and its Cancel only asks (the process keeps running until it stops itself)."""
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -217,8 +244,20 @@ def test_hostile_run_names_are_shown_as_typed(open_page: OpenPage, lab: Lab) -> 
 
 
 def test_downloads_and_clone_into_the_launch_page(open_page: OpenPage, lab: Lab) -> None:
-    run = make_run(lab, Status.FINISHED, lr=2.5e-5, schedule="step", step_size=50, gamma=0.3, optimizer="momentum",
-                   nesterov=True, model="tiny", dataset="trec", max_length=64, name="original")
+    run = make_run(
+        lab,
+        Status.FINISHED,
+        lr=2.5e-5,
+        schedule="step",
+        step_size=50,
+        gamma=0.3,
+        optimizer="momentum",
+        nesterov=True,
+        model="tiny",
+        dataset="trec",
+        max_length=64,
+        name="original",
+    )
     at = open_page(page.RUNS_PAGE)
     assert {b.label for b in at.download_button} == {"Curves CSV", "Config JSON"}
     click(at, "Clone")
@@ -235,8 +274,26 @@ def test_downloads_and_clone_into_the_launch_page(open_page: OpenPage, lab: Lab)
 
 def test_a_cli_run_cloned_and_launched_again_has_the_same_config(open_page: OpenPage, lab: Lab) -> None:
     """Nothing the launch page adds on its own (dropout included) tells a clone apart from its original."""
-    cli = [sys.executable, "-m", "bert_lab", "submit", "--home", str(lab.data.path), "--model", "tiny", "--dataset",
-           "sms_spam", "--lr", "3e-4", "--train-size", "300", "--batch-size", "16", "--name", "from-cli"]
+    cli = [
+        sys.executable,
+        "-m",
+        "bert_lab",
+        "submit",
+        "--home",
+        str(lab.data.path),
+        "--model",
+        "tiny",
+        "--dataset",
+        "sms_spam",
+        "--lr",
+        "3e-4",
+        "--train-size",
+        "300",
+        "--batch-size",
+        "16",
+        "--name",
+        "from-cli",
+    ]
     done = subprocess.run(cli, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     original = lab.store.get_run(int(done.stdout.split()[-1]))

@@ -15,8 +15,20 @@ from bert_lab.runs.records import MetricPoint
 from bert_lab.runs.service import Lab
 from bert_lab.runs.status import Status
 
-TINY_FLAGS = ["--model", "tiny", "--dataset", "sms_spam", "--train-size", "96", "--eval-size", "32",
-              "--max-length", "32", "--batch-size", "16"]
+TINY_FLAGS = [
+    "--model",
+    "tiny",
+    "--dataset",
+    "sms_spam",
+    "--train-size",
+    "96",
+    "--eval-size",
+    "32",
+    "--max-length",
+    "32",
+    "--batch-size",
+    "16",
+]
 
 
 def cli(*args: str, home: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -27,9 +39,33 @@ def cli(*args: str, home: Path | None = None) -> subprocess.CompletedProcess[str
 
 
 def test_train_json_end_to_end(tmp_path: Path) -> None:
-    out = cli("train", *TINY_FLAGS, "--epochs", "2", "--lr", "1e-3", "--schedule", "cosine", "--weight-decay",
-              "0.01", "--l2", "1e-4", "--l1", "1e-6", "--dropout", "0.2", "--seed", "7", "--precision", "fp32",
-              "--optimizer", "adam", "--out", str(tmp_path / "m"), "--json")
+    out = cli(
+        "train",
+        *TINY_FLAGS,
+        "--epochs",
+        "2",
+        "--lr",
+        "1e-3",
+        "--schedule",
+        "cosine",
+        "--weight-decay",
+        "0.01",
+        "--l2",
+        "1e-4",
+        "--l1",
+        "1e-6",
+        "--dropout",
+        "0.2",
+        "--seed",
+        "7",
+        "--precision",
+        "fp32",
+        "--optimizer",
+        "adam",
+        "--out",
+        str(tmp_path / "m"),
+        "--json",
+    )
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["status"] == "finished"
@@ -97,8 +133,16 @@ def expected_rows(points: list[MetricPoint]) -> list[dict[str, float]]:
     names = sorted({p.name for p in points})
     rows: dict[int, dict[str, float]] = {}
     for p in points:
-        row = rows.setdefault(p.step, {"run_id": p.run_id, "step": p.step, "epoch": p.epoch, "elapsed_s": p.elapsed_s,
-                                        **{name: math.nan for name in names}})
+        row = rows.setdefault(
+            p.step,
+            {
+                "run_id": p.run_id,
+                "step": p.step,
+                "epoch": p.epoch,
+                "elapsed_s": p.elapsed_s,
+                **{name: math.nan for name in names},
+            },
+        )
         row.update(epoch=max(row["epoch"], p.epoch), elapsed_s=max(row["elapsed_s"], p.elapsed_s), **{p.name: p.value})
     return [rows[step] for step in sorted(rows)]
 

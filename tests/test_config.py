@@ -27,9 +27,22 @@ def test_every_bad_field_is_named_at_once() -> None:
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("lr", float("nan")), ("train_size", 1), ("eval_size", 2.5), ("weight_decay", -0.1), ("l1", "a"),
-     ("num_epochs", 0), ("seed", -1), ("precision", "fp8"), ("grad_accum_steps", 0), ("gamma", 1.5),
-     ("decay_rate", 0), ("nesterov", "yes"), ("dataset", ""), ("text_column", " ")],
+    [
+        ("lr", float("nan")),
+        ("train_size", 1),
+        ("eval_size", 2.5),
+        ("weight_decay", -0.1),
+        ("l1", "a"),
+        ("num_epochs", 0),
+        ("seed", -1),
+        ("precision", "fp8"),
+        ("grad_accum_steps", 0),
+        ("gamma", 1.5),
+        ("decay_rate", 0),
+        ("nesterov", "yes"),
+        ("dataset", ""),
+        ("text_column", " "),
+    ],
 )
 def test_bad_values_are_refused(field: str, value: object) -> None:
     with pytest.raises(ConfigError) as err:

@@ -13,10 +13,12 @@ from bert_lab.config import RunConfig
 from bert_lab.executor import LocalExecutor, kill_group, launch_command, pid_alive, read_tail
 from bert_lab.runs.service import Lab
 
-FAMILY = ("import subprocess, sys, time\n"
-          "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'])\n"
-          "print(child.pid, flush=True)\n"
-          "time.sleep(120)\n")
+FAMILY = (
+    "import subprocess, sys, time\n"
+    "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'])\n"
+    "print(child.pid, flush=True)\n"
+    "time.sleep(120)\n"
+)
 
 
 def wait_until(condition: object, timeout_s: float = 10.0) -> bool:

@@ -25,8 +25,9 @@ from bert_lab.worker import Worker
 ROOT = Path(__file__).resolve().parents[1]
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 # rotten_tomatoes: the one data package the GPU machine is given (bench/gpu_prepare.sh).
-TINY = dict(model="tiny", dataset="rotten_tomatoes", train_size=320, eval_size=64, max_length=32, batch_size=16,
-            lr=1e-3)
+TINY = dict(
+    model="tiny", dataset="rotten_tomatoes", train_size=320, eval_size=64, max_length=32, batch_size=16, lr=1e-3
+)
 
 
 class RecordingAccelerator(Accelerator):
@@ -97,7 +98,7 @@ def test_training_steps_do_not_wait_for_the_gpu() -> None:
         finally:
             torch.cuda.set_sync_debug_mode("default")
     assert result.status == Status.FINISHED and len(marks) == result.steps == 40
-    in_steps = [w for w in caught[marks[0]:marks[-1]] if "synchroniz" in str(w.message)]
+    in_steps = [w for w in caught[marks[0] : marks[-1]] if "synchroniz" in str(w.message)]
     ours = [f"{w.filename}:{w.lineno}" for w in in_steps if "masking_utils" not in w.filename]
     assert not ours, f"{len(ours)} host synchronisations in {len(marks) - 1} steps: {sorted(set(ours))}"
     print(f"{len(in_steps)} synchronisations in {len(marks) - 1} steps, all in transformers' padding check")
@@ -122,8 +123,13 @@ def test_gpu_benchmark_smoke_run(tmp_path: Path) -> None:
     """Every part of bench/gpu_bench.py (peak, model folders, both contenders in child processes, the report) at toy
     sizes, on whatever device this machine has."""
     out = tmp_path / "bench.json"
-    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu_bench.py"), "--smoke", "--json", str(out)],
-                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "gpu_bench.py"), "--smoke", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     assert "| toy |" in proc.stdout and "bert_lab / Trainer bf16 =" in proc.stdout
     report = json.loads(out.read_text())

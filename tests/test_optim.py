@@ -23,8 +23,10 @@ def test_bias_and_layernorm_are_not_decayed() -> None:
     assert any("classifier.weight" == names[id(p)] for p in decay)
 
 
-@pytest.mark.parametrize(("name", "kind"), [("sgd", torch.optim.SGD), ("momentum", torch.optim.SGD),
-                                            ("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW)])
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [("sgd", torch.optim.SGD), ("momentum", torch.optim.SGD), ("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW)],
+)
 def test_optimizer_choice_and_groups(name: str, kind: type) -> None:
     opt = build_optimizer(tiny_bert(), RunConfig(optimizer=name, weight_decay=0.01, lr=1e-3))
     assert type(opt) is kind

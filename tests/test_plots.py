@@ -19,8 +19,11 @@ def long_frame(runs: int = 2, steps: int = 100, eval_every: int = 10, seed: int 
     for run_id in range(1, runs + 1):
         for s in range(1, steps + 1):
             clock = (s / steps, s * 0.25)
-            rows += [(run_id, s, *clock, "train_loss", 1 / s + rng.random() * 0.1), (run_id, s, *clock, "lr", 1e-4),
-                     (run_id, s, *clock, "grad_norm", rng.random())]
+            rows += [
+                (run_id, s, *clock, "train_loss", 1 / s + rng.random() * 0.1),
+                (run_id, s, *clock, "lr", 1e-4),
+                (run_id, s, *clock, "grad_norm", rng.random()),
+            ]
             if s % eval_every == 0:
                 rows += [(run_id, s, *clock, "accuracy", 0.5 + s / steps / 3), (run_id, s, *clock, "f1", 0.5)]
     return pd.DataFrame(rows, columns=plots.POINT_COLUMNS)
@@ -73,8 +76,10 @@ def test_long_curves_are_drawn_downsampled_and_the_data_is_untouched() -> None:
     pd.testing.assert_frame_equal(frame, before)
 
 
-@pytest.mark.parametrize(("x", "title", "last"), [("step", "Optimizer step", 100), ("epoch", "Epoch", 1.0),
-                                                  ("elapsed_s", "Elapsed seconds", 25.0)])
+@pytest.mark.parametrize(
+    ("x", "title", "last"),
+    [("step", "Optimizer step", 100), ("epoch", "Epoch", 1.0), ("elapsed_s", "Elapsed seconds", 25.0)],
+)
 def test_x_axis_choice(x: str, title: str, last: float) -> None:
     fig = plots.curve_figure(long_frame(), "train_loss", {1: "a"}, x=x)
     assert fig.layout.xaxis.title.text == title and fig.data[0].x[-1] == pytest.approx(last)
@@ -116,8 +121,16 @@ def test_schedule_preview_plots_the_training_schedule() -> None:
 
 
 def test_result_figures() -> None:
-    table = pd.DataFrame({"run_id": [1, 2], "label": ["#1", "#2"], "accuracy": [0.8, 0.9], "precision": [0.7, 0.8],
-                          "recall": [0.6, 0.7], "f1": [0.65, None]})
+    table = pd.DataFrame(
+        {
+            "run_id": [1, 2],
+            "label": ["#1", "#2"],
+            "accuracy": [0.8, 0.9],
+            "precision": [0.7, 0.8],
+            "recall": [0.6, 0.7],
+            "f1": [0.65, None],
+        }
+    )
     bars = plots.final_metrics_figure(table)
     assert [t.name for t in bars.data] == ["#1", "#2"] and bars.data[1].marker.color == plots.run_color(2)
     heat = plots.confusion_figure([[5, 1], [2, 7]], ["ham", "spam"], title="t")
@@ -144,8 +157,12 @@ def test_ten_long_runs_are_drawn_downsampled_and_the_data_is_left_untouched() ->
 
 def test_each_catalogue_metric_is_drawn_as_its_entry_says() -> None:
     steps = range(1, 41)
-    rows = [(1, s, s / 40, s * 0.5, m.name, 0.5 + 0.3 * np.sin(s)) for m in CATALOGUE for s in steps
-            if m.per == "step" or s % 10 == 0]
+    rows = [
+        (1, s, s / 40, s * 0.5, m.name, 0.5 + 0.3 * np.sin(s))
+        for m in CATALOGUE
+        for s in steps
+        if m.per == "step" or s % 10 == 0
+    ]
     frame = pd.DataFrame(rows, columns=plots.POINT_COLUMNS)
     for metric in CATALOGUE:
         fig = plots.curve_figure(frame, metric.name, {1: "a"}, smoothing=0.9)

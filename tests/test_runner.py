@@ -21,13 +21,30 @@ from bert_lab.runs.status import Status
 
 SHORT = dict(model="tiny", dataset="sms_spam", train_size=64, eval_size=32, max_length=32, batch_size=16)  # 4 steps
 SOON_S = FLUSH_INTERVAL_S * 6  # "within about a flush", with room for a busy machine
-EVAL = EvalRecord(step=2, epoch=0.5, elapsed_s=1.25, loss=0.52, accuracy=0.75, precision=0.7, recall=0.65, f1=0.6,
-                  confusion=[[10, 2], [3, 5]])
+EVAL = EvalRecord(
+    step=2,
+    epoch=0.5,
+    elapsed_s=1.25,
+    loss=0.52,
+    accuracy=0.75,
+    precision=0.7,
+    recall=0.65,
+    f1=0.6,
+    confusion=[[10, 2], [3, 5]],
+)
 
 
 def step(n: int, total: int = 4) -> StepRecord:
-    return StepRecord(step=n, total_steps=total, epoch=n / total, elapsed_s=0.5 * n, loss=0.7 - 0.1 * n, lr=1e-4 * n,
-                      grad_norm=1.5 + n, samples_per_s=30.0 + n)
+    return StepRecord(
+        step=n,
+        total_steps=total,
+        epoch=n / total,
+        elapsed_s=0.5 * n,
+        loss=0.7 - 0.1 * n,
+        lr=1e-4 * n,
+        grad_norm=1.5 + n,
+        samples_per_s=30.0 + n,
+    )
 
 
 def claimed_run(lab: Lab, **changes: object) -> int:
@@ -111,8 +128,9 @@ def test_reporter_stops_an_orphaned_run_when_its_worker_is_gone(lab: Lab) -> Non
 def test_out_of_memory_is_explained_with_a_hint() -> None:
     config = RunConfig(batch_size=64, max_length=256)
     text = explain_failure(MemoryError(), config)
-    assert text.startswith("out of memory: lower the batch size or the max length (it was batch size 64, max "
-                           "length 256).")
+    assert text.startswith(
+        "out of memory: lower the batch size or the max length (it was batch size 64, max length 256)."
+    )
     cuda = explain_failure(RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"), None)
     assert cuda.startswith("out of memory: lower the batch size or the max length.") and "2.00 GiB" in cuda
 
@@ -149,8 +167,9 @@ def test_run_job_trains_a_tiny_run_to_finished_with_its_summary(lab: Lab) -> Non
 
 def test_run_job_whose_dataset_vanished_fails_with_the_error_recorded(lab: Lab, tmp_path: Path) -> None:
     source = tmp_path / "reviews.csv"
-    source.write_text("text,label\n" + "".join(f"review {i} was {'good' if i % 2 else 'bad'},{i % 2}\n"
-                                               for i in range(40)))
+    source.write_text(
+        "text,label\n" + "".join(f"review {i} was {'good' if i % 2 else 'bad'},{i % 2}\n" for i in range(40))
+    )
     run_id = claimed_run(lab, dataset=str(source), train_size=20, eval_size=10)
     staged = Path(lab.store.get_run(run_id).config["dataset"])
     assert staged.parent == lab.data.uploads  # submit kept a copy: the original may go away

@@ -23,8 +23,15 @@ from bert_lab.runs.service import Lab
 from bert_lab.runs.status import ACTIVE, RESUMABLE, TERMINAL, TRANSITIONS, Status
 from bert_lab.runs.store import STORE_ENV, StoreError, UnknownRunError
 
-Q, R, F, X, C, D, INT = (Status.QUEUED, Status.RUNNING, Status.FINISHED, Status.FAILED, Status.CANCELLED,
-                         Status.DIVERGED, Status.INTERRUPTED)
+Q, R, F, X, C, D, INT = (
+    Status.QUEUED,
+    Status.RUNNING,
+    Status.FINISHED,
+    Status.FAILED,
+    Status.CANCELLED,
+    Status.DIVERGED,
+    Status.INTERRUPTED,
+)
 ALLOWED = {(Q, R), (Q, C), (R, F), (R, X), (R, C), (R, D), (R, INT), (INT, Q), (C, Q)}  # the diagram in status.py
 
 
@@ -55,8 +62,15 @@ def test_every_status_is_reachable_from_queued() -> None:
 
 def test_status_is_its_plain_string() -> None:
     assert Status("running") is R and R == "running" and str(R) == "running" and f"{C}" == "cancelled"
-    assert [str(s) for s in Status] == ["queued", "running", "finished", "failed", "cancelled", "diverged",
-                                        "interrupted"]
+    assert [str(s) for s in Status] == [
+        "queued",
+        "running",
+        "finished",
+        "failed",
+        "cancelled",
+        "diverged",
+        "interrupted",
+    ]
     with pytest.raises(ValueError):
         Status("paused")
 
@@ -80,13 +94,23 @@ def test_every_metric_names_a_field_of_its_record() -> None:
 
 
 def step_record() -> StepRecord:
-    return StepRecord(step=3, total_steps=10, epoch=0.3, elapsed_s=4.5, loss=1.25, lr=2e-4, grad_norm=0.75,
-                      samples_per_s=33)
+    return StepRecord(
+        step=3, total_steps=10, epoch=0.3, elapsed_s=4.5, loss=1.25, lr=2e-4, grad_norm=0.75, samples_per_s=33
+    )
 
 
 def eval_record() -> EvalRecord:
-    return EvalRecord(step=4, epoch=0.4, elapsed_s=6.0, loss=0.61, accuracy=0.8, precision=0.7, recall=0.65,
-                      f1=0.67, confusion=[[5, 1], [2, 7]])
+    return EvalRecord(
+        step=4,
+        epoch=0.4,
+        elapsed_s=6.0,
+        loss=0.61,
+        accuracy=0.8,
+        precision=0.7,
+        recall=0.65,
+        f1=0.67,
+        confusion=[[5, 1], [2, 7]],
+    )
 
 
 def test_points_makes_one_point_per_catalogue_entry() -> None:
@@ -99,8 +123,13 @@ def test_points_makes_one_point_per_catalogue_entry() -> None:
     evals = points(eval_record())
     assert [name for *_, name, _ in evals] == [m.name for m in EVAL_METRICS]
     assert {p[:3] for p in evals} == {(4, 0.4, 6.0)}
-    assert {name: value for *_, name, value in evals} == {"eval_loss": 0.61, "accuracy": 0.8, "precision": 0.7,
-                                                          "recall": 0.65, "f1": 0.67}
+    assert {name: value for *_, name, value in evals} == {
+        "eval_loss": 0.61,
+        "accuracy": 0.8,
+        "precision": 0.7,
+        "recall": 0.65,
+        "f1": 0.67,
+    }
 
 
 def test_improved_follows_each_score_direction() -> None:
@@ -127,9 +156,25 @@ def test_label_of_known_and_unknown_names() -> None:
 
 # === records ========================================================================================================
 def make_run(**changes: object) -> Run:
-    base = Run(id=7, name="sweep 1/3", owner="", status=Q, config={}, created_at=1000.0, started_at=None,
-               finished_at=None, device=None, progress=0.0, error=None, pid=None, heartbeat_at=None, group_id=None,
-               cancel_requested=False, summary={}, resume_count=0)
+    base = Run(
+        id=7,
+        name="sweep 1/3",
+        owner="",
+        status=Q,
+        config={},
+        created_at=1000.0,
+        started_at=None,
+        finished_at=None,
+        device=None,
+        progress=0.0,
+        error=None,
+        pid=None,
+        heartbeat_at=None,
+        group_id=None,
+        cancel_requested=False,
+        summary={},
+        resume_count=0,
+    )
     return dataclasses.replace(base, **changes)
 
 
@@ -152,8 +197,10 @@ def test_records_are_frozen_and_hooks_do_nothing_by_default() -> None:
 
 
 def test_the_runs_package_does_not_import_torch() -> None:
-    code = ("import sys, bert_lab.runs, bert_lab.runs.service, bert_lab.runs.describe, bert_lab.runs.sqlite; "
-            "print(sorted(m for m in ('torch', 'transformers', 'accelerate') if m in sys.modules))")
+    code = (
+        "import sys, bert_lab.runs, bert_lab.runs.service, bert_lab.runs.describe, bert_lab.runs.sqlite; "
+        "print(sorted(m for m in ('torch', 'transformers', 'accelerate') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
@@ -163,20 +210,31 @@ def test_the_runs_package_does_not_import_torch() -> None:
 def test_data_folder_paths(tmp_path: Path) -> None:
     data = DataFolder(tmp_path / "lab")
     assert data.run(12) == RunFolder(tmp_path / "lab" / "runs" / "12")
-    assert (data.uploads, data.models, data.sqlite) == (tmp_path / "lab" / "uploads", tmp_path / "lab" / "models",
-                                                        tmp_path / "lab" / "runs.sqlite")
+    assert (data.uploads, data.models, data.sqlite) == (
+        tmp_path / "lab" / "uploads",
+        tmp_path / "lab" / "models",
+        tmp_path / "lab" / "runs.sqlite",
+    )
     assert (data.worker_lock, data.worker_log, data.standby_log) == (
-        tmp_path / "lab" / "worker.lock", tmp_path / "lab" / "worker.log", tmp_path / "lab" / "standby.log")
+        tmp_path / "lab" / "worker.lock",
+        tmp_path / "lab" / "worker.log",
+        tmp_path / "lab" / "standby.log",
+    )
     assert not (tmp_path / "lab").exists()  # naming paths creates nothing
 
 
 def test_run_folder_paths_and_create(tmp_path: Path) -> None:
     folder = RunFolder(tmp_path / "runs" / "3")
-    assert (folder.model, folder.checkpoint, folder.log) == (folder.path / "model", folder.path / "checkpoint",
-                                                             folder.path / "output.log")
+    assert (folder.model, folder.checkpoint, folder.log) == (
+        folder.path / "model",
+        folder.path / "checkpoint",
+        folder.path / "output.log",
+    )
     assert folder.checkpoint_state == folder.path / "checkpoint" / "state.json"
-    assert (folder.run_config, folder.eval_report) == (folder.path / "run_config.json",
-                                                       folder.path / "eval_report.json")
+    assert (folder.run_config, folder.eval_report) == (
+        folder.path / "run_config.json",
+        folder.path / "eval_report.json",
+    )
     assert not folder.path.exists()
     assert folder.create() is folder and folder.path.is_dir()
     (folder.path / "kept.txt").write_text("x")
@@ -198,9 +256,24 @@ def test_default_data_folder_is_the_argument_then_the_env_then_lab_data(
 # === describe =======================================================================================================
 @pytest.mark.parametrize(
     ("seconds", "text"),
-    [(None, ""), (math.nan, ""), (math.inf, ""), (-math.inf, ""), (-5.0, "0s"), (0, "0s"), (0.4, "0s"), (42, "42s"),
-     (59.4, "59s"), (59.6, "1m 00s"), (60, "1m 00s"), (185, "3m 05s"), (3599.4, "59m 59s"), (3600, "1h 00m"),
-     (3725, "1h 02m"), (90_000, "25h 00m")],
+    [
+        (None, ""),
+        (math.nan, ""),
+        (math.inf, ""),
+        (-math.inf, ""),
+        (-5.0, "0s"),
+        (0, "0s"),
+        (0.4, "0s"),
+        (42, "42s"),
+        (59.4, "59s"),
+        (59.6, "1m 00s"),
+        (60, "1m 00s"),
+        (185, "3m 05s"),
+        (3599.4, "59m 59s"),
+        (3600, "1h 00m"),
+        (3725, "1h 02m"),
+        (90_000, "25h 00m"),
+    ],
 )
 def test_format_duration(seconds: float | None, text: str) -> None:
     assert describe.format_duration(seconds) == text
@@ -228,18 +301,42 @@ def test_labels_and_badges() -> None:
     [
         ({"status": X, "error": "CUDA out of memory"}, "error", "#7 sweep 1/3 failed.", "CUDA out of memory"),
         ({"status": X, "error": "  "}, "error", "#7 sweep 1/3 failed.", "No reason was recorded."),
-        ({"status": D, "error": "loss became nan at step 4"}, "error", "#7 sweep 1/3 diverged:",
-         "the loss blew up, so training stopped (loss became nan at step 4)."),
-        ({"status": D}, "error", "#7 sweep 1/3 diverged:", "the loss blew up, so training stopped (loss became NaN "
-         "or huge)."),
-        ({"status": INT, "error": "lost"}, "warning", "#7 sweep 1/3 was interrupted:", "its process stopped (the app "
-         "or the machine restarted?). Resume continues from its last checkpoint."),
-        ({"status": C}, "warning", "#7 sweep 1/3 was cancelled:", "it was stopped on request. Resume continues from "
-         "its last checkpoint."),
-        ({"status": C, "error": "stopped by the host"}, "warning", "#7 sweep 1/3 was cancelled:", "stopped by the "
-         "host. Resume continues from its last checkpoint."),
-        ({"status": R, "cancel_requested": True}, "info", "#7 sweep 1/3 is stopping:", "it ends at its current step "
-         "and saves a checkpoint."),
+        (
+            {"status": D, "error": "loss became nan at step 4"},
+            "error",
+            "#7 sweep 1/3 diverged:",
+            "the loss blew up, so training stopped (loss became nan at step 4).",
+        ),
+        (
+            {"status": D},
+            "error",
+            "#7 sweep 1/3 diverged:",
+            "the loss blew up, so training stopped (loss became NaN or huge).",
+        ),
+        (
+            {"status": INT, "error": "lost"},
+            "warning",
+            "#7 sweep 1/3 was interrupted:",
+            "its process stopped (the app or the machine restarted?). Resume continues from its last checkpoint.",
+        ),
+        (
+            {"status": C},
+            "warning",
+            "#7 sweep 1/3 was cancelled:",
+            "it was stopped on request. Resume continues from its last checkpoint.",
+        ),
+        (
+            {"status": C, "error": "stopped by the host"},
+            "warning",
+            "#7 sweep 1/3 was cancelled:",
+            "stopped by the host. Resume continues from its last checkpoint.",
+        ),
+        (
+            {"status": R, "cancel_requested": True},
+            "info",
+            "#7 sweep 1/3 is stopping:",
+            "it ends at its current step and saves a checkpoint.",
+        ),
     ],
 )
 def test_explain_runs_that_need_a_word(changes: dict, level: str, headline: str, detail: str) -> None:
@@ -276,8 +373,9 @@ def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Lab]:
 
 
 def write_csv(path: Path, rows: int = 20, classes: tuple[str, ...] = ("pos", "neg")) -> Path:
-    path.write_text("review,sentiment\n" + "".join(f"text number {i},{classes[i % len(classes)]}\n"
-                                                   for i in range(rows)))
+    path.write_text(
+        "review,sentiment\n" + "".join(f"text number {i},{classes[i % len(classes)]}\n" for i in range(rows))
+    )
     return path
 
 
@@ -439,10 +537,12 @@ def test_clone_copies_the_config_with_changes(lab: Lab, tmp_path: Path) -> None:
     assert (same.name, same.config) == ("again", old.config)
 
 
-@pytest.mark.parametrize(("changes", "field"), [({"batch_size": 0}, "batch_size"), ({"lr": -1.0}, "lr"),
-                                                ({"colour": "red"}, "colour")])
-def test_clone_validates_its_changes_and_stores_nothing_when_bad(lab: Lab, tmp_path: Path, changes: dict,
-                                                                 field: str) -> None:
+@pytest.mark.parametrize(
+    ("changes", "field"), [({"batch_size": 0}, "batch_size"), ({"lr": -1.0}, "lr"), ({"colour": "red"}, "colour")]
+)
+def test_clone_validates_its_changes_and_stores_nothing_when_bad(
+    lab: Lab, tmp_path: Path, changes: dict, field: str
+) -> None:
     old = service.submit(lab, csv_config(write_csv(tmp_path / "mine.csv")))
     with pytest.raises(ConfigError, match=field):
         service.clone(lab, old.id, changes=changes)

@@ -63,8 +63,13 @@ def test_count_steps_matches_the_training_plan() -> None:
     from bert_lab.schedules import count_steps
     from bert_lab.train import plan_steps
 
-    for n, batch, accum, epochs, procs in [(100, 8, 3, 1.5, 1), (64, 4, 1, 1.0, 2), (2000, 32, 1, 1.0, 1),
-                                           (7, 16, 1, 3.0, 1), (300, 32, 2, 0.5, 2)]:
+    for n, batch, accum, epochs, procs in [
+        (100, 8, 3, 1.5, 1),
+        (64, 4, 1, 1.0, 2),
+        (2000, 32, 1, 1.0, 1),
+        (7, 16, 1, 3.0, 1),
+        (300, 32, 2, 0.5, 2),
+    ]:
         per_epoch, total = count_steps(n, batch, accum, epochs, procs)
         plan = plan_steps(RunConfig(batch_size=batch, grad_accum_steps=accum, num_epochs=epochs), [10] * n, procs)
         assert (plan.steps_per_epoch, len(plan)) == (per_epoch, total)

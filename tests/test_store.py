@@ -144,9 +144,13 @@ def test_unknown_run_error(store: RunStore) -> None:
         store.get_run(42)
     assert str(info.value) == "no run with id 42" and info.value.run_id == 42
     assert isinstance(info.value, KeyError) and isinstance(info.value, StoreError)
-    for call in (lambda: store.set_status(42, Status.RUNNING), lambda: store.heartbeat(42),
-                 lambda: store.update_run(42, progress=0.5), lambda: store.request_cancel(42),
-                 lambda: store.delete_run(42)):
+    for call in (
+        lambda: store.set_status(42, Status.RUNNING),
+        lambda: store.heartbeat(42),
+        lambda: store.update_run(42, progress=0.5),
+        lambda: store.request_cancel(42),
+        lambda: store.delete_run(42),
+    ):
         with pytest.raises(UnknownRunError, match="no run with id 42"):
             call()
 
@@ -356,8 +360,9 @@ def test_delete_metrics_after_rewinds_one_run(store: RunStore) -> None:
 
 def test_non_finite_values_round_trip(store: RunStore) -> None:
     run_id = store.create_run({}).id
-    store.add_metrics(run_id, [(1, 0.0, 0.1, "loss", math.nan), (2, 0.0, 0.2, "loss", math.inf),
-                               (3, 0.0, 0.3, "loss", -math.inf)])
+    store.add_metrics(
+        run_id, [(1, 0.0, 0.1, "loss", math.nan), (2, 0.0, 0.2, "loss", math.inf), (3, 0.0, 0.3, "loss", -math.inf)]
+    )
     values = [p.value for p in store.read_metrics(run_id)]
     assert math.isnan(values[0]) and values[1:] == [math.inf, -math.inf]
     assert store.latest_metrics([run_id])[run_id]["loss"] == -math.inf
@@ -378,8 +383,10 @@ def test_events(store: RunStore) -> None:
     store.add_event(other, "elsewhere")
     store.add_event(run_id, "loss is NaN", level="error")
     events = store.read_events(run_id)
-    assert [(e.run_id, e.level, e.message) for e in events] == [(run_id, "info", "claimed by worker"),
-                                                                (run_id, "error", "loss is NaN")]
+    assert [(e.run_id, e.level, e.message) for e in events] == [
+        (run_id, "info", "claimed by worker"),
+        (run_id, "error", "loss is NaN"),
+    ]
     assert events[0].time <= events[1].time
     assert store.read_events(run_id, since_id=events[0].id) == events[1:]
 
@@ -437,8 +444,9 @@ def test_readers_poll_while_a_writer_appends(store: RunStore, url: str) -> None:
 
 
 # --- opening ------------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("bad", ["", "runs.sqlite", "sqlite://runs.sqlite", "sqlite:///", "mysql://host/db",
-                                 "postgres:///x"])
+@pytest.mark.parametrize(
+    "bad", ["", "runs.sqlite", "sqlite://runs.sqlite", "sqlite:///", "mysql://host/db", "postgres:///x"]
+)
 def test_open_store_refuses_urls_it_cannot_open(bad: str) -> None:
     with pytest.raises(StoreError, match="unsupported store URL"):
         open_store(bad)
@@ -528,4 +536,3 @@ def test_failed_migration_changes_nothing(db: Path, monkeypatch: pytest.MonkeyPa
     assert _pragma(db, "user_version") == len(MIGRATIONS)
     with sqlite3.connect(db) as conn:
         assert "note" not in [row[1] for row in conn.execute("PRAGMA table_info(runs)")]
-

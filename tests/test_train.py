@@ -62,8 +62,9 @@ def test_lr_follows_the_schedule_step_by_step() -> None:
 def test_huge_learning_rate_diverges(tmp_path: Path) -> None:
     rec = Recorder()
     folder = RunFolder(tmp_path / "run")
-    result = train(RunConfig(**{**TINY, "lr": 1e3}, optimizer="sgd", max_grad_norm=0.0), folder=folder,
-                   hooks=rec.hooks())
+    result = train(
+        RunConfig(**{**TINY, "lr": 1e3}, optimizer="sgd", max_grad_norm=0.0), folder=folder, hooks=rec.hooks()
+    )
     assert result.status == Status.DIVERGED
     assert "lower learning rate" in result.reason
     assert result.steps == len(rec.steps) < result.total_steps
@@ -79,8 +80,13 @@ def test_should_stop_cancels_between_steps() -> None:
 
 def test_early_stopping_when_the_metric_stops_improving() -> None:
     rec = Recorder()
-    config = RunConfig(**{**TINY, "lr": 1e-12}, schedule="constant", eval_every_steps=1, early_stopping_patience=2,
-                       early_stopping_metric="accuracy")
+    config = RunConfig(
+        **{**TINY, "lr": 1e-12},
+        schedule="constant",
+        eval_every_steps=1,
+        early_stopping_patience=2,
+        early_stopping_metric="accuracy",
+    )
     result = train(config, hooks=rec.hooks())
     assert result.status == Status.FINISHED and result.steps == 3
     assert "early stopping" in result.reason
@@ -122,8 +128,18 @@ def test_two_processes_share_batches_evenly() -> None:
 
 # Plain SGD at a constant rate without clipping, so each knob's update rule shows in the weights: with the same seed
 # and batches, a run differs from the baseline only by its penalty's own term.
-PENALTY_RUN = dict(model="tiny", dataset="sms_spam", train_size=64, eval_size=32, max_length=32, batch_size=16,
-                   optimizer="sgd", lr=0.05, schedule="constant", max_grad_norm=0.0)
+PENALTY_RUN = dict(
+    model="tiny",
+    dataset="sms_spam",
+    train_size=64,
+    eval_size=32,
+    max_length=32,
+    batch_size=16,
+    optimizer="sgd",
+    lr=0.05,
+    schedule="constant",
+    max_grad_norm=0.0,
+)
 PENALTY_STEPS = 4
 
 
@@ -163,8 +179,16 @@ def test_weight_decay_l2_and_l1_each_shrink_the_penalised_weights_by_their_formu
 
 
 def test_real_minilm_beats_the_majority_class() -> None:
-    config = RunConfig(dataset="rotten_tomatoes", train_size=256, eval_size=200, max_length=64, num_epochs=3,
-                       lr=1e-4, batch_size=16, eval_every_steps=100)
+    config = RunConfig(
+        dataset="rotten_tomatoes",
+        train_size=256,
+        eval_size=200,
+        max_length=64,
+        num_epochs=3,
+        lr=1e-4,
+        batch_size=16,
+        eval_every_steps=100,
+    )
     result = train(config)
     majority = max(sum(row) for row in result.eval.confusion) / 200
     assert result.eval.accuracy > majority + 0.05, (result.eval.accuracy, majority)

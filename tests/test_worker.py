@@ -99,8 +99,12 @@ def test_queue_order_crash_divergence_and_the_next_run_proceeds(lab: Lab, tmp_pa
     last = submit(lab, "last", **TINY)
     run_worker_until_idle(lab)
     runs = {r.id: r for r in lab.store.list_runs()}
-    assert [runs[i].status for i in (ok, crash, diverge, last)] == [Status.FINISHED, Status.FAILED, Status.DIVERGED,
-                                                                    Status.FINISHED]
+    assert [runs[i].status for i in (ok, crash, diverge, last)] == [
+        Status.FINISHED,
+        Status.FAILED,
+        Status.DIVERGED,
+        Status.FINISHED,
+    ]
     starts = [runs[i].started_at for i in (ok, crash, diverge, last)]
     assert starts == sorted(starts)  # by default, claimed oldest first
     assert "broken-model" in runs[crash].error or "json" in runs[crash].error.lower()
@@ -158,8 +162,11 @@ def test_recover_lost_runs_kills_a_run_whose_heartbeat_went_silent(lab: Lab) -> 
 
 
 def test_out_of_memory_fails_with_a_hint_and_the_next_run_proceeds(lab: Lab) -> None:
-    oom = submit(lab, "oom", **{**TINY, "dataset": "bbc_news", "batch_size": 2048, "max_length": 512,
-                                "train_size": 2000, "eval_size": 100})
+    oom = submit(
+        lab,
+        "oom",
+        **{**TINY, "dataset": "bbc_news", "batch_size": 2048, "max_length": 512, "train_size": 2000, "eval_size": 100},
+    )
     after = submit(lab, "after", **TINY)
     run_worker_until_idle(lab, "--memory-limit-mb", "3000")
     assert lab.store.get_run(oom).status == Status.FAILED

@@ -10,6 +10,21 @@ from bert_lab.runs.status import Status
 from bert_lab.runs.store import RunStore, StoreError, UnknownRunError, open_store
 
 __all__ = [
-    "CATALOGUE", "METRICS", "DataFolder", "EvalRecord", "Hooks", "Metric", "MetricPoint", "Run", "RunEvent",
-    "RunFolder", "RunStore", "Status", "StepRecord", "StoreError", "TrainResult", "UnknownRunError", "open_store",
+    "CATALOGUE",
+    "METRICS",
+    "DataFolder",
+    "EvalRecord",
+    "Hooks",
+    "Metric",
+    "MetricPoint",
+    "Run",
+    "RunEvent",
+    "RunFolder",
+    "RunStore",
+    "Status",
+    "StepRecord",
+    "StoreError",
+    "TrainResult",
+    "UnknownRunError",
+    "open_store",
 ]

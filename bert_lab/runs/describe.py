@@ -10,8 +10,13 @@ from bert_lab.runs.records import Run
 from bert_lab.runs.status import Status
 
 BADGES: dict[Status, str] = {
-    Status.QUEUED: "… queued", Status.RUNNING: "▶ running", Status.FINISHED: "✓ finished", Status.FAILED: "✗ failed",
-    Status.CANCELLED: "■ cancelled", Status.DIVERGED: "✗ diverged", Status.INTERRUPTED: "‖ interrupted",
+    Status.QUEUED: "… queued",
+    Status.RUNNING: "▶ running",
+    Status.FINISHED: "✓ finished",
+    Status.FAILED: "✗ failed",
+    Status.CANCELLED: "■ cancelled",
+    Status.DIVERGED: "✗ diverged",
+    Status.INTERRUPTED: "‖ interrupted",
 }
 
 
@@ -56,11 +61,17 @@ def explain(run: Run, *, worker_alive: bool = True) -> Note | None:
     if run.status == Status.FAILED:
         return Note("error", f"{label} failed.", error or "No reason was recorded.")
     if run.status == Status.DIVERGED:
-        return Note("error", f"{label} diverged:", "the loss blew up, so training stopped "
-                    f"({error or 'loss became NaN or huge'}).")
+        return Note(
+            "error",
+            f"{label} diverged:",
+            f"the loss blew up, so training stopped ({error or 'loss became NaN or huge'}).",
+        )
     if run.status.is_resumable:
-        why = ("its process stopped (the app or the machine restarted?)" if run.status == Status.INTERRUPTED
-               else error or "it was stopped on request")
+        why = (
+            "its process stopped (the app or the machine restarted?)"
+            if run.status == Status.INTERRUPTED
+            else error or "it was stopped on request"
+        )
         return Note("warning", f"{label} was {run.status}:", f"{why}. Resume continues from its last checkpoint.")
     if run.status == Status.RUNNING and run.cancel_requested:
         return Note("info", f"{label} is stopping:", "it ends at its current step and saves a checkpoint.")

@@ -25,24 +25,84 @@ class Metric:
 
 
 CATALOGUE: tuple[Metric, ...] = (
-    Metric("train_loss", "Training loss", "Cross-entropy on each training batch. Noisy, hence the smoothing; falling "
-           "means learning.", "step", "loss", higher_is_better=False, smoothed=True),
-    Metric("lr", "Learning rate", "The learning rate used at each step: warmup, then the schedule.", "step", "lr",
-           log_scale=True),
-    Metric("grad_norm", "Gradient norm", "Size of the whole gradient before clipping. Spikes often come before a "
-           "divergence.", "step", "grad_norm", smoothed=True),
-    Metric("samples_per_s", "Throughput (samples/s)", "Training examples per second so far (evaluation time "
-           "excluded).", "step", "samples_per_s", higher_is_better=True, smoothed=True),
-    Metric("eval_loss", "Eval loss", "Cross-entropy on the held-out evaluation set. Rising while training loss "
-           "falls: overfitting.", "eval", "loss", higher_is_better=False),
-    Metric("accuracy", "Accuracy", "Share of evaluation examples classified correctly.", "eval", "accuracy",
-           higher_is_better=True, share=True),
-    Metric("precision", "Precision (macro)", "Of the examples predicted as a class, the share that are that class, "
-           "averaged over classes.", "eval", "precision", higher_is_better=True, share=True),
-    Metric("recall", "Recall (macro)", "Of the examples of a class, the share found, averaged over classes.", "eval",
-           "recall", higher_is_better=True, share=True),
-    Metric("f1", "F1 (macro)", "Macro F1: precision and recall averaged over classes. Honest where accuracy flatters "
-           "imbalanced data.", "eval", "f1", higher_is_better=True, share=True),
+    Metric(
+        "train_loss",
+        "Training loss",
+        "Cross-entropy on each training batch. Noisy, hence the smoothing; falling means learning.",
+        "step",
+        "loss",
+        higher_is_better=False,
+        smoothed=True,
+    ),
+    Metric(
+        "lr",
+        "Learning rate",
+        "The learning rate used at each step: warmup, then the schedule.",
+        "step",
+        "lr",
+        log_scale=True,
+    ),
+    Metric(
+        "grad_norm",
+        "Gradient norm",
+        "Size of the whole gradient before clipping. Spikes often come before a divergence.",
+        "step",
+        "grad_norm",
+        smoothed=True,
+    ),
+    Metric(
+        "samples_per_s",
+        "Throughput (samples/s)",
+        "Training examples per second so far (evaluation time excluded).",
+        "step",
+        "samples_per_s",
+        higher_is_better=True,
+        smoothed=True,
+    ),
+    Metric(
+        "eval_loss",
+        "Eval loss",
+        "Cross-entropy on the held-out evaluation set. Rising while training loss falls: overfitting.",
+        "eval",
+        "loss",
+        higher_is_better=False,
+    ),
+    Metric(
+        "accuracy",
+        "Accuracy",
+        "Share of evaluation examples classified correctly.",
+        "eval",
+        "accuracy",
+        higher_is_better=True,
+        share=True,
+    ),
+    Metric(
+        "precision",
+        "Precision (macro)",
+        "Of the examples predicted as a class, the share that are that class, averaged over classes.",
+        "eval",
+        "precision",
+        higher_is_better=True,
+        share=True,
+    ),
+    Metric(
+        "recall",
+        "Recall (macro)",
+        "Of the examples of a class, the share found, averaged over classes.",
+        "eval",
+        "recall",
+        higher_is_better=True,
+        share=True,
+    ),
+    Metric(
+        "f1",
+        "F1 (macro)",
+        "Macro F1: precision and recall averaged over classes. Honest where accuracy flatters imbalanced data.",
+        "eval",
+        "f1",
+        higher_is_better=True,
+        share=True,
+    ),
 )
 METRICS: dict[str, Metric] = {m.name: m for m in CATALOGUE}
 STEP_METRICS: tuple[Metric, ...] = tuple(m for m in CATALOGUE if m.per == "step")

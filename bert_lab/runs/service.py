@@ -61,8 +61,10 @@ def submit_group(lab: Lab, configs: Sequence[RunConfig], *, name: str = "", owne
     staged = [_staged(lab, config) for config in configs]
     group_id = uuid.uuid4().hex[:12]
     prefix = name or f"group-{group_id[:6]}"
-    return [lab.store.create_run(config.to_dict(), name=f"{prefix} {i + 1}/{len(staged)}", owner=owner,
-                                 group_id=group_id) for i, config in enumerate(staged)]
+    return [
+        lab.store.create_run(config.to_dict(), name=f"{prefix} {i + 1}/{len(staged)}", owner=owner, group_id=group_id)
+        for i, config in enumerate(staged)
+    ]
 
 
 def stage_upload(lab: Lab, data: bytes, filename: str) -> Path:

@@ -207,8 +207,12 @@ class SQLiteStore:
     ) -> list[Run]:
         where: list[str] = ["1"]
         params: list[Any] = []
-        for column, values in (("status", statuses), ("id", ids), ("owner", None if owner is None else [owner]),
-                               ("group_id", None if group_id is None else [group_id])):
+        for column, values in (
+            ("status", statuses),
+            ("id", ids),
+            ("owner", None if owner is None else [owner]),
+            ("group_id", None if group_id is None else [group_id]),
+        ):
             if values is not None:
                 marks, values_ = _marks(values)
                 where.append(f"{column} IN ({marks})")

@@ -28,12 +28,21 @@ from bert_lab.runs.status import Status
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts" / "e2e"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 TIMEOUT_MS = 120_000  # generous: two shared cores run the app, the worker, a training process and the browser
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
-                                reason="needs Debian chromium at /usr/bin/chromium (.ci/run installs it)")
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="needs Debian chromium at /usr/bin/chromium (.ci/run installs it)"
+)
 
 # The drawn points of each line of the chart titled `title` (raw lines under smoothing are skipped).
 TRACES_JS = """(title) => {
@@ -76,9 +85,25 @@ def served_app() -> Iterator[tuple[str, Path]]:
     env = {k: v for k, v in os.environ.items() if k != "BERT_LAB_NO_AUTOSTART"}
     log = open(ARTIFACTS / "streamlit.log", "wb")  # noqa: SIM115 - closed below
     app = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true",
-         "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "app.py",
+            "--server.port",
+            str(port),
+            "--server.headless",
+            "true",
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
 
     def healthy() -> bool:
@@ -177,13 +202,17 @@ def test_launch_watch_compare_cancel_and_try(served_app: tuple[str, Path]) -> No
 
         # --- 3. the Runs page: the curve appears, then grows (live, no reload) --------------------------------------
         goto_page("Runs: watch and compare", "Runs")
-        drawn = wait_until(lambda: (t := traces("Training loss")) and t[0]["n"] > 0 and t, 120,
-                           "the first training-loss points")
+        drawn = wait_until(
+            lambda: (t := traces("Training loss")) and t[0]["n"] > 0 and t, 120, "the first training-loss points"
+        )
         first_last = drawn[0]["last"]
         stored = len(store.read_metrics(1, names=["train_loss"]))
         shot("04-runs-first-points")
-        wait_until(lambda: (t := traces("Training loss")) and t[0]["last"] > first_last + 20, 60,
-                   "the training-loss curve to grow")
+        wait_until(
+            lambda: (t := traces("Training loss")) and t[0]["last"] > first_last + 20,
+            60,
+            "the training-loss curve to grow",
+        )
         assert len(store.read_metrics(1, names=["train_loss"])) > stored
         shot("05-runs-growing")
 
@@ -208,11 +237,15 @@ def test_launch_watch_compare_cancel_and_try(served_app: tuple[str, Path]) -> No
 
         # --- 6. both runs overlaid, one line each ---------------------------------------------------------------------
         wait_until(lambda: store.get_run(2).status == Status.FINISHED, 150, "run 2 to finish")
-        lines = wait_until(lambda: (t := traces("Training loss")) and len([x for x in t if x["n"] > 0]) == 2 and t,
-                           60, "two training-loss lines")
+        lines = wait_until(
+            lambda: (t := traces("Training loss")) and len([x for x in t if x["n"] > 0]) == 2 and t,
+            60,
+            "two training-loss lines",
+        )
         assert {line["name"] for line in lines} == {"#1 tiny-lr1e-3", "#2 tiny-lr1e-4"}
-        wait_until(lambda: (t := traces("Accuracy")) and all(x["n"] > 0 for x in t) and len(t) == 2, 60,
-                   "two accuracy lines")
+        wait_until(
+            lambda: (t := traces("Accuracy")) and all(x["n"] > 0 for x in t) and len(t) == 2, 60, "two accuracy lines"
+        )
         expect(page.get_by_text("Shaded rows differ between the selected runs.")).to_be_visible()
         page.wait_for_timeout(2500)  # one more refresh, so the screenshot shows the final state
         shot("07-runs-compare")
@@ -228,9 +261,18 @@ def test_launch_watch_compare_cancel_and_try(served_app: tuple[str, Path]) -> No
         goto_page("Playground: try a model", "Playground")
         expect(page.get_by_role("heading", name="Evaluation set")).to_be_visible()
         page.get_by_text("Compare with a second run").click()
-        wait_until(lambda: page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot')]"
-                                         ".filter(g => g._fullData && g._fullData.some(t => t.type === 'bar' "
-                                         "&& t.orientation === 'h')).length") == 2, 180, "two probability charts")
+        wait_until(
+            lambda: (
+                page.evaluate(
+                    "() => [...document.querySelectorAll('.js-plotly-plot')]"
+                    ".filter(g => g._fullData && g._fullData.some(t => t.type === 'bar' "
+                    "&& t.orientation === 'h')).length"
+                )
+                == 2
+            ),
+            180,
+            "two probability charts",
+        )
         expect(page.get_by_text("Side by side", exact=True)).to_be_visible()
         page.wait_for_timeout(1000)
         shot("10-playground")
