@@ -170,7 +170,8 @@ def render_data() -> tuple[dict[str, Any], int | None, bytes | None, str | None]
             f"{data.BUNDLED[name]} · {len(ds):,} examples · labels: "
             + ", ".join(f"{k} ({v:,})" for k, v in ds.label_counts().items())
         )
-        with st.expander("Peek at the data"):
+        # A toggle rather than an expander: an expander draws its table (a heavy grid) even while it is closed.
+        if st.toggle("Peek at the data", key="peek"):
             st.dataframe(
                 pd.DataFrame({"text": ds.texts[:5], "label": [ds.label_names[y] for y in ds.labels[:5]]}),
                 hide_index=True,

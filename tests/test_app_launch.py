@@ -52,6 +52,15 @@ def test_launch_page_starts_from_sensible_defaults(open_page: OpenPage) -> None:
     assert not at.error
 
 
+def test_peek_shows_the_first_texts_only_when_asked(open_page: OpenPage) -> None:
+    at = open_page()
+    assert not at.dataframe  # nothing heavy is drawn until asked for
+    at.toggle(key="peek").set_value(True).run()
+    frame = at.dataframe[0].value
+    assert list(frame.columns) == ["text", "label"] and len(frame) == 5
+    assert set(frame["label"]) <= {"fresh", "rotten"}
+
+
 def test_launch_queues_a_run_with_the_chosen_values(open_page: OpenPage, lab: Lab) -> None:
     at = open_page()
     at.radio(key="model_choice").set_value("tiny")
