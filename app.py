@@ -195,7 +195,7 @@ def render_data() -> tuple[dict[str, Any], int | None, bytes | None, str | None]
         header = csv_header(src)
     except OSError as exc:
         problem = f"cannot read {display}: {exc.strerror or exc}"
-        st.error(f"This file can't be used: {problem}")
+        st.error(f"This file can't be used: {page.md(problem)}")
         return {"dataset": display}, None, None, problem
     for key in ("text_choice", "label_choice"):
         if st.session_state[key] not in header:
@@ -213,10 +213,11 @@ def render_data() -> tuple[dict[str, Any], int | None, bytes | None, str | None]
     else:
         st.dataframe(rows, hide_index=True)
         st.caption(
-            "Label counts (after dropping repeated texts): " + ", ".join(f"{k} ({v:,})" for k, v in counts.items())
+            "Label counts (after dropping repeated texts): "
+            + ", ".join(f"{page.md(k)} ({v:,})" for k, v in counts.items())
         )
         return {"dataset": display, **columns}, sum(counts.values()), upload, None
-    st.error(f"This file can't be used: {problem}")
+    st.error(f"This file can't be used: {page.md(problem)}")
     return {"dataset": display or "upload.csv", **columns}, None, None, problem
 
 
@@ -256,9 +257,9 @@ with col_model:
         ).strip()
         folder = Path(model).expanduser()
         if model and folder.is_dir() and not (folder / "config.json").exists():
-            st.warning(f"{folder} has no config.json: it is not a Hugging Face model folder.")
+            st.warning(f"{page.md(folder)} has no config.json: it is not a Hugging Face model folder.")
         elif model and not folder.is_dir() and model.startswith(("/", ".", "~")):
-            st.warning(f"There is no folder {folder}; the run will fail unless it names a cached hub id.")
+            st.warning(f"There is no folder {page.md(folder)}; the run will fail unless it names a cached hub id.")
     st.select_slider(options=options_with(LENGTH_OPTIONS, "max_length"), **kw("max_length"))
 with col_length:
     st.subheader("3 · How long")
@@ -310,7 +311,7 @@ with st.expander("Advanced: evaluation, early stopping, accumulation, precision"
     c.selectbox(options=["auto", "fp32", "bf16", "fp16"], **kw("precision"))
     c.checkbox(**kw("group_by_length"))
     if extra := {k: v for k, v in st.session_state.get("_extra_fields", {}).items() if getattr(BASE, k, v) != v}:
-        st.caption("Also kept from the cloned run: " + ", ".join(f"{k} = {v}" for k, v in extra.items()))
+        st.caption("Also kept from the cloned run: " + ", ".join(f"{k} = {page.md(v)}" for k, v in extra.items()))
 
 values = {name: st.session_state[name] for name in WIDGET_FIELDS}
 values["nesterov"] = bool(values["nesterov"]) and optimizer == "momentum"
@@ -335,11 +336,11 @@ name_col, owner_col, button_col = st.columns([2, 2, 1], vertical_alignment="bott
 run_name = name_col.text_input("Run name (optional)", key="run_name", placeholder="e.g. adamw-lr1e-4")
 owner = owner_col.text_input("Owner (optional)", key="owner", placeholder="your name")
 for field, message in problems.items():
-    st.error(f"**{LABELS.get(field, field)}**: {message}")
+    st.error(f"**{LABELS.get(field, field)}**: {page.md(message)}")
 if config is not None and not data_problem:
     st.caption(
-        f"Trains **{MODELS[model_choice].split(' (')[0] if model_choice != 'folder' else model}** on "
-        f"**{Path(config.dataset).name}**: {n_train:,} examples, {total_steps:,} steps of "
+        f"Trains **{MODELS[model_choice].split(' (')[0] if model_choice != 'folder' else page.md(model)}** on "
+        f"**{page.md(Path(config.dataset).name)}**: {n_train:,} examples, {total_steps:,} steps of "
         f"{OPTIMIZER_NAMES[config.optimizer]} at learning rate {fmt_sci(config.lr)} "
         f"({SCHEDULE_NAMES[config.schedule].lower()}), evaluated on {config.eval_size:,} held-out examples."
     )
@@ -357,13 +358,13 @@ if launch and config is not None:
             config = RunConfig(**{**config.to_dict(), "dataset": str(staged)})
         run = service.submit(lab, config, name=run_name.strip(), owner=owner.strip())
     except (data.DataError, ConfigError) as exc:
-        st.error(f"Nothing was queued: {exc}")
+        st.error(f"Nothing was queued: {page.md(exc)}")
     else:
         st.session_state["_last_launched"] = (run.id, run.name)
         page.ensure_worker(lab)
 if last := st.session_state.get("_last_launched"):
     st.success(
-        f"Queued run **#{last[0]} {last[1]}**. Change any knob and launch again to compare.",
+        f"Queued run **#{last[0]} {page.md(last[1])}**. Change any knob and launch again to compare.",
         icon=":material/check_circle:",
     )
     st.page_link(page.RUNS_PAGE, label="Watch it train on the Runs page", icon=":material/monitoring:")

@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 def seed(store: object, runs: int, steps: int) -> list[int]:
     from bert_lab.config import RunConfig
+    from bert_lab.runs import records
     from bert_lab.runs.metrics import EVAL_METRICS
     from bert_lab.runs.status import Status
 
@@ -35,12 +36,8 @@ def seed(store: object, runs: int, steps: int) -> list[int]:
         for s in range(1, steps + 1):
             loss = 0.7 * math.exp(-s / 400) + 0.1 + 0.05 * math.sin(s)
             clock = (s, s / steps, s * 0.3)
-            points += [
-                (*clock, "train_loss", loss),
-                (*clock, "lr", 1e-4 * (1 - s / steps)),
-                (*clock, "grad_norm", 1 + 0.2 * math.cos(s)),
-                (*clock, "samples_per_s", 90.0),
-            ]
+            lr, grad_norm = 1e-4 * (1 - s / steps), 1 + 0.2 * math.cos(s)
+            points += records.points(records.StepRecord(s, steps, *clock[1:], loss, lr, grad_norm, 90.0))
             if s % 100 == 0:
                 points += [(*clock, m.name, 0.8) for m in EVAL_METRICS]
         store.add_metrics(run.id, points)

@@ -86,7 +86,9 @@ def start_app(home: Path, port: int) -> subprocess.Popen[bytes]:
 def stop(app: subprocess.Popen[bytes], home: Path) -> None:
     os.killpg(app.pid, signal.SIGTERM)
     app.wait(timeout=30)
-    lock = home / "worker.lock"  # the worker the page started: its pid is in its lock file
+    from bert_lab.runs.layout import DataFolder
+
+    lock = DataFolder(home).worker_lock  # the worker the page started: its pid is in its lock file
     if lock.exists() and (pid := lock.read_text().strip()).isdigit():
         try:
             os.killpg(int(pid), signal.SIGTERM)

@@ -282,7 +282,7 @@ def run_cancel(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: L
     from bert_lab.runs import service
 
     run = service.cancel(lab, args.id)
-    print(f"run {run.id}: {'cancelled' if run.status == Status.CANCELLED else 'cancel requested'}")
+    print(f"run {run.id}: {run.status if run.status == Status.CANCELLED else 'cancel requested'}")
     return 0
 
 

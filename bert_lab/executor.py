@@ -19,9 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from bert_lab.runs.layout import HOME_ENV
 from bert_lab.runs.records import Run
 from bert_lab.runs.service import Lab
 from bert_lab.runs.store import STORE_ENV
+
+WORKER_PID_ENV = "BERT_LAB_WORKER_PID"  # a run's process stops (resumably) when the worker that started it dies
 
 
 class Execution(Protocol):
@@ -157,9 +160,9 @@ class LocalExecutor:
     def _env(self, threads: int, gpu: int | None) -> dict[str, str]:
         return {
             **os.environ,
-            "BERT_LAB_HOME": str(self.lab.data.path),
+            HOME_ENV: str(self.lab.data.path),
             STORE_ENV: self.lab.store.url,
-            "BERT_LAB_WORKER_PID": str(os.getpid()),
+            WORKER_PID_ENV: str(os.getpid()),
             "PYTHONUNBUFFERED": "1",
             "TOKENIZERS_PARALLELISM": "false",
             "OMP_NUM_THREADS": str(threads),

@@ -1,4 +1,4 @@
-"""Metric points as tables: one row per (run, step), one column per metric, for CSV/JSON export and plotting."""
+"""Metric points as tables: one row per (run, step), one column per metric, for CSV/JSON export."""
 
 from __future__ import annotations
 

@@ -177,7 +177,7 @@ def _y_axis(metric: str, log_y: bool, data: list[dict] | None = None) -> dict[st
         low, high = float(values.min()), float(values.max())
         pad = max(0.02, 0.1 * (high - low))
         axis["range"] = [max(0.0, low - pad), min(1.0, high + pad)]
-    if metric == "lr":
+    if _is(metric, "log_scale"):
         axis.update({"tickformat": ".2~e"} if log_y else {"exponentformat": "e"})
     return axis
 

@@ -16,7 +16,8 @@ import traceback
 from typing import Any
 
 from bert_lab.config import RunConfig
-from bert_lab.executor import pid_alive
+from bert_lab.executor import WORKER_PID_ENV, pid_alive
+from bert_lab.runs.describe import OUT_OF_MEMORY, looks_out_of_memory
 from bert_lab.runs.records import EvalRecord, Hooks, Point, StepRecord, points
 from bert_lab.runs.service import Lab
 from bert_lab.runs.status import Status
@@ -104,9 +105,9 @@ def explain_failure(exc: BaseException, config: RunConfig | None) -> str:
     """The error in plain words: out of memory gets a hint, a bad input we name ourselves (a missing CSV, a model that
     is not there) its message, anything else the last lines of its traceback."""
     text = f"{type(exc).__name__}: {exc}"
-    if isinstance(exc, MemoryError) or "out of memory" in text.lower() or "can't allocate memory" in text.lower():
+    if isinstance(exc, MemoryError) or looks_out_of_memory(text):
         sizes = f" (it was batch size {config.batch_size}, max length {config.max_length})" if config else ""
-        return f"out of memory: lower the batch size or the max length{sizes}. {text[:300]}"
+        return f"{OUT_OF_MEMORY}{sizes}. {text[:300]}"
     if isinstance(exc, ValueError) and type(exc).__module__.startswith("bert_lab."):  # DataError, ModelError, …
         return str(exc)[:2000]
     lines = traceback.format_exception(exc)
@@ -119,7 +120,7 @@ def run_job(lab: Lab, run_id: int) -> int:
     run = store.get_run(run_id)
     folder = lab.data.run(run_id).create()
     main = int(os.environ.get("RANK", "0")) == 0
-    worker = os.environ.get("BERT_LAB_WORKER_PID")
+    worker = os.environ.get(WORKER_PID_ENV)
     reporter = StoreReporter(store, run_id, worker_pid=int(worker) if worker else None)
     if main:
         reporter.start()  # heartbeat first: importing torch and loading the model take seconds

@@ -2,7 +2,7 @@
 
 seed → data → model → optimizer → schedule → `accelerator.prepare` → steps (train, evaluate, checkpoint) → save.
 It never prints and never touches the run store: it reports through `Hooks` (per step, per evaluation, log lines)
-and asks `hooks.should_stop()` between steps, so the CLI draws a progress bar and the job layer writes to SQLite.
+and asks `hooks.should_stop()` between steps, so the CLI draws a progress bar and the runner writes to the store.
 Runs on a CUDA GPU when there is one, else the CPU; data-parallel when started by `accelerate launch`.
 """
 
@@ -28,7 +28,7 @@ from bert_lab.config import RunConfig
 from bert_lab.evaluate import Predictions, predict, write_eval_report
 from bert_lab.model import load_model, load_tokenizer, save_model, use_cpu_dropout
 from bert_lab.optim import build_optimizer, penalty, split_decay_params
-from bert_lab.runs.layout import RunFolder
+from bert_lab.runs.layout import CHECKPOINT_ACCELERATE, CHECKPOINT_STATE, RunFolder
 from bert_lab.runs.metrics import METRICS, improved
 from bert_lab.runs.records import EvalRecord, Hooks, StepRecord, TrainResult
 from bert_lab.runs.status import Status
@@ -127,7 +127,7 @@ def train(
     state = {"step": 0, "first_loss": None, "best": None, "bad_evals": 0, "elapsed_s": 0.0, "train_s": 0.0}
     checkpoint_dir = folder.checkpoint if folder is not None and checkpoint else None
     if resume and folder is not None and folder.checkpoint_state.exists():
-        accelerator.load_state(str(folder.checkpoint / "accelerate"))
+        accelerator.load_state(str(folder.checkpoint / CHECKPOINT_ACCELERATE))
         state.update(json.loads(folder.checkpoint_state.read_text()))
         log(f"resumed from step {state['step']}")
     prior_elapsed_s = state["elapsed_s"]  # a resumed run's clock continues from its checkpoint
@@ -347,9 +347,9 @@ def _any_process(accelerator: Accelerator, flag: bool) -> bool:
 def save_checkpoint(accelerator: Accelerator, folder: Path, state: dict) -> None:
     """Model, optimizer, scheduler and RNG states plus our counters; replaces the previous checkpoint whole."""
     tmp = folder.with_name(folder.name + ".tmp")
-    accelerator.save_state(str(tmp / "accelerate"))
+    accelerator.save_state(str(tmp / CHECKPOINT_ACCELERATE))
     if accelerator.is_main_process:
-        (tmp / "state.json").write_text(json.dumps(state))
+        (tmp / CHECKPOINT_STATE).write_text(json.dumps(state))
         old = folder.with_name(folder.name + ".old")
         if folder.exists():
             folder.rename(old)

@@ -21,11 +21,12 @@ from dataclasses import dataclass, field
 from typing import IO
 
 from bert_lab.executor import Execution, Executor, LocalExecutor
+from bert_lab.runs.describe import OUT_OF_MEMORY, looks_out_of_memory
 from bert_lab.runs.layout import DataFolder
 from bert_lab.runs.records import Run
 from bert_lab.runs.service import Lab
 from bert_lab.runs.status import Status
-from bert_lab.runs.store import RunStore, StoreError
+from bert_lab.runs.store import RunStore, StoreError, UnknownRunError
 
 OUTPUT_TAIL_LINES = 15
 ClaimOrder = Callable[[Sequence[Run], Sequence[Run]], list[Run]]  # (queued, running) → queued runs, first to start
@@ -113,7 +114,10 @@ class Worker:
                 return
             gpu = self._free_gpu()
             device = "cpu" if gpu is None else f"cuda:{gpu}"
-            run = self.store.claim_run(candidate.id, pid=os.getpid(), device=device)
+            try:
+                run = self.store.claim_run(candidate.id, pid=os.getpid(), device=device)
+            except UnknownRunError:
+                continue  # deleted meanwhile
             if run is None:
                 continue  # cancelled (or claimed elsewhere) meanwhile
             threads = self._threads(int(run.config.get("num_processes", 1)) if gpu is None else 1)
@@ -172,10 +176,10 @@ def describe_exit(code: int, tail: str) -> str:
     """Why a run's process ended without recording it, in plain words, with the last lines it printed."""
     if code < 0:
         name = signal.Signals(-code).name
-        hint = " The system may have run out of memory: lower the batch size or max length." if -code == 9 else ""
+        hint = f" The system may have run out of memory: {OUT_OF_MEMORY.split(': ')[1]}." if -code == 9 else ""
         return f"the run's process was killed by {name}.{hint}\n{tail}".strip()
-    if "out of memory" in tail.lower() or "memoryerror" in tail.lower():
-        return f"out of memory: lower the batch size or the max length.\n{tail}"
+    if looks_out_of_memory(tail):
+        return f"{OUT_OF_MEMORY}.\n{tail}"
     return f"the run's process exited with code {code}:\n{tail}".strip()
 
 

@@ -205,6 +205,11 @@ def render_actions(store: RunStore, selected: list[Run]) -> None:
     render_log(store, run)
 
 
+def log_axis(metric: str, log_loss: bool) -> bool:
+    """Log y axis for metrics that span decades, and for losses when the person asks for it."""
+    return METRICS[metric].log_scale or (log_loss and METRICS[metric].field == "loss")
+
+
 def render_curves(frame: pd.DataFrame, labels: dict[int, str]) -> None:
     st.subheader("Curves")
     view_col, x_col, smooth_col, log_col = st.columns([1.2, 1.6, 1.6, 1], vertical_alignment="bottom")
@@ -231,14 +236,14 @@ def render_curves(frame: pd.DataFrame, labels: dict[int, str]) -> None:
     if view == "Overlaid":
         for pair in (CURVES[0:2], CURVES[2:4], CURVES[4:6]):
             for col, metric in zip(st.columns(2), pair):
-                log_y = (log_loss and metric.endswith("loss")) or METRICS[metric].log_scale
+                log_y = log_axis(metric, log_loss)
                 col.plotly_chart(
                     plots.curve_figure(frame, metric, labels, log_y=log_y, **options), key=f"chart_{metric}"
                 )
                 col.caption(METRICS[metric].caption)
     else:
         for metric in CURVES:
-            log_y = log_loss and metric.endswith("loss")
+            log_y = log_axis(metric, log_loss)
             st.plotly_chart(
                 plots.small_multiples_figure(frame, metric, labels, log_y=log_y, **options), key=f"panels_{metric}"
             )

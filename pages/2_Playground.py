@@ -69,7 +69,7 @@ def describe(run: Run) -> str:
 
 def render_predictions(run: Run, sentences: list[str]) -> pd.DataFrame:
     st.markdown(f"**{page.md(run_label(run))}**")
-    st.caption(describe(run))
+    st.caption(page.md(describe(run)))
     folder = model_dir(run)
     with st.spinner("Loading the model and predicting…"):
         result, label_names = predict(
@@ -141,7 +141,7 @@ st.caption(
     "each one goes wrong on its evaluation set."
 )
 
-runs = [r for r in lab.store.list_runs() if (model_dir(r) / "config.json").exists()]
+runs = [r for r in lab.store.list_runs() if lab.data.run(r.id).has_model]
 if not runs:
     st.info(
         "No trained model yet. A run saves its model when it finishes (or is cancelled); launch one, for a "

@@ -29,6 +29,15 @@ class Note:
     detail: str
 
 
+OUT_OF_MEMORY = "out of memory: lower the batch size or the max length"
+
+
+def looks_out_of_memory(text: str) -> bool:
+    """Whether an error text or a crashed process's last lines say it ran out of memory."""
+    text = text.lower()
+    return any(sign in text for sign in ("out of memory", "memoryerror", "can't allocate memory"))
+
+
 def run_label(run: Run) -> str:
     return f"#{run.id} {run.name}"
 

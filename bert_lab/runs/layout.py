@@ -21,6 +21,7 @@ from pathlib import Path
 
 HOME_ENV = "BERT_LAB_HOME"
 DEFAULT_HOME = "lab_data"
+CHECKPOINT_ACCELERATE, CHECKPOINT_STATE = "accelerate", "state.json"  # inside a checkpoint folder
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,12 @@ class RunFolder:
 
     @property
     def checkpoint_state(self) -> Path:
-        return self.checkpoint / "state.json"
+        return self.checkpoint / CHECKPOINT_STATE
+
+    @property
+    def has_model(self) -> bool:
+        """Whether the run saved a fine-tuned model (a finished or stopped run; not a diverged one)."""
+        return (self.model / "config.json").exists()
 
     @property
     def run_config(self) -> Path:

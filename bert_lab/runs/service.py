@@ -116,6 +116,6 @@ def _check_dataset(config: RunConfig) -> None:
 def _staged(lab: Lab, config: RunConfig) -> RunConfig:
     """The config with a CSV file's path replaced by its copy in the data folder."""
     source = Path(config.dataset)
-    if source.is_file() and lab.data.uploads not in source.resolve().parents:
+    if source.is_file() and lab.data.uploads.resolve() not in source.resolve().parents:
         return replace(config, dataset=str(stage_upload(lab, source.read_bytes(), source.name)))
     return config
