@@ -130,6 +130,20 @@ def test_the_claim_order_comes_from_the_caller(lab: Lab) -> None:
     assert sorted(ids, key=lambda i: lab.store.get_run(i).started_at) == ids[::-1]  # newest first, as asked
 
 
+def test_a_run_deleted_before_its_claim_is_skipped(lab: Lab) -> None:
+    first, second = (submit(lab, f"r{i}", **SHORT) for i in range(2))
+
+    def delete_the_first(queued: Sequence[Run], running: Sequence[Run]) -> list[Run]:
+        service.delete(lab, first)  # someone deletes it between the worker's look at the queue and its claim
+        return sorted(queued, key=lambda r: r.id)
+
+    with worker_here(lab, max_concurrent=1, claim_order=delete_the_first) as worker:
+        worker.step()  # must not raise
+        assert list(worker.children) == [second]
+        assert lab.store.get_run(second).status == Status.RUNNING
+        assert [r.id for r in lab.store.list_runs()] == [second]
+
+
 def test_recover_lost_runs_interrupts_a_run_whose_process_is_gone(lab: Lab) -> None:
     lost = lab.store.create_run(RunConfig(**TINY).to_dict(), name="lost")
     alive = lab.store.create_run(RunConfig(**TINY).to_dict(), name="alive")
