@@ -140,6 +140,7 @@ def run_trainer(args: argparse.Namespace) -> dict[str, Any]:
     )
 
     from bert_lab.model import load_tokenizer
+    from bert_lab.runs.status import Status
 
     class Clock(TrainerCallback):
         def on_train_begin(self, *_: Any, **__: Any) -> None:
@@ -187,7 +188,7 @@ def run_trainer(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "precision": "bf16",
         "device": str(targs.device),
-        "status": "finished",
+        "status": Status.FINISHED,  # Trainer has no statuses: it ran to its end
         "n_train": len(train_data),
         "train_s": clock.ended - clock.began,
         "steps": trainer.state.global_step,

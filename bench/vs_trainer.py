@@ -141,6 +141,7 @@ def run_trainer(args: argparse.Namespace, *, bf16: bool) -> dict[str, Any]:
     from bert_lab.config import RunConfig
     from bert_lab.metrics import classification_metrics
     from bert_lab.model import TINY, load_model, load_tokenizer, resolve_model
+    from bert_lab.runs.status import Status
 
     set_seed(args.seed)  # before the model: the new head is initialised as in bert_lab (which seeds first too)
     tokenizer = load_tokenizer(args.model)
@@ -202,7 +203,7 @@ def run_trainer(args: argparse.Namespace, *, bf16: bool) -> dict[str, Any]:
     return {
         "precision": "bf16" if bf16 else "fp32",
         "device": str(targs.device),
-        "status": "finished",
+        "status": Status.FINISHED,  # Trainer has no statuses: it ran to its end
         "train_s": train_s,
         "eval_s": eval_s,
         "n_train": len(train_data),
