@@ -25,6 +25,10 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bert_lab.runs.layout import DataFolder  # noqa: E402
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
 DRAWN_JS = """() => {
@@ -86,8 +90,6 @@ def start_app(home: Path, port: int) -> subprocess.Popen[bytes]:
 def stop(app: subprocess.Popen[bytes], home: Path) -> None:
     os.killpg(app.pid, signal.SIGTERM)
     app.wait(timeout=30)
-    from bert_lab.runs.layout import DataFolder
-
     lock = DataFolder(home).worker_lock  # the worker the page started: its pid is in its lock file
     if lock.exists() and (pid := lock.read_text().strip()).isdigit():
         try:
