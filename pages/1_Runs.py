@@ -17,7 +17,7 @@ import streamlit as st
 from bert_lab import plots, worker
 from bert_lab.runs import service
 from bert_lab.runs.describe import badge, eta_s, explain, format_duration, run_label
-from bert_lab.runs.metrics import EVAL_METRICS, METRICS
+from bert_lab.runs.metrics import CATALOGUE, EVAL_METRICS, METRICS
 from bert_lab.runs.records import Run
 from bert_lab.runs.status import Status
 from bert_lab.runs.store import RunStore, StoreError
@@ -26,7 +26,7 @@ from lab_ui import live, page
 lab = page.start(run_counts=False)  # the live fragment below keeps them current
 
 REFRESH_S, IDLE_REFRESH_S = 2.0, 10.0  # while runs are queued or running; otherwise (new runs still show up)
-CURVES = ("train_loss", "eval_loss", "accuracy", "f1", "lr", "grad_norm")  # charted, in pairs, in this order
+CURVES = tuple(m.name for m in CATALOGUE if m.charted)  # two per row, in catalogue order
 
 st.title(":material/monitoring: Runs")
 active = any(r.is_active for r in lab.store.list_runs())
@@ -234,7 +234,7 @@ def render_curves(frame: pd.DataFrame, labels: dict[int, str]) -> None:
     log_loss = log_col.toggle("Log-scale loss", key="log_loss")
     options = {"x": x, "smoothing": smoothing}
     if view == "Overlaid":
-        for pair in (CURVES[0:2], CURVES[2:4], CURVES[4:6]):
+        for pair in (CURVES[i : i + 2] for i in range(0, len(CURVES), 2)):
             for col, metric in zip(st.columns(2), pair):
                 log_y = log_axis(metric, log_loss)
                 col.plotly_chart(

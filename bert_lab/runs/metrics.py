@@ -22,8 +22,10 @@ class Metric:
     share: bool = False  # a share in [0, 1]: charts keep the y axis there
     smoothed: bool = False  # noisy per-step values: charts draw an EMA over the faint raw line
     log_scale: bool = False  # spans decades: charts use a log axis
+    charted: bool = True  # drawn on the Runs page (in catalogue order, two per row); the rest are in its tables
 
 
+# In the order the Runs page draws them.
 CATALOGUE: tuple[Metric, ...] = (
     Metric(
         "train_loss",
@@ -33,6 +35,32 @@ CATALOGUE: tuple[Metric, ...] = (
         "loss",
         higher_is_better=False,
         smoothed=True,
+    ),
+    Metric(
+        "eval_loss",
+        "Eval loss",
+        "Cross-entropy on the held-out evaluation set. Rising while training loss falls: overfitting.",
+        "eval",
+        "loss",
+        higher_is_better=False,
+    ),
+    Metric(
+        "accuracy",
+        "Accuracy",
+        "Share of evaluation examples classified correctly.",
+        "eval",
+        "accuracy",
+        higher_is_better=True,
+        share=True,
+    ),
+    Metric(
+        "f1",
+        "F1 (macro)",
+        "Macro F1: precision and recall averaged over classes. Honest where accuracy flatters imbalanced data.",
+        "eval",
+        "f1",
+        higher_is_better=True,
+        share=True,
     ),
     Metric(
         "lr",
@@ -58,23 +86,7 @@ CATALOGUE: tuple[Metric, ...] = (
         "samples_per_s",
         higher_is_better=True,
         smoothed=True,
-    ),
-    Metric(
-        "eval_loss",
-        "Eval loss",
-        "Cross-entropy on the held-out evaluation set. Rising while training loss falls: overfitting.",
-        "eval",
-        "loss",
-        higher_is_better=False,
-    ),
-    Metric(
-        "accuracy",
-        "Accuracy",
-        "Share of evaluation examples classified correctly.",
-        "eval",
-        "accuracy",
-        higher_is_better=True,
-        share=True,
+        charted=False,
     ),
     Metric(
         "precision",
@@ -84,6 +96,7 @@ CATALOGUE: tuple[Metric, ...] = (
         "precision",
         higher_is_better=True,
         share=True,
+        charted=False,
     ),
     Metric(
         "recall",
@@ -93,15 +106,7 @@ CATALOGUE: tuple[Metric, ...] = (
         "recall",
         higher_is_better=True,
         share=True,
-    ),
-    Metric(
-        "f1",
-        "F1 (macro)",
-        "Macro F1: precision and recall averaged over classes. Honest where accuracy flatters imbalanced data.",
-        "eval",
-        "f1",
-        higher_is_better=True,
-        share=True,
+        charted=False,
     ),
 )
 METRICS: dict[str, Metric] = {m.name: m for m in CATALOGUE}
