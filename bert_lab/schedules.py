@@ -8,6 +8,8 @@ warmup ramps linearly from 0 over `warmup_steps` (as in BERT and HF), then the s
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from functools import partial
 
 from bert_lab.config import RunConfig
 
@@ -51,10 +53,11 @@ def lr_factor(
     raise ValueError(f"unknown schedule {schedule!r}")
 
 
-def lr_at(config: RunConfig, step: int, total_steps: int) -> float:
-    """The learning rate `config` gives at `step` of a run of `total_steps` optimizer steps."""
-    return config.lr * lr_factor(
-        step,
+def factor_of(config: RunConfig, total_steps: int) -> Callable[[int], float]:
+    """The multiplier of `config.lr` at each optimizer step of a run of `total_steps` steps (what training steps its
+    scheduler with)."""
+    return partial(
+        lr_factor,
         schedule=config.schedule,
         total_steps=total_steps,
         warmup_steps=config.warmup_steps,
@@ -63,6 +66,11 @@ def lr_at(config: RunConfig, step: int, total_steps: int) -> float:
         step_size=config.step_size,
         gamma=config.gamma,
     )
+
+
+def lr_at(config: RunConfig, step: int, total_steps: int) -> float:
+    """The learning rate `config` gives at `step` of a run of `total_steps` optimizer steps."""
+    return config.lr * factor_of(config, total_steps)(step)
 
 
 def lr_curve(config: RunConfig, total_steps: int) -> list[float]:

@@ -14,7 +14,6 @@ import shutil
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -32,7 +31,7 @@ from bert_lab.runs.layout import CHECKPOINT_ACCELERATE, CHECKPOINT_STATE, RunFol
 from bert_lab.runs.metrics import METRICS, improved
 from bert_lab.runs.records import EvalRecord, Hooks, StepRecord, TrainResult
 from bert_lab.runs.status import Status
-from bert_lab.schedules import count_steps, lr_factor
+from bert_lab.schedules import count_steps, factor_of
 
 
 def resolve_precision(precision: str) -> Literal["no", "bf16", "fp16"]:
@@ -103,19 +102,7 @@ def train(
     total_steps = len(plan)
     # The schedule is a pure function of the optimizer step (the same one the app's preview plots); stepped once
     # per optimizer step, so it is not handed to accelerate (which would step it once per process).
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        partial(
-            lr_factor,
-            schedule=config.schedule,
-            total_steps=total_steps,
-            warmup_steps=config.warmup_steps,
-            decay_rate=config.decay_rate,
-            decay_steps=config.decay_steps,
-            step_size=config.step_size,
-            gamma=config.gamma,
-        ),
-    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor_of(config, total_steps))
     model, optimizer = accelerator.prepare(model, optimizer)
     accelerator.register_for_checkpointing(scheduler)
     on_gpu = accelerator.device.type == "cuda"
