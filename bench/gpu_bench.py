@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from vs_trainer import count_work, load_split, machine_info, run_bert_lab
+from vs_trainer import count_work, load_split, machine_info, run_bert_lab, trainer_args
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # layers, hidden size, attention heads, FFN size
@@ -129,13 +129,11 @@ def device_name() -> str:
 def run_trainer(args: argparse.Namespace) -> dict[str, Any]:
     """Trainer with bf16=True and its defaults otherwise; the training loop is timed from `on_train_begin` to
     `on_train_end` (the Trainer's set-up inside `train()` is left out, as bert_lab's set-up is)."""
-    import torch
     from transformers import (
         AutoModelForSequenceClassification,
         DataCollatorWithPadding,
         Trainer,
         TrainerCallback,
-        TrainingArguments,
         set_seed,
     )
 
@@ -157,25 +155,7 @@ def run_trainer(args: argparse.Namespace) -> dict[str, Any]:
     model = AutoModelForSequenceClassification.from_pretrained(args.model, local_files_only=True)
     clock = Clock()
     with tempfile.TemporaryDirectory(prefix="gpu_bench-") as tmp:
-        targs = TrainingArguments(
-            output_dir=tmp,
-            per_device_train_batch_size=args.batch_size,
-            learning_rate=args.lr,
-            lr_scheduler_type=args.schedule,
-            warmup_steps=0,
-            weight_decay=0.0,
-            max_grad_norm=1.0,
-            num_train_epochs=args.epochs,
-            seed=args.seed,
-            bf16=True,
-            dataloader_pin_memory=True,
-            use_cpu=not torch.cuda.is_available(),
-            report_to="none",
-            save_strategy="no",
-            eval_strategy="no",
-            logging_strategy="no",
-            disable_tqdm=True,
-        )
+        targs = trainer_args(args, tmp, bf16=True, dataloader_pin_memory=True)
         trainer = Trainer(
             model=model,
             args=targs,

@@ -128,13 +128,38 @@ def run_bert_lab(args: argparse.Namespace, overrides: dict[str, Any]) -> dict[st
     }
 
 
-def run_trainer(args: argparse.Namespace, *, bf16: bool) -> dict[str, Any]:
+def trainer_args(args: argparse.Namespace, output_dir: str, **extra: Any) -> Any:
+    """Trainer's settings for the same recipe as bert_lab's run (AdamW, no warmup or decay, clipping 1.0), with no
+    saving, evaluation or logging during training; `extra` adds a contender's own (precision, batch sizes, …)."""
     import torch
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
+        output_dir=output_dir,
+        per_device_train_batch_size=args.batch_size,
+        learning_rate=args.lr,
+        lr_scheduler_type=args.schedule,
+        warmup_steps=0,
+        weight_decay=0.0,
+        max_grad_norm=1.0,
+        num_train_epochs=args.epochs,
+        seed=args.seed,
+        use_cpu=not torch.cuda.is_available(),
+        report_to="none",
+        save_strategy="no",
+        eval_strategy="no",
+        logging_strategy="no",
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+        **extra,
+    )
+
+
+def run_trainer(args: argparse.Namespace, *, bf16: bool) -> dict[str, Any]:
     from transformers import (
         AutoModelForSequenceClassification,
         DataCollatorWithPadding,
         Trainer,
-        TrainingArguments,
         set_seed,
     )
 
@@ -166,26 +191,7 @@ def run_trainer(args: argparse.Namespace, *, bf16: bool) -> dict[str, Any]:
             resolve_model(args.model), local_files_only=True, **labels
         )
     with tempfile.TemporaryDirectory(prefix="vs_trainer-") as tmp:
-        targs = TrainingArguments(
-            output_dir=tmp,
-            per_device_train_batch_size=args.batch_size,
-            per_device_eval_batch_size=2 * args.batch_size,
-            learning_rate=args.lr,
-            lr_scheduler_type=args.schedule,
-            warmup_steps=0,
-            weight_decay=0.0,
-            max_grad_norm=1.0,
-            num_train_epochs=args.epochs,
-            seed=args.seed,
-            bf16=bf16,
-            use_cpu=not torch.cuda.is_available(),
-            report_to="none",
-            save_strategy="no",
-            eval_strategy="no",
-            logging_strategy="no",
-            dataloader_num_workers=0,
-            disable_tqdm=True,
-        )
+        targs = trainer_args(args, tmp, bf16=bf16, per_device_eval_batch_size=2 * args.batch_size)
         trainer = Trainer(
             model=model,
             args=targs,
