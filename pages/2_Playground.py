@@ -15,12 +15,19 @@ import streamlit as st
 
 from bert_lab import plots
 from bert_lab.runs.describe import badge, run_label
+from bert_lab.runs.metrics import METRICS
 from bert_lab.runs.records import Run
 from lab_ui import page
 
 lab = page.start()
 
 MAX_SENTENCES = 50
+TEXT_AND_CONFIDENCE = {  # the columns of the predictions and of the mistakes tables
+    "text": st.column_config.TextColumn(width=280),
+    "confidence": st.column_config.ProgressColumn(
+        "confidence", min_value=0.0, max_value=1.0, format="percent", width=110
+    ),
+}
 EXAMPLES = {
     "rotten_tomatoes": [
         "A warm, funny and beautifully acted film.",
@@ -85,12 +92,7 @@ def render_predictions(run: Run, sentences: list[str]) -> pd.DataFrame:
         result[["text", "predicted", "confidence"]],
         hide_index=True,
         width="stretch",
-        column_config={
-            "text": st.column_config.TextColumn(width=280),
-            "confidence": st.column_config.ProgressColumn(
-                "confidence", min_value=0.0, max_value=1.0, format="percent", width=110
-            ),
-        },
+        column_config=TEXT_AND_CONFIDENCE,
     )
     return result
 
@@ -103,8 +105,8 @@ def render_eval_report(run: Run) -> None:
         return
     report = json.loads(path.read_text())
     a, b, c = st.columns(3)
-    a.metric("Accuracy", f"{report.get('accuracy', 0):.3f}")
-    b.metric("F1 (macro)", f"{report.get('f1', 0):.3f}")
+    a.metric(METRICS["accuracy"].label, f"{report.get('accuracy', 0):.3f}")
+    b.metric(METRICS["f1"].label, f"{report.get('f1', 0):.3f}")
     c.metric(f"Mistakes (of {report.get('eval_size', 0):,})", f"{report.get('misclassified_count', 0):,}")
     st.plotly_chart(
         plots.confusion_figure(
@@ -122,12 +124,7 @@ def render_eval_report(run: Run) -> None:
         wrong.head(25).rename(columns={"label": "true label"}),
         hide_index=True,
         width="stretch",
-        column_config={
-            "text": st.column_config.TextColumn(width=280),
-            "confidence": st.column_config.ProgressColumn(
-                "confidence", min_value=0.0, max_value=1.0, format="percent", width=110
-            ),
-        },
+        column_config=TEXT_AND_CONFIDENCE,
     )
     st.caption(
         f"Mistakes, most confident first (showing {min(25, len(wrong))} of "
