@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import IO
 
 from bert_lab.executor import Execution, Executor, LocalExecutor
-from bert_lab.runs.describe import OUT_OF_MEMORY, looks_out_of_memory
+from bert_lab.runs.describe import LESS_MEMORY, OUT_OF_MEMORY, looks_out_of_memory
 from bert_lab.runs.layout import DataFolder
 from bert_lab.runs.records import Run
 from bert_lab.runs.service import Lab
@@ -176,7 +176,7 @@ def describe_exit(code: int, tail: str) -> str:
     """Why a run's process ended without recording it, in plain words, with the last lines it printed."""
     if code < 0:
         name = signal.Signals(-code).name
-        hint = f" The system may have run out of memory: {OUT_OF_MEMORY.split(': ')[1]}." if -code == 9 else ""
+        hint = f" The system may have run out of memory: {LESS_MEMORY}." if -code == 9 else ""
         return f"the run's process was killed by {name}.{hint}\n{tail}".strip()
     if looks_out_of_memory(tail):
         return f"{OUT_OF_MEMORY}.\n{tail}"

@@ -29,7 +29,8 @@ class Note:
     detail: str
 
 
-OUT_OF_MEMORY = "out of memory: lower the batch size or the max length"
+LESS_MEMORY = "lower the batch size or the max length"  # what to do about running out of memory
+OUT_OF_MEMORY = f"out of memory: {LESS_MEMORY}"
 
 
 def looks_out_of_memory(text: str) -> bool:
