@@ -19,7 +19,7 @@ from bert_lab import data, plots
 from bert_lab.config import CHOICES, MINILM_ALIASES, OPTIMIZERS, SCHEDULES, ConfigError, RunConfig, field_help
 from bert_lab.runs import service
 from bert_lab.schedules import count_steps, lr_curve
-from lab_ui import page
+from lab_ui import page, sweep_form
 
 lab = page.start(run_counts=False)  # drawn at the end, after a launch
 
@@ -90,6 +90,7 @@ DEFAULTS: dict[str, Any] = {name: getattr(BASE, name) for name in WIDGET_FIELDS}
     "model_path": "",
     "run_name": "",
     "owner": "",
+    "sweep_mode": False,
 }
 
 
@@ -344,11 +345,21 @@ if config is not None and not data_problem:
         f"{OPTIMIZER_NAMES[config.optimizer]} at learning rate {fmt_sci(config.lr)} "
         f"({SCHEDULE_NAMES[config.schedule].lower()}), evaluated on {config.eval_size:,} held-out examples."
     )
+sweep_mode = st.toggle(
+    "Launch as a sweep: vary 1–3 knobs, with several seeds per config",
+    key="sweep_mode",
+    help="A group of runs read together on the Groups page: mean ± band per config, and whether a gap is real.",
+)
+if sweep_mode:
+    if upload is not None and config is not None:
+        config = RunConfig(**{**config.to_dict(), "dataset": str(service.stage_upload(lab, upload, config.dataset))})
+    sweep_form.render_sweep_form(lab, config, name=run_name.strip(), owner=owner.strip(), problem=data_problem)
+    sweep_form.render_last_group()
 launch = button_col.button(
     "Launch run",
     type="primary",
     icon=":material/rocket_launch:",
-    disabled=bool(problems or data_problem),
+    disabled=bool(problems or data_problem or sweep_mode),
     width="stretch",
 )
 if launch and config is not None:
@@ -362,7 +373,7 @@ if launch and config is not None:
     else:
         st.session_state["_last_launched"] = (run.id, run.name)
         page.ensure_worker(lab)
-if last := st.session_state.get("_last_launched"):
+if (last := st.session_state.get("_last_launched")) and not sweep_mode:
     st.success(
         f"Queued run **#{last[0]} {page.md(last[1])}**. Change any knob and launch again to compare.",
         icon=":material/check_circle:",

@@ -1,4 +1,4 @@
-"""Command line: `python -m bert_lab train|submit|clone|runs|cancel|resume|delete|export|worker`.
+"""Command line: `python -m bert_lab train|submit|clone|sweep|runs|groups|group|cancel|resume|delete|export|worker`.
 
 Every RunConfig field is a flag (`--batch-size`, `--lr`, …, plus `--epochs` for `num_epochs`), generated from the
 dataclass so the CLI can never fall behind the config. Bad flags and values exit with code 2 and a message naming
@@ -92,6 +92,26 @@ def build_parser() -> argparse.ArgumentParser:
     clone.add_argument("id", type=int)
     add_config_flags(clone)
     clone.add_argument("--name", default="", help="a name for the copy [<name> (clone)]")
+    sweep = with_home(sub.add_parser("sweep", help="queue a group of runs varying 1-3 knobs; prints the group id"))
+    add_config_flags(sweep)
+    how = sweep.add_argument_group("sweep (the flags above are the base config)")
+    how.add_argument("--grid", action="append", default=[], metavar="KNOB=V1,V2", help="a knob's values (grid)")
+    how.add_argument(
+        "--range",
+        action="append",
+        default=[],
+        metavar="KNOB=LOW:HIGH[:log|lin]",
+        help="a knob's range for --random or --search; KNOB=A,B for choices (lr, weight decay, L1, L2: log)",
+    )
+    how.add_argument("--random", type=int, default=None, metavar="N", help="draw N configs from the ranges")
+    how.add_argument("--search", choices=("optuna",), default=None, help="Bayesian search (TPE) over the ranges")
+    how.add_argument("--trials", type=int, default=None, metavar="N", help="configs the search tries [12]")
+    how.add_argument("--seeds", type=int, default=1, metavar="K", help="runs per config, seeds base, base+1, … [1]")
+    how.add_argument("--metric", choices=("accuracy", "f1", "eval_loss"), default="f1", help="judged by [f1]")
+    how.add_argument("--sweep-seed", type=int, default=0, help="seeds the random draws and the search [0]")
+    how.add_argument("--no-prune", action="store_true", help="search: never stop a losing trial early")
+    how.add_argument("--name", default="", help="the group's name [method × knobs]")
+    how.add_argument("--owner", default="", help="who launched it")
     runs = with_home(sub.add_parser("runs", help="list runs with status, progress and latest metrics"))
     runs.add_argument("--json", action="store_true", help="a JSON list instead of a table")
     for name, text in (
@@ -100,6 +120,15 @@ def build_parser() -> argparse.ArgumentParser:
         ("delete", "delete a run, its metrics and its files"),
     ):
         with_home(sub.add_parser(name, help=text)).add_argument("id", type=int)
+    groups = with_home(sub.add_parser("groups", help="list groups (sweeps, lessons) with their run counts"))
+    groups.add_argument("--json", action="store_true", help="a JSON list instead of a table")
+    group = with_home(sub.add_parser("group", help="read a group: per-config statistics and the verdict"))
+    group.add_argument("id")
+    group.add_argument("--json", action="store_true", help="one JSON object instead of a table")
+    act = group.add_mutually_exclusive_group()
+    act.add_argument("--cancel", action="store_true", help="stop the whole group (queued runs, running runs, search)")
+    act.add_argument("--resume", action="store_true", help="queue its cancelled and interrupted runs again")
+    act.add_argument("--delete", action="store_true", help="delete the group, its runs and their files")
     export = with_home(sub.add_parser("export", help="write a run's metric points as CSV or JSON"))
     export.add_argument("id", type=int)
     export.add_argument("--format", choices=("csv", "json"), default="csv")
@@ -261,6 +290,7 @@ def run_list(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: Lab
             "created_at": r.created_at,
             "elapsed_s": r.elapsed_s,
             "error": r.error,
+            "group_id": r.group_id,
             "metrics": latest.get(r.id, {}),
             "config": r.config,
         }
@@ -276,6 +306,104 @@ def run_list(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: Lab
         cells = "  ".join(f"{m[k]:>10.4f}" if k in m else f"{'-':>10}" for k in LIST_COLUMNS)
         print(f"{row['id']:>4}  {row['status']:<11} {row['progress']:>8.0%}  {cells}  {row['name']}")
     return 0
+
+
+def run_sweep(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: Lab) -> int:
+    from bert_lab.data import DataError
+    from bert_lab.sweeps.spec import SweepError, SweepSpec, launch, parse_assignments, parse_range, parse_values
+
+    base = config_from_args(parser, args)
+    try:
+        spec = SweepSpec(
+            method=_sweep_method(parser, args),
+            grid=parse_assignments(args.grid, parse_values, "--grid"),
+            ranges=parse_assignments(args.range, parse_range, "--range"),
+            seeds=args.seeds,
+            trials=args.random or args.trials or (12 if args.search else 0),
+            metric=args.metric,
+            sweep_seed=args.sweep_seed,
+            prune=not args.no_prune,
+        )
+        group = launch(lab, base, spec, name=args.name, owner=args.owner)
+    except SweepError as exc:
+        parser.exit(2, f"{parser.prog} sweep: error: {exc}\n")
+    except DataError as exc:
+        parser.exit(2, f"{parser.prog} sweep: error: --dataset: {exc}\n")
+    runs = lab.store.list_runs(group_id=group.id)
+    planned = f"{spec.num_runs} runs in all" if spec.method == "search" else f"{len(runs)} runs"
+    print(f"queued {group.method} sweep {group.name!r}: {planned}, {spec.seeds} seed(s) per config", file=sys.stderr)
+    print(group.id)
+    return 0
+
+
+def _sweep_method(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:
+    if args.grid and (args.range or args.random or args.search):
+        parser.exit(2, f"{parser.prog} sweep: error: --grid cannot be mixed with --range, --random or --search\n")
+    if args.random is not None and args.search:
+        parser.exit(2, f"{parser.prog} sweep: error: choose --random N or --search optuna, not both\n")
+    return "search" if args.search else "random" if args.random is not None else "grid"
+
+
+def run_groups(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: Lab) -> int:
+    rows = []
+    for g in lab.store.list_groups():
+        counts: dict[str, int] = {}
+        for r in lab.store.list_runs(group_id=g.id):
+            counts[str(r.status)] = counts.get(str(r.status), 0) + 1
+        rows.append({"id": g.id, "name": g.name, "method": g.method, "metric": g.metric, "counts": counts})
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    print(f"{'id':<12}  {'method':<7} {'metric':<9} {'runs':>4}  name")
+    for row in rows:
+        print(f"{row['id']:<12}  {row['method']:<7} {row['metric']:<9} {sum(row['counts'].values()):>4}  {row['name']}")
+    return 0
+
+
+def run_group(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: Lab) -> int:
+    from bert_lab.runs import service
+    from bert_lab.sweeps.report import read_group
+
+    if args.cancel or args.resume:
+        verb = service.cancel_group if args.cancel else service.resume_group
+        changed = verb(lab, args.id)
+        print(f"group {args.id}: {'cancelled' if args.cancel else 'resumed'} ({len(changed)} run(s))")
+        return 0
+    if args.delete:
+        service.delete_group(lab, args.id)
+        print(f"group {args.id}: deleted")
+        return 0
+    report = read_group(lab.store, args.id)
+    if args.json:
+        print(json.dumps(report.to_dict()))
+        return 0
+    print(render_group(report))
+    return 0
+
+
+def render_group(report: Any) -> str:
+    """A group report as a readable table (a GroupReport)."""
+
+    def cell(stats: Any, scale: float) -> str:
+        if not stats.n:
+            return f"{'-':>19}"
+        ci = "" if stats.n < 2 else f" [{stats.ci95[0] * scale:.1f},{stats.ci95[1] * scale:.1f}]"
+        return f"{stats.mean * scale:>6.1f}{ci:>13}"
+
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(report.counts.items()))
+    lines = [f"{report.group.name}  ({report.group.method}, judged by {report.metric}; {counts})", ""]
+    head = f"{'config':<34} {'n':>2}  {'accuracy % [95% CI]':>19}  {'F1 % [95% CI]':>19}  {'eval loss':>9}  degen."
+    lines.append("  " + head)
+    for config in report.configs:
+        mark = "★ " if config is report.best else "  "
+        loss = config.stats("eval_loss")
+        lines.append(
+            f"{mark}{config.label[:34]:<34} {config.stats('accuracy').n:>2}  {cell(config.stats('accuracy'), 100)}  "
+            f"{cell(config.stats('f1'), 100)}  {loss.mean:>9.4f}  {config.degenerate:>6}"
+        )
+    verdict = report.verdict()
+    lines += ["", f"verdict: {verdict.words}" if verdict else "verdict: needs two configs with finished runs"]
+    return "\n".join(lines)
 
 
 def run_cancel(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: Lab) -> int:
@@ -340,7 +468,10 @@ def run_job_command(parser: argparse.ArgumentParser, args: argparse.Namespace, l
 COMMANDS = {
     "submit": run_submit,
     "clone": run_clone,
+    "sweep": run_sweep,
     "runs": run_list,
+    "groups": run_groups,
+    "group": run_group,
     "cancel": run_cancel,
     "resume": run_resume,
     "delete": run_delete,

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import threading
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 from bert_lab.config import RunConfig
@@ -33,10 +35,13 @@ class StoreReporter:
         self.store, self.run_id, self.worker_pid = store, run_id, worker_pid
         self.stop_requested = threading.Event()
         self.orphaned = False
+        self.prune_check: Callable[[], str | None] | None = None  # a search trial: is it clearly losing?
+        self.pruned: str | None = None  # why it was pruned
         self._points: list[Point] = []
         self._events: list[str] = []
         self._summary: dict[str, Any] = {}
         self._progress: float | None = None
+        self._evaluated = False  # an evaluation arrived since the last flush
         self._lock = threading.Lock()
         self._closed = threading.Event()
         self._wake = threading.Event()  # flush now, without waiting for the interval
@@ -53,6 +58,7 @@ class StoreReporter:
 
     def on_eval(self, r: EvalRecord) -> None:
         with self._lock:
+            self._evaluated = True
             self._points += points(r)
             self._summary.update(confusion=r.confusion, eval_step=r.step)
 
@@ -88,7 +94,7 @@ class StoreReporter:
     def flush(self) -> None:
         with self._lock:
             points, events, summary, progress = self._points, self._events, dict(self._summary), self._progress
-            self._points, self._events = [], []
+            evaluated, self._points, self._events, self._evaluated = self._evaluated, [], [], False
         self.store.add_metrics(self.run_id, points)
         for message in events:
             self.store.add_event(self.run_id, message)
@@ -96,6 +102,10 @@ class StoreReporter:
         self.store.heartbeat(self.run_id, progress=progress)
         if self.store.get_run(self.run_id).cancel_requested:
             self.stop_requested.set()
+        if evaluated and self.prune_check is not None and self.pruned is None:
+            self.pruned = self.prune_check()  # here, off the training thread: it reads the group's runs
+            if self.pruned:
+                self.stop_requested.set()
         if self.worker_pid is not None and not pid_alive(self.worker_pid):
             self.orphaned = True  # the worker died: stop cleanly with a checkpoint, so the run can be resumed
             self.stop_requested.set()
@@ -122,6 +132,12 @@ def run_job(lab: Lab, run_id: int) -> int:
     main = int(os.environ.get("RANK", "0")) == 0
     worker = os.environ.get(WORKER_PID_ENV)
     reporter = StoreReporter(store, run_id, worker_pid=int(worker) if worker else None)
+    if main and run.group_id is not None:
+        group = store.get_group(run.group_id)
+        if group.method == "search":
+            from bert_lab.sweeps.search import prune_reason
+
+            reporter.prune_check = lambda: prune_reason(store, group, run_id)
     if main:
         reporter.start()  # heartbeat first: importing torch and loading the model take seconds
     config: RunConfig | None = None
@@ -142,8 +158,12 @@ def run_job(lab: Lab, run_id: int) -> int:
     if not main:
         return 0
     reporter.close()
-    orphaned = result.status == Status.CANCELLED and reporter.orphaned
-    status = Status.INTERRUPTED if orphaned else result.status
+    status, reason = result.status, result.reason
+    if status == Status.CANCELLED and reporter.orphaned:
+        status = Status.INTERRUPTED
+    elif status == Status.CANCELLED and reporter.pruned:
+        status, reason = Status.PRUNED, reporter.pruned
+        shutil.rmtree(folder.checkpoint, ignore_errors=True)  # a pruned run is not resumed
     summary = {
         "samples_per_s": result.samples_per_s,
         "train_s": result.train_s,
@@ -151,12 +171,12 @@ def run_job(lab: Lab, run_id: int) -> int:
         "steps": result.steps,
         "total_steps": result.total_steps,
         "precision": result.precision,
-        "reason": result.reason,
+        "reason": reason,
         "labels": result.label_names,
     }
     # The device stays as the worker placed it (its GPU index is the machine's; this process sees only that GPU).
     store.update_run(run_id, summary=summary, progress=result.steps / result.total_steps)
-    store.set_status(run_id, status, error=None if status == Status.FINISHED else result.reason)
+    store.set_status(run_id, status, error=None if status == Status.FINISHED else reason)
     return 0
 
 

@@ -107,6 +107,7 @@ class Worker:
         free = self.max_concurrent - len(self.children)
         if free <= 0:
             return
+        self._ask_searches()
         queued = self.store.list_runs(statuses=[Status.QUEUED])
         running = self.store.list_runs(statuses=[Status.RUNNING]) if queued else []
         for candidate in self.claim_order(queued, running):
@@ -125,6 +126,12 @@ class Worker:
             self.store.update_run(run.id, pid=child.pid)
             self.store.add_event(run.id, f"started (pid {child.pid}, {threads} thread(s) per process)")
             self.children[run.id], self.gpu_of[run.id] = child, gpu
+
+    def _ask_searches(self) -> None:
+        """Queue the next trials of open searches as slots free up (imported here: the app imports this module)."""
+        from bert_lab.sweeps.search import ask_due_trials
+
+        ask_due_trials(self.lab, self.max_concurrent)
 
     def _threads(self, processes: int) -> int:
         """CPU threads per process, so concurrent runs share the cores instead of oversubscribing them."""

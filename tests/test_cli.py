@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -207,3 +208,67 @@ def test_submit_copies_a_csv_into_the_data_folder(tmp_path: Path) -> None:
     listed = json.loads(cli("runs", "--json", home=home).stdout)
     staged = Path(listed[0]["config"]["dataset"])
     assert listed[0]["id"] == run_id and staged.parent == home / "uploads" and staged.read_bytes() == good.read_bytes()
+
+
+# --- sweeps and groups ------------------------------------------------------------------------------------------------
+def test_sweep_queues_a_group_that_the_worker_trains_and_group_reads(tmp_path: Path) -> None:
+    home = tmp_path / "lab"
+    swept = cli("sweep", *TINY_FLAGS, "--grid", "lr=1e-4,3e-3", "--seeds", "2", "--name", "<i>lr</i>", home=home)
+    assert swept.returncode == 0, swept.stderr
+    group_id = swept.stdout.strip().splitlines()[-1]
+    assert len(group_id) == 12 and "4 runs" in swept.stderr
+    listed = json.loads(cli("runs", "--json", home=home).stdout)
+    assert len(listed) == 4 and {r["group_id"] for r in listed} == {group_id}
+    worker = cli("worker", "--exit-when-idle", home=home)
+    assert worker.returncode == 0, worker.stdout + worker.stderr
+    report = json.loads(cli("group", group_id, "--json", home=home).stdout)
+    assert (report["id"], report["name"], report["method"], report["metric"]) == (group_id, "<i>lr</i>", "grid", "f1")
+    assert report["counts"] == {"finished": 4}
+    assert sorted(c["params"]["lr"] for c in report["configs"]) == [1e-4, 3e-3]
+    for config in report["configs"]:
+        assert config["n"] == 2 and len(config["run_ids"]) == 2
+        for metric in ("accuracy", "f1", "eval_loss"):
+            stats = config[metric]
+            assert stats["ci95"][0] <= stats["mean"] <= stats["ci95"][1] and stats["std"] >= 0
+    assert report["best"] == report["configs"][0]["params"]
+    verdict = report["verdict"]
+    assert verdict["a"] == report["best"] and verdict["metric"] == "f1" and isinstance(verdict["real"], bool)
+    assert verdict["ci95"][0] <= verdict["diff"] <= verdict["ci95"][1]
+    table = cli("group", group_id, home=home).stdout
+    assert "<i>lr</i>  (grid, judged by f1; 4 finished)" in table and "verdict: " in table and "★" in table
+    assert json.loads(cli("groups", "--json", home=home).stdout)[0]["counts"] == {"finished": 4}
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--grid", "colour=1,2"], "colour: not a knob a sweep can vary"),
+        (["--grid", "lr=1e-4,-1"], "lr=-1: must be a number"),
+        (["--grid", "lr="], "lr: no values given"),
+        (["--random", "3", "--range", "lr=1e-3:1e-5"], "the range's low 0.001 is above its high 1e-05"),
+        (["--grid", "lr=1e-4,2e-4,3e-4,4e-4,5e-4,6e-4,7e-4", "--seeds", "10"], "70 runs .* cap of 64"),
+        (["--grid", "lr=1e-4", "--range", "dropout=0:0.1"], "--grid cannot be mixed"),
+        (["--search", "optuna"], "a sweep varies 1 to 3 knobs"),
+        (["--grid", "lr=1e-4", "--dataset", "no_such_data"], "--dataset"),
+    ],
+)
+def test_bad_sweeps_exit_2_and_queue_nothing(tmp_path: Path, flags: list[str], message: str) -> None:
+    home = tmp_path / "lab"
+    result = cli("sweep", *TINY_FLAGS, *flags, home=home)
+    assert result.returncode == 2 and result.stdout == ""
+    assert re.search(message, result.stderr), result.stderr
+    assert json.loads(cli("runs", "--json", home=home).stdout) == []
+    assert json.loads(cli("groups", "--json", home=home).stdout) == []
+
+
+def test_a_group_is_cancelled_resumed_and_deleted_as_one(tmp_path: Path) -> None:
+    home = tmp_path / "lab"
+    group_id = cli("sweep", *TINY_FLAGS, "--grid", "dropout=0,0.1", "--seeds", "2", home=home).stdout.split()[-1]
+    assert cli("group", group_id, "--cancel", home=home).stdout.strip() == f"group {group_id}: cancelled (4 run(s))"
+    assert {r["status"] for r in json.loads(cli("runs", "--json", home=home).stdout)} == {"cancelled"}
+    assert cli("group", group_id, "--resume", home=home).stdout.strip() == f"group {group_id}: resumed (4 run(s))"
+    assert {r["status"] for r in json.loads(cli("runs", "--json", home=home).stdout)} == {"queued"}
+    assert cli("group", group_id, "--delete", home=home).returncode == 0
+    assert json.loads(cli("runs", "--json", home=home).stdout) == []
+    missing = cli("group", group_id, home=home)
+    assert missing.returncode == 2 and f"no group with id '{group_id}'" in missing.stderr

@@ -23,7 +23,7 @@ from bert_lab.runs.service import Lab
 from bert_lab.runs.status import ACTIVE, RESUMABLE, TERMINAL, TRANSITIONS, Status
 from bert_lab.runs.store import STORE_ENV, StoreError, UnknownRunError
 
-Q, R, F, X, C, D, INT = (
+Q, R, F, X, C, D, INT, P = (
     Status.QUEUED,
     Status.RUNNING,
     Status.FINISHED,
@@ -31,8 +31,9 @@ Q, R, F, X, C, D, INT = (
     Status.CANCELLED,
     Status.DIVERGED,
     Status.INTERRUPTED,
+    Status.PRUNED,
 )
-ALLOWED = {(Q, R), (Q, C), (R, F), (R, X), (R, C), (R, D), (R, INT), (INT, Q), (C, Q)}  # the diagram in status.py
+ALLOWED = {(Q, R), (Q, C), (R, F), (R, X), (R, C), (R, D), (R, INT), (R, P), (INT, Q), (C, Q)}  # status.py's diagram
 
 
 # === status =========================================================================================================
@@ -43,7 +44,7 @@ def test_transitions_are_exactly_the_allowed_ones(source: Status, target: Status
 
 
 def test_active_terminal_and_resumable_sets() -> None:
-    assert ACTIVE == {Q, R} and RESUMABLE == {INT, C} and TERMINAL == {F, X, C, D, INT}
+    assert ACTIVE == {Q, R} and RESUMABLE == {INT, C} and TERMINAL == {F, X, C, D, INT, P}
     assert ACTIVE | TERMINAL == set(Status) and not ACTIVE & TERMINAL
     assert [s for s in Status if s.is_active] == [Q, R]
     assert {s for s in Status if s.is_resumable} == {INT, C}
@@ -70,6 +71,7 @@ def test_status_is_its_plain_string() -> None:
         "cancelled",
         "diverged",
         "interrupted",
+        "pruned",
     ]
     with pytest.raises(ValueError):
         Status("paused")
@@ -442,24 +444,26 @@ def test_submit_refuses_a_bad_csv_and_stores_nothing(lab: Lab, tmp_path: Path) -
 
 def test_submit_group_stores_every_run_under_one_new_group(lab: Lab, tmp_path: Path) -> None:
     data = write_csv(tmp_path / "mine.csv")
-    runs = service.submit_group(lab, [csv_config(data, seed=s) for s in (1, 2, 3)], name="seeds", owner="bo")
-    group_id = runs[0].group_id
-    assert group_id and all(r.group_id == group_id for r in runs)
+    group = service.submit_group(lab, [csv_config(data, seed=s) for s in (1, 2, 3)], name="seeds", owner="bo")
+    group_id = group.id
+    assert (group.name, group.method, group.metric, group.owner) == ("seeds", "runs", "f1", "bo")
+    runs = sorted(lab.store.list_runs(group_id=group_id), key=lambda r: r.id)
     assert [r.name for r in runs] == ["seeds 1/3", "seeds 2/3", "seeds 3/3"]
     assert [r.config["seed"] for r in runs] == [1, 2, 3] and {r.owner for r in runs} == {"bo"}
     assert sorted(r.id for r in lab.store.list_runs(group_id=group_id)) == [r.id for r in runs]
     assert len({r.config["dataset"] for r in runs}) == 1 and len(list(lab.data.uploads.iterdir())) == 1
-    unnamed = service.submit_group(lab, [csv_config(data)] * 2)
-    other = unnamed[0].group_id
-    assert other and other != group_id
-    assert [r.name for r in unnamed] == [f"group-{other[:6]} 1/2", f"group-{other[:6]} 2/2"]
+    other = service.submit_group(lab, [csv_config(data)] * 2, run_names=["a", "b"]).id
+    assert other != group_id
+    assert sorted(r.name for r in lab.store.list_runs(group_id=other)) == ["a", "b"]
+    with pytest.raises(ValueError, match="1 run names for 2 configs"):
+        service.submit_group(lab, [csv_config(data)] * 2, run_names=["a"])
 
 
 def test_submit_group_stores_nothing_when_one_dataset_is_bad(lab: Lab, tmp_path: Path) -> None:
     good, bad = write_csv(tmp_path / "good.csv"), write_csv(tmp_path / "bad.csv", classes=("pos",))
     with pytest.raises(DataError, match="only one class"):
         service.submit_group(lab, [csv_config(good), csv_config(bad), csv_config(good, seed=3)], name="sweep")
-    assert lab.store.list_runs() == []
+    assert lab.store.list_runs() == [] and lab.store.list_groups() == []
     with pytest.raises(ValueError, match="at least one run"):
         service.submit_group(lab, [])
 
@@ -527,7 +531,8 @@ def test_delete_refuses_a_running_run_and_keeps_its_folder(lab: Lab) -> None:
 
 def test_clone_copies_the_config_with_changes(lab: Lab, tmp_path: Path) -> None:
     data = write_csv(tmp_path / "mine.csv")
-    [old] = service.submit_group(lab, [csv_config(data, lr=1e-4, seed=1)], name="base", owner="ana")
+    group = service.submit_group(lab, [csv_config(data, lr=1e-4, seed=1)], name="base", owner="ana")
+    [old] = lab.store.list_runs(group_id=group.id)
     finished(lab, old.id)
     clone = service.clone(lab, old.id, changes={"seed": 2, "lr": 3e-4})
     assert clone.config == {**old.config, "seed": 2, "lr": 3e-4}

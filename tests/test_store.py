@@ -22,7 +22,15 @@ from bert_lab.runs.layout import DataFolder
 from bert_lab.runs.records import MetricPoint
 from bert_lab.runs.sqlite import MIGRATIONS, SQLiteStore
 from bert_lab.runs.status import Status
-from bert_lab.runs.store import STORE_ENV, RunStore, StoreError, UnknownRunError, open_store, store_url
+from bert_lab.runs.store import (
+    STORE_ENV,
+    RunStore,
+    StoreError,
+    UnknownGroupError,
+    UnknownRunError,
+    open_store,
+    store_url,
+)
 
 SPAWN = multiprocessing.get_context("spawn")
 BACKENDS = ["sqlite"]  # a backend joins the suite by adding its name here and a URL in `backend_url`
@@ -315,6 +323,65 @@ def test_delete_removes_rows_but_leaves_files_alone(store: RunStore, tmp_path: P
         store.delete_run(run.id)
 
 
+# --- groups -------------------------------------------------------------------------------------------------------
+def test_a_group_is_stored_with_its_runs(store: RunStore) -> None:
+    spec = {"knobs": ["lr"], "grid": {"lr": [1e-4, 3e-3]}, "seeds": 2}
+    group = store.create_group(
+        name="<b>sweep</b>", method="grid", metric="f1", spec=spec, owner="ana", runs=[({"lr": 1e-4}, "a"), ({}, "")]
+    )
+    assert (group.name, group.method, group.metric, group.spec, group.owner, group.stopped) == (
+        "<b>sweep</b>",
+        "grid",
+        "f1",
+        spec,
+        "ana",
+        False,
+    )
+    assert store.get_group(group.id) == group
+    runs = sorted(store.list_runs(group_id=group.id), key=lambda r: r.id)
+    assert [(r.name, r.owner, r.group_id, r.status) for r in runs] == [
+        ("a", "ana", group.id, Status.QUEUED),
+        (f"run-{runs[1].id}", "ana", group.id, Status.QUEUED),
+    ]
+    later = store.create_group(name="b", method="runs", metric="accuracy", spec={})
+    assert [g.id for g in store.list_groups()] == [later.id, group.id]
+    assert [g.id for g in store.list_groups(owner="ana")] == [group.id]
+    assert store.set_group_stopped(group.id, True).stopped and store.get_group(group.id).stopped
+    assert not store.set_group_stopped(group.id, False).stopped
+
+
+def test_unknown_group(store: RunStore) -> None:
+    with pytest.raises(UnknownGroupError, match="no group with id 'nope'"):
+        store.get_group("nope")
+    with pytest.raises(UnknownGroupError):
+        store.delete_group("nope")
+
+
+def test_a_group_is_created_with_all_its_runs_or_none(store: RunStore) -> None:
+    class Unserialisable:
+        pass
+
+    with pytest.raises(TypeError):
+        store.create_group(
+            name="g", method="grid", metric="f1", spec={}, runs=[({}, "ok"), ({"x": Unserialisable()}, "bad")]
+        )
+    assert store.list_runs() == [] and store.list_groups() == []
+
+
+def test_delete_group_removes_its_runs_only_when_none_is_running(store: RunStore) -> None:
+    group = store.create_group(name="g", method="grid", metric="f1", spec={}, runs=[({}, "a"), ({}, "b")])
+    other = store.create_run({})
+    first, second = sorted(store.list_runs(group_id=group.id), key=lambda r: r.id)
+    store.add_metrics(first.id, [(1, 0.1, 1.0, "loss", 2.0)])
+    store.claim_run(first.id, pid=1)
+    with pytest.raises(StoreError, match=f"group {group.id}: run\\(s\\) {first.id} running"):
+        store.delete_group(group.id)
+    assert len(store.list_runs(group_id=group.id)) == 2 and store.get_group(group.id) == group
+    store.set_status(first.id, Status.FINISHED)
+    store.delete_group(group.id)
+    assert store.list_runs() == [other] and store.list_groups() == [] and store.read_metrics(first.id) == []
+
+
 # --- metrics and events -------------------------------------------------------------------------------------------
 def test_read_metrics_incrementally(store: RunStore) -> None:
     a, b = store.create_run({}).id, store.create_run({}).id
@@ -524,6 +591,19 @@ def test_older_schema_is_migrated_keeping_data(db: Path, monkeypatch: pytest.Mon
     assert migrated.get_run(run_id).config == {"lr": 0.1}
     assert migrated.create_run({}).id == run_id + 1
     migrated.close()
+
+
+def test_a_first_version_database_gains_groups_keeping_its_runs(db: Path) -> None:
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(db) as conn:  # a data folder from before groups existed
+        conn.executescript(MIGRATIONS[0])
+        conn.execute("INSERT INTO runs (name, created_at, group_id) VALUES ('old', 1.0, 'abc')")
+        conn.execute("PRAGMA user_version = 1")
+    with SQLiteStore(db) as store:
+        [run] = store.list_runs(group_id="abc")
+        assert run.name == "old" and store.list_groups() == []
+        assert store.create_group(name="g", method="grid", metric="f1", spec={}).name == "g"
+    assert _pragma(db, "user_version") == len(MIGRATIONS) == 2
 
 
 def test_failed_migration_changes_nothing(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from bert_lab.runs.records import Run
 from bert_lab.runs.status import Status
@@ -17,6 +19,7 @@ BADGES: dict[Status, str] = {
     Status.CANCELLED: "■ cancelled",
     Status.DIVERGED: "✗ diverged",
     Status.INTERRUPTED: "‖ interrupted",
+    Status.PRUNED: "✂ pruned",
 }
 
 
@@ -65,6 +68,33 @@ def eta_s(run: Run) -> float | None:
     return elapsed * (1 - run.progress) / run.progress
 
 
+# What a run of a model no run has measured here yet is guessed to cost: the slower kind of 2-core CPU (AVX2, fp32).
+GUESS_SAMPLES_PER_S: dict[str, float] = {"tiny": 400.0}
+GUESS_DEFAULT_SAMPLES_PER_S = 25.0  # MiniLM on a 2-core AVX2 CPU
+GUESS_OVERHEAD_S = 15.0  # loading, tokenizing and evaluating
+
+
+def estimate_run_s(runs: Sequence[Run], config: dict[str, Any]) -> tuple[float, str]:
+    """(seconds, how it was estimated) for one run of `config`, from the measured throughput of finished `runs` of
+    the same model (the same max length if there are such), else a guess for a slow 2-core CPU."""
+    done = [
+        r
+        for r in runs
+        if r.status == Status.FINISHED and r.config.get("model") == config["model"] and r.summary.get("samples_per_s")
+    ]
+    done = [r for r in done if r.config.get("max_length") == config["max_length"]] or done
+    if done:
+        recent = done[:10]
+        speed = statistics.median(r.summary["samples_per_s"] for r in recent)
+        overhead = statistics.median(r.summary.get("wall_s", 0) - r.summary.get("train_s", 0) for r in recent)
+        basis = f"measured: {speed:.0f} samples/s over {len(recent)} finished run(s) of this model here"
+    else:
+        speed = GUESS_SAMPLES_PER_S.get(config["model"], GUESS_DEFAULT_SAMPLES_PER_S)
+        overhead = GUESS_OVERHEAD_S
+        basis = f"a guess ({speed:.0f} samples/s): no run of this model has finished here yet"
+    return config["train_size"] * config["num_epochs"] / speed + max(overhead, 0.0), basis
+
+
 def explain(run: Run, *, worker_alive: bool = True) -> Note | None:
     """Where a run stands, in plain words, for runs that need one."""
     error, label = (run.error or "").strip(), run_label(run)
@@ -76,6 +106,8 @@ def explain(run: Run, *, worker_alive: bool = True) -> Note | None:
             f"{label} diverged:",
             f"the loss blew up, so training stopped ({error or 'loss became NaN or huge'}).",
         )
+    if run.status == Status.PRUNED:
+        return Note("info", f"{label} was pruned:", error or "the search stopped it early: it was clearly losing.")
     if run.status.is_resumable:
         why = (
             "its process stopped (the app or the machine restarted?)"

@@ -48,6 +48,20 @@ class Run:
 
 
 @dataclass(frozen=True)
+class Group:
+    """Runs launched together and read together: a sweep, a lesson, seed replicates."""
+
+    id: str
+    name: str
+    owner: str
+    method: str  # grid, random, search (Optuna), or runs (configs given one by one: a lesson, seed replicates)
+    metric: str  # the evaluation score the group is judged by (a catalogue name: f1, accuracy, eval_loss)
+    spec: dict[str, Any]  # how its runs were made: knobs with their values or ranges, seeds, trials, base config
+    created_at: float
+    stopped: bool  # cancelled as a whole: a search asks for no more trials until it is resumed
+
+
+@dataclass(frozen=True)
 class MetricPoint:
     id: int  # increasing across the store: poll with the last id seen
     run_id: int

@@ -1,4 +1,4 @@
-"""What a person can do to runs: submit one or a group, resume, cancel, delete, clone.
+"""What a person can do to runs: submit one or a group, resume, cancel, delete, clone (a run or a whole group).
 
 The pages and the CLI call these verbs and nothing else that changes a run: they never set a status and never touch
 a process (the worker alone does). A `Lab` is the store plus the data folder the verbs work in.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -16,8 +15,8 @@ from typing import Any
 
 from bert_lab.config import RunConfig
 from bert_lab.runs.layout import DataFolder
-from bert_lab.runs.records import Run
-from bert_lab.runs.status import Status
+from bert_lab.runs.records import Group, Run
+from bert_lab.runs.status import ACTIVE, RESUMABLE, Status
 from bert_lab.runs.store import RunStore, StoreError, open_store, store_url
 
 
@@ -51,20 +50,59 @@ def submit(lab: Lab, config: RunConfig, *, name: str = "", owner: str = "", grou
     return lab.store.create_run(_staged(lab, config).to_dict(), name=name, owner=owner, group_id=group_id)
 
 
-def submit_group(lab: Lab, configs: Sequence[RunConfig], *, name: str = "", owner: str = "") -> list[Run]:
-    """Queue runs launched together (a sweep, a lesson, seed replicates) under one new group id. Every config is
-    checked before any run is stored: one bad config queues nothing."""
+def submit_group(
+    lab: Lab,
+    configs: Sequence[RunConfig],
+    *,
+    name: str = "",
+    owner: str = "",
+    method: str = "runs",
+    metric: str = "f1",
+    spec: dict[str, Any] | None = None,
+    run_names: Sequence[str] | None = None,
+) -> Group:
+    """Queue runs launched together (a sweep, a lesson, seed replicates) as one new group, judged by `metric`. Every
+    config is checked before anything is stored, and the group and its runs are stored in one transaction: one bad
+    config queues nothing."""
     if not configs:
         raise ValueError("a group needs at least one run")
+    if run_names is not None and len(run_names) != len(configs):
+        raise ValueError(f"{len(run_names)} run names for {len(configs)} configs")
     for config in configs:
         _check_dataset(config)
     staged = [_staged(lab, config) for config in configs]
-    group_id = uuid.uuid4().hex[:12]
-    prefix = name or f"group-{group_id[:6]}"
+    prefix = name or "group"
+    names = run_names or [f"{prefix} {i + 1}/{len(staged)}" for i in range(len(staged))]
+    runs = [(config.to_dict(), run_name) for config, run_name in zip(staged, names)]
+    return lab.store.create_group(name=prefix, method=method, metric=metric, spec=spec or {}, owner=owner, runs=runs)
+
+
+def add_to_group(lab: Lab, group: Group, configs: Sequence[RunConfig], names: Sequence[str]) -> list[Run]:
+    """Queue more runs in an existing group (a search's next trial)."""
     return [
-        lab.store.create_run(config.to_dict(), name=f"{prefix} {i + 1}/{len(staged)}", owner=owner, group_id=group_id)
-        for i, config in enumerate(staged)
+        lab.store.create_run(_staged(lab, c).to_dict(), name=n, owner=group.owner, group_id=group.id)
+        for c, n in zip(configs, names)
     ]
+
+
+def cancel_group(lab: Lab, group_id: str) -> list[Run]:
+    """Stop a whole group: no more search trials; queued runs cancelled, running ones asked to stop."""
+    lab.store.set_group_stopped(group_id, True)
+    return [cancel(lab, r.id) for r in lab.store.list_runs(group_id=group_id, statuses=ACTIVE)]
+
+
+def resume_group(lab: Lab, group_id: str) -> list[Run]:
+    """Go on with a stopped group: its cancelled and interrupted runs are queued again, a search asks again."""
+    lab.store.set_group_stopped(group_id, False)
+    return [resume(lab, r.id) for r in lab.store.list_runs(group_id=group_id, statuses=RESUMABLE)]
+
+
+def delete_group(lab: Lab, group_id: str) -> None:
+    """Delete a group with its runs and their folders; refused while one of its runs is running."""
+    runs = lab.store.list_runs(group_id=group_id)
+    lab.store.delete_group(group_id)
+    for run in runs:
+        shutil.rmtree(lab.data.run(run.id).path, ignore_errors=True)
 
 
 def stage_upload(lab: Lab, data: bytes, filename: str) -> Path:

@@ -13,15 +13,16 @@ import os
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, Self
 
-from bert_lab.runs.records import MetricPoint, Point, Run, RunEvent
+from bert_lab.runs.records import Group, MetricPoint, Point, Run, RunEvent
 from bert_lab.runs.status import TERMINAL, Status
-from bert_lab.runs.store import StoreError, UnknownRunError
+from bert_lab.runs.store import StoreError, UnknownGroupError, UnknownRunError
 
 # Columns set when a run enters a status (named parameters :now and :error are always bound).
 _ON_ENTER: dict[Status, str] = {
@@ -52,6 +53,14 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX events_run ON events (run_id, id);
     """,
+    """
+    CREATE TABLE groups (
+        id TEXT PRIMARY KEY, name TEXT NOT NULL DEFAULT '', owner TEXT NOT NULL DEFAULT '', method TEXT NOT NULL,
+        metric TEXT NOT NULL, spec TEXT NOT NULL DEFAULT '{}', created_at REAL NOT NULL,
+        stopped INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX runs_group ON runs (group_id, id);
+    """,
 ]
 
 
@@ -67,6 +76,11 @@ def _run_from_row(row: sqlite3.Row) -> Run:
     values["cancel_requested"] = bool(values["cancel_requested"])
     values["status"] = Status(values["status"])
     return Run(**values)
+
+
+def _group_from_row(row: sqlite3.Row) -> Group:
+    values = {field.name: row[field.name] for field in fields(Group)}
+    return Group(**{**values, "spec": json.loads(values["spec"]), "stopped": bool(values["stopped"])})
 
 
 def _point_from_row(row: sqlite3.Row) -> MetricPoint:
@@ -289,6 +303,55 @@ class SQLiteStore:
             if conn.execute(sql, (run_id, Status.RUNNING)).rowcount == 0:
                 self.get_run(run_id)
                 raise StoreError(f"run {run_id} is running; cancel it before deleting it")
+
+    # --- groups -----------------------------------------------------------------------------------------------------
+    def create_group(
+        self,
+        *,
+        name: str,
+        method: str,
+        metric: str,
+        spec: dict[str, Any],
+        owner: str = "",
+        runs: Iterable[tuple[dict[str, Any], str]] = (),
+    ) -> Group:
+        """A new group with its first runs, each (config, name), queued in the same transaction: all or nothing."""
+        group_id = uuid.uuid4().hex[:12]
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO groups (id, name, owner, method, metric, spec, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (group_id, name, owner, method, metric, json.dumps(spec), time.time()),
+            )
+            for config, run_name in runs:
+                self.create_run(config, name=run_name, owner=owner, group_id=group_id)
+            return self.get_group(group_id)
+
+    def get_group(self, group_id: str) -> Group:
+        row = self._conn().execute("SELECT * FROM groups WHERE id = ?", (group_id,)).fetchone()
+        if row is None:
+            raise UnknownGroupError(group_id)
+        return _group_from_row(row)
+
+    def list_groups(self, *, owner: str | None = None) -> list[Group]:
+        sql, params = "SELECT * FROM groups", []
+        if owner is not None:
+            sql, params = sql + " WHERE owner = ?", [owner]
+        return [_group_from_row(row) for row in self._conn().execute(sql + " ORDER BY created_at DESC", params)]
+
+    def set_group_stopped(self, group_id: str, stopped: bool) -> Group:
+        with self._write() as conn:
+            conn.execute("UPDATE groups SET stopped = ? WHERE id = ?", (int(stopped), group_id))
+            return self.get_group(group_id)
+
+    def delete_group(self, group_id: str) -> None:
+        with self._write() as conn:
+            self.get_group(group_id)
+            sql = "SELECT id FROM runs WHERE group_id = ? AND status = ?"
+            running = [row[0] for row in conn.execute(sql, (group_id, Status.RUNNING))]
+            if running:
+                raise StoreError(f"group {group_id}: run(s) {', '.join(map(str, running))} running; cancel them first")
+            conn.execute("DELETE FROM runs WHERE group_id = ?", (group_id,))
+            conn.execute("DELETE FROM groups WHERE id = ?", (group_id,))
 
     # --- metrics and events -----------------------------------------------------------------------------------------
     def add_metrics(self, run_id: int, points: Iterable[Point]) -> None:

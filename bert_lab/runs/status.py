@@ -1,6 +1,6 @@
 """A run's status: the states a run can be in, which changes are allowed, and which states are active or resumable.
 
-    queued ──► running ──► finished | diverged | failed | cancelled | interrupted
+    queued ──► running ──► finished | diverged | pruned | failed | cancelled | interrupted
       │                                                  │            │
       └──► cancelled ◄─────── resume (back to queued) ───┴────────────┘
 
@@ -20,6 +20,7 @@ class Status(StrEnum):
     CANCELLED = "cancelled"
     DIVERGED = "diverged"
     INTERRUPTED = "interrupted"
+    PRUNED = "pruned"  # a search trial stopped early because it was clearly losing
 
     def can_become(self, target: Status) -> bool:
         return target in TRANSITIONS.get(self, frozenset())
@@ -36,7 +37,9 @@ class Status(StrEnum):
 
 
 ACTIVE = frozenset({Status.QUEUED, Status.RUNNING})
-TERMINAL = frozenset({Status.FINISHED, Status.FAILED, Status.CANCELLED, Status.DIVERGED, Status.INTERRUPTED})
+TERMINAL = frozenset(
+    {Status.FINISHED, Status.FAILED, Status.CANCELLED, Status.DIVERGED, Status.INTERRUPTED, Status.PRUNED}
+)
 RESUMABLE = frozenset({Status.INTERRUPTED, Status.CANCELLED})
 TRANSITIONS: dict[Status, frozenset[Status]] = {
     Status.QUEUED: frozenset({Status.RUNNING, Status.CANCELLED}),

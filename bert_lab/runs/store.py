@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import Any, Protocol, Self
 
 from bert_lab.runs.layout import DataFolder
-from bert_lab.runs.records import MetricPoint, Point, Run, RunEvent
+from bert_lab.runs.records import Group, MetricPoint, Point, Run, RunEvent
 from bert_lab.runs.status import Status
 
 STORE_ENV = "BERT_LAB_STORE"
@@ -35,6 +35,20 @@ class UnknownRunError(StoreError, KeyError):
 
     def __reduce__(self) -> tuple[type[UnknownRunError], tuple[int]]:  # survive pickling across processes
         return type(self), (self.run_id,)
+
+
+class UnknownGroupError(StoreError, KeyError):
+    """No group with the given id."""
+
+    def __init__(self, group_id: str) -> None:
+        super().__init__(f"no group with id {group_id!r}")
+        self.group_id = group_id
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+    def __reduce__(self) -> tuple[type[UnknownGroupError], tuple[str]]:
+        return type(self), (self.group_id,)
 
 
 class RunStore(Protocol):
@@ -97,6 +111,36 @@ class RunStore(Protocol):
 
     def delete_run(self, run_id: int) -> None:
         """Delete a run that is not running, with its metric points and events."""
+        ...
+
+    # --- groups ---
+    def create_group(
+        self,
+        *,
+        name: str,
+        method: str,
+        metric: str,
+        spec: dict[str, Any],
+        owner: str = "",
+        runs: Iterable[tuple[dict[str, Any], str]] = (),
+    ) -> Group:
+        """A new group with its first runs, each (config, name), queued in the same transaction: all or nothing."""
+        ...
+
+    def get_group(self, group_id: str) -> Group:
+        """The group, or UnknownGroupError."""
+        ...
+
+    def list_groups(self, *, owner: str | None = None) -> list[Group]:
+        """Groups, newest first."""
+        ...
+
+    def set_group_stopped(self, group_id: str, stopped: bool) -> Group:
+        """Mark a group stopped (a search asks for no more trials) or going again."""
+        ...
+
+    def delete_group(self, group_id: str) -> None:
+        """Delete a group and its runs' rows; StoreError (and nothing deleted) while one of them is running."""
         ...
 
     # --- metric points and events ---

@@ -1,0 +1,173 @@
+"""Plotly figures of a group: each config's mean curve over seeds with a band, parallel coordinates over its runs,
+and knob importance. One colour per config, the same in every figure and in the group's table."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from bert_lab.plots import PALETTE, ema
+from bert_lab.runs.metrics import METRICS, label
+from bert_lab.sweeps.report import GroupReport
+from bert_lab.sweeps.spec import LOG_KNOBS, format_value
+
+Band = Literal["minmax", "std"]
+BANDS: dict[str, str] = {"minmax": "min–max over seeds", "std": "mean ± 1 std"}
+TRAIN_SMOOTHING = 0.9  # training loss is one batch per point: smooth each run before averaging seeds
+
+
+def config_colors(report: GroupReport) -> dict[str, str]:
+    """Each config's colour, by launch order (stable while the ranking changes as runs finish)."""
+    launched = sorted(report.configs, key=lambda c: min(r.id for r in c.runs))
+    return {c.label: PALETTE[i % len(PALETTE)] for i, c in enumerate(launched)}
+
+
+def _rgba(hex_color: str, alpha: float) -> str:
+    r, g, b = (int(hex_color[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r}, {g}, {b}, {alpha})"
+
+
+def band_figure(report: GroupReport, points: pd.DataFrame, metric: str, *, band: Band = "minmax") -> go.Figure:
+    """`metric` against the optimizer step: per config, its seeds as faint lines, their mean as a line, and a band
+    (min–max, or mean ± 1 std). `points` is a long frame of the group's points (run_id, step, name, value)."""
+    fig = go.Figure()
+    part = points[points["name"] == metric]
+    colors = config_colors(report)
+    for config in report.configs:
+        color = colors[config.label]
+        curves = {}
+        for run in config.runs:
+            mine = part[part["run_id"] == run.id].sort_values("step")
+            if mine.empty:
+                continue
+            values = mine["value"].to_numpy(dtype=float)
+            smoothed = ema(values, TRAIN_SMOOTHING) if METRICS[metric].smoothed else values
+            curves[run.id] = pd.Series(smoothed, index=mine["step"].to_numpy())
+            fig.add_trace(
+                go.Scatter(
+                    x=curves[run.id].index,
+                    y=curves[run.id].values,
+                    mode="lines",
+                    line={"color": _rgba(color, 0.35), "width": 1},
+                    name=f"#{run.id} seed {run.config.get('seed')}",
+                    legendgroup=config.label,
+                    showlegend=False,
+                    hoverinfo="skip",
+                )
+            )
+        if not curves:
+            continue
+        table = pd.DataFrame(curves).sort_index()
+        mean = table.mean(axis=1)
+        if band == "std":
+            spread = table.std(axis=1, ddof=1).fillna(0.0)
+            low, high = mean - spread, mean + spread
+        else:
+            low, high = table.min(axis=1), table.max(axis=1)
+        x = mean.index.to_numpy()
+        fig.add_trace(
+            go.Scatter(
+                x=np.concatenate([x, x[::-1]]),
+                y=np.concatenate([high.to_numpy(), low.to_numpy()[::-1]]),
+                fill="toself",
+                fillcolor=_rgba(color, 0.18),
+                line={"width": 0},
+                legendgroup=config.label,
+                showlegend=False,
+                hoverinfo="skip",
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=mean.to_numpy(),
+                mode="lines+markers" if METRICS[metric].per == "eval" else "lines",
+                line={"color": color, "width": 2.5},
+                name=f"{config.label} (n={table.shape[1]})",
+                legendgroup=config.label,
+            )
+        )
+    fig.update_layout(
+        title={"text": f"{label(metric)}: mean over seeds, band {BANDS[band]}", "font": {"size": 15}},
+        height=380,
+        margin={"l": 10, "r": 10, "t": 50, "b": 10},
+        hovermode="x unified",
+        legend={"orientation": "h", "yanchor": "top", "y": -0.15, "x": 0.0},
+        xaxis_title="Optimizer step",
+        yaxis={"tickformat": ".0%" if METRICS[metric].share else None, "title": label(metric)},
+    )
+    return fig
+
+
+def parallel_figure(report: GroupReport) -> go.Figure:
+    """One line per finished run through its knob values to its score, coloured by the score. Learning rates and
+    penalties on a log axis; choices as labelled positions."""
+    metric = report.metric
+    rows = [(config.params, value) for config in report.configs for value in config.values.get(metric, [])]
+    dimensions: list[dict[str, Any]] = []
+    for knob in report.knobs:
+        values = [params.get(knob) for params, _ in rows]
+        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+        if numeric and knob in LOG_KNOBS and min(values, default=0) > 0:
+            ticks = sorted(set(values))
+            dimensions.append(
+                {
+                    "label": f"{knob} (log)",
+                    "values": [math.log10(v) for v in values],
+                    "tickvals": [math.log10(v) for v in ticks],
+                    "ticktext": [format_value(float(v)) for v in ticks],
+                }
+            )
+        elif numeric:
+            dimensions.append({"label": knob, "values": values})
+        else:
+            names = sorted({format_value(v) for v in values})
+            codes = [names.index(format_value(v)) for v in values]
+            dimensions.append({"label": knob, "values": codes, "tickvals": list(range(len(names))), "ticktext": names})
+    scores = [value for _, value in rows]
+    dimensions.append({"label": label(metric), "values": scores})
+    higher = METRICS[metric].higher_is_better
+    fig = go.Figure(
+        go.Parcoords(
+            line={
+                "color": scores,
+                "colorscale": "Viridis",
+                "reversescale": not higher,
+                "showscale": True,
+                "colorbar": {"title": {"text": label(metric)}},
+            },
+            dimensions=dimensions,
+        )
+    )
+    fig.update_layout(
+        title={"text": f"Each finished run, from its knobs to its {label(metric)}", "font": {"size": 15}},
+        height=360,
+        margin={"l": 60, "r": 40, "t": 80, "b": 20},
+    )
+    return fig
+
+
+def importance_figure(method: str, shares: dict[str, float]) -> go.Figure:
+    """Horizontal bars: each knob's share of how much the metric moved (and seed noise, for a grid)."""
+    ordered = sorted(shares.items(), key=lambda kv: kv[1])
+    fig = go.Figure(
+        go.Bar(
+            x=[v for _, v in ordered],
+            y=[k for k, _ in ordered],
+            orientation="h",
+            marker_color=["#bab0ac" if k == "seed noise" else "#4c78a8" for k, _ in ordered],
+            text=[f"{v:.0%}" for _, v in ordered],
+            textposition="auto",
+        )
+    )
+    fig.update_layout(
+        title={"text": f"What moved the score ({method})", "font": {"size": 15}},
+        height=80 + 40 * len(ordered),
+        margin={"l": 10, "r": 10, "t": 50, "b": 10},
+        xaxis={"tickformat": ".0%", "range": [0, 1]},
+    )
+    return fig

@@ -1,0 +1,256 @@
+"""Sweeps: parsing and checking a sweep, grid expansion, seeds, random draws reproducible from the sweep seed,
+launching as one group (or nothing), Optuna's ask and tell through the real worker, and pruning a losing trial."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from bert_lab.config import RunConfig
+from bert_lab.data import DataError
+from bert_lab.runner import run_job
+from bert_lab.runs import service
+from bert_lab.runs.service import Lab
+from bert_lab.runs.status import Status
+from bert_lab.sweeps import search
+from bert_lab.sweeps.report import read_group
+from bert_lab.sweeps.spec import (
+    Range,
+    SweepError,
+    SweepSpec,
+    check,
+    draw,
+    launch,
+    parse_assignments,
+    parse_range,
+    parse_values,
+    runs_of,
+)
+from bert_lab.worker import Worker
+
+TINY = RunConfig(model="tiny", dataset="sms_spam", train_size=64, eval_size=32, max_length=32, batch_size=16)
+
+
+def grid(**values: list[object]) -> SweepSpec:
+    return SweepSpec(method="grid", grid=dict(values), seeds=1)
+
+
+def test_values_are_typed_as_the_config_field() -> None:
+    assert parse_values("lr", "1e-4, 3e-3,1e-4") == [1e-4, 3e-3]  # repeats dropped, order kept
+    assert parse_values("batch_size", "16,32") == [16, 32] and parse_values("batch_size", "1e2") == [100]
+    assert parse_values("dropout", "none,0.1") == [None, 0.1]
+    assert parse_values("optimizer", "adam,sgd") == ["adam", "sgd"]
+    assert parse_values("group_by_length", "true,no") == [True, False]
+
+
+@pytest.mark.parametrize(
+    ("knob", "text", "message"),
+    [
+        ("lr", "", "lr: no values given"),
+        ("lr", "fast", "lr: 'fast' is not a number"),
+        ("batch_size", "3.5", "batch_size: '3.5' is not a whole number"),
+        ("colour", "1", "colour: not a knob a sweep can vary"),
+        ("seed", "1,2", "seed: use --seeds K"),
+        ("nesterov", "x", "nesterov: not a knob a sweep can vary"),
+    ],
+)
+def test_bad_values_name_the_knob(knob: str, text: str, message: str) -> None:
+    with pytest.raises(SweepError, match=message):
+        parse_values(knob, text)
+
+
+def test_ranges() -> None:
+    assert parse_range("lr", "1e-5:1e-3") == Range(1e-5, 1e-3, log=True)  # learning rates are log by default
+    assert parse_range("lr", "1e-5:1e-3:lin") == Range(1e-5, 1e-3, log=False)
+    assert parse_range("dropout", "0:0.3") == Range(0.0, 0.3, log=False)
+    assert parse_range("optimizer", "adam,sgd") == Range(choices=("adam", "sgd"))
+    for text, message in [
+        ("1e-3:1e-5", "lr: the range's low 0.001 is above its high 1e-05"),
+        ("0:1e-3", "lr: a log range needs a low above 0"),
+        ("1:2:3", "a range is LOW:HIGH"),
+    ]:
+        with pytest.raises(SweepError, match=message):
+            parse_range("lr", text)
+    with pytest.raises(SweepError, match="schedule: not a number"):
+        parse_range("schedule", "a:b")
+    assert parse_assignments(["lr=1e-4,3e-4", "batch-size=16"], parse_values, "--grid") == {
+        "lr": [1e-4, 3e-4],
+        "batch_size": [16],
+    }
+    with pytest.raises(SweepError, match="lr: given twice"):
+        parse_assignments(["lr=1", "lr=2"], parse_values, "--grid")
+    with pytest.raises(SweepError, match="write KNOB=VALUES"):
+        parse_assignments(["lr"], parse_values, "--grid")
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        (SweepSpec(method="grid"), "a sweep varies 1 to 3 knobs"),
+        (grid(lr=[1e-4], dropout=[0.1], l1=[0.0], l2=[0.0]), "a sweep varies 1 to 3 knobs"),
+        (grid(lr=[1e-4, -1.0]), r"lr=-1: must be a number in \(0, 10000\]"),
+        (grid(batch_size=[16, 0]), "batch_size=0: must be a whole number at least 1"),
+        (grid(lr=[]), "lr: no values given"),
+        (SweepSpec(grid={"lr": [1e-4]}, seeds=11), "seeds: must be 1 to 10"),
+        (SweepSpec(grid={"lr": [1e-4]}, metric="speed"), "metric: must be one of"),
+        (SweepSpec(method="random", ranges={"lr": Range(1e-5, 1e-3, True)}), "needs a number of configs"),
+        (SweepSpec(grid={"lr": [1e-4, 2e-4, 3e-4, 4e-4, 5e-4, 6e-4, 7e-4]}, seeds=10), "70 runs .* cap of 64"),
+    ],
+)
+def test_check_refuses_bad_sweeps(spec: SweepSpec, message: str) -> None:
+    with pytest.raises(SweepError, match=message):
+        check(TINY, spec)
+
+
+def test_grid_is_every_combination_and_every_config_gets_its_seeds() -> None:
+    spec = SweepSpec(grid={"lr": [1e-4, 3e-3], "dropout": [0.0, 0.1]}, seeds=3)
+    check(TINY, spec)
+    assert draw(spec) == [
+        {"lr": 1e-4, "dropout": 0.0},
+        {"lr": 1e-4, "dropout": 0.1},
+        {"lr": 3e-3, "dropout": 0.0},
+        {"lr": 3e-3, "dropout": 0.1},
+    ]
+    assert (spec.num_configs, spec.num_runs) == (4, 12)
+    configs = runs_of(TINY, spec, {"lr": 3e-3, "dropout": 0.1})
+    assert [(c.lr, c.dropout, c.seed) for c in configs] == [(3e-3, 0.1, 42), (3e-3, 0.1, 43), (3e-3, 0.1, 44)]
+
+
+def test_random_draws_are_reproducible_from_the_sweep_seed_and_log_uniform() -> None:
+    ranges = {
+        "lr": Range(1e-5, 1e-2, log=True),
+        "optimizer": Range(choices=("adam", "sgd")),
+        "batch_size": Range(8, 64),
+    }
+    spec = SweepSpec(method="random", ranges=ranges, trials=40, sweep_seed=7)
+    first, again = draw(spec), draw(spec)
+    assert first == again and first != draw(SweepSpec(method="random", ranges=ranges, trials=40, sweep_seed=8))
+    lrs = [d["lr"] for d in first]
+    assert all(1e-5 <= lr <= 1e-2 for lr in lrs)
+    # Log-uniform: about as many draws in each decade (uniform would put ~90% in the top decade).
+    decades = [sum(10**e <= lr < 10 ** (e + 1) for lr in lrs) for e in (-5, -4, -3)]
+    assert min(decades) >= 6, decades
+    assert {d["optimizer"] for d in first} == {"adam", "sgd"} and all(isinstance(d["batch_size"], int) for d in first)
+
+
+def test_launch_stores_one_group_with_named_runs(lab: Lab) -> None:
+    spec = SweepSpec(grid={"lr": [1e-4, 3e-3]}, seeds=2, metric="accuracy")
+    group = launch(lab, TINY, spec, name="lr sweep", owner="ana")
+    runs = sorted(lab.store.list_runs(group_id=group.id), key=lambda r: r.id)
+    assert (group.name, group.method, group.metric, group.owner) == ("lr sweep", "grid", "accuracy", "ana")
+    assert group.spec["knobs"] == ["lr"] and group.spec["seeds"] == 2 and group.spec["base"] == TINY.to_dict()
+    assert SweepSpec.from_dict(group.spec) == spec
+    assert [r.name for r in runs] == [
+        "lr sweep lr=0.0001 seed 42",
+        "lr sweep lr=0.0001 seed 43",
+        "lr sweep lr=0.003 seed 42",
+        "lr sweep lr=0.003 seed 43",
+    ]
+    assert [(r.config["lr"], r.config["seed"]) for r in runs] == [(1e-4, 42), (1e-4, 43), (3e-3, 42), (3e-3, 43)]
+
+
+def test_a_bad_sweep_or_dataset_queues_nothing(lab: Lab, tmp_path: Path) -> None:
+    with pytest.raises(SweepError):
+        launch(lab, TINY, grid(lr=[1e-4, -1.0]))
+    bad = tmp_path / "one-class.csv"
+    bad.write_text("text,label\n" + "".join(f"t{i},pos\n" for i in range(20)))
+    with pytest.raises(DataError):
+        launch(lab, RunConfig(**{**TINY.to_dict(), "dataset": str(bad)}), grid(lr=[1e-4]))
+    assert lab.store.list_runs() == [] and lab.store.list_groups() == []
+
+
+def test_group_cancel_resume_and_delete_act_on_every_run(lab: Lab) -> None:
+    group = launch(lab, TINY, SweepSpec(grid={"lr": [1e-4, 3e-4]}, seeds=2))
+    cancelled = service.cancel_group(lab, group.id)
+    assert {r.status for r in cancelled} == {Status.CANCELLED} and len(cancelled) == 4
+    assert lab.store.get_group(group.id).stopped
+    resumed = service.resume_group(lab, group.id)
+    assert {r.status for r in resumed} == {Status.QUEUED} and not lab.store.get_group(group.id).stopped
+    running = lab.store.list_runs(group_id=group.id)[0].id
+    lab.store.claim_run(running, pid=1)
+    with pytest.raises(service.StoreError, match=f"run\\(s\\) {running} running"):
+        service.delete_group(lab, group.id)
+    lab.store.set_status(running, Status.FINISHED)
+    lab.data.run(running).create()
+    service.delete_group(lab, group.id)
+    assert lab.store.list_runs() == [] and lab.store.list_groups() == []
+    assert not lab.data.run(running).path.exists()
+
+
+def test_optuna_search_asks_and_is_told_through_the_real_worker(lab: Lab) -> None:
+    spec = SweepSpec(
+        method="search",
+        ranges={"lr": Range(1e-5, 1e-2, log=True), "optimizer": Range(choices=("adamw", "sgd"))},
+        trials=4,
+        seeds=1,
+        sweep_seed=3,
+    )
+    group = launch(lab, TINY, spec, name="search")
+    assert len(lab.store.list_runs(group_id=group.id)) == 1  # the first trial; the worker asks for the rest
+    worker = Worker(lab, max_concurrent=1)
+    try:
+        worker.run(exit_when_idle=True)
+    finally:
+        worker.executor.close()
+    runs = sorted(lab.store.list_runs(group_id=group.id), key=lambda r: r.id)
+    assert len(runs) == 4 and {r.status for r in runs} == {Status.FINISHED}
+    tried = [(r.config["lr"], r.config["optimizer"]) for r in runs]
+    assert len(set(tried)) == 4 and all(1e-5 <= lr <= 1e-2 for lr, _ in tried)
+    assert all("search trial asked" in e.message for r in runs[1:] for e in lab.store.read_events(r.id)[:1])
+    report = read_group(lab.store, group.id)
+    assert len(report.configs) == 4 and all(c.stats("f1").n == 1 for c in report.configs)
+    # Told results shape the next ask: the same history asks the same next config, a different one another.
+    again = search.next_params(spec, report.configs)
+    assert again == search.next_params(spec, report.configs)
+    assert again != search.next_params(spec, report.configs[:2])
+    assert search.ask_due_trials(lab, slots=1) == []  # the budget is spent
+
+
+def add_eval_series(lab: Lab, run_id: int, values: list[float], metric: str = "f1") -> None:
+    lab.store.add_metrics(run_id, [(10 * (i + 1), 0.2 * (i + 1), 1.0, metric, v) for i, v in enumerate(values)])
+
+
+def search_group_with_finished_runs(lab: Lab, series: list[list[float]]) -> str:
+    spec = SweepSpec(method="search", ranges={"lr": Range(1e-5, 1e-2, log=True)}, trials=10, seeds=1)
+    runs = [({**TINY.to_dict(), "lr": 1e-4 * (i + 1)}, f"trial {i}") for i in range(len(series))]
+    group = lab.store.create_group(
+        name="s", method="search", metric="f1", spec={**spec.to_dict(), "base": TINY.to_dict()}, runs=runs
+    )
+    for run, values in zip(sorted(lab.store.list_runs(group_id=group.id), key=lambda r: r.id), series):
+        lab.store.claim_run(run.id, pid=1)
+        add_eval_series(lab, run.id, values)
+        lab.store.set_status(run.id, Status.FINISHED)
+    return group.id
+
+
+def test_prune_reason_stops_only_a_clearly_losing_run(lab: Lab) -> None:
+    group_id = search_group_with_finished_runs(lab, [[0.6, 0.8, 0.85], [0.62, 0.82, 0.84], [0.58, 0.79, 0.8]] * 2)
+    group = lab.store.get_group(group_id)
+    loser, keeper = (lab.store.create_run(TINY.to_dict(), group_id=group_id).id for _ in range(2))
+    add_eval_series(lab, loser, [0.6])
+    assert search.prune_reason(lab.store, group, loser) is None  # never at the first evaluation
+    add_eval_series(lab, loser, [0.5])
+    add_eval_series(lab, keeper, [0.61, 0.81])
+    reason = search.prune_reason(lab.store, group, loser)
+    assert reason is not None and reason.startswith("pruned at evaluation 2: F1 (macro) 0.600 so far")
+    assert "worst quarter of the 6 finished runs" in reason
+    assert search.prune_reason(lab.store, group, keeper) is None
+    no_prune = lab.store.create_group(name="g", method="grid", metric="f1", spec={})
+    assert search.prune_reason(lab.store, no_prune, loser) is None
+
+
+def test_a_pruned_trial_stops_early_and_says_why(lab: Lab) -> None:
+    # Four finished trials scored 0.99 at every evaluation: a real tiny-BERT run (F1 ~0.5) is clearly losing.
+    group_id = search_group_with_finished_runs(lab, [[0.99] * 8] * 4)
+    config = RunConfig(**{**TINY.to_dict(), "train_size": 256, "eval_every_steps": 2})  # 16 steps, 8 evaluations
+    run_id = lab.store.create_run(config.to_dict(), group_id=group_id).id
+    lab.store.claim_run(run_id, pid=1)
+    assert run_job(lab, run_id) == 0
+    run = lab.store.get_run(run_id)
+    assert run.status == Status.PRUNED and run.error is not None and run.error.startswith("pruned at evaluation")
+    assert run.summary["reason"] == run.error and run.summary["steps"] < 16
+    assert not lab.data.run(run_id).checkpoint.exists()
+    evaluations = [p for p in lab.store.read_metrics(run_id, names=["f1"])]
+    assert 2 <= len(evaluations) < 8 and not math.isnan(evaluations[-1].value)
