@@ -334,7 +334,7 @@ with schedule_slot:
 
 st.subheader("7 · Launch")
 name_col, owner_col, button_col = st.columns([2, 2, 1], vertical_alignment="bottom")
-run_name = name_col.text_input("Run name (optional)", key="run_name", placeholder="e.g. adamw-lr1e-4")
+run_name = name_col.text_input("Name (optional)", key="run_name", placeholder="e.g. adamw-lr1e-4")
 owner = owner_col.text_input("Owner (optional)", key="owner", placeholder="your name")
 for field, message in problems.items():
     st.error(f"**{LABELS.get(field, field)}**: {page.md(message)}")

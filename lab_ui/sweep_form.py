@@ -90,7 +90,9 @@ def sweep_spec(base: RunConfig) -> SweepSpec:
         trials = int(
             middle.number_input("Configs to try", 1, MAX_RUNS, 8 if method == "random" else 12, key="sweep_trials")
         )
-    sweep_seed = int(right.number_input("Sweep seed (random draws, search)", 0, 2**31, 0, key="sweep_seed"))
+    sweep_seed = 0
+    if method != "grid":
+        sweep_seed = int(right.number_input("Sweep seed (draws again the same)", 0, 2**31, 0, key="sweep_seed"))
     grid, ranges = {}, {}
     columns = st.columns(max(1, len(knobs)))
     for column, knob in zip(columns, knobs):
@@ -129,9 +131,9 @@ def render_sweep_form(lab: Lab, base: RunConfig | None, *, name: str, owner: str
         f"about **{format_duration(total)}** on this machine, one after another "
         f"(about {format_duration(run_s)} a run; {basis})."
     )
-    st.markdown(summary)
     pending = st.session_state.get(PENDING)
     if pending is None or pending[0] != spec or pending[1] != base:
+        st.markdown(summary)
         if st.button(f"Queue {upto}{spec.num_runs} runs…", icon=":material/playlist_add:", key="sweep_ask"):
             st.session_state[PENDING] = (spec, base)
             st.rerun()

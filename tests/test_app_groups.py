@@ -100,3 +100,19 @@ def test_the_launch_page_counts_confirms_and_queues_a_sweep(lab: Lab, open_page:
         (3e-3, 43, "tiny"),
     ]
     assert "Queued sweep" in texts(at.success)
+
+
+def test_the_launch_page_queues_a_search_as_its_first_trial(lab: Lab, open_page: OpenPage) -> None:
+    at = open_page(state={"model_choice": "tiny"})
+    at.toggle(key="sweep_mode").set_value(True).run()
+    at.radio(key="sweep_method").set_value("search").run()
+    at.text_input(key="sweep_range_lr").set_value("1e-3:1e-5").run()
+    assert "lr: the range's low 0.001 is above its high 1e-05" in texts(at.error)
+    at.text_input(key="sweep_range_lr").set_value("1e-5:1e-3").run()
+    assert at.button(key="sweep_ask").label == "Queue up to 36 runs…"  # 12 trials × 3 seeds, fewer if pruned
+    at.button(key="sweep_ask").click().run()
+    at.button(key="sweep_confirm").click().run()
+    [group] = lab.store.list_groups()
+    runs = lab.store.list_runs(group_id=group.id)
+    assert group.method == "search" and group.spec["trials"] == 12 and len(runs) == 3
+    assert len({r.config["lr"] for r in runs}) == 1 and 1e-5 <= runs[0].config["lr"] <= 1e-3

@@ -254,3 +254,21 @@ def test_a_pruned_trial_stops_early_and_says_why(lab: Lab) -> None:
     assert not lab.data.run(run_id).checkpoint.exists()
     evaluations = [p for p in lab.store.read_metrics(run_id, names=["f1"])]
     assert 2 <= len(evaluations) < 8 and not math.isnan(evaluations[-1].value)
+
+
+def test_a_sweep_on_the_bundled_minilm_is_trained_and_judged(lab: Lab) -> None:
+    base = RunConfig(dataset="rotten_tomatoes", train_size=96, eval_size=64, max_length=32, batch_size=16)
+    group = launch(lab, base, SweepSpec(grid={"lr": [1e-4, 3e-3]}, seeds=2), name="minilm")
+    worker = Worker(lab, max_concurrent=1)
+    try:
+        worker.run(exit_when_idle=True)
+    finally:
+        worker.executor.close()
+    report = read_group(lab.store, group.id)
+    assert report.counts == {"finished": 4}
+    assert sorted(c.params["lr"] for c in report.configs) == [1e-4, 3e-3]
+    for config in report.configs:
+        assert config.stats("accuracy").n == 2 and 0.0 < config.stats("accuracy").mean <= 1.0
+        assert {r.config["model"] for r in config.runs} == {"minilm"}
+    verdict = report.verdict()
+    assert verdict is not None and verdict.a is report.best and not math.isnan(verdict.diff)

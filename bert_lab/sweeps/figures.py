@@ -73,6 +73,7 @@ def band_figure(report: GroupReport, points: pd.DataFrame, metric: str, *, band:
             go.Scatter(
                 x=np.concatenate([x, x[::-1]]),
                 y=np.concatenate([high.to_numpy(), low.to_numpy()[::-1]]),
+                mode="lines",
                 fill="toself",
                 fillcolor=_rgba(color, 0.18),
                 line={"width": 0},

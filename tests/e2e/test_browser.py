@@ -190,7 +190,7 @@ def test_launch_watch_compare_cancel_and_try(served_app: tuple[str, Path]) -> No
         move_slider("Max length (tokens)", -2)  # 128 → 32
         move_slider("Batch size", -3)  # 32 → 4
         move_slider("Learning rate", +4)  # 1e-4 → 1e-3
-        set_text("Run name (optional)", "tiny-lr1e-3")
+        set_text("Name (optional)", "tiny-lr1e-3")
         expect(page.get_by_text("7,500 optimizer steps", exact=True)).to_be_visible()
         shot("02-launch-filled")
         page.get_by_role("button", name="Launch run").click()
@@ -221,7 +221,7 @@ def test_launch_watch_compare_cancel_and_try(served_app: tuple[str, Path]) -> No
         idle()
         move_slider("Learning rate", -4)  # 1e-3 → 1e-4
         set_number("Epochs", 2)
-        set_text("Run name (optional)", "tiny-lr1e-4")
+        set_text("Name (optional)", "tiny-lr1e-4")
         page.get_by_role("button", name="Launch run").click()
         expect(page.get_by_text("Queued run #2 tiny-lr1e-4")).to_be_visible()
         second = store.get_run(2)
