@@ -36,7 +36,7 @@ st.caption(
 )
 
 
-def runs_frame(runs: list[Run], latest: dict[int, dict[str, float]]) -> pd.DataFrame:
+def runs_frame(runs: list[Run], latest: dict[int, dict[str, float]], groups: dict[str, str]) -> pd.DataFrame:
     rows = []
     for run in runs:
         m, c = latest.get(run.id, {}), run.config
@@ -58,6 +58,7 @@ def runs_frame(runs: list[Run], latest: dict[int, dict[str, float]]) -> pd.DataF
                 "lr": f"{c.get('lr', 0):.2g}",
                 "schedule": c.get("schedule"),
                 "owner": run.owner,
+                "group": groups.get(run.group_id or "", ""),
                 "device": run.device or "",
                 "created": pd.Timestamp(run.created_at, unit="s"),
             }
@@ -87,7 +88,7 @@ def render_table(runs: list[Run], latest: dict[int, dict[str, float]]) -> list[i
     state["_table_ids"] = ids
     number = st.column_config.NumberColumn
     st.dataframe(
-        runs_frame(runs, latest),
+        runs_frame(runs, latest, {g.id: g.name for g in lab.store.list_groups()}),
         key="runs_table",
         on_select=remember_selection,
         selection_mode="multi-row",
@@ -104,6 +105,7 @@ def render_table(runs: list[Run], latest: dict[int, dict[str, float]]) -> list[i
             "steps": st.column_config.TextColumn(width=95),
             "elapsed": st.column_config.TextColumn(width=75),
             "ETA": st.column_config.TextColumn(width=75, help="Time left, from the progress so far"),
+            "group": st.column_config.TextColumn(help="The sweep it belongs to: read it whole on the Groups page"),
             "train loss": number(format="%.4f"),
             "accuracy": number(format="%.3f"),
             "F1": number(format="%.3f"),

@@ -318,9 +318,9 @@ def _ped_anova(configs: list[ConfigResult], knobs: list[str], metric: str) -> di
     from optuna.distributions import CategoricalDistribution, FloatDistribution
     from optuna.trial import create_trial
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    higher = METRICS[metric].higher_is_better
-    study = optuna.create_study(direction="maximize" if higher else "minimize")
+    from bert_lab.sweeps.search import new_study
+
+    study = new_study(metric)
     dists: dict[str, Any] = {}
     for knob in knobs:
         values = [c.params.get(knob) for c in configs]
@@ -328,15 +328,15 @@ def _ped_anova(configs: list[ConfigResult], knobs: list[str], metric: str) -> di
             low, high = float(min(values)), float(max(values))
             dists[knob] = FloatDistribution(low, high, log=low > 0 and high / low >= 10)
         else:
-            dists[knob] = CategoricalDistribution(sorted({json_safe(v) for v in values}, key=str))
+            dists[knob] = CategoricalDistribution(sorted({_choice(v) for v in values}, key=str))
     for c in configs:
-        params = {k: json_safe(c.params.get(k)) for k in knobs}
+        params = {k: _choice(c.params.get(k)) for k in knobs}
         params = {k: float(v) if isinstance(dists[k], FloatDistribution) else v for k, v in params.items()}
         study.add_trial(create_trial(value=float(np.mean(c.values[metric])), params=params, distributions=dists))
     evaluator = optuna.importance.PedAnovaImportanceEvaluator()
     return dict(optuna.importance.get_param_importances(study, evaluator=evaluator, normalize=True))
 
 
-def json_safe(value: Any) -> Any:
+def _choice(value: Any) -> Any:
     """A knob value Optuna can hold as a choice (None becomes the word the app shows)."""
     return "default" if value is None else value

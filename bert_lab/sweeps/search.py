@@ -38,6 +38,15 @@ PRUNE_AFTER_RUNS = 4  # finished runs needed before anything is pruned
 STARTUP_TRIALS = (3, 10)  # random trials before TPE models the space: a third of the budget, within these bounds
 
 
+def new_study(metric: str, sampler: Any = None) -> Any:
+    """A quiet in-memory Optuna study that maximises `metric` (minimises a loss)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    direction = "maximize" if METRICS[metric].higher_is_better else "minimize"
+    return optuna.create_study(direction=direction, sampler=sampler)
+
+
 def distributions(spec: SweepSpec) -> dict[str, BaseDistribution]:
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
@@ -56,16 +65,14 @@ def next_params(spec: SweepSpec, configs: list[ConfigResult]) -> dict[str, Any]:
     """The next config to try, given the configs tried so far (each with its runs)."""
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     startup = max(STARTUP_TRIALS[0], min(STARTUP_TRIALS[1], spec.trials // 3))
     # A fresh sampler per question: its seed moves with the trial count, so draws are reproducible and distinct.
     sampler = optuna.samplers.TPESampler(
         seed=spec.sweep_seed * 1000 + len(configs), n_startup_trials=startup, constant_liar=True
     )
-    higher = METRICS[spec.metric].higher_is_better
-    study = optuna.create_study(direction="maximize" if higher else "minimize", sampler=sampler)
+    study = new_study(spec.metric, sampler)
     dists = distributions(spec)
-    worst = _worst(configs, spec.metric, higher)
+    worst = _worst(configs, spec.metric, METRICS[spec.metric].higher_is_better)
     for config in configs:
         trial = _as_trial(config, spec, dists, worst=worst)
         if trial is not None:
@@ -172,9 +179,8 @@ def prune_reason(store: RunStore, group: Group, run_id: int) -> str | None:
     import optuna
     from optuna.trial import TrialState, create_trial
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     higher = METRICS[spec.metric].higher_is_better
-    study = optuna.create_study(direction="maximize" if higher else "minimize")
+    study = new_study(spec.metric)
     for rid in finished:
         values = series.get(rid, [])
         if values:

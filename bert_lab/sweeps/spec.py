@@ -18,7 +18,7 @@ from typing import Any, Literal
 import numpy as np
 
 from bert_lab.config import CHOICES, ConfigError, RunConfig
-from bert_lab.runs.metrics import METRICS, SCORES
+from bert_lab.runs.metrics import SCORES
 from bert_lab.runs.records import Group
 from bert_lab.runs.service import Lab, submit_group
 
@@ -331,7 +331,3 @@ def launch(lab: Lab, base: RunConfig, spec: SweepSpec, *, name: str = "", owner:
 def choices_of(knob: str) -> tuple[str, ...]:
     """The values a choice knob allows (empty for numbers)."""
     return CHOICES.get(knob, ("true", "false") if _HINTS[knob] is bool else ())
-
-
-def higher_is_better(metric: str) -> bool:
-    return METRICS[metric].higher_is_better
