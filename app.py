@@ -19,7 +19,7 @@ from bert_lab import data, plots
 from bert_lab.config import CHOICES, MINILM_ALIASES, OPTIMIZERS, SCHEDULES, ConfigError, RunConfig, field_help
 from bert_lab.runs import service
 from bert_lab.schedules import count_steps, lr_curve
-from lab_ui import page, sweep_form
+from lab_ui import lr_finder, page, sweep_form
 
 lab = page.start(run_counts=False)  # drawn at the end, after a launch
 
@@ -274,6 +274,7 @@ with col_opt:
     st.subheader("4 · Optimizer")
     optimizer = st.selectbox(options=list(OPTIMIZERS), format_func=OPTIMIZER_NAMES.get, **kw("optimizer"))
     st.select_slider(options=options_with(LR_OPTIONS, "lr"), format_func=fmt_sci, **kw("lr"))
+    finder_slot = st.empty()  # the "Find a learning rate" button, once the config is known
     if optimizer == "momentum":
         st.slider(min_value=0.0, max_value=0.99, step=0.01, **kw("momentum"))
         st.checkbox(**kw("nesterov"))
@@ -302,6 +303,7 @@ with col_sched:
         right.slider(min_value=0.05, max_value=1.0, step=0.05, **kw("gamma"))
     schedule_slot = st.container()
 
+finder_panel = st.container()
 with st.expander("Advanced: evaluation, early stopping, accumulation, precision"):
     a, b, c = st.columns(3)
     a.number_input(min_value=2, max_value=100_000, step=100, **kw("eval_size"))
@@ -331,6 +333,11 @@ with schedule_slot:
         total_steps = render_schedule_preview(config, n_train)
     else:
         st.info("The preview appears once the settings below are valid.")
+
+with finder_slot.container():
+    lr_finder.render_find_button(lab, config if not data_problem else None)
+with finder_panel:
+    lr_finder.render_finder(lab)
 
 st.subheader("7 · Launch")
 name_col, owner_col, button_col = st.columns([2, 2, 1], vertical_alignment="bottom")

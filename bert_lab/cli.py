@@ -1,4 +1,5 @@
-"""Command line: `python -m bert_lab train|submit|clone|sweep|runs|groups|group|cancel|resume|delete|export|worker`.
+"""Command line: `python -m bert_lab COMMAND`: train, lr-find, submit, clone, sweep, runs, groups, group, cancel,
+resume, delete, export, worker.
 
 Every RunConfig field is a flag (`--batch-size`, `--lr`, …, plus `--epochs` for `num_epochs`), generated from the
 dataclass so the CLI can never fall behind the config. Bad flags and values exit with code 2 and a message naming
@@ -73,6 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_flags(train)
     train.add_argument("--out", type=Path, default=None, help="model folder [$BERT_LAB_HOME/models/<time>]")
     train.add_argument("--json", action="store_true", help="print one JSON object with the result as the last line")
+
+    find = sub.add_parser("lr-find", help="LR range test in this process: loss against learning rate, a suggestion")
+    add_config_flags(find)
+    find.add_argument("--start-lr", type=float, default=1e-7, help="the first step's learning rate [1e-7]")
+    find.add_argument("--end-lr", type=float, default=1.0, help="the last step's learning rate [1]")
+    find.add_argument("--steps", type=int, default=100, help="optimizer steps at most [100]")
+    find.add_argument("--json", action="store_true", help="print one JSON object as the last line")
 
     def with_home(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         p.add_argument("--home", type=Path, default=None, help="data folder [$BERT_LAB_HOME or ./lab_data]")
@@ -150,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "train":
         return run_train(parser, args)
+    if args.command == "lr-find":
+        return run_lr_find(parser, args)
     from bert_lab.runs.store import StoreError
 
     try:
@@ -205,6 +215,36 @@ def run_train(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             f"model in {result.model_dir}"
         )
     return 0 if result.status == Status.FINISHED else 1
+
+
+def run_lr_find(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    from bert_lab.data import DataError
+    from bert_lab.lr_find import RangeTest, range_test_config
+    from bert_lab.model import ModelError
+    from bert_lab.train import train
+
+    base = config_from_args(parser, args)
+    try:
+        config = range_test_config(base, start_lr=args.start_lr, end_lr=args.end_lr, steps=args.steps)
+    except ConfigError as exc:
+        parser.error(flag_problems(exc).replace("--range-start-lr", "--start-lr").replace("--lr", "--end-lr"))
+    test = RangeTest()
+    started = time.perf_counter()
+    try:
+        train(config, hooks=test.hooks())
+        found = test.suggest()
+    except (DataError, ModelError, ValueError) as exc:
+        parser.exit(2, f"{parser.prog} lr-find: error: {exc}\n")
+    result = {**found.to_dict(), "wall_s": time.perf_counter() - started, "stopped": test.stopped}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{len(test.lrs)} steps; {test.stopped or 'ran to the end'}")
+        print(
+            f"suggested learning rate {found.suggested_lr:.2e} (steepest {found.steep_lr:.2e}, "
+            f"minimum/10 {found.min_lr:.2e}); {result['wall_s']:.1f} s"
+        )
+    return 0
 
 
 def result_summary(result: TrainResult, config: RunConfig) -> dict[str, Any]:

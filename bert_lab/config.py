@@ -14,18 +14,18 @@ from typing import Any, Literal, get_args
 from bert_lab.runs.metrics import SCORES
 
 Optimizer = Literal["sgd", "momentum", "adam", "adamw"]
-Schedule = Literal["constant", "exponential", "step", "linear", "cosine"]
+Schedule = Literal["constant", "exponential", "step", "linear", "cosine", "range_test"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 
 OPTIMIZERS: tuple[str, ...] = get_args(Optimizer)
-SCHEDULES: tuple[str, ...] = get_args(Schedule)
+SCHEDULES: tuple[str, ...] = get_args(Schedule)[:-1]  # what a training run uses; range_test is the LR finder's
 PRECISIONS: tuple[str, ...] = get_args(Precision)
 
 
 # The allowed values of each choice field (for validation, command-line help and the app's select boxes).
 CHOICES: dict[str, tuple[str, ...]] = {
     "optimizer": OPTIMIZERS,
-    "schedule": SCHEDULES,
+    "schedule": get_args(Schedule),
     "precision": PRECISIONS,
     "early_stopping_metric": SCORES,
 }
@@ -95,7 +95,8 @@ class RunConfig:
     """Passes over the training set; fractions stop part-way through the last epoch."""
     # --- learning-rate schedule -------------------------------------------------------------------------------------
     schedule: Schedule = "linear"
-    """constant, exponential (lr·rate^(step/decay_steps)), step (lr·γ^⌊step/step_size⌋), linear or cosine (to 0)."""
+    """constant, exponential (lr·rate^(step/decay_steps)), step (lr·γ^⌊step/step_size⌋), linear or cosine (to 0);
+    range_test (the LR finder: from `range_start_lr` up to `lr`, exponentially)."""
     warmup_steps: int = 0
     """Steps of linear warmup from 0 to `lr`, before any schedule."""
     decay_rate: float = 0.5
@@ -106,6 +107,8 @@ class RunConfig:
     """Step schedule: steps between drops."""
     gamma: float = 0.5
     """Step schedule: the factor of each drop."""
+    range_start_lr: float = 1e-7
+    """Range-test schedule: the learning rate of the first step (it rises exponentially to `lr` at the last)."""
     # --- evaluation and stopping ------------------------------------------------------------------------------------
     eval_every_steps: int = 0
     """Evaluate every N optimizer steps (and always at the end); 0 picks about 5 evaluations per run."""
@@ -228,6 +231,8 @@ def validate(c: RunConfig) -> dict[str, str]:
     int_at_least("decay_steps", 1)
     int_at_least("step_size", 1)
     number_in("gamma", 0.0, 1.0, low_open=True)
+    number_in("range_start_lr", 0.0, 1e4, low_open=True)
+    check("range_start_lr", c.schedule != "range_test" or c.range_start_lr < c.lr, "must be below lr")
     int_at_least("eval_every_steps", 0)
     int_at_least("early_stopping_patience", 0)
     choice("early_stopping_metric", CHOICES["early_stopping_metric"])

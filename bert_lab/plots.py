@@ -320,6 +320,44 @@ def lr_schedule_figure(lrs: Sequence[float], *, warmup_steps: int = 0, height: i
     return fig
 
 
+def lr_find_figure(
+    lrs: Sequence[float], losses: Sequence[float], marks: Mapping[str, float], *, height: int = 300
+) -> go.Figure:
+    """The range test: smoothed training loss against the learning rate (log axis), each suggestion marked."""
+    fig = go.Figure(
+        go.Scatter(
+            x=list(lrs),
+            y=list(losses),
+            mode="lines",
+            line={"width": 3},
+            name="smoothed loss",
+            hovertemplate="lr %{x:.2e}: loss %{y:.4f}<extra></extra>",
+        ),
+        _layout(
+            "LR range test: smoothed training loss as the learning rate rises",
+            height,
+            showlegend=True,
+            hovermode="closest",
+            xaxis={"title": {"text": "learning rate"}, "type": "log", "exponentformat": "e"},
+            yaxis={"title": {"text": "smoothed loss"}},
+        ),
+    )
+    x = np.log(np.asarray(lrs, dtype=float))
+    for (name, lr), symbol in zip(marks.items(), ("star", "triangle-down", "circle-open")):
+        y = float(np.interp(math.log(lr), x, losses)) if len(lrs) else 0.0
+        fig.add_trace(
+            go.Scatter(
+                x=[lr],
+                y=[y],
+                mode="markers",
+                marker={"size": 15 if symbol == "star" else 11, "symbol": symbol},
+                name=f"{name}: {lr:.1e}",
+                hovertemplate=f"{name}: lr %{{x:.2e}}<extra></extra>",
+            )
+        )
+    return fig
+
+
 # --- comparisons ----------------------------------------------------------------------------------------------------
 def final_metrics_figure(
     table: pd.DataFrame, metrics: Sequence[str] = ("accuracy", "precision", "recall", "f1"), height_per_bar: int = 16

@@ -19,6 +19,7 @@ from typing import Any
 
 from bert_lab.config import RunConfig
 from bert_lab.executor import WORKER_PID_ENV, pid_alive
+from bert_lab.lr_find import RangeTest
 from bert_lab.runs.describe import OUT_OF_MEMORY, looks_out_of_memory
 from bert_lab.runs.records import EvalRecord, Hooks, Point, StepRecord, points
 from bert_lab.runs.service import Lab
@@ -141,6 +142,7 @@ def run_job(lab: Lab, run_id: int) -> int:
     if main:
         reporter.start()  # heartbeat first: importing torch and loading the model take seconds
     config: RunConfig | None = None
+    range_test = RangeTest() if run.config.get("schedule") == "range_test" else None
     try:
         from bert_lab.train import train  # heavy imports, after the heartbeat is running
 
@@ -149,7 +151,10 @@ def run_job(lab: Lab, run_id: int) -> int:
         if resume and main:
             step = json.loads(folder.checkpoint_state.read_text())["step"]
             store.delete_metrics_after(run_id, step)
-        result = train(config, folder=folder, hooks=reporter.hooks(), checkpoint=True, resume=resume)
+        if range_test is None:
+            result = train(config, folder=folder, hooks=reporter.hooks(), checkpoint=True, resume=resume)
+        else:  # a throwaway run: no checkpoint, no model; its own stop rule
+            result = train(config, hooks=range_test.hooks(reporter.hooks()))
     except BaseException as exc:  # noqa: BLE001 - every failure must reach the store, whatever it is
         if main:
             reporter.close()
@@ -159,12 +164,17 @@ def run_job(lab: Lab, run_id: int) -> int:
         return 0
     reporter.close()
     status, reason = result.status, result.reason
+    summary: dict[str, Any] = {}
     if status == Status.CANCELLED and reporter.orphaned:
         status = Status.INTERRUPTED
     elif status == Status.CANCELLED and reporter.pruned:
         status, reason = Status.PRUNED, reporter.pruned
         shutil.rmtree(folder.checkpoint, ignore_errors=True)  # a pruned run is not resumed
-    summary = {
+    elif range_test is not None and range_test.stopped and not reporter.stop_requested.is_set():
+        status, reason = Status.FINISHED, f"range test stopped: {range_test.stopped}"
+    if range_test is not None and status == Status.FINISHED:
+        summary["lr_find"] = {k: v for k, v in range_test.suggest().to_dict().items() if k.endswith("_lr")}
+    summary |= {
         "samples_per_s": result.samples_per_s,
         "train_s": result.train_s,
         "wall_s": result.wall_s,

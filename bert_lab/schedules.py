@@ -34,8 +34,9 @@ def lr_factor(
     decay_steps: int = 100,
     step_size: int = 100,
     gamma: float = 0.5,
+    start_factor: float = 1.0,
 ) -> float:
-    """Multiplier of the peak LR at `step`."""
+    """Multiplier of the peak LR at `step`. `start_factor`: the range test's first multiplier."""
     if step < warmup_steps:
         return step / warmup_steps
     s = step - warmup_steps  # steps since warmup ended
@@ -50,6 +51,8 @@ def lr_factor(
         return max(0.0, 1.0 - s / remaining)
     if schedule == "cosine":
         return 0.5 * (1.0 + math.cos(math.pi * min(1.0, s / remaining)))
+    if schedule == "range_test":  # exponential from start_factor at the first step to 1 at the last
+        return start_factor ** max(0.0, 1.0 - s / max(1, remaining - 1))
     raise ValueError(f"unknown schedule {schedule!r}")
 
 
@@ -65,6 +68,7 @@ def factor_of(config: RunConfig, total_steps: int) -> Callable[[int], float]:
         decay_steps=config.decay_steps,
         step_size=config.step_size,
         gamma=config.gamma,
+        start_factor=config.range_start_lr / config.lr,
     )
 
 

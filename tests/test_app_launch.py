@@ -180,3 +180,27 @@ def test_pages_do_not_import_torch() -> None:
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_find_a_learning_rate_then_use_its_suggestion(lab: Lab, open_page: OpenPage) -> None:
+    from bert_lab.runner import run_job
+
+    at = open_page(state={"model_choice": "tiny", "bundled": "sms_spam", "max_length": 32})
+    at.button(key="lr_find").click().run()
+    [run] = lab.store.list_runs()
+    assert (run.name, run.config["schedule"], run.config["lr"], run.config["model"]) == (
+        "LR range test",
+        "range_test",
+        1.0,
+        "tiny",
+    )
+    lab.store.claim_run(run.id, pid=1)
+    assert run_job(lab, run.id) == 0  # what the worker would do
+    at.run()
+    suggested = lab.store.get_run(run.id).summary["lr_find"]["suggested_lr"]
+    assert "LR range test: smoothed training loss as the learning rate rises" in titles(at)
+    use = at.button(key="lr_use")
+    assert use.label == f"Use {suggested:.1e}"
+    use.click().run()
+    assert at.select_slider(key="lr").value == float(f"{suggested:.1e}")
+    assert not at.exception

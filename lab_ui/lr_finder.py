@@ -1,0 +1,90 @@
+"""The launch page's "Find a learning rate": queue an LR range test built from the current settings, draw its smoothed
+loss against the learning rate as it runs, and once it ends, offer its suggestion for the learning-rate slider."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from bert_lab import plots
+from bert_lab.config import RunConfig
+from bert_lab.lr_find import NUM_STEPS, RangeTest, range_test_config
+from bert_lab.runs import service
+from bert_lab.runs.describe import badge
+from bert_lab.runs.service import Lab
+from bert_lab.runs.status import Status
+from bert_lab.runs.store import UnknownRunError
+from lab_ui import page
+
+FINDER_KEY = "_lr_find_run"  # this tab's range-test run id
+HELP = (
+    f"A throwaway run of about {NUM_STEPS} steps whose learning rate rises from 1e-7 to 1 (fastai's lr_find): the "
+    "loss first falls, then blows up. The suggestion sits well down the falling slope."
+)
+
+
+def render_find_button(lab: Lab, config: RunConfig | None) -> None:
+    if st.button("Find a learning rate", key="lr_find", icon=":material/search:", disabled=config is None, help=HELP):
+        assert config is not None
+        run = service.submit(lab, range_test_config(config), name="LR range test")
+        st.session_state[FINDER_KEY] = run.id
+        page.ensure_worker(lab)
+
+
+def use_lr(lr: float) -> None:
+    st.session_state["lr"] = float(f"{lr:.1e}")
+
+
+def replay(lab: Lab, run_id: int) -> RangeTest:
+    """The range test as far as its stored points go (the step records' learning rate and loss)."""
+    test = RangeTest()
+    steps: dict[int, dict[str, float]] = {}
+    for point in lab.store.read_metrics(run_id, names=["lr", "train_loss"]):
+        steps.setdefault(point.step, {})[point.name] = point.value
+    for step in sorted(steps):
+        if len(steps[step]) == 2:
+            test.add(steps[step]["lr"], steps[step]["train_loss"])
+    return test
+
+
+def render_curve(test: RangeTest) -> float | None:
+    """The loss curve with its suggestions; the suggested learning rate, once there are enough steps."""
+    try:
+        found = test.suggest()
+    except ValueError:
+        return None
+    marks = {"suggested (valley)": found.suggested_lr, "steepest": found.steep_lr, "minimum ÷ 10": found.min_lr}
+    st.plotly_chart(plots.lr_find_figure(found.lrs, found.losses, marks), key="lr_find_chart")
+    return found.suggested_lr
+
+
+def render_live(lab: Lab, run_id: int) -> None:
+    run = lab.store.get_run(run_id)
+    if not run.status.is_active:
+        st.rerun(scope="app")  # the finished test offers its suggestion in the page itself
+    st.caption(f"LR range test #{run.id}: {badge(run.status)} · {len(replay(lab, run_id).lrs)} steps so far")
+    render_curve(replay(lab, run_id))
+
+
+def render_finder(lab: Lab) -> None:
+    """This tab's range test, live while it runs; then its curve and a button that sets the learning rate."""
+    run_id = st.session_state.get(FINDER_KEY)
+    if run_id is None:
+        return
+    try:
+        run = lab.store.get_run(run_id)
+    except UnknownRunError:
+        st.session_state.pop(FINDER_KEY, None)
+        return
+    with st.container(border=True):
+        if run.status.is_active:
+            st.fragment(run_every=1.5)(render_live)(lab, run_id)
+            return
+        if run.status != Status.FINISHED:
+            st.error(f"The LR range test #{run.id} {run.status}: {page.md(run.error or '')}")
+            return
+        suggested = render_curve(replay(lab, run_id))
+        left, right = st.columns([1, 3], vertical_alignment="center")
+        if suggested is not None:
+            label = f"Use {suggested:.1e}"
+            left.button(label, key="lr_use", type="primary", on_click=use_lr, args=(suggested,), width="stretch")
+        right.caption(f"{page.md(run.summary.get('reason', ''))}. {HELP}")
