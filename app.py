@@ -364,6 +364,7 @@ if sweep_mode:
     sweep_form.render_last_group()
 launch = button_col.button(
     "Launch run",
+    key="launch",
     type="primary",
     icon=":material/rocket_launch:",
     disabled=bool(problems or data_problem or sweep_mode),

@@ -81,7 +81,7 @@ def test_launch_queues_a_run_with_the_chosen_values(open_page: OpenPage, lab: La
     at.checkbox(key="nesterov").check()
     at.checkbox(key="group_by_length").uncheck()
     at.text_input(key="run_name").set_value("my-run")
-    at.button[0].click().run()
+    at.button(key="launch").click().run()
     assert not at.exception and not at.error
     [run] = lab.store.list_runs()
     c = run.config
@@ -99,7 +99,7 @@ def test_launch_queues_a_run_with_the_chosen_values(open_page: OpenPage, lab: La
     assert f"#{run.id} my\\-run" in at.success[0].value  # the name escaped, so markdown shows it as typed
     at.select_slider(key="lr").set_value(1e-3)  # the page stays usable: launch a variant
     at.text_input(key="run_name").set_value("")
-    at.button[0].click().run()
+    at.button(key="launch").click().run()
     newest = lab.store.list_runs()[0]
     assert (newest.config["lr"], newest.config["decay_rate"], newest.name) == (1e-3, 0.8, f"run-{newest.id}")
 
@@ -108,11 +108,11 @@ def test_launching_untouched_dropout_keeps_the_models_own(open_page: OpenPage, l
     """The default dropout is None ("model default"), as on the command line, not the model's 0.1 written out."""
     at = open_page()
     at.radio(key="model_choice").set_value("tiny").run()
-    at.button[0].click().run()
+    at.button(key="launch").click().run()
     [run] = lab.store.list_runs()
     assert run.config["dropout"] is None
     at.select_slider(key="dropout").set_value(0.1).run()  # the same number, chosen: recorded as chosen
-    at.button[0].click().run()
+    at.button(key="launch").click().run()
     assert lab.store.list_runs()[0].config["dropout"] == 0.1
 
 
@@ -131,7 +131,7 @@ def test_invalid_settings_are_named_and_nothing_is_queued(open_page: OpenPage, l
     at = open_page()
     at.radio(key="model_choice").set_value("folder").run()
     assert "Model" in texts(at.error) and "non-empty" in texts(at.error)
-    assert at.button[0].disabled
+    assert at.button(key="launch").disabled
     assert lab.store.list_runs() == []
 
 
@@ -140,7 +140,7 @@ def test_a_bad_csv_upload_shows_the_engine_error_and_queues_nothing(open_page: O
     at.radio(key="source").set_value("Upload a CSV").run()
     at.file_uploader[0].set_value(("reviews.csv", b"text,label\ngreat film,pos\nawful film,\n", "text/csv")).run()
     assert "missing labels" in texts(at.error) and "data rows 2" in texts(at.error)
-    assert at.button[0].disabled  # a browser user cannot launch it
+    assert at.button(key="launch").disabled  # a browser user cannot launch it
     assert lab.store.list_runs() == [] and not at.success
 
 
@@ -154,7 +154,7 @@ def test_a_good_csv_upload_is_previewed_and_staged(open_page: OpenPage, lab: Lab
     assert not at.error
     assert "neg (20), pos (20)" in texts(at.caption)
     at.radio(key="model_choice").set_value("tiny")
-    at.button[0].click().run()
+    at.button(key="launch").click().run()
     [run] = lab.store.list_runs()
     staged = Path(run.config["dataset"])
     assert staged.parent == lab.data.uploads and staged.read_bytes().startswith(b"comment,sentiment")
@@ -164,7 +164,7 @@ def test_a_csv_path_that_is_not_there_is_an_error(open_page: OpenPage, tmp_path:
     at = open_page()
     at.radio(key="source").set_value("CSV file on the server").run()
     at.text_input(key="csv_path").set_value(str(tmp_path / "missing.csv")).run()
-    assert "missing.csv" in texts(at.error) and at.button[0].disabled
+    assert "missing.csv" in texts(at.error) and at.button(key="launch").disabled
 
 
 def test_pages_do_not_import_torch() -> None:
