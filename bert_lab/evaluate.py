@@ -62,7 +62,8 @@ def predict(
 
 
 def write_eval_report(path: Path, predictions: Predictions, eval_set: data_lib.TextDataset, *, step: int) -> None:
-    """JSON for the playground: metrics, confusion matrix, and the misclassified examples (most confident first)."""
+    """JSON for the playground: metrics, confusion matrix, the misclassified examples (most confident first), and
+    every example's text, label and prediction."""
     names = list(eval_set.label_names)
     wrong = [
         {"text": text, "label": names[label], "predicted": names[pred], "confidence": round(max(probs), 4)}
@@ -78,6 +79,10 @@ def write_eval_report(path: Path, predictions: Predictions, eval_set: data_lib.T
         **predictions.metrics,
         "misclassified": wrong[:MAX_REPORTED_ERRORS],
         "misclassified_count": len(wrong),
+        # every example, for comparing two runs example by example (bert_lab.prediction_diff)
+        "texts": list(eval_set.texts),
+        "labels": [int(y) for y in eval_set.labels],
+        "predicted": [int(p) for p in predictions.preds],
     }
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(report, indent=1))

@@ -14,6 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from bert_lab import plots
+from bert_lab.prediction_diff import DiffError, compare_predictions, read_report
 from bert_lab.runs.describe import badge, run_label
 from bert_lab.runs.metrics import METRICS
 from bert_lab.runs.records import Run
@@ -132,6 +133,35 @@ def render_eval_report(run: Run) -> None:
     )
 
 
+def render_prediction_diff(a: Run, b: Run) -> None:
+    """Where the two runs disagree on their evaluation set, and whether the gap is more than chance (McNemar)."""
+    st.subheader("Example by example: is the difference real?")
+    try:
+        diff = compare_predictions(
+            read_report(lab.data.run(a.id).eval_report), read_report(lab.data.run(b.id).eval_report)
+        )
+    except DiffError as exc:
+        st.info(page.md(exc))
+        return
+    (st.success if diff.real else st.warning)(page.md(diff.words(run_label(a), run_label(b))))
+    counts = pd.DataFrame(
+        {
+            "": [f"{run_label(a)} right", f"{run_label(a)} wrong"],
+            f"{run_label(b)} right": [diff.both_right, diff.only_b],
+            f"{run_label(b)} wrong": [diff.only_a, diff.both_wrong],
+        }
+    )
+    st.dataframe(counts, hide_index=True)
+    if diff.disagreements:
+        table = pd.DataFrame(diff.disagreements).rename(
+            columns={"label": "true label", "a": run_label(a), "b": run_label(b)}
+        )
+        st.dataframe(
+            table, hide_index=True, width="stretch", column_config={"text": st.column_config.TextColumn(width="large")}
+        )
+        st.caption(f"The {len(diff.disagreements)} examples where the two runs predict different labels.")
+
+
 st.title(":material/chat: Playground")
 st.caption(
     "Try a trained model on your own sentences, compare two runs on the same sentences, and look at where "
@@ -202,3 +232,5 @@ st.subheader("Evaluation set")
 for column, run in zip(st.columns(len(chosen), gap="large"), chosen):
     with column:
         render_eval_report(run)
+if len(chosen) == 2:
+    render_prediction_diff(*chosen)

@@ -69,6 +69,9 @@ def test_playground_predicts_compares_and_shows_mistakes(open_page: OpenPage, la
     assert list(agree["agree"]) == ["✓ same", "✓ same"]  # the same model twice agrees with itself
     assert f"#{runs[1].id} {HOSTILE}" in agree.columns  # a column name is plain text
     assert sum("Confusion matrix" in t for t in titles(at)) == 2
+    # The same model twice, example by example: no example where one is right and the other wrong.
+    said = ESCAPED.sub(lambda m: m.group()[1], texts(at.warning))
+    assert "is wrong on 0 examples" in said and "within chance at 95% (McNemar p = 1)" in said
     headings = [m.proto.body for m in at.markdown if HOSTILE[2:6] in m.proto.body]
     assert len(headings) == 2  # above its predictions and above its evaluation: the run's name, as typed
     for body in headings:

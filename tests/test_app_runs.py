@@ -267,7 +267,7 @@ def test_downloads_and_clone_into_the_launch_page(open_page: OpenPage, lab: Lab)
     assert (at.selectbox(key="schedule").value, at.number_input(key="step_size").value) == ("step", 50)
     assert (at.radio(key="model_choice").value, at.selectbox(key="bundled").value) == ("tiny", "trec")
     at.switch_page(page.LAUNCH_PAGE)  # a browser's URL follows st.switch_page; AppTest's page must be told
-    at.button[0].click().run()
+    at.button(key="launch").click().run()
     clone = lab.store.list_runs()[0]
     assert clone.id != run.id and clone.config == run.config
 
@@ -301,7 +301,7 @@ def test_a_cli_run_cloned_and_launched_again_has_the_same_config(open_page: Open
     at = open_page(page.RUNS_PAGE)
     click(at, "Clone")
     at.switch_page(page.LAUNCH_PAGE)
-    at.button[0].click().run()
+    at.button(key="launch").click().run()
     assert not at.exception
     clone = lab.store.list_runs()[0]
     assert clone.id != original.id and clone.config == original.config

@@ -210,9 +210,13 @@ def _run_children(targets: list[tuple[Callable[..., Any], tuple[Any, ...]]]) -> 
     procs = [SPAWN.Process(target=_child, args=(results, target, *args)) for target, args in targets]
     for proc in procs:
         proc.start()
-    outcomes = [results.get(timeout=60) for _ in procs]
-    for proc in procs:
-        proc.join(timeout=30)
+    try:
+        outcomes = [results.get(timeout=120) for _ in procs]
+    finally:
+        for proc in procs:
+            proc.join(timeout=30)
+            if proc.is_alive():  # never leave a child behind (it would hold pytest's exit)
+                proc.kill()
     assert [error for kind, error in outcomes if kind == "error"] == []
     assert [proc.exitcode for proc in procs] == [0] * len(procs)
     return [value for _, value in outcomes]
@@ -221,7 +225,7 @@ def _run_children(targets: list[tuple[Callable[..., Any], tuple[Any, ...]]]) -> 
 def _claim_all(url: str, run_ids: list[int], barrier: Any) -> tuple[int, list[int]]:
     """Try to claim every run, oldest first, like a worker racing others; return this pid and what it got."""
     with open_store(url) as store:
-        barrier.wait()
+        barrier.wait(timeout=120)  # a sibling that failed to start breaks the barrier instead of hanging us
         return os.getpid(), [run_id for run_id in run_ids if store.claim_run(run_id, pid=os.getpid()) is not None]
 
 
@@ -477,7 +481,7 @@ def test_threads_share_a_store(store: RunStore) -> None:
 # --- one writer, many pollers -------------------------------------------------------------------------------------
 def _write_points(url: str, run_id: int, barrier: Any) -> int:
     with open_store(url) as store:
-        barrier.wait()
+        barrier.wait(timeout=120)  # a sibling that failed to start breaks the barrier instead of hanging us
         for start in range(0, 2000, 20):
             batch = [(step, step / 100, step / 10, "loss", float(step)) for step in range(start, start + 20)]
             store.add_metrics(run_id, batch)
@@ -488,7 +492,7 @@ def _write_points(url: str, run_id: int, barrier: Any) -> int:
 def _poll_points(url: str, run_id: int, barrier: Any) -> tuple[list[int], int]:
     """Poll until all points are seen; return their steps in order and how many polls found something new."""
     with open_store(url) as store:
-        barrier.wait()
+        barrier.wait(timeout=120)  # a sibling that failed to start breaks the barrier instead of hanging us
         seen: list[int] = []
         since_id, fruitful_polls, deadline = 0, 0, time.monotonic() + 30
         while len(seen) < 2000 and time.monotonic() < deadline:
