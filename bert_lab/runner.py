@@ -61,6 +61,8 @@ class StoreReporter:
         with self._lock:
             self._evaluated = True
             self._points += points(r)
+            if self.prune_check is not None:
+                self._wake.set()  # a search trial: decide on pruning now, not at the next flush
             self._summary.update(confusion=r.confusion, eval_step=r.step)
 
     def on_log(self, message: str) -> None:

@@ -243,17 +243,17 @@ def test_prune_reason_stops_only_a_clearly_losing_run(lab: Lab) -> None:
 
 def test_a_pruned_trial_stops_early_and_says_why(lab: Lab) -> None:
     # Four finished trials scored 0.99 at every evaluation: a real tiny-BERT run (F1 ~0.5) is clearly losing.
-    group_id = search_group_with_finished_runs(lab, [[0.99] * 8] * 4)
-    config = RunConfig(**{**TINY.to_dict(), "train_size": 256, "eval_every_steps": 2})  # 16 steps, 8 evaluations
+    group_id = search_group_with_finished_runs(lab, [[0.99] * 25] * 4)
+    config = RunConfig(**{**TINY.to_dict(), "train_size": 2000, "eval_every_steps": 5})  # 125 steps, 25 evaluations
     run_id = lab.store.create_run(config.to_dict(), group_id=group_id).id
     lab.store.claim_run(run_id, pid=1)
     assert run_job(lab, run_id) == 0
     run = lab.store.get_run(run_id)
     assert run.status == Status.PRUNED and run.error is not None and run.error.startswith("pruned at evaluation")
-    assert run.summary["reason"] == run.error and run.summary["steps"] < 16
+    assert run.summary["reason"] == run.error and run.summary["steps"] < 125
     assert not lab.data.run(run_id).checkpoint.exists()
     evaluations = [p for p in lab.store.read_metrics(run_id, names=["f1"])]
-    assert 2 <= len(evaluations) < 8 and not math.isnan(evaluations[-1].value)
+    assert 2 <= len(evaluations) < 25 and not math.isnan(evaluations[-1].value)
 
 
 def test_a_sweep_on_the_bundled_minilm_is_trained_and_judged(lab: Lab) -> None:
