@@ -68,7 +68,7 @@ def test_the_range_test_schedule_rises_exponentially_to_the_end_lr() -> None:
     lrs = lr_curve(config, 50)
     assert lrs[0] == pytest.approx(1e-6) and lrs[-1] == pytest.approx(1e-2)
     assert np.allclose(np.diff(np.log(lrs)), math.log(1e4) / 49)
-    assert (config.train_size, config.batch_size, config.max_length, config.warmup_steps) == (800, 16, 64, 0)
+    assert (config.train_size, config.batch_size, config.max_length, config.warmup_steps) == (400, 8, 64, 0)
 
 
 def test_lr_find_on_the_command_line(tmp_path: object) -> None:
