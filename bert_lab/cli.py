@@ -1,4 +1,4 @@
-"""Command line: `python -m bert_lab COMMAND`: train, lr-find, submit, clone, sweep, runs, groups, group, cancel,
+"""Command line: `python -m bert_lab COMMAND`: train, lr-find, submit, clone, sweep, runs, show, groups, group, cancel,
 resume, delete, export, worker.
 
 Every RunConfig field is a flag (`--batch-size`, `--lr`, …, plus `--epochs` for `num_epochs`), generated from the
@@ -120,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument("--no-prune", action="store_true", help="search: never stop a losing trial early")
     how.add_argument("--name", default="", help="the group's name [method × knobs]")
     how.add_argument("--owner", default="", help="who launched it")
+    show = with_home(sub.add_parser("show", help="one run: config, status, latest metrics, what its curves show"))
+    show.add_argument("id", type=int)
+    show.add_argument("--json", action="store_true", help="one JSON object instead of text")
     runs = with_home(sub.add_parser("runs", help="list runs with status, progress and latest metrics"))
     runs.add_argument("--json", action="store_true", help="a JSON list instead of a table")
     for name, text in (
@@ -446,6 +449,35 @@ def render_group(report: Any) -> str:
     return "\n".join(lines)
 
 
+def run_show(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: Lab) -> int:
+    from bert_lab.annotate import annotate
+    from bert_lab.plots import points_frame
+
+    run = lab.store.get_run(args.id)
+    notes = annotate(run, points_frame(lab.store.read_metrics(run.id)))
+    shown = {
+        "id": run.id,
+        "name": run.name,
+        "owner": run.owner,
+        "status": str(run.status),
+        "error": run.error,
+        "group_id": run.group_id,
+        "progress": round(run.progress, 4),
+        "elapsed_s": run.elapsed_s,
+        "metrics": lab.store.latest_metrics([run.id])[run.id],
+        "config": run.config,
+        "annotations": [a.to_dict() for a in notes],
+    }
+    if args.json:
+        print(json.dumps(shown))
+        return 0
+    print(f"#{run.id} {run.name}: {run.status}{f' ({run.error})' if run.error else ''}")
+    print("  " + "  ".join(f"{k} {v:.4g}" for k, v in sorted(shown["metrics"].items())))
+    for note in notes:
+        print(f"  step {note.step}: [{note.kind}] {note.hint}")
+    return 0
+
+
 def run_cancel(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: Lab) -> int:
     from bert_lab.runs import service
 
@@ -510,6 +542,7 @@ COMMANDS = {
     "clone": run_clone,
     "sweep": run_sweep,
     "runs": run_list,
+    "show": run_show,
     "groups": run_groups,
     "group": run_group,
     "cancel": run_cancel,

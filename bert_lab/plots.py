@@ -192,20 +192,48 @@ def curve_figure(
     log_y: bool = False,
     max_points: int = MAX_POINTS,
     height: int = 320,
+    marks: Sequence[tuple[int, int, str]] = (),
 ) -> go.Figure:
-    """One metric, one line per run (overlaid); smoothed lines are drawn over their faint raw curve."""
+    """One metric, one line per run (overlaid); smoothed lines are drawn over their faint raw curve. `marks`:
+    (run id, step, note) drawn as a marker on that run's curve, the note on hover."""
     parts = split_runs(frame, metric)
     data = [
         t
         for run_id, label in labels.items()
         for t in _run_traces(parts.get(run_id), run_id, label, metric, x=x, smoothing=smoothing, max_points=max_points)
     ]
+    data += _mark_traces(parts, marks, x=x)
     layout = _layout(
         label(metric), height, xaxis={"title": {"text": X_LABELS.get(x, x)}}, yaxis=_y_axis(metric, log_y, data)
     )
     if not any(len(t["x"]) for t in data):
         _placeholder(layout, metric)
     return go.Figure(data=data, layout=layout)
+
+
+def _mark_traces(parts: Mapping[int, pd.DataFrame], marks: Sequence[tuple[int, int, str]], *, x: str) -> list[dict]:
+    """Markers at the noted steps of each run's curve (on the point at or just before the step)."""
+    traces = []
+    for run_id, step, note in marks:
+        part = parts.get(run_id)
+        if part is None or part.empty:
+            continue
+        at = part[part["step"] <= step].tail(1)
+        at = part.head(1) if at.empty else at
+        traces.append(
+            {
+                "type": "scatter",
+                "x": at[x].tolist(),
+                "y": at["value"].tolist(),
+                "mode": "markers",
+                "marker": {"symbol": "star-diamond", "size": 14, "color": run_color(run_id), "line": {"width": 1}},
+                "name": f"#{run_id} note",
+                "showlegend": False,
+                "hovertext": [note],
+                "hoverinfo": "text",
+            }
+        )
+    return traces
 
 
 def _placeholder(layout: dict[str, Any], metric: str) -> None:

@@ -15,6 +15,7 @@ import pandas as pd
 import streamlit as st
 
 from bert_lab import plots, worker
+from bert_lab.annotate import Annotation, annotate
 from bert_lab.runs import service
 from bert_lab.runs.describe import badge, eta_s, explain, format_duration, run_label
 from bert_lab.runs.metrics import CATALOGUE, EVAL_METRICS, METRICS
@@ -212,7 +213,11 @@ def log_axis(metric: str, log_loss: bool) -> bool:
     return METRICS[metric].log_scale or (log_loss and METRICS[metric].field == "loss")
 
 
-def render_curves(frame: pd.DataFrame, labels: dict[int, str]) -> None:
+def notes_of(run: Run, frame: pd.DataFrame) -> list[tuple[int, Annotation]]:
+    return [(run.id, a) for a in annotate(run, frame)]
+
+
+def render_curves(frame: pd.DataFrame, labels: dict[int, str], notes: list[tuple[int, Annotation]]) -> None:
     st.subheader("Curves")
     view_col, x_col, smooth_col, log_col = st.columns([1.2, 1.6, 1.6, 1], vertical_alignment="bottom")
     view = view_col.radio(
@@ -239,8 +244,10 @@ def render_curves(frame: pd.DataFrame, labels: dict[int, str]) -> None:
         for pair in (CURVES[i : i + 2] for i in range(0, len(CURVES), 2)):
             for col, metric in zip(st.columns(2), pair):
                 log_y = log_axis(metric, log_loss)
+                marks = [(run_id, a.step, note_text(run_id, a)) for run_id, a in notes if a.metric == metric]
                 col.plotly_chart(
-                    plots.curve_figure(frame, metric, labels, log_y=log_y, **options), key=f"chart_{metric}"
+                    plots.curve_figure(frame, metric, labels, log_y=log_y, marks=marks, **options),
+                    key=f"chart_{metric}",
                 )
                 col.caption(METRICS[metric].caption)
     else:
@@ -250,6 +257,15 @@ def render_curves(frame: pd.DataFrame, labels: dict[int, str]) -> None:
                 plots.small_multiples_figure(frame, metric, labels, log_y=log_y, **options), key=f"panels_{metric}"
             )
             st.caption(METRICS[metric].caption)
+    if notes:
+        st.markdown(
+            "**What the curves show** (★ markers on the charts):\n"
+            + "\n".join(f"- {page.md(note_text(run_id, a))}" for run_id, a in notes)
+        )
+
+
+def note_text(run_id: int, note: Annotation) -> str:
+    return f"#{run_id} at step {note.step}: {note.hint}"
 
 
 def render_hyperparameters(selected: list[Run], labels: dict[int, str]) -> None:
@@ -334,7 +350,7 @@ def render_live() -> None:
         if frame.empty:
             st.info("No points yet: a run reports its first step a few seconds after it starts.")
         else:
-            render_curves(frame, labels)
+            render_curves(frame, labels, [note for run in selected for note in notes_of(run, frame)])
         render_hyperparameters(selected, labels)
         render_results(selected, latest, frame, labels)
 

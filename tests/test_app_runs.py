@@ -318,3 +318,19 @@ def test_runs_page_overlays_ten_long_runs(open_page: OpenPage, lab: Lab) -> None
     assert not at.exception
     train_loss = next(f for f in figures(at) if "Training loss" in json.dumps(f.get("layout", {}).get("title", "")))
     assert all(len(t["x"]) <= 500 for t in train_loss["data"])
+
+
+def test_curves_carry_notes_on_what_they_show(open_page: OpenPage, lab: Lab) -> None:
+    healthy = make_run(lab, name="healthy")
+    stuck = make_run(lab, name="stuck")
+    lab.store.update_run(
+        stuck.id, summary={"confusion": [[58, 0], [42, 0]], "labels": ["fresh", "rotten"], "eval_step": 40}
+    )
+    at = open_page(page.RUNS_PAGE)
+    said = unescape(texts(at.markdown))
+    assert "What the curves show" in said
+    assert f"#{stuck.id} at step 40: collapse: every evaluation example was predicted 'fresh'" in said
+    assert f"#{healthy.id} at step" not in said
+    [f1] = [fig for fig in figures(at) if fig["layout"].get("title", {}).get("text") == "F1 (macro)"]
+    notes = [t for t in f1["data"] if t.get("name") == f"#{stuck.id} note"]
+    assert len(notes) == 1 and array(notes[0]["x"]).tolist() == [40] and "collapse" in notes[0]["hovertext"][0]

@@ -1,0 +1,102 @@
+"""Annotated curves: each detector on synthetic curves (it fires on its case and stays quiet on a healthy run), and
+on real tiny-BERT runs that collapse, crawl or blow up, read back through `python -m bert_lab show --json`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+
+from bert_lab.annotate import annotate, collapse, lr_too_low, overfitting, plateau, spikes
+from bert_lab.config import RunConfig
+from bert_lab.runner import run_job
+from bert_lab.runs.records import Run
+from bert_lab.runs.service import Lab
+from bert_lab.runs.status import Status
+
+STEPS = np.arange(1, 101)
+HEALTHY = 0.7 * np.exp(-STEPS / 40) + 0.2 + 0.01 * np.sin(STEPS)  # falls the whole run, a little noise
+
+
+def run_record(status: Status = Status.FINISHED, summary: dict | None = None) -> Run:
+    return Run(
+        1, "r", "", status, {"lr": 1e-4}, 0.0, 0.0, 1.0, "cpu", 1.0, None, None, None, None, False, summary or {}, 0
+    )
+
+
+def frame(train: np.ndarray, eval_steps: list[int] | None = None, eval_loss: list[float] | None = None) -> pd.DataFrame:
+    rows = [(1, int(s), 0.0, 0.0, "train_loss", float(v)) for s, v in zip(STEPS, train)]
+    rows += [(1, s, 0.0, 0.0, "eval_loss", v) for s, v in zip(eval_steps or [], eval_loss or [])]
+    return pd.DataFrame(rows, columns=["run_id", "step", "epoch", "elapsed_s", "name", "value"])
+
+
+def test_a_healthy_run_has_nothing_to_say() -> None:
+    assert annotate(run_record(), frame(HEALTHY, [20, 40, 60, 80, 100], [0.6, 0.45, 0.38, 0.35, 0.34])) == []
+
+
+def test_a_spike_and_a_divergence() -> None:
+    spiky = HEALTHY.copy()
+    spiky[50] = 5.0
+    [spike] = spikes(STEPS, spiky)
+    assert (spike.kind, spike.step) == ("spike", 51) and "loss spike: 5 against about" in spike.hint
+    blown = HEALTHY.copy()
+    blown[70:] = np.nan
+    [divergence] = spikes(STEPS, blown, diverged=True)
+    assert (divergence.kind, divergence.step, divergence.lesson) == ("diverged", 71, "learning-rate")
+
+
+def test_a_learning_rate_too_low_and_a_plateau() -> None:
+    flat = np.full(100, 0.69) + 0.005 * np.sin(STEPS)
+    [low] = lr_too_low(STEPS, flat, lr=1e-7)
+    assert (low.kind, low.step) == ("lr_too_low", 100) and "learning rate 1e-07 may be too low" in low.hint
+    assert lr_too_low(STEPS, HEALTHY, lr=1e-4) == [] and plateau(STEPS, flat) == []  # flat all along: not a plateau
+    stalled = np.concatenate([np.linspace(0.7, 0.3, 50), np.full(50, 0.3)])
+    [stop] = plateau(STEPS, stalled)
+    assert stop.kind == "plateau" and stop.step == 71 and plateau(STEPS, HEALTHY) == []
+
+
+def test_overfitting_onset_at_the_eval_minimum() -> None:
+    [onset] = overfitting(STEPS, HEALTHY, np.array([20, 40, 60, 80, 100]), np.array([0.6, 0.45, 0.5, 0.6, 0.7]))
+    assert (onset.kind, onset.step, onset.metric) == ("overfitting", 40, "eval_loss")
+    assert "eval loss was lowest here (0.450) and rose to 0.700" in onset.hint
+    # Both losses rising together is a blow-up, not overfitting.
+    assert overfitting(STEPS, HEALTHY[::-1], np.array([20, 40, 60]), np.array([0.5, 0.4, 0.6])) == []
+
+
+def test_collapse_reads_the_last_confusion_matrix() -> None:
+    one_class = run_record(summary={"confusion": [[58, 0], [42, 0]], "labels": ["fresh", "rotten"], "eval_step": 63})
+    [note] = collapse(one_class)
+    assert (note.kind, note.step, note.metric) == ("collapse", 63, "f1") and "predicted 'fresh'" in note.hint
+    assert collapse(run_record(summary={"confusion": [[50, 8], [10, 32]]})) == []
+
+
+def test_real_runs_read_back_through_show(lab: Lab) -> None:
+    tiny = dict(model="tiny", dataset="sms_spam", train_size=320, eval_size=64, max_length=32, batch_size=16)
+    cases = {
+        "crawl": RunConfig(**tiny, lr=1e-7, schedule="constant"),
+        "blow-up": RunConfig(**tiny, lr=50.0, optimizer="sgd", max_grad_norm=0.0, schedule="constant"),
+    }
+    ids = {}
+    for name, config in cases.items():
+        run_id = lab.store.create_run(config.to_dict(), name=name).id
+        lab.store.claim_run(run_id, pid=1)
+        run_job(lab, run_id)
+        ids[name] = run_id
+    shown = {}
+    for name, run_id in ids.items():
+        out = subprocess.run(
+            [sys.executable, "-m", "bert_lab", "show", str(run_id), "--home", str(lab.data.path), "--json"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert out.returncode == 0, out.stderr
+        shown[name] = json.loads(out.stdout)
+    crawl = {a["kind"] for a in shown["crawl"]["annotations"]}
+    assert "lr_too_low" in crawl and "collapse" in crawl  # sms_spam is 87% ham: a model that learned nothing says ham
+    assert shown["blow-up"]["status"] == "diverged"
+    assert [a["kind"] for a in shown["blow-up"]["annotations"]][:1] == ["diverged"]
+    assert set(shown["crawl"]) >= {"id", "status", "config", "metrics", "annotations"}
