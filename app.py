@@ -19,7 +19,7 @@ from bert_lab import data, plots
 from bert_lab.config import CHOICES, MINILM_ALIASES, OPTIMIZERS, SCHEDULES, ConfigError, RunConfig, field_help
 from bert_lab.runs import service
 from bert_lab.schedules import count_steps, lr_curve
-from lab_ui import lr_finder, page, sweep_form
+from lab_ui import link, lr_finder, page, sweep_form
 
 lab = page.start(run_counts=False)  # drawn at the end, after a launch
 
@@ -99,6 +99,14 @@ def kw(name: str) -> dict[str, Any]:
     return {"label": LABELS[name], "help": field_help(name), "key": name}
 
 
+def knob(draw: Any, name: str, **options: Any) -> Any:
+    """Draw the widget of RunConfig field `name` with `draw` (st.slider, a column's number_input, …), unless the
+    link hides it (`?hide=…`, for a presenter): then its value stays as set, from the defaults or the link."""
+    if name in HIDDEN:
+        return st.session_state[name]
+    return draw(**options, **kw(name))
+
+
 def fmt_sci(value: float) -> str:
     if value == 0:
         return "0 (off)"
@@ -135,10 +143,15 @@ def widget_values(config: dict[str, Any]) -> dict[str, Any]:
     return values | {"model_choice": choice, "model_path": model if choice == "folder" else ""}
 
 
-def init_state() -> None:
-    """Start widgets from their defaults, from what this tab last had (pages forget widgets), or from a clone."""
+def init_state() -> list[str]:
+    """Start widgets from their defaults, from a shared link (on a tab's first visit), from what this tab last had
+    (pages forget widgets), or from a clone. Returns the link's problems (each ignored)."""
     saved = st.session_state.get("_launch_values", {})
     clone = page.take_clone()
+    problems: list[str] = []
+    if "_launch_values" not in st.session_state and clone is None and st.query_params:
+        fields, problems = link.config_from_query(st.query_params.to_dict())
+        saved = widget_values({**BASE.to_dict(), **fields}) if fields else {}
     if clone is not None:
         saved = {**saved, **widget_values(clone)}
         st.session_state["_extra_fields"] = {k: v for k, v in clone.items() if k not in LABELS}
@@ -146,6 +159,7 @@ def init_state() -> None:
     for key, default in DEFAULTS.items():
         if clone is not None or key not in st.session_state:
             st.session_state[key] = saved.get(key, default)
+    return problems
 
 
 def csv_header(source: bytes | Path) -> list[str]:
@@ -237,8 +251,11 @@ def render_schedule_preview(config: RunConfig, n_train: int) -> int:
 
 
 # --- page -------------------------------------------------------------------------------------------------------------
-init_state()
+HIDDEN = link.hidden(st.query_params.to_dict())
+link_problems = init_state()
 st.title(":material/rocket_launch: Launch a fine-tuning run")
+for problem in link_problems:
+    st.warning(f"This link's setting was ignored: {page.md(problem)}")
 st.caption(
     "Pick data and a model, set the knobs, check the learning-rate preview, then launch. Runs train in the "
     "background one after another; watch and compare them on the **Runs** page."
@@ -261,58 +278,61 @@ with col_model:
             st.warning(f"{page.md(folder)} has no config.json: it is not a Hugging Face model folder.")
         elif model and not folder.is_dir() and model.startswith(("/", ".", "~")):
             st.warning(f"There is no folder {page.md(folder)}; the run will fail unless it names a cached hub id.")
-    st.select_slider(options=options_with(LENGTH_OPTIONS, "max_length"), **kw("max_length"))
+    knob(st.select_slider, "max_length", options=options_with(LENGTH_OPTIONS, "max_length"))
 with col_length:
     st.subheader("3 · How long")
-    st.number_input(min_value=2, max_value=1_000_000, step=100, **kw("train_size"))
-    st.select_slider(options=options_with(BATCH_OPTIONS, "batch_size"), **kw("batch_size"))
-    st.number_input(min_value=0.1, max_value=100.0, step=0.5, format="%.2f", **kw("num_epochs"))
-    st.number_input(min_value=0, max_value=2**32 - 1, step=1, **kw("seed"))
+    knob(st.number_input, "train_size", min_value=2, max_value=1_000_000, step=100)
+    knob(st.select_slider, "batch_size", options=options_with(BATCH_OPTIONS, "batch_size"))
+    knob(st.number_input, "num_epochs", min_value=0.1, max_value=100.0, step=0.5, format="%.2f")
+    knob(st.number_input, "seed", min_value=0, max_value=2**32 - 1, step=1)
 
 col_opt, col_reg, col_sched = st.columns([1, 1, 1.4], gap="large")
 with col_opt:
     st.subheader("4 · Optimizer")
-    optimizer = st.selectbox(options=list(OPTIMIZERS), format_func=OPTIMIZER_NAMES.get, **kw("optimizer"))
-    st.select_slider(options=options_with(LR_OPTIONS, "lr"), format_func=fmt_sci, **kw("lr"))
+    optimizer = knob(st.selectbox, "optimizer", options=list(OPTIMIZERS), format_func=OPTIMIZER_NAMES.get)
+    knob(st.select_slider, "lr", options=options_with(LR_OPTIONS, "lr"), format_func=fmt_sci)
     finder_slot = st.empty()  # the "Find a learning rate" button, once the config is known
     if optimizer == "momentum":
-        st.slider(min_value=0.0, max_value=0.99, step=0.01, **kw("momentum"))
-        st.checkbox(**kw("nesterov"))
+        knob(st.slider, "momentum", min_value=0.0, max_value=0.99, step=0.01)
+        knob(st.checkbox, "nesterov")
     if optimizer in ("adam", "adamw"):
-        st.slider(min_value=0.5, max_value=0.999, step=0.001, format="%.3f", **kw("beta1"))
-        st.slider(min_value=0.9, max_value=0.9999, step=0.0001, format="%.4f", **kw("beta2"))
+        knob(st.slider, "beta1", min_value=0.5, max_value=0.999, step=0.001, format="%.3f")
+        knob(st.slider, "beta2", min_value=0.9, max_value=0.9999, step=0.0001, format="%.4f")
 with col_reg:
     st.subheader("5 · Regularization")
-    st.select_slider(options=options_with(DROPOUT_OPTIONS, "dropout"), format_func=fmt_dropout, **kw("dropout"))
-    st.select_slider(
-        options=options_with(WEIGHT_DECAY_OPTIONS, "weight_decay"), format_func=fmt_sci, **kw("weight_decay")
+    knob(st.select_slider, "dropout", options=options_with(DROPOUT_OPTIONS, "dropout"), format_func=fmt_dropout)
+    knob(
+        st.select_slider,
+        "weight_decay",
+        options=options_with(WEIGHT_DECAY_OPTIONS, "weight_decay"),
+        format_func=fmt_sci,
     )
-    st.select_slider(options=options_with(PENALTY_OPTIONS, "l2"), format_func=fmt_sci, **kw("l2"))
-    st.select_slider(options=options_with(PENALTY_OPTIONS, "l1"), format_func=fmt_sci, **kw("l1"))
-    st.number_input(min_value=0.0, max_value=1e6, step=0.5, **kw("max_grad_norm"))
+    knob(st.select_slider, "l2", options=options_with(PENALTY_OPTIONS, "l2"), format_func=fmt_sci)
+    knob(st.select_slider, "l1", options=options_with(PENALTY_OPTIONS, "l1"), format_func=fmt_sci)
+    knob(st.number_input, "max_grad_norm", min_value=0.0, max_value=1e6, step=0.5)
 with col_sched:
     st.subheader("6 · Learning-rate schedule")
     left, right = st.columns(2)
-    schedule = left.selectbox(options=list(SCHEDULES), format_func=SCHEDULE_NAMES.get, **kw("schedule"))
-    right.number_input(min_value=0, step=10, **kw("warmup_steps"))
+    schedule = knob(left.selectbox, "schedule", options=list(SCHEDULES), format_func=SCHEDULE_NAMES.get)
+    knob(right.number_input, "warmup_steps", min_value=0, step=10)
     if schedule == "exponential":
-        left.slider(min_value=0.01, max_value=1.0, step=0.01, **kw("decay_rate"))
-        right.number_input(min_value=1, step=10, **kw("decay_steps"))
+        knob(left.slider, "decay_rate", min_value=0.01, max_value=1.0, step=0.01)
+        knob(right.number_input, "decay_steps", min_value=1, step=10)
     elif schedule == "step":
-        left.number_input(min_value=1, step=10, **kw("step_size"))
-        right.slider(min_value=0.05, max_value=1.0, step=0.05, **kw("gamma"))
+        knob(left.number_input, "step_size", min_value=1, step=10)
+        knob(right.slider, "gamma", min_value=0.05, max_value=1.0, step=0.05)
     schedule_slot = st.container()
 
 finder_panel = st.container()
 with st.expander("Advanced: evaluation, early stopping, accumulation, precision"):
     a, b, c = st.columns(3)
-    a.number_input(min_value=2, max_value=100_000, step=100, **kw("eval_size"))
-    a.number_input(min_value=0, step=10, **kw("eval_every_steps"))
-    b.number_input(min_value=1, max_value=1024, step=1, **kw("grad_accum_steps"))
-    b.number_input(min_value=0, max_value=1000, step=1, **kw("early_stopping_patience"))
-    c.selectbox(options=CHOICES["early_stopping_metric"], **kw("early_stopping_metric"))
-    c.selectbox(options=["auto", "fp32", "bf16", "fp16"], **kw("precision"))
-    c.checkbox(**kw("group_by_length"))
+    knob(a.number_input, "eval_size", min_value=2, max_value=100_000, step=100)
+    knob(a.number_input, "eval_every_steps", min_value=0, step=10)
+    knob(b.number_input, "grad_accum_steps", min_value=1, max_value=1024, step=1)
+    knob(b.number_input, "early_stopping_patience", min_value=0, max_value=1000, step=1)
+    knob(c.selectbox, "early_stopping_metric", options=CHOICES["early_stopping_metric"])
+    knob(c.selectbox, "precision", options=["auto", "fp32", "bf16", "fp16"])
+    knob(c.checkbox, "group_by_length")
     if extra := {k: v for k, v in st.session_state.get("_extra_fields", {}).items() if getattr(BASE, k, v) != v}:
         st.caption("Also kept from the cloned run: " + ", ".join(f"{k} = {page.md(v)}" for k, v in extra.items()))
 
@@ -388,6 +408,13 @@ if (last := st.session_state.get("_last_launched")) and not sweep_mode:
     )
     st.page_link(page.RUNS_PAGE, label="Watch it train on the Runs page", icon=":material/monitoring:")
 
+if config is not None:  # the address always holds these settings: copy it, bookmark it, send it
+    query = link.query_from_config(config, hidden=HIDDEN)
+    st.query_params.from_dict(query)
+    with st.popover("Share these settings", icon=":material/link:"):
+        st.caption("Opening this link restores every setting that differs from the defaults (copy it on the right).")
+        st.code(link.url(st.context.url, query), language=None, wrap_lines=True)
+        st.caption("Add `&hide=l1,l2,…` to hide knobs while presenting.")
 st.session_state["_launch_values"] = {k: st.session_state[k] for k in DEFAULTS if k in st.session_state}
 with st.sidebar:
     page.render_run_counts(lab.store.list_runs())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import typing
 from dataclasses import dataclass, fields
 from typing import Any, Literal, get_args
 
@@ -143,6 +144,33 @@ class RunConfig:
         if unknown:
             raise ConfigError({name: "unknown field" for name in unknown})
         return cls(**data)
+
+
+def parse_field(name: str, text: str) -> Any:
+    """A RunConfig field's value from text (a sweep's values, a shared link), typed as the field is: whole numbers,
+    numbers, true/false, `none` or `default` for an optional field, else the text. ValueError naming the field."""
+    hint, text = typing.get_type_hints(RunConfig)[name], text.strip()
+    args = get_args(hint)
+    if type(None) in args and text.lower() in ("none", "default"):
+        return None
+    if hint is bool:
+        if text.lower() not in ("true", "false", "yes", "no", "1", "0"):
+            raise ValueError(f"{name}: {text!r} is not true or false")
+        return text.lower() in ("true", "yes", "1")
+    if hint is int:
+        try:
+            number = float(text)
+        except ValueError:
+            number = math.nan
+        if not number.is_integer():
+            raise ValueError(f"{name}: {text!r} is not a whole number")
+        return int(number)
+    if hint is float or float in args:
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError(f"{name}: {text!r} is not a number") from None
+    return text
 
 
 def field_help(name: str) -> str:

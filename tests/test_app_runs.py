@@ -142,7 +142,9 @@ def test_runs_page_draws_curves_hyperparameters_and_why_runs_stopped(open_page: 
     ):
         assert any(title in t for t in shown), title
     loss = next(f for f in figures(at) if "Training loss" in f["layout"]["title"]["text"])
-    assert {t["name"] for t in loss["data"] if not t["name"].endswith("(raw)")} == {"#1 base", "#2 hot", "#3 oom"}
+    lines = {t["name"] for t in loss["data"] if not t["name"].endswith(("(raw)", "note"))}
+    assert lines == {"#1 base", "#2 hot", "#3 oom"}
+    assert [t["name"] for t in loss["data"] if t["name"].endswith("note")] == ["#2 note"]  # the divergence, marked
     notes = unescape(texts(at.error))
     assert "#2 hot diverged" in notes and "loss became nan at step 12" in notes
     assert "#3 oom failed." in notes and "out of memory: lower the batch size" in notes

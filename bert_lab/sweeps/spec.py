@@ -12,12 +12,11 @@ import math
 import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from types import NoneType
 from typing import Any, Literal
 
 import numpy as np
 
-from bert_lab.config import CHOICES, ConfigError, RunConfig
+from bert_lab.config import CHOICES, ConfigError, RunConfig, parse_field
 from bert_lab.runs.metrics import SCORES
 from bert_lab.runs.records import Group
 from bert_lab.runs.service import Lab, submit_group
@@ -137,28 +136,10 @@ class SweepSpec:
 def parse_value(knob: str, text: str) -> Any:
     """One value of `knob` from text, typed as the config field is (`none`/`default` for an optional field)."""
     check_knob(knob)
-    hint, text = _HINTS[knob], text.strip()
-    args = typing.get_args(hint)
-    if NoneType in args and text.lower() in ("none", "default"):
-        return None
-    if hint is bool:
-        if text.lower() not in ("true", "false", "yes", "no", "1", "0"):
-            raise SweepError(f"{knob}: {text!r} is not true or false")
-        return text.lower() in ("true", "yes", "1")
-    if hint is int:
-        try:
-            number = float(text)
-        except ValueError:
-            number = math.nan
-        if not number.is_integer():
-            raise SweepError(f"{knob}: {text!r} is not a whole number")
-        return int(number)
-    if hint is float or float in args:
-        try:
-            return float(text)
-        except ValueError:
-            raise SweepError(f"{knob}: {text!r} is not a number") from None
-    return text
+    try:
+        return parse_field(knob, text)
+    except ValueError as exc:
+        raise SweepError(str(exc)) from None
 
 
 def parse_values(knob: str, text: str) -> list[Any]:
