@@ -251,6 +251,8 @@ def render_schedule_preview(config: RunConfig, n_train: int) -> int:
 
 
 # --- page -------------------------------------------------------------------------------------------------------------
+if lesson := st.query_params.get("lesson"):  # ?lesson=NAME opens a lesson
+    st.switch_page(page.LESSONS_PAGE, query_params={"lesson": lesson})
 HIDDEN = link.hidden(st.query_params.to_dict())
 link_problems = init_state()
 st.title(":material/rocket_launch: Launch a fine-tuning run")

@@ -24,7 +24,7 @@ from bert_lab.runs.service import Lab
 NO_AUTOSTART_ENV = "BERT_LAB_NO_AUTOSTART"
 WORKER_NICE = 10  # the worker and its runs yield the CPU to the app, so pages draw at once even while a run trains
 LAUNCH_PAGE, RUNS_PAGE, PLAYGROUND_PAGE = "app.py", "pages/1_Runs.py", "pages/2_Playground.py"
-GROUPS_PAGE = "pages/3_Groups.py"
+GROUPS_PAGE, LESSONS_PAGE = "pages/3_Groups.py", "pages/4_Lessons.py"
 CLONE_KEY = "_clone_config"  # session-state hand-off from the Runs page's "Clone" to the launch page
 
 
@@ -63,6 +63,7 @@ def render_sidebar(lab: Lab, *, worker_starting: bool = False) -> None:
         st.page_link(RUNS_PAGE, label="Runs: watch and compare", icon=":material/monitoring:")
         st.page_link(GROUPS_PAGE, label="Groups: sweeps and seeds", icon=":material/stacked_line_chart:")
         st.page_link(PLAYGROUND_PAGE, label="Playground: try a model", icon=":material/chat:")
+        st.page_link(LESSONS_PAGE, label="Lessons: one idea at a time", icon=":material/school:")
         st.divider()
         if worker_starting:
             st.caption(":orange[●] Starting the background worker: queued runs start in a moment.")

@@ -1,0 +1,74 @@
+"""Lessons page: one concept at a time — the idea in plain words, its formula, what to look for, one click that queues
+the runs that show it, and once they finish, what happened in numbers. `?lesson=SLUG` opens a lesson directly."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from bert_lab import plots
+from bert_lab.lessons import LESSONS, Lesson, launch, reading
+from bert_lab.runs.describe import estimate_run_s, format_duration
+from bert_lab.sweeps import figures
+from bert_lab.sweeps.report import read_group
+from lab_ui import page
+
+lab = page.start()
+LESSON_KEY = "lesson"
+
+st.title(":material/school: Lessons")
+st.caption("Each lesson queues a few short runs that show one idea; they train in the background like any run.")
+wanted = st.query_params.get(LESSON_KEY)
+if wanted in LESSONS and st.session_state.get(LESSON_KEY) is None:
+    st.session_state[LESSON_KEY] = wanted
+slug = st.selectbox("Lesson", list(LESSONS), format_func=lambda s: LESSONS[s].title, key=LESSON_KEY)
+st.query_params[LESSON_KEY] = slug
+lesson = LESSONS[slug]
+
+
+def latest_group(lesson: Lesson) -> str | None:
+    """The newest group that ran this lesson (so a person finds their lesson again after leaving the page)."""
+    return next((g.id for g in lab.store.list_groups() if g.spec.get("lesson") == lesson.slug), None)
+
+
+def render_lesson_runs(group_id: str) -> None:
+    report = read_group(lab.store, group_id)
+    counts = " · ".join(f"{n} {status}" for status, n in sorted(report.counts.items()))
+    st.caption(f"Runs: {counts}.")
+    if any(r.is_active for r in report.runs):
+        st.info("The runs are training; the reading appears when they finish.", icon=":material/hourglass_top:")
+    lines = reading(lesson, report)
+    if lines and not any(r.is_active for r in report.runs):
+        st.success("**What happened**\n\n" + "\n".join(f"- {page.md(line)}" for line in lines))
+    points = plots.points_frame(
+        lab.store.read_metrics([r.id for r in report.runs], names=["train_loss", lesson.metric])
+    )
+    left, right = st.columns(2)
+    left.plotly_chart(figures.band_figure(report, points, "train_loss"), key="lesson_loss")
+    right.plotly_chart(figures.band_figure(report, points, lesson.metric), key="lesson_metric")
+    st.page_link(
+        page.GROUPS_PAGE,
+        label="Read it on the Groups page",
+        icon=":material/stacked_line_chart:",
+        query_params={"group": group_id},
+    )
+
+
+st.subheader(lesson.title)
+st.markdown(page.md(lesson.concept))
+st.latex(lesson.formula)
+st.info(f"**What to look for.** {page.md(lesson.look_for)}", icon=":material/visibility:")
+configs = lesson.configs()
+run_s, basis = estimate_run_s(lab.store.list_runs(), lesson.base.to_dict())
+st.caption(
+    f"{len(configs)} runs of {lesson.base.model} on {lesson.base.dataset}, {lesson.base.train_size} examples each: "
+    f"about {format_duration(run_s * len(configs))} on this machine ({basis}). Arms: "
+    + "; ".join(page.md(label) for label, _ in lesson.arms)
+    + "."
+)
+if st.button("Run this lesson", type="primary", icon=":material/play_arrow:", key="lesson_run"):
+    launch(lab, lesson)
+    page.ensure_worker(lab)
+group_id = latest_group(lesson)
+if group_id is not None:
+    active = any(r.is_active for r in lab.store.list_runs(group_id=group_id))
+    st.fragment(run_every=3.0 if active else None)(render_lesson_runs)(group_id)

@@ -1,0 +1,76 @@
+"""Lessons: every definition is valid and queues as one group; the reading puts a finished group in numbers and says
+when a gap is within seed noise; the Lessons page opens one by `?lesson=` and queues it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+from bert_lab.lessons import LESSONS, launch, reading
+from bert_lab.runs.service import Lab
+from bert_lab.runs.status import Status
+from bert_lab.sweeps.report import read_group
+from lab_ui import page
+
+OpenPage = Callable[..., AppTest]
+
+
+def test_every_lesson_is_a_valid_group_that_reads_well(lab: Lab) -> None:
+    for lesson in LESSONS.values():
+        assert lesson.title and lesson.concept and lesson.formula and lesson.look_for
+        configs = lesson.configs()
+        assert len(configs) == len(lesson.arms) * lesson.seeds and len(configs) <= 6  # minutes, not hours
+        group = launch(lab, lesson, owner="ana")
+        runs = sorted(lab.store.list_runs(group_id=group.id), key=lambda r: r.id)
+        assert (group.method, group.spec["lesson"], group.metric) == ("lesson", lesson.slug, lesson.metric)
+        assert [r.name for r in runs] == [f"{lesson.title}: {label}" for label, _ in configs]
+        assert [r.config for r in runs] == [c.to_dict() for _, c in configs]
+
+
+def finish(lab: Lab, run_id: int, accuracy: float) -> None:
+    lab.store.claim_run(run_id, pid=1)
+    points = [
+        (50, 1.0, 9.0, "accuracy", accuracy),
+        (50, 1.0, 9.0, "f1", accuracy - 0.02),
+        (50, 1.0, 9.0, "eval_loss", 0.5),
+    ]
+    lab.store.add_metrics(run_id, points)
+    lab.store.update_run(run_id, summary={"confusion": [[55, 5], [10, 30]]})
+    lab.store.set_status(run_id, Status.FINISHED)
+
+
+def test_the_reading_names_each_arm_and_the_verdict(lab: Lab) -> None:
+    lesson = LESSONS["learning-rate"]
+    group = launch(lab, lesson)
+    for run, accuracy in zip(sorted(lab.store.list_runs(group_id=group.id), key=lambda r: r.id), (0.55, 0.78, 0.58)):
+        finish(lab, run.id, accuracy)
+    lines = reading(lesson, read_group(lab.store, group.id))
+    assert lines[0] == "right (1e-4): accuracy 0.780, F1 0.760, eval loss 0.500"
+    assert lines[-1].startswith("F1 (macro): right (1e-4) leads too large (3e-3) by 20.0 points, one run each")
+    noise = LESSONS["seed-noise"]
+    group = launch(lab, noise)
+    for run, accuracy in zip(lab.store.list_runs(group_id=group.id), (0.75, 0.58, 0.70, 0.72, 0.74)):
+        finish(lab, run.id, accuracy)
+    [line] = reading(noise, read_group(lab.store, group.id))
+    assert line.startswith("lr 2e-4: accuracy 0.698") and "(seeds from 0.580 to 0.750)" in line
+
+
+def test_the_lessons_page_opens_by_link_and_queues_the_lesson(lab: Lab, open_page: OpenPage) -> None:
+    at = open_page(page.LESSONS_PAGE)
+    assert at.selectbox(key="lesson").value == "learning-rate"
+    assert "\\theta_{t+1}" in at.get("latex")[0].proto.body
+    at.selectbox(key="lesson").set_value("accuracy-vs-f1").run()
+    assert at.query_params["lesson"] == "accuracy-vs-f1"
+    at.button(key="lesson_run").click().run()
+    [group] = lab.store.list_groups()
+    assert group.spec["lesson"] == "accuracy-vs-f1" and len(lab.store.list_runs(group_id=group.id)) == 2
+    assert "Runs: 2 queued." in "\n".join(str(c.value) for c in at.caption)
+
+
+def test_a_lesson_link_on_the_app_opens_the_lesson() -> None:
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=60)
+    at.query_params["lesson"] = "seed-noise"
+    at.run()
+    assert not at.exception and at.selectbox(key="lesson").value == "seed-noise"
