@@ -24,6 +24,7 @@ TOO_LOW_DROP = 0.03  # the smoothed loss fell by less than 3% over the whole run
 PLATEAU_SHARE, PLATEAU_CHANGE = 0.3, 0.01  # the last 30% of the run moved the loss by under 1%
 PLATEAU_MIN_STEPS = 100  # shorter runs are too noisy to call a plateau
 OVERFIT_RISE = 0.03  # eval loss 3% above its minimum, after the minimum, while training loss kept falling
+OVERFIT_TRAIN_DROP = 0.1  # … by at least 10% after the eval minimum
 
 
 @dataclass(frozen=True)
@@ -54,11 +55,12 @@ def annotate(run: Run, points: pd.DataFrame) -> list[Annotation]:
     steps, loss = series(points, "train_loss")
     eval_steps, eval_loss = series(points, "eval_loss")
     diverged = run.status == Status.DIVERGED
+    collapsed = collapse(run)
     found = [
         *spikes(steps, loss, diverged=diverged),
         *lr_too_low(steps, loss, lr=float(run.config.get("lr", 0.0))),
-        *overfitting(steps, loss, eval_steps, eval_loss),
-        *collapse(run),
+        *([] if collapsed else overfitting(steps, loss, eval_steps, eval_loss)),  # a collapse is not overfitting
+        *collapsed,
         *plateau(steps, loss, schedule=str(run.config.get("schedule", "constant"))),
     ]
     if diverged and not any(a.kind == "diverged" for a in found) and len(steps):
@@ -111,8 +113,8 @@ def overfitting(steps: np.ndarray, loss: np.ndarray, eval_steps: np.ndarray, eva
         return []
     smooth = ema(loss, SMOOTHING) if len(loss) else loss
     at_best = smooth[steps <= eval_steps[best]]
-    if not len(at_best) or smooth[-1] >= at_best[-1]:
-        return []
+    if not len(at_best) or smooth[-1] > (1 - OVERFIT_TRAIN_DROP) * at_best[-1]:
+        return []  # the training loss must have kept falling clearly, not just wandered
     hint = (
         f"overfitting starts: eval loss was lowest here ({eval_loss[best]:.3f}) and rose to {eval_loss[-1]:.3f} "
         "while the training loss kept falling; more dropout or weight decay, fewer epochs or early stopping help"
