@@ -44,12 +44,12 @@ pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(), reason="needs Debian chromium at /usr/bin/chromium (.ci/run installs it)"
 )
 
-# The drawn points of each line of the chart titled `title` (raw lines under smoothing are skipped).
+# The drawn points of each line of the chart titled `title` (raw lines under smoothing and note markers are skipped).
 TRACES_JS = """(title) => {
   const gd = [...document.querySelectorAll('.js-plotly-plot')]
     .find(g => g.layout && g.layout.title && String(g.layout.title.text).replace(/<[^>]+>/g, '') === title);
   if (!gd || !gd._fullData) return null;
-  return gd._fullData.filter(t => !String(t.name).endsWith('(raw)'))
+  return gd._fullData.filter(t => !String(t.name).endsWith('(raw)') && !String(t.name).endsWith(' note'))
     .map(t => ({name: t.name, n: t.x ? t.x.length : 0, last: t.x && t.x.length ? t.x[t.x.length - 1] : null}));
 }"""
 
