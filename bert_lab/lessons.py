@@ -84,7 +84,10 @@ def reading(lesson: Lesson, report: GroupReport) -> list[str]:
     verdict = report.verdict()
     if verdict is not None:
         a, b = lesson.arm_of(verdict.a), lesson.arm_of(verdict.b)
-        gap = f"{METRICS[lesson.metric].label}: {a} leads {b} by {verdict.diff:.1f} {verdict.unit}"
+        size = f"{abs(verdict.diff):.1f} points" if verdict.unit == "points" else f"{abs(verdict.diff):.3f}"
+        gap = f"{METRICS[lesson.metric].label}: {a} beats {b} by {size}"
+        if size.startswith("0.0 ") or size == "0.000":
+            gap = f"{METRICS[lesson.metric].label}: {a} and {b} end level"
         if math.isnan(verdict.ci95[0]):
             lines.append(f"{gap}, one run each: large gaps like this are the lesson; small ones need seeds.")
         elif verdict.real:
@@ -131,6 +134,27 @@ LESSONS: dict[str, Lesson] = {
             ),
             base=replace(QUICK, dataset="sms_spam", train_size=600, eval_size=400, max_length=48),
             arms=(("says ham to everything (lr 3e-3)", {"lr": 3e-3}), ("learned (lr 1e-4)", {"lr": 1e-4})),
+        ),
+        Lesson(
+            slug="dropout",
+            title="Dropout and overfitting",
+            concept=(
+                "With few examples and many passes over them, a model starts to memorise: the training loss keeps "
+                "falling, but the loss on held-out examples turns up. Dropout zeroes a random share p of the hidden "
+                "activations at every training step (and scales the rest), so no unit can rely on another: it slows "
+                "memorising."
+            ),
+            formula=r"\tilde h = \frac{m \odot h}{1 - p}, \qquad m_i \sim \mathrm{Bernoulli}(1 - p)",
+            look_for=(
+                "Eval loss: without dropout it reaches its lowest early and then climbs while the training loss goes "
+                "on falling (the ★ note marks the onset on the Runs page); with heavy dropout it climbs later and less."
+            ),
+            base=replace(QUICK, train_size=128, eval_size=300, num_epochs=8.0, eval_every_steps=8, lr=1e-4),
+            arms=(
+                ("no dropout", {"dropout": 0.0, "attention_dropout": 0.0}),
+                ("heavy dropout (0.3)", {"dropout": 0.3, "attention_dropout": 0.3}),
+            ),
+            metric="eval_loss",
         ),
         Lesson(
             slug="seed-noise",

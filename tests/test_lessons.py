@@ -48,7 +48,7 @@ def test_the_reading_names_each_arm_and_the_verdict(lab: Lab) -> None:
         finish(lab, run.id, accuracy)
     lines = reading(lesson, read_group(lab.store, group.id))
     assert lines[0] == "right (1e-4): accuracy 0.780, F1 0.760, eval loss 0.500"
-    assert lines[-1].startswith("F1 (macro): right (1e-4) leads too large (3e-3) by 20.0 points, one run each")
+    assert lines[-1].startswith("F1 (macro): right (1e-4) beats too large (3e-3) by 20.0 points, one run each")
     noise = LESSONS["seed-noise"]
     group = launch(lab, noise)
     for run, accuracy in zip(lab.store.list_runs(group_id=group.id), (0.75, 0.58, 0.70, 0.72, 0.74)):
