@@ -34,10 +34,12 @@ class Lesson:
     seeds: int = 1
     metric: str = "f1"
 
-    def configs(self) -> list[tuple[str, RunConfig]]:
-        """Every run of the lesson: each arm with each seed."""
+    def configs(self, model: str | None = None) -> list[tuple[str, RunConfig]]:
+        """Every run of the lesson: each arm with each seed (on `model` instead of the lesson's, e.g. the tiny demo
+        BERT to see the mechanics in seconds; the effect itself needs the pretrained model)."""
+        base = self.base if model is None else replace(self.base, model=model)
         return [
-            (f"{label} · seed {self.base.seed + i}", replace(self.base, **changes, seed=self.base.seed + i))
+            (f"{label} · seed {base.seed + i}", replace(base, **changes, seed=base.seed + i))
             for label, changes in self.arms
             for i in range(self.seeds)
         ]
@@ -50,9 +52,9 @@ class Lesson:
         return config.label
 
 
-def launch(lab: Lab, lesson: Lesson, *, owner: str = "") -> Group:
-    """Queue the lesson's runs as one group."""
-    pairs = lesson.configs()
+def launch(lab: Lab, lesson: Lesson, *, owner: str = "", model: str | None = None) -> Group:
+    """Queue the lesson's runs as one group (on `model` instead of the lesson's own, if given)."""
+    pairs = lesson.configs(model)
     knobs = sorted({k for _, changes in lesson.arms for k in changes})
     spec = {"lesson": lesson.slug, "knobs": knobs, "seeds": lesson.seeds}
     return submit_group(

@@ -57,16 +57,21 @@ st.subheader(lesson.title)
 st.markdown(page.md(lesson.concept))
 st.latex(lesson.formula)
 st.info(f"**What to look for.** {page.md(lesson.look_for)}", icon=":material/visibility:")
-configs = lesson.configs()
-run_s, basis = estimate_run_s(lab.store.list_runs(), lesson.base.to_dict())
+MODELS = {
+    "minilm": "Bundled MiniLM: shows the effect",
+    "tiny": "Tiny demo BERT: seconds, shows the mechanics only (random weights learn little)",
+}
+model = st.radio("Model", list(MODELS), format_func=MODELS.get, key="lesson_model", horizontal=True)
+configs = lesson.configs(model)
+run_s, basis = estimate_run_s(lab.store.list_runs(), configs[0][1].to_dict())
 st.caption(
-    f"{len(configs)} runs of {lesson.base.model} on {lesson.base.dataset}, {lesson.base.train_size} examples each: "
+    f"{len(configs)} runs of {model} on {lesson.base.dataset}, {lesson.base.train_size} examples each: "
     f"about {format_duration(run_s * len(configs))} on this machine ({basis}). Arms: "
     + "; ".join(page.md(label) for label, _ in lesson.arms)
     + "."
 )
 if st.button("Run this lesson", type="primary", icon=":material/play_arrow:", key="lesson_run"):
-    launch(lab, lesson)
+    launch(lab, lesson, model=None if model == lesson.base.model else model)
     page.ensure_worker(lab)
 group_id = latest_group(lesson)
 if group_id is not None:

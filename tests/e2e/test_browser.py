@@ -278,3 +278,28 @@ def test_launch_watch_compare_cancel_and_try(served_app: tuple[str, Path]) -> No
         shot("10-playground")
         browser.close()
     lab.close()
+
+
+def test_a_lesson_end_to_end_with_the_tiny_model(served_app: tuple[str, Path]) -> None:
+    """Open a lesson by its link, run it on the tiny model, and read what happened once its runs finish."""
+    from playwright.sync_api import expect, sync_playwright
+
+    url, home = served_app
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1500, "height": 1900})
+        page.set_default_timeout(TIMEOUT_MS)
+        expect.set_options(timeout=TIMEOUT_MS)
+        page.goto(f"{url}/?lesson=accuracy-vs-f1")
+        expect(page.get_by_role("heading", name="Accuracy against F1 on imbalanced data")).to_be_visible()
+        page.get_by_text("Tiny demo BERT: seconds").click()
+        page.get_by_role("button", name="Run this lesson").click()
+        expect(page.get_by_text("What happened")).to_be_visible(timeout=240_000)
+        expect(page.get_by_text("says ham to everything (lr 3e-3): accuracy")).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / "10-lesson-done.png"))
+        browser.close()
+    with Lab.open(home) as lab:
+        [group] = lab.store.list_groups()
+        runs = lab.store.list_runs(group_id=group.id)
+        assert group.spec["lesson"] == "accuracy-vs-f1" and len(runs) == 2
+        assert {r.config["model"] for r in runs} == {"tiny"} and {r.status for r in runs} == {Status.FINISHED}
