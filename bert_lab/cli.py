@@ -14,10 +14,11 @@ import json
 import sys
 import time
 import typing
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bert_lab.config import CHOICES, ConfigError, RunConfig, field_help
+from bert_lab.config import CHOICES, FIELD_TYPES, ConfigError, RunConfig, field_help
 from bert_lab.runs.layout import DataFolder, RunFolder
 from bert_lab.runs.records import StepRecord, TrainResult
 from bert_lab.runs.service import Lab
@@ -28,12 +29,11 @@ ALIASES = {"num_epochs": ["--epochs"], "grad_accum_steps": ["--grad-accum"]}
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per RunConfig field; defaults are left unset so only what the user typed overrides the config."""
-    hints = typing.get_type_hints(RunConfig)
     group = parser.add_argument_group("run config (defaults in brackets)")
     for f in dataclasses.fields(RunConfig):
         flags = ALIASES.get(f.name, []) + ["--" + f.name.replace("_", "-")]
         help_text = f"{field_help(f.name)} [{f.default}]".replace("%", "%%")
-        hint = hints[f.name]
+        hint = FIELD_TYPES[f.name]
         if hint is bool:
             group.add_argument(*flags, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
             continue
@@ -388,12 +388,16 @@ def _sweep_method(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
 
 
 def run_groups(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: Lab) -> int:
-    rows = []
-    for g in lab.store.list_groups():
-        counts: dict[str, int] = {}
-        for r in lab.store.list_runs(group_id=g.id):
-            counts[str(r.status)] = counts.get(str(r.status), 0) + 1
-        rows.append({"id": g.id, "name": g.name, "method": g.method, "metric": g.metric, "counts": counts})
+    rows = [
+        {
+            "id": g.id,
+            "name": g.name,
+            "method": g.method,
+            "metric": g.metric,
+            "counts": dict(Counter(str(r.status) for r in lab.store.list_runs(group_id=g.id))),
+        }
+        for g in lab.store.list_groups()
+    ]
     if args.json:
         print(json.dumps(rows))
         return 0

@@ -146,10 +146,13 @@ class RunConfig:
         return cls(**data)
 
 
+FIELD_TYPES: dict[str, Any] = typing.get_type_hints(RunConfig)  # each field's annotation, evaluated once
+
+
 def parse_field(name: str, text: str) -> Any:
     """A RunConfig field's value from text (a sweep's values, a shared link), typed as the field is: whole numbers,
     numbers, true/false, `none` or `default` for an optional field, else the text. ValueError naming the field."""
-    hint, text = typing.get_type_hints(RunConfig)[name], text.strip()
+    hint, text = FIELD_TYPES[name], text.strip()
     args = get_args(hint)
     if type(None) in args and text.lower() in ("none", "default"):
         return None

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from bert_lab.config import CHOICES, ConfigError, RunConfig, parse_field
+from bert_lab.config import CHOICES, FIELD_TYPES, ConfigError, RunConfig, parse_field
 from bert_lab.runs.metrics import SCORES
 from bert_lab.runs.records import Group
 from bert_lab.runs.service import Lab, submit_group
@@ -55,7 +55,6 @@ KNOBS: tuple[str, ...] = (
     "group_by_length",
 )
 LOG_KNOBS = frozenset({"lr", "weight_decay", "l1", "l2"})  # drawn log-uniformly unless a range says `lin`
-_HINTS = typing.get_type_hints(RunConfig)
 
 
 class SweepError(ValueError):
@@ -172,11 +171,11 @@ def parse_range(knob: str, text: str) -> Range:
 
 
 def is_integer(knob: str) -> bool:
-    return _HINTS[knob] is int
+    return FIELD_TYPES[knob] is int
 
 
 def is_numeric(knob: str) -> bool:
-    hint = _HINTS[knob]
+    hint = FIELD_TYPES[knob]
     return hint in (int, float) or float in typing.get_args(hint)
 
 
@@ -311,4 +310,4 @@ def launch(lab: Lab, base: RunConfig, spec: SweepSpec, *, name: str = "", owner:
 
 def choices_of(knob: str) -> tuple[str, ...]:
     """The values a choice knob allows (empty for numbers)."""
-    return CHOICES.get(knob, ("true", "false") if _HINTS[knob] is bool else ())
+    return CHOICES.get(knob, ("true", "false") if FIELD_TYPES[knob] is bool else ())
