@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from bert_lab import data, plots
+from bert_lab import data, model_files, plots
 from bert_lab.config import CHOICES, MINILM_ALIASES, OPTIMIZERS, SCHEDULES, ConfigError, RunConfig, field_help
 from bert_lab.runs import service
 from bert_lab.schedules import count_steps, lr_curve
@@ -41,6 +41,7 @@ SCHEDULE_NAMES = {
     "linear": "Linear decay to 0",
     "cosine": "Cosine decay to 0",
 }
+PADDING_NAMES = {"dynamic": "to each batch's longest", "max_length": "every batch to max length"}
 OPTIMIZER_NAMES = {"sgd": "SGD", "momentum": "SGD with momentum", "adam": "Adam", "adamw": "AdamW"}
 AUTO = "(detect)"
 LABELS = {
@@ -72,6 +73,7 @@ LABELS = {
     "train_size": "Training examples",
     "eval_size": "Evaluation examples",
     "max_length": "Max length (tokens)",
+    "padding": "Padding",
     "dropout": "Dropout",
     "dataset": "Dataset",
     "model": "Model",
@@ -236,6 +238,50 @@ def render_data() -> tuple[dict[str, Any], int | None, bytes | None, str | None]
     return {"dataset": display or "upload.csv", **columns}, None, None, problem
 
 
+@st.cache_data(max_entries=8, show_spinner=False)
+def train_token_lengths(
+    fields: tuple[tuple[str, Any], ...], upload: bytes | None, model: str, sizes: tuple[int, int, int]
+) -> list[int] | None:
+    """Uncut token counts of the training texts a run with these settings draws (None when the model has no
+    tokenizer.json here, or the data cannot be read: the data section says why)."""
+    tokenizer_json = model_files.tokenizer_file(model)
+    columns = {k: v for k, v in fields if k != "dataset"}
+    try:
+        ds = (
+            data.read_csv_dataset(upload, **columns)
+            if upload is not None
+            else data.load_dataset(dict(fields)["dataset"], **columns)
+        )
+        train_size, eval_size, seed = sizes
+        train_set, _ = data.split_dataset(ds, train_size=train_size, eval_size=eval_size, seed=seed)
+    except (data.DataError, OSError):
+        return None
+    return None if tokenizer_json is None else data.token_lengths(train_set.texts, tokenizer_json)
+
+
+def render_padding_stats(config: RunConfig, lengths: list[int]) -> None:
+    """What max length cuts and what padding costs, for the training batches this config makes, in both modes."""
+    stats = {
+        mode: data.padding_stats(
+            lengths,
+            max_length=config.max_length,
+            batch_size=config.batch_size,
+            padding=mode,
+            group_by_length=config.group_by_length,
+            seed=config.seed,
+        )
+        for mode in CHOICES["padding"]
+    }
+    chosen, other = stats[config.padding], stats["max_length" if config.padding == "dynamic" else "dynamic"]
+    st.caption(
+        f"Max length {config.max_length} cuts **{chosen.truncated:.1%}** of the {len(lengths):,} training texts. "
+        f"A batch of {config.batch_size} holds {chosen.tokens_per_batch:,.0f} tokens, "
+        f"**{chosen.padding_per_batch:,.0f} ({chosen.padding_share:.0%}) of them padding**; "
+        f"padding {PADDING_NAMES['max_length' if config.padding == 'dynamic' else 'dynamic']} it would hold "
+        f"{other.tokens_per_batch:,.0f} ({other.padding_share:.0%} padding). Compute grows with tokens per batch."
+    )
+
+
 def render_schedule_preview(config: RunConfig, n_train: int) -> int:
     total = count_steps(n_train, config.batch_size, config.grad_accum_steps, config.num_epochs)[1]
     st.plotly_chart(
@@ -281,6 +327,8 @@ with col_model:
         elif model and not folder.is_dir() and model.startswith(("/", ".", "~")):
             st.warning(f"There is no folder {page.md(folder)}; the run will fail unless it names a cached hub id.")
     knob(st.select_slider, "max_length", options=options_with(LENGTH_OPTIONS, "max_length"))
+    knob(st.radio, "padding", options=list(CHOICES["padding"]), format_func=PADDING_NAMES.get, horizontal=True)
+    length_slot = st.container()
 with col_length:
     st.subheader("3 · How long")
     knob(st.number_input, "train_size", min_value=2, max_value=1_000_000, step=100)
@@ -355,6 +403,11 @@ with schedule_slot:
         total_steps = render_schedule_preview(config, n_train)
     else:
         st.info("The preview appears once the settings below are valid.")
+if config is not None and not data_problem:
+    sizes = (config.train_size, config.eval_size, config.seed)
+    if lengths := train_token_lengths(tuple(data_fields.items()), upload, config.model, sizes):
+        with length_slot:
+            render_padding_stats(config, lengths)
 
 with finder_slot.container():
     lr_finder.render_find_button(lab, config if not data_problem else None)

@@ -17,6 +17,7 @@ from bert_lab.runs.metrics import SCORES
 Optimizer = Literal["sgd", "momentum", "adam", "adamw"]
 Schedule = Literal["constant", "exponential", "step", "linear", "cosine", "range_test"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
+Padding = Literal["dynamic", "max_length"]
 
 OPTIMIZERS: tuple[str, ...] = get_args(Optimizer)
 SCHEDULES: tuple[str, ...] = get_args(Schedule)[:-1]  # what a training run uses; range_test is the LR finder's
@@ -28,6 +29,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "optimizer": OPTIMIZERS,
     "schedule": get_args(Schedule),
     "precision": PRECISIONS,
+    "padding": get_args(Padding),
     "early_stopping_metric": SCORES,
 }
 
@@ -57,7 +59,9 @@ class RunConfig:
     eval_size: int = 1000
     """Held-out evaluation examples (stratified, disjoint from training); 1000 keeps the noise near ±1.5 points."""
     max_length: int = 128
-    """Tokens per text; longer texts are truncated. Batches are padded to their longest text, not to this."""
+    """Tokens per text; longer texts are truncated."""
+    padding: Padding = "dynamic"
+    """dynamic: each batch is padded to its longest text (rounded up to 8); max_length: every batch to `max_length`."""
     # --- model ------------------------------------------------------------------------------------------------------
     model: str = DEFAULT_MODEL
     """`minilm` (bundled all-MiniLM-L6-v2), `tiny` (random 2-layer BERT), a local model folder or a cached hub id."""
@@ -270,6 +274,7 @@ def validate(c: RunConfig) -> dict[str, str]:
     number_in("divergence_factor", 1.0, 1e12, low_open=True)
     int_at_least("seed", 0, 2**32 - 1)
     choice("precision", CHOICES["precision"])
+    choice("padding", CHOICES["padding"])
     int_at_least("num_processes", 1, 64)
     check("group_by_length", isinstance(c.group_by_length, bool), f"must be true or false, got {c.group_by_length!r}")
     return p

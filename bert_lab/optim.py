@@ -7,10 +7,13 @@ explicit terms added to the loss, so they pass through the optimizer's own gradi
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
 from bert_lab.config import RunConfig
+from bert_lab.runs.metrics import NEAR_ZERO
 
 
 def split_decay_params(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
@@ -69,6 +72,15 @@ def _decay_weights(optimizer: torch.optim.Optimizer, args: object, kwargs: objec
 def _can_fuse(params: list[nn.Parameter]) -> bool:
     """Fused kernels exist for CPU and CUDA float tensors: one kernel per step instead of one per tensor."""
     return all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
+
+
+@torch.no_grad()
+def weight_stats(params: list[nn.Parameter]) -> tuple[float, float]:
+    """(L2 norm, share of entries with |w| < NEAR_ZERO) over `params`: what weight decay and L1/L2 change."""
+    square_sum = sum(p.float().pow(2).sum() for p in params)
+    near_zero = sum((p.abs() < NEAR_ZERO).sum() for p in params)
+    count = sum(p.numel() for p in params)
+    return math.sqrt(float(square_sum)), int(near_zero) / max(count, 1)
 
 
 def penalty(params: list[nn.Parameter], *, l1: float, l2: float) -> torch.Tensor | None:

@@ -26,7 +26,7 @@ from bert_lab import data as data_lib
 from bert_lab.config import RunConfig
 from bert_lab.evaluate import Predictions, predict, write_eval_report
 from bert_lab.model import load_model, load_tokenizer, save_model, use_cpu_dropout
-from bert_lab.optim import build_optimizer, penalty, split_decay_params
+from bert_lab.optim import build_optimizer, penalty, split_decay_params, weight_stats
 from bert_lab.runs.layout import CHECKPOINT_ACCELERATE, CHECKPOINT_STATE, RunFolder
 from bert_lab.runs.metrics import METRICS, improved
 from bert_lab.runs.records import EvalRecord, Hooks, StepRecord, TrainResult
@@ -90,6 +90,7 @@ def train(
     eval_ids = data_lib.tokenize(eval_set.texts, tokenizer, max_length=config.max_length, cache_dir=cache_dir)
     label_names = list(dataset.label_names)
     pad_id = tokenizer.pad_token_id or 0
+    pad_to = config.max_length if config.padding == "max_length" else None
     log(f"data: {len(train_set)} train / {len(eval_set)} eval examples, {len(label_names)} classes")
 
     # --- model and optimizer --------------------------------------------------------------------------------------
@@ -133,6 +134,7 @@ def train(
             eval_set.labels,
             len(label_names),
             pad_id=pad_id,
+            pad_to=pad_to,
             batch_size=4 * config.batch_size,
         )  # no gradients: bigger batches are cheap
         m = result.metrics
@@ -146,6 +148,7 @@ def train(
             m["recall"],
             m["f1"],
             m["confusion"],
+            *weight_stats(penalised),
         )
         if main:
             hooks.on_eval(record)
@@ -214,7 +217,9 @@ def train(
         micro_batches = plan.steps[step]
         loss_sum = torch.zeros((), device=accelerator.device)
         for i, indices in enumerate(micro_batches):
-            batch = data_lib.collate([train_ids[j] for j in indices], [train_set.labels[j] for j in indices], pad_id)
+            batch = data_lib.collate(
+                [train_ids[j] for j in indices], [train_set.labels[j] for j in indices], pad_id, pad_to=pad_to
+            )
             # From pageable memory a host-to-GPU copy waits; from pinned (page-locked) memory it does not.
             batch = {
                 k: (v.pin_memory() if on_gpu else v).to(accelerator.device, non_blocking=True) for k, v in batch.items()

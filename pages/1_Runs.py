@@ -18,7 +18,7 @@ from bert_lab import plots, worker
 from bert_lab.annotate import Annotation, annotate
 from bert_lab.runs import service
 from bert_lab.runs.describe import badge, eta_s, explain, format_duration, run_label
-from bert_lab.runs.metrics import CATALOGUE, EVAL_METRICS, METRICS
+from bert_lab.runs.metrics import EVAL_METRICS, METRICS, charted
 from bert_lab.runs.records import Run
 from bert_lab.runs.status import Status
 from bert_lab.runs.store import RunStore, StoreError
@@ -27,7 +27,6 @@ from lab_ui import live, page
 lab = page.start(run_counts=False)  # the live fragment below keeps them current
 
 REFRESH_S, IDLE_REFRESH_S = 2.0, 10.0  # while runs are queued or running; otherwise (new runs still show up)
-CURVES = tuple(m.name for m in CATALOGUE if m.charted)  # two per row, in catalogue order
 
 st.title(":material/monitoring: Runs")
 active = any(r.is_active for r in lab.store.list_runs())
@@ -217,7 +216,10 @@ def notes_of(run: Run, frame: pd.DataFrame) -> list[tuple[int, Annotation]]:
     return [(run.id, a) for a in annotate(run, frame)]
 
 
-def render_curves(frame: pd.DataFrame, labels: dict[int, str], notes: list[tuple[int, Annotation]]) -> None:
+def render_curves(
+    frame: pd.DataFrame, labels: dict[int, str], notes: list[tuple[int, Annotation]], curves: list[str]
+) -> None:
+    """The `curves` (metric names) of the runs in `frame`: overlaid two per row, or a panel per run."""
     st.subheader("Curves")
     view_col, x_col, smooth_col, log_col = st.columns([1.2, 1.6, 1.6, 1], vertical_alignment="bottom")
     view = view_col.radio(
@@ -241,7 +243,7 @@ def render_curves(frame: pd.DataFrame, labels: dict[int, str], notes: list[tuple
     log_loss = log_col.toggle("Log-scale loss", key="log_loss")
     options = {"x": x, "smoothing": smoothing}
     if view == "Overlaid":
-        for pair in (CURVES[i : i + 2] for i in range(0, len(CURVES), 2)):
+        for pair in (curves[i : i + 2] for i in range(0, len(curves), 2)):
             for col, metric in zip(st.columns(2), pair):
                 log_y = log_axis(metric, log_loss)
                 marks = [(run_id, a.step, note_text(run_id, a)) for run_id, a in notes if a.metric == metric]
@@ -251,7 +253,7 @@ def render_curves(frame: pd.DataFrame, labels: dict[int, str], notes: list[tuple
                 )
                 col.caption(METRICS[metric].caption)
     else:
-        for metric in CURVES:
+        for metric in curves:
             log_y = log_axis(metric, log_loss)
             st.plotly_chart(
                 plots.small_multiples_figure(frame, metric, labels, log_y=log_y, **options), key=f"panels_{metric}"
@@ -350,7 +352,8 @@ def render_live() -> None:
         if frame.empty:
             st.info("No points yet: a run reports its first step a few seconds after it starts.")
         else:
-            render_curves(frame, labels, [note for run in selected for note in notes_of(run, frame)])
+            notes = [note for run in selected for note in notes_of(run, frame)]
+            render_curves(frame, labels, notes, charted([run.config for run in selected]))
         render_hyperparameters(selected, labels)
         render_results(selected, latest, frame, labels)
 

@@ -93,6 +93,8 @@ def make_run(
                     ("precision", 0.8),
                     ("recall", 0.7),
                     ("f1", 0.75),
+                    ("weight_norm", 276.0 - s / 100),
+                    ("near_zero", 0.02),
                 )
             ]
     store.add_metrics(run.id, points)
@@ -320,6 +322,15 @@ def test_runs_page_overlays_ten_long_runs(open_page: OpenPage, lab: Lab) -> None
     assert not at.exception
     train_loss = next(f for f in figures(at) if "Training loss" in json.dumps(f.get("layout", {}).get("title", "")))
     assert all(len(t["x"]) <= 500 for t in train_loss["data"])
+
+
+def test_weight_norm_charts_appear_when_a_compared_run_decays_weights(open_page: OpenPage, lab: Lab) -> None:
+    plain, decayed = make_run(lab, name="plain"), make_run(lab, name="decayed", weight_decay=10.0)
+    at = open_page(page.RUNS_PAGE, {"_selected_ids": [plain.id]})
+    assert "Weight norm" not in titles(at)
+    at = open_page(page.RUNS_PAGE, {"_selected_ids": [plain.id, decayed.id]})
+    assert {"Weight norm", "Near-zero weights"} <= set(titles(at))
+    assert "Share of those weights with |w| < 0.001" in unescape(texts(at.caption))
 
 
 def test_curves_carry_notes_on_what_they_show(open_page: OpenPage, lab: Lab) -> None:

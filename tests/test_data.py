@@ -16,9 +16,11 @@ from bert_lab.data import (
     default_cache_dir,
     length_grouped_batches,
     load_dataset,
+    padding_stats,
     preview_csv,
     read_csv_dataset,
     split_dataset,
+    token_lengths,
     tokenize,
 )
 
@@ -295,11 +297,36 @@ def test_collate_pads_to_the_longest_in_batch_rounded_up_to_8() -> None:
     assert batch["input_ids"].shape == (3, 8)  # longest is 5: padded to the next multiple of 8, not to max_length
     assert batch["input_ids"][1].tolist() == [101, 102, 0, 0, 0, 0, 0, 0]
     assert collate([[1] * 9], [0], pad_id=0)["input_ids"].shape == (1, 16)
-    batch = collate([[101, 5, 102], [101, 102], [101, 7, 8, 9, 102]], [1, 0, 1], pad_id=0, multiple=1)
-    assert batch["input_ids"].shape == (3, 5) and batch["input_ids"].dtype == torch.long
-    assert batch["input_ids"][1].tolist() == [101, 102, 0, 0, 0]
-    assert batch["attention_mask"].tolist() == [[1, 1, 1, 0, 0], [1, 1, 0, 0, 0], [1, 1, 1, 1, 1]]
+    batch = collate([[101, 5, 102], [101, 102], [101, 7, 8, 9, 102]], [1, 0, 1], pad_id=0, pad_to=6)
+    assert batch["input_ids"].shape == (3, 6) and batch["input_ids"].dtype == torch.long  # padding to max length
+    assert batch["input_ids"][1].tolist() == [101, 102, 0, 0, 0, 0]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1, 0, 0, 0], [1, 1, 0, 0, 0, 0], [1, 1, 1, 1, 1, 0]]
     assert batch["attention_mask"].dtype == torch.long and batch["labels"].tolist() == [1, 0, 1]
+
+
+def test_padding_stats_count_cut_texts_and_padding_as_training_batches_them() -> None:
+    lengths = [3, 5, 12, 20]  # uncut; max length 10 cuts two of the four
+    pad_max = padding_stats(lengths, max_length=10, batch_size=2, padding="max_length", group_by_length=True, seed=0)
+    assert pad_max.truncated == 0.5
+    # Grouped by length: batches {10, 10} and {5, 3}, each padded to 10 tokens a row: 20 tokens a batch.
+    assert (pad_max.tokens_per_batch, pad_max.padding_per_batch) == (20.0, (0 + 12) / 2)
+    dynamic = padding_stats(lengths, max_length=10, batch_size=2, padding="dynamic", group_by_length=True, seed=0)
+    # Dynamic: {10, 10} → width 16 (the next multiple of 8), {5, 3} → width 8.
+    assert (dynamic.tokens_per_batch, dynamic.padding_per_batch) == ((32 + 16) / 2, (12 + 8) / 2)
+    assert dynamic.padding_share == pytest.approx(20 / 48)
+    assert padding_stats([], max_length=8, batch_size=2, padding="dynamic", group_by_length=True, seed=0).truncated == 0
+
+
+def test_token_lengths_count_what_training_tokenizes_before_the_cut() -> None:
+    from bert_lab.model import load_tokenizer
+    from bert_lab.model_files import tokenizer_file
+
+    texts = ["a fine film", "ok", "word " * 300]
+    lengths = token_lengths(texts, tokenizer_file("minilm"))
+    tokenizer = load_tokenizer("minilm")
+    assert lengths[:2] == [len(ids) for ids in tokenize(texts[:2], tokenizer, max_length=512, cache_dir=None)]
+    assert lengths[2] == 302  # [CLS] + 300 words + [SEP]: nothing cut, unlike training's max length
+    assert tokenizer_file("tiny") == tokenizer_file("minilm") and tokenizer_file("no-such-model") is None
 
 
 def test_length_grouped_batches_cover_every_index_once() -> None:

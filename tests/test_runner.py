@@ -31,6 +31,8 @@ EVAL = EvalRecord(
     recall=0.65,
     f1=0.6,
     confusion=[[10, 2], [3, 5]],
+    weight_norm=42.5,
+    near_zero=0.03,
 )
 
 

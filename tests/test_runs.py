@@ -17,7 +17,16 @@ from bert_lab.config import ConfigError, RunConfig
 from bert_lab.data import DataError
 from bert_lab.runs import describe, service
 from bert_lab.runs.layout import DataFolder, RunFolder
-from bert_lab.runs.metrics import CATALOGUE, EVAL_METRICS, METRICS, SCORES, STEP_METRICS, improved, label
+from bert_lab.runs.metrics import (
+    CATALOGUE,
+    EVAL_METRICS,
+    METRICS,
+    SCORES,
+    STEP_METRICS,
+    charted,
+    improved,
+    label,
+)
 from bert_lab.runs.records import EvalRecord, Hooks, Run, StepRecord, points
 from bert_lab.runs.service import Lab
 from bert_lab.runs.status import ACTIVE, RESUMABLE, TERMINAL, TRANSITIONS, Status
@@ -95,6 +104,15 @@ def test_every_metric_names_a_field_of_its_record() -> None:
     assert {"eval_loss", "accuracy", "f1"} <= {m.name for m in EVAL_METRICS}
 
 
+def test_weight_charts_are_drawn_only_for_runs_that_decay_or_penalise_weights() -> None:
+    plain = RunConfig().to_dict()
+    basic = ["train_loss", "eval_loss", "accuracy", "f1", "lr", "grad_norm"]
+    assert charted([plain]) == basic
+    for knob in ("weight_decay", "l1", "l2"):
+        assert charted([plain, RunConfig(**{knob: 0.01}).to_dict()]) == [*basic, "weight_norm", "near_zero"]
+    assert all(charted_for in ((), ("weight_decay", "l1", "l2")) for charted_for in (m.charted_for for m in CATALOGUE))
+
+
 def step_record() -> StepRecord:
     return StepRecord(
         step=3, total_steps=10, epoch=0.3, elapsed_s=4.5, loss=1.25, lr=2e-4, grad_norm=0.75, samples_per_s=33
@@ -112,6 +130,8 @@ def eval_record() -> EvalRecord:
         recall=0.65,
         f1=0.67,
         confusion=[[5, 1], [2, 7]],
+        weight_norm=42.5,
+        near_zero=0.03,
     )
 
 
@@ -131,6 +151,8 @@ def test_points_makes_one_point_per_catalogue_entry() -> None:
         "precision": 0.7,
         "recall": 0.65,
         "f1": 0.67,
+        "weight_norm": 42.5,
+        "near_zero": 0.03,
     }
 
 

@@ -12,6 +12,7 @@ from transformers import pipeline
 from bert_lab.config import RunConfig
 from bert_lab.optim import split_decay_params
 from bert_lab.runs.layout import RunFolder
+from bert_lab.runs.metrics import NEAR_ZERO
 from bert_lab.runs.records import EvalRecord, Hooks, StepRecord
 from bert_lab.runs.status import Status
 from bert_lab.train import plan_steps, train
@@ -144,15 +145,20 @@ PENALTY_STEPS = 4
 
 
 def trained_weights(tmp_path: Path, **knob: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """(penalised, not penalised) weights of a tiny run trained with `knob`, flattened."""
+    """(penalised, not penalised) weights of a tiny run trained with `knob`, flattened; checks that its last
+    evaluation's weight norm and near-zero share describe the penalised weights the run saved."""
     from transformers import AutoModelForSequenceClassification
 
     folder = RunFolder(tmp_path / "_".join(knob) or "baseline")
-    result = train(RunConfig(**PENALTY_RUN, **knob), folder=folder)
+    rec = Recorder()
+    result = train(RunConfig(**PENALTY_RUN, **knob), folder=folder, hooks=rec.hooks())
     assert result.status == Status.FINISHED and result.steps == PENALTY_STEPS
     model = AutoModelForSequenceClassification.from_pretrained(folder.model)
     decay, no_decay = split_decay_params(model)
-    return torch.cat([p.detach().flatten() for p in decay]), torch.cat([p.detach().flatten() for p in no_decay])
+    penalised = torch.cat([p.detach().flatten() for p in decay])
+    assert rec.evals[-1].weight_norm == pytest.approx(float(penalised.double().norm()), rel=1e-6)
+    assert rec.evals[-1].near_zero == pytest.approx(float((penalised.abs() < NEAR_ZERO).float().mean()), abs=1e-6)
+    return penalised, torch.cat([p.detach().flatten() for p in no_decay])
 
 
 def test_weight_decay_l2_and_l1_each_shrink_the_penalised_weights_by_their_formula(tmp_path: Path) -> None:
@@ -192,3 +198,20 @@ def test_real_minilm_beats_the_majority_class() -> None:
     result = train(config)
     majority = max(sum(row) for row in result.eval.confusion) / 200
     assert result.eval.accuracy > majority + 0.05, (result.eval.accuracy, majority)
+
+
+def test_padding_to_max_length_costs_time_but_changes_no_result() -> None:
+    """Padding tokens are masked out of attention and never reach the head: padding every batch to max length
+    computes the same losses as padding each batch to its longest text (in fp32, up to rounding; without dropout,
+    whose random masks depend on the batch's shape)."""
+    runs = {}
+    for padding in ("dynamic", "max_length"):
+        rec = Recorder()
+        config = RunConfig(
+            **{**TINY, "max_length": 128}, padding=padding, precision="fp32", eval_every_steps=5, dropout=0.0
+        )
+        train(config, hooks=rec.hooks())
+        runs[padding] = rec
+    dynamic, padded = runs["dynamic"], runs["max_length"]
+    assert [s.loss for s in padded.steps] == pytest.approx([s.loss for s in dynamic.steps], rel=1e-3)
+    assert [e.loss for e in padded.evals] == pytest.approx([e.loss for e in dynamic.evals], rel=1e-3)

@@ -8,7 +8,7 @@ computing the record field it names).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,11 @@ class Metric:
     smoothed: bool = False  # noisy per-step values: charts draw an EMA over the faint raw line
     log_scale: bool = False  # spans decades: charts use a log axis
     charted: bool = True  # drawn on the Runs page (in catalogue order, two per row); the rest are in its tables
+    charted_for: tuple[str, ...] = ()  # if given, drawn only when a run shown sets one of these knobs (non-zero)
 
+
+NEAR_ZERO = 1e-3  # |w| below this counts as a near-zero weight
+PENALTY_KNOBS = ("weight_decay", "l1", "l2")
 
 # In the order the Runs page draws them.
 CATALOGUE: tuple[Metric, ...] = (
@@ -79,6 +83,25 @@ CATALOGUE: tuple[Metric, ...] = (
         smoothed=True,
     ),
     Metric(
+        "weight_norm",
+        "Weight norm",
+        "L2 norm of the weights that weight decay and the L1/L2 penalties act on (not biases or LayerNorm). "
+        "Shrinks under weight decay and L2.",
+        "eval",
+        "weight_norm",
+        charted_for=PENALTY_KNOBS,
+    ),
+    Metric(
+        "near_zero",
+        "Near-zero weights",
+        f"Share of those weights with |w| < {NEAR_ZERO:g}. L1 pushes weights to exactly zero; L2 and weight decay "
+        "only shrink them.",
+        "eval",
+        "near_zero",
+        share=True,
+        charted_for=PENALTY_KNOBS,
+    ),
+    Metric(
         "samples_per_s",
         "Throughput (samples/s)",
         "Training examples per second so far (evaluation time excluded).",
@@ -113,6 +136,16 @@ METRICS: dict[str, Metric] = {m.name: m for m in CATALOGUE}
 STEP_METRICS: tuple[Metric, ...] = tuple(m for m in CATALOGUE if m.per == "step")
 EVAL_METRICS: tuple[Metric, ...] = tuple(m for m in CATALOGUE if m.per == "eval")
 SCORES: tuple[str, ...] = tuple(m.name for m in EVAL_METRICS if m.higher_is_better is not None)  # early stopping
+
+
+def charted(configs: list[dict[str, Any]]) -> list[str]:
+    """The metrics the Runs page draws for runs of these configs, in catalogue order: the charted ones, less those
+    about knobs that none of the runs sets (weight norm only matters once a run decays or penalises weights)."""
+    return [
+        m.name
+        for m in CATALOGUE
+        if m.charted and (not m.charted_for or any(c.get(k) for c in configs for k in m.charted_for))
+    ]
 
 
 def label(name: str) -> str:

@@ -105,6 +105,8 @@ class EvalRecord:
     recall: float  # macro
     f1: float  # macro
     confusion: list[list[int]]  # counts[true][predicted]
+    weight_norm: float  # L2 norm of the penalised weights (those weight decay, L1 and L2 act on)
+    near_zero: float  # share of the penalised weights with |w| < metrics.NEAR_ZERO
 
 
 @dataclass(frozen=True)

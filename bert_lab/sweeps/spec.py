@@ -50,6 +50,7 @@ KNOBS: tuple[str, ...] = (
     "grad_accum_steps",
     "num_epochs",
     "max_length",
+    "padding",
     "train_size",
     "model",
     "group_by_length",
