@@ -39,12 +39,11 @@ def render_lesson_runs(group_id: str) -> None:
     lines = reading(lesson, report)
     if lines and not any(r.is_active for r in report.runs):
         st.success("**What happened**\n\n" + "\n".join(f"- {page.md(line)}" for line in lines))
-    points = plots.points_frame(
-        lab.store.read_metrics([r.id for r in report.runs], names=["train_loss", lesson.metric])
-    )
-    left, right = st.columns(2)
-    left.plotly_chart(figures.band_figure(report, points, "train_loss"), key="lesson_loss")
-    right.plotly_chart(figures.band_figure(report, points, lesson.metric), key="lesson_metric")
+    charts = ["train_loss", lesson.metric, *lesson.shows]
+    points = plots.points_frame(lab.store.read_metrics([r.id for r in report.runs], names=charts))
+    for pair in (charts[i : i + 2] for i in range(0, len(charts), 2)):
+        for col, metric in zip(st.columns(2), pair):
+            col.plotly_chart(figures.band_figure(report, points, metric), key=f"lesson_{metric}")
     st.page_link(
         page.GROUPS_PAGE,
         label="Read it on the Groups page",
@@ -63,10 +62,11 @@ MODELS = {
 }
 model = st.radio("Model", list(MODELS), format_func=MODELS.get, key="lesson_model", horizontal=True)
 configs = lesson.configs(model)
-run_s, basis = estimate_run_s(lab.store.list_runs(), configs[0][1].to_dict())
+past = lab.store.list_runs()
+estimates = [estimate_run_s(past, config.to_dict()) for _, config in configs]
 st.caption(
     f"{len(configs)} runs of {model} on {lesson.base.dataset}, {lesson.base.train_size} examples each: "
-    f"about {format_duration(run_s * len(configs))} on this machine ({basis}). Arms: "
+    f"about {format_duration(sum(s for s, _ in estimates))} on this machine ({estimates[0][1]}). Arms: "
     + "; ".join(page.md(label) for label, _ in lesson.arms)
     + "."
 )

@@ -1,21 +1,26 @@
 """Annotated curves: each detector on synthetic curves (it fires on its case and stays quiet on a healthy run), and
-on real tiny-BERT runs that collapse, crawl or blow up, read back through `python -m bert_lab show --json`."""
+on real tiny-BERT runs that collapse, crawl or blow up (read back through `python -m bert_lab show --json`), memorise
+a few examples, or stall at the majority class."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import pytest
 
-from bert_lab.annotate import annotate, collapse, lr_too_low, overfitting, plateau, spikes
+from bert_lab.annotate import annotate, collapse, lr_too_low, overfitting, plateau, series, spikes
 from bert_lab.config import RunConfig
 from bert_lab.runner import run_job
-from bert_lab.runs.records import Run
+from bert_lab.runs.records import Hooks, Run, points
 from bert_lab.runs.service import Lab
 from bert_lab.runs.status import Status
+from bert_lab.train import train
 
 STEPS = np.arange(1, 101)
 HEALTHY = 0.7 * np.exp(-STEPS / 40) + 0.2 + 0.01 * np.sin(STEPS)  # falls the whole run, a little noise
@@ -100,3 +105,42 @@ def test_real_runs_read_back_through_show(lab: Lab) -> None:
     assert shown["blow-up"]["status"] == "diverged"
     assert [a["kind"] for a in shown["blow-up"]["annotations"]][:1] == ["diverged"]
     assert set(shown["crawl"]) >= {"id", "status", "config", "metrics", "annotations"}
+
+
+# === on real runs (the tiny BERT, fp32 so every kind of CPU computes the same curves) ================================
+def real_run(**changes: Any) -> tuple[Run, pd.DataFrame]:
+    """Train the tiny BERT on sms_spam with `changes`: the run record and its points frame, as the Runs page has."""
+    config = RunConfig(
+        **{"model": "tiny", "dataset": "sms_spam", "eval_size": 100, "max_length": 32, "dropout": 0.0, **changes},
+        precision="fp32",
+    )
+    records: list[Any] = []
+    result = train(config, hooks=Hooks(on_step=records.append, on_eval=records.append))
+    rows = [(1, *point) for record in records for point in points(record)]
+    summary = {"confusion": result.eval.confusion, "labels": result.label_names, "eval_step": result.eval.step}
+    run = replace(run_record(summary=summary), config=config.to_dict())
+    return run, pd.DataFrame(rows, columns=["run_id", "step", "epoch", "elapsed_s", "name", "value"])
+
+
+def kinds(run: Run, frame: pd.DataFrame) -> list[str]:
+    return [a.kind for a in annotate(run, frame)]
+
+
+def test_a_real_run_that_memorises_a_few_examples_is_marked_overfitting() -> None:
+    run, frame = real_run(
+        train_size=64, batch_size=16, lr=1e-3, num_epochs=30, eval_every_steps=10, schedule="constant"
+    )
+    [note] = [a for a in annotate(run, frame) if a.kind == "overfitting"]
+    _, eval_loss = series(frame, "eval_loss")
+    _, train_loss = series(frame, "train_loss")
+    assert eval_loss[-1] > 1.1 * eval_loss.min() and train_loss[-5:].mean() < 0.1  # memorised, and worse on new texts
+    assert note.step < 120 and "collapse" not in kinds(run, frame)
+
+
+def test_a_real_run_stuck_at_the_majority_class_is_marked_plateau_and_collapse() -> None:
+    # Full batches (no batch noise), a rate too low to get past predicting the prior: the loss falls to the entropy of
+    # 87% ham (about 0.39) and stays there.
+    run, frame = real_run(train_size=64, batch_size=64, lr=1e-4, num_epochs=200, eval_every_steps=50, schedule="cosine")
+    assert {"plateau", "collapse"} <= set(kinds(run, frame)) and "overfitting" not in kinds(run, frame)
+    _, train_loss = series(frame, "train_loss")
+    assert train_loss[-20:].mean() == pytest.approx(0.39, abs=0.03)

@@ -58,7 +58,7 @@ class Stats:
 class ConfigResult:
     params: dict[str, Any]  # the knob values this config's runs share
     runs: list[Run]  # one per seed
-    values: dict[str, list[float]]  # score → the final value of each finished run
+    values: dict[str, list[float]]  # metric → its final value in each finished run (REPORTED always present)
     degenerate: int  # runs that learned nothing: accuracy at or below the majority class, or diverged
 
     @property
@@ -207,9 +207,9 @@ def _config_result(params: dict[str, Any], runs: list[Run], latest: dict[int, di
         if run.status != Status.FINISHED:
             continue
         scores = latest.get(run.id, {})
-        for metric in REPORTED:
-            if math.isfinite(scores.get(metric, math.nan)):
-                values[metric].append(scores[metric])
+        for metric, value in scores.items():  # every metric the run recorded, last value
+            if math.isfinite(value):
+                values.setdefault(metric, []).append(value)
         majority = majority_share(run)
         if majority is not None and scores.get("accuracy", math.nan) <= majority + 1e-9:
             degenerate += 1
