@@ -16,7 +16,8 @@ $(STAMP): requirements.txt requirements-data.txt requirements-dev.txt
 install: $(STAMP)
 
 run: install
-	$(PY) -m streamlit run app.py --server.port $(PORT) --server.headless true --browser.gatherUsageStats false
+	$(PY) -m streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT) --server.headless true \
+		--browser.gatherUsageStats false
 
 test: install
 	$(PY) -m ruff check .

@@ -11,29 +11,28 @@ that happens here alone, however many tabs are open.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO
 
 from bert_lab.executor import Execution, Executor, LocalExecutor
 from bert_lab.runs.describe import LESS_MEMORY, OUT_OF_MEMORY, looks_out_of_memory
 from bert_lab.runs.layout import DataFolder
+from bert_lab.runs.queue import fair_order
 from bert_lab.runs.records import Run
 from bert_lab.runs.service import Lab
 from bert_lab.runs.status import Status
 from bert_lab.runs.store import RunStore, StoreError, UnknownRunError
 
 OUTPUT_TAIL_LINES = 15
-ClaimOrder = Callable[[Sequence[Run], Sequence[Run]], list[Run]]  # (queued, running) → queued runs, first to start
-
-
-def oldest_first(queued: Sequence[Run], running: Sequence[Run]) -> list[Run]:
-    return sorted(queued, key=lambda r: r.id)
+# (queued, running, each owner's latest start) → the queued runs, first to start first
+ClaimOrder = Callable[[Sequence[Run], Sequence[Run], Mapping[str, float]], list[Run]]
 
 
 @dataclass
@@ -45,7 +44,7 @@ class Worker:
     cancel_timeout_s: float = 30.0  # a cancelled run that has not stopped by then is killed
     stale_after_s: float = 30.0  # a running run whose heartbeat is older than this is interrupted
     memory_limit_mb: int | None = None  # address-space cap per run (workshops on shared machines)
-    claim_order: ClaimOrder = oldest_first
+    claim_order: ClaimOrder = fair_order  # round-robin by owner (runs/queue.py)
     children: dict[int, Execution] = field(default_factory=dict)
     gpu_of: dict[int, int | None] = field(default_factory=dict)  # the GPU each child was placed on
     cancel_seen_at: dict[int, float] = field(default_factory=dict)
@@ -110,7 +109,7 @@ class Worker:
         self._ask_searches()
         queued = self.store.list_runs(statuses=[Status.QUEUED])
         running = self.store.list_runs(statuses=[Status.RUNNING]) if queued else []
-        for candidate in self.claim_order(queued, running):
+        for candidate in self.claim_order(queued, running, self.store.last_started_by_owner()):
             if len(self.children) >= self.max_concurrent:
                 return
             gpu = self._free_gpu()
@@ -245,6 +244,8 @@ def serve(worker: Worker, *, exit_when_idle: bool = False) -> int:
     if lock is None:
         return 1
     signal.signal(signal.SIGTERM, lambda *_: (worker.stop(), sys.exit(0)))
+    info = {"pid": os.getpid(), "slots": worker.max_concurrent, "started_at": time.time()}
+    worker.lab.data.worker_info.write_text(json.dumps(info))
     try:
         worker.run(exit_when_idle=exit_when_idle)
     finally:

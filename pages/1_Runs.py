@@ -17,7 +17,7 @@ import streamlit as st
 from bert_lab import plots, worker
 from bert_lab.annotate import Annotation, annotate
 from bert_lab.runs import service
-from bert_lab.runs.describe import badge, eta_s, explain, format_duration, run_label
+from bert_lab.runs.describe import badge, eta_s, explain, format_duration, queue_places, run_label
 from bert_lab.runs.metrics import EVAL_METRICS, METRICS, charted
 from bert_lab.runs.records import Run
 from bert_lab.runs.status import Status
@@ -38,17 +38,23 @@ st.caption(
 
 def runs_frame(runs: list[Run], latest: dict[int, dict[str, float]], groups: dict[str, str]) -> pd.DataFrame:
     rows = []
+    places = queue_places(runs, slots=lab.data.worker_slots(), now=time.time())
     for run in runs:
         m, c = latest.get(run.id, {}), run.config
         total = run.summary.get("total_steps")
+        steps = f"{round(run.progress * total)} / {total}" if total else ""
+        eta = format_duration(eta_s(run))
+        if run.id in places:  # queued: its place in the fair queue and when it should start
+            place, start_s = places[run.id]
+            steps, eta = f"#{place} in queue", f"starts in {format_duration(start_s)}" if start_s else "next"
         rows.append(
             {
                 "run": run_label(run),
                 "status": badge(run.status),
                 "progress": run.progress,
-                "steps": f"{round(run.progress * total)} / {total}" if total else "",
+                "steps": steps,
                 "elapsed": format_duration(run.elapsed_s),
-                "ETA": format_duration(eta_s(run)),
+                "ETA": eta,
                 "train loss": m.get("train_loss"),
                 "accuracy": m.get("accuracy"),
                 "F1": m.get("f1"),
@@ -104,7 +110,11 @@ def render_table(runs: list[Run], latest: dict[int, dict[str, float]]) -> list[i
             ),
             "steps": st.column_config.TextColumn(width=95),
             "elapsed": st.column_config.TextColumn(width=75),
-            "ETA": st.column_config.TextColumn(width=75, help="Time left, from the progress so far"),
+            "ETA": st.column_config.TextColumn(
+                width=110,
+                help="Running: time left, from the progress so far. Queued: when it should start, from the fair "
+                "queue (owners take turns) and the length of finished runs like it.",
+            ),
             "group": st.column_config.TextColumn(help="The sweep it belongs to: read it whole on the Groups page"),
             "train loss": number(format="%.4f"),
             "accuracy": number(format="%.3f"),

@@ -23,6 +23,7 @@ from streamlit.testing.v1 import AppTest
 from bert_lab.config import RunConfig
 from bert_lab.executor import pid_alive
 from bert_lab.runs import service
+from bert_lab.runs.describe import run_label
 from bert_lab.runs.records import Run
 from bert_lab.runs.service import Lab
 from bert_lab.runs.status import Status
@@ -226,6 +227,19 @@ def test_the_page_never_recovers_nor_kills_runs(
     assert lab.store.get_run(silent.id).cancel_requested and lab.store.get_run(silent.id).pid == sleeper.pid
     assert pid_alive(sleeper.pid) and sleeper.poll() is None
     assert list(at.dataframe[0].value["status"]) == ["▶ running", "▶ running"]
+
+
+def test_queued_runs_show_their_place_in_the_fair_queue(open_page: OpenPage, lab: Lab) -> None:
+    running = make_run(lab, Status.RUNNING, model="tiny")  # "tester", started just now
+    ana = [lab.store.create_run(RunConfig(model="tiny").to_dict(), owner="ana").id for _ in range(2)]
+    mine = lab.store.create_run(RunConfig(model="tiny").to_dict(), owner="tester").id
+    table = open_page(page.RUNS_PAGE).dataframe[0].value.set_index("run")
+    steps = {run_id: table.loc[run_label(lab.store.get_run(run_id)), "steps"] for run_id in (*ana, mine)}
+    # Ana has nothing running, so her first run goes first; then the tester's (their start is older than Ana's
+    # turn), then Ana's second: turns, not the order of submission.
+    assert steps == {ana[0]: "#1 in queue", mine: "#2 in queue", ana[1]: "#3 in queue"}
+    assert table.loc[run_label(lab.store.get_run(ana[0])), "ETA"].startswith("starts in ")
+    assert running.status == Status.RUNNING
 
 
 def test_hostile_run_names_are_shown_as_typed(open_page: OpenPage, lab: Lab) -> None:

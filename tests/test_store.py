@@ -196,6 +196,16 @@ def test_claim_of_a_resumed_run_keeps_its_start_and_clears_its_past(store: RunSt
     assert again.resume_count == 1 and again.finished_at is None
 
 
+def test_last_started_by_owner_remembers_each_owners_latest_start(store: RunStore) -> None:
+    first, second, third = (store.create_run({}, owner=owner).id for owner in ("ana", "ben", "ana"))
+    store.create_run({}, owner="cleo")  # never started: not listed
+    assert store.last_started_by_owner() == {}
+    for run_id in (first, second, third):
+        store.claim_run(run_id, pid=1)
+    started = {run_id: store.get_run(run_id).started_at for run_id in (first, second, third)}
+    assert store.last_started_by_owner() == {"ana": started[third], "ben": started[second]}
+
+
 def _child(results: Any, target: Callable[..., Any], *args: Any) -> None:
     """Process entry: put the target's result, or its error, on the results queue."""
     try:

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -85,7 +85,7 @@ def dead_pid() -> int:
     return process.pid
 
 
-def newest_first(queued: Sequence[Run], running: Sequence[Run]) -> list[Run]:
+def newest_first(queued: Sequence[Run], running: Sequence[Run], last_started: Mapping[str, float]) -> list[Run]:
     return sorted(queued, key=lambda r: r.id, reverse=True)
 
 
@@ -133,7 +133,7 @@ def test_the_claim_order_comes_from_the_caller(lab: Lab) -> None:
 def test_a_run_deleted_before_its_claim_is_skipped(lab: Lab) -> None:
     first, second = (submit(lab, f"r{i}", **SHORT) for i in range(2))
 
-    def delete_the_first(queued: Sequence[Run], running: Sequence[Run]) -> list[Run]:
+    def delete_the_first(queued: Sequence[Run], running: Sequence[Run], last_started: Mapping[str, float]) -> list[Run]:
         service.delete(lab, first)  # someone deletes it between the worker's look at the queue and its claim
         return sorted(queued, key=lambda r: r.id)
 

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from bert_lab.runs.queue import expected_starts, fair_order
 from bert_lab.runs.records import Run
 from bert_lab.runs.status import Status
 
@@ -93,6 +94,31 @@ def estimate_run_s(runs: Sequence[Run], config: dict[str, Any]) -> tuple[float, 
         overhead = GUESS_OVERHEAD_S
         basis = f"a guess ({speed:.0f} samples/s): no run of this model has finished here yet"
     return config["train_size"] * config["num_epochs"] / speed + max(overhead, 0.0), basis
+
+
+def queue_places(runs: Sequence[Run], *, slots: int, now: float) -> dict[int, tuple[int, float]]:
+    """Each queued run's place in the fair queue (1 = next) and the seconds until it should start, with `slots` runs
+    at a time and each run's length estimated from finished runs (`estimate_run_s`)."""
+    queued = [r for r in runs if r.status == Status.QUEUED]
+    if not queued:
+        return {}
+    running = [r for r in runs if r.status == Status.RUNNING]
+    last_started: dict[str, float] = {}
+    for run in runs:
+        if run.started_at is not None:
+            last_started[run.owner] = max(run.started_at, last_started.get(run.owner, run.started_at))
+    order = fair_order(queued, running, last_started)
+    lengths: dict[tuple[Any, ...], float] = {}  # one estimate per kind of run, not per run
+
+    def duration_s(run: Run) -> float:
+        c = run.config
+        key = (c.get("model"), c.get("max_length"), c.get("train_size"), c.get("num_epochs"))
+        if key not in lengths:
+            lengths[key] = estimate_run_s(runs, c)[0]
+        return lengths[key]
+
+    starts = expected_starts(order, running, slots=slots, duration_s=duration_s, now=now)
+    return {run.id: (place, starts[run.id]) for place, run in enumerate(order, start=1)}
 
 
 def explain(run: Run, *, worker_alive: bool = True) -> Note | None:

@@ -2,7 +2,7 @@
 
     <data folder>/
         runs.sqlite              the default store (SQLite; another store may live elsewhere)
-        worker.lock  worker.log  standby.log
+        worker.lock  worker.json  worker.log  standby.log
         uploads/<name>-<hash>.csv
         runs/<id>/
             output.log           the run process's stdout and stderr
@@ -15,6 +15,7 @@ Every path is decided here; the store keeps rows, never files.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,6 +95,18 @@ class DataFolder:
     @property
     def worker_lock(self) -> Path:
         return self.path / "worker.lock"
+
+    @property
+    def worker_info(self) -> Path:
+        """What the serving worker says about itself (JSON: pid, slots): for the queue's expected start times."""
+        return self.path / "worker.json"
+
+    def worker_slots(self) -> int:
+        """Runs the worker trains at once (1 when no worker said so)."""
+        try:
+            return max(1, int(json.loads(self.worker_info.read_text())["slots"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return 1
 
     @property
     def worker_log(self) -> Path:

@@ -234,6 +234,10 @@ class SQLiteStore:
         sql = f"SELECT * FROM runs WHERE {' AND '.join(where)} ORDER BY id DESC"
         return [_run_from_row(row) for row in self._conn().execute(sql, params)]
 
+    def last_started_by_owner(self) -> dict[str, float]:
+        sql = "SELECT owner, MAX(started_at) FROM runs WHERE started_at IS NOT NULL GROUP BY owner"
+        return {owner: started for owner, started in self._conn().execute(sql)}
+
     def claim_run(self, run_id: int, *, pid: int, device: str | None = None) -> Run | None:
         now = time.time()
         with self._write() as conn:

@@ -79,6 +79,11 @@ class RunStore(Protocol):
         """Runs, newest first, filtered by whichever of statuses, ids, owner and group are given."""
         ...
 
+    def last_started_by_owner(self) -> dict[str, float]:
+        """Each owner's latest run start time (owners whose runs never started are left out): the fair queue's
+        memory of whose turn it was."""
+        ...
+
     def claim_run(self, run_id: int, *, pid: int, device: str | None = None) -> Run | None:
         """Move queued run `run_id` to running for process `pid`; None when it is no longer queued, UnknownRunError
         when there is no such run. The caller (the worker) decides which run to claim next."""

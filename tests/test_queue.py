@@ -1,0 +1,84 @@
+"""The fair queue against hand-worked examples, and the worker claiming in that order from a real store."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from bert_lab.config import RunConfig
+from bert_lab.runs.describe import queue_places
+from bert_lab.runs.queue import expected_starts, fair_order
+from bert_lab.runs.records import Run
+from bert_lab.runs.service import Lab
+from bert_lab.runs.status import Status
+from bert_lab.worker import Worker
+
+BASE = Run(0, "", "", Status.QUEUED, {}, 0.0, None, None, None, 0.0, None, None, None, None, False, {}, 0)
+
+
+def run(run_id: int, owner: str, status: Status = Status.QUEUED, started_at: float | None = None) -> Run:
+    return replace(BASE, id=run_id, owner=owner, status=status, started_at=started_at, name=f"#{run_id}")
+
+
+def ids(runs: list[Run]) -> list[int]:
+    return [r.id for r in runs]
+
+
+def test_a_big_sweep_takes_turns_with_everyone_else() -> None:
+    # Ana queued a 20-run sweep (1-20) before Ben queued 21 and 22 and Cleo 23; nobody has started a run yet.
+    queued = [run(i, "ana") for i in range(1, 21)] + [run(21, "ben"), run(22, "ben"), run(23, "cleo")]
+    # Round 1: everyone has 0 running and no start; ties go to who queued first: ana (1), ben (21), cleo (23).
+    # Round 2: all have one "started"; the longest-ago start goes next: ana (2), then ben (22). Cleo has no more.
+    # Then Ana's runs, in the order she queued them.
+    assert ids(fair_order(queued, [], {})) == [1, 21, 23, 2, 22, *range(3, 21)]
+
+
+def test_the_owner_with_fewer_running_goes_first_then_the_longest_ago_start() -> None:
+    queued = [run(5, "ana"), run(6, "ana"), run(7, "ben"), run(8, "cleo")]
+    running = [run(1, "ana", Status.RUNNING, 100.0), run(2, "ana", Status.RUNNING, 110.0)]
+    # Ana has two running: Ben and Cleo go first; Cleo started a run longer ago (50) than Ben (90).
+    order = fair_order(queued, running, {"ana": 110.0, "ben": 90.0, "cleo": 50.0})
+    assert ids(order) == [8, 7, 5, 6]
+
+
+def test_with_one_owner_the_queue_is_first_in_first_out() -> None:
+    queued = [run(i, "") for i in (9, 3, 7)]
+    assert ids(fair_order(queued, [run(1, "", Status.RUNNING, 5.0)], {"": 5.0})) == [3, 7, 9]
+
+
+def test_expected_starts_fill_the_slots_as_runs_free_them() -> None:
+    running = [run(1, "ana", Status.RUNNING, started_at=1000.0)]  # 60 s each, started 20 s ago: 40 s left
+    queued = [run(2, "ben"), run(3, "ana"), run(4, "cleo")]
+    starts = expected_starts(queued, running, slots=2, duration_s=lambda r: 60.0, now=1020.0)
+    assert starts == {2: 0.0, 3: 40.0, 4: 60.0}  # a free slot at once; then run 1's slot; then run 2's
+    overdue = expected_starts(queued[:1], running, slots=1, duration_s=lambda r: 10.0, now=1020.0)
+    assert overdue == {2: 0.0}
+
+
+def test_the_worker_claims_round_robin_by_owner(lab: Lab) -> None:
+    tiny = RunConfig(model="tiny", dataset="sms_spam", train_size=32, eval_size=16, max_length=16).to_dict()
+    sweep = [lab.store.create_run(tiny, owner="ana").id for _ in range(3)]
+    ben = lab.store.create_run(tiny, owner="ben").id
+    worker = Worker(lab, max_concurrent=1)
+    try:
+        order = []
+        for _ in range(4):
+            worker.step()  # claims one (and starts its process), then we end it as if it finished
+            [claimed] = lab.store.list_runs(statuses=[Status.RUNNING])
+            order.append(claimed.id)
+            worker.children.pop(claimed.id).kill()
+            lab.store.set_status(claimed.id, Status.CANCELLED)
+    finally:
+        worker.executor.close()
+    assert order == [sweep[0], ben, sweep[1], sweep[2]]
+
+
+def test_queue_places_number_the_fair_order_and_estimate_each_start() -> None:
+    tiny = RunConfig(model="tiny", train_size=400).to_dict()  # no finished run yet: guessed at 400/s + 15 s = 16 s
+    runs = [
+        replace(run(1, "ana", Status.RUNNING, started_at=990.0), config=tiny),  # 6 s left at 1000
+        *(replace(run(i, "ana"), config=tiny) for i in (2, 3)),
+        replace(run(4, "ben"), config=tiny),
+    ]
+    places = queue_places(runs, slots=1, now=1000.0)
+    assert places == {4: (1, 6.0), 2: (2, 22.0), 3: (3, 38.0)}  # Ben first: Ana already has a run going
+    assert queue_places(runs[:1], slots=1, now=1000.0) == {}
