@@ -334,6 +334,7 @@ def run_list(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: Lab
             "elapsed_s": r.elapsed_s,
             "error": r.error,
             "group_id": r.group_id,
+            "cached_from": r.cached_from,
             "metrics": latest.get(r.id, {}),
             "config": r.config,
         }
@@ -466,6 +467,7 @@ def run_show(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: Lab
         "status": str(run.status),
         "error": run.error,
         "group_id": run.group_id,
+        "cached_from": run.cached_from,
         "progress": round(run.progress, 4),
         "elapsed_s": run.elapsed_s,
         "metrics": lab.store.latest_metrics([run.id])[run.id],

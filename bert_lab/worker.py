@@ -109,9 +109,18 @@ class Worker:
         self._ask_searches()
         queued = self.store.list_runs(statuses=[Status.QUEUED])
         running = self.store.list_runs(statuses=[Status.RUNNING]) if queued else []
+        # Same-config cache: a run whose twin is training (or queued before it) waits, and is answered from the
+        # twin once it finishes, so a lesson launched by thirty people trains once.
+        first_of_key = {r.cache_key: r.id for r in sorted(queued, key=lambda r: -r.id) if r.cache_key}
+        training = {r.cache_key for r in running if r.cache_key}
         for candidate in self.claim_order(queued, running, self.store.last_started_by_owner()):
             if len(self.children) >= self.max_concurrent:
                 return
+            key = candidate.cache_key
+            if key is not None and (key in training or first_of_key.get(key, candidate.id) != candidate.id):
+                continue
+            if self.store.answer_from_cache(candidate.id) is not None:
+                continue
             gpu = self._free_gpu()
             device = "cpu" if gpu is None else f"cuda:{gpu}"
             try:
@@ -125,6 +134,8 @@ class Worker:
             self.store.update_run(run.id, pid=child.pid)
             self.store.add_event(run.id, f"started (pid {child.pid}, {threads} thread(s) per process)")
             self.children[run.id], self.gpu_of[run.id] = child, gpu
+            if run.cache_key:
+                training.add(run.cache_key)
 
     def _ask_searches(self) -> None:
         """Queue the next trials of open searches as slots free up (imported here: the app imports this module)."""

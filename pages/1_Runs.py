@@ -44,6 +44,8 @@ def runs_frame(runs: list[Run], latest: dict[int, dict[str, float]], groups: dic
         total = run.summary.get("total_steps")
         steps = f"{round(run.progress * total)} / {total}" if total else ""
         eta = format_duration(eta_s(run))
+        if run.cached_from is not None:  # answered from a finished run with the same config, data and model
+            steps = f"cached from #{run.cached_from}"
         if run.id in places:  # queued: its place in the fair queue and when it should start
             place, start_s = places[run.id]
             steps, eta = f"#{place} in queue", f"starts in {format_duration(start_s)}" if start_s else "next"
@@ -137,6 +139,9 @@ def act(action: str, run_id: int) -> None:
             elif action == "delete":
                 service.delete(acting, run_id)
                 st.session_state.pop("_confirm_delete", None)
+            elif action == "again":
+                service.run_again(acting, run_id)
+                page.ensure_worker(acting)
     except StoreError as exc:
         st.session_state["_action_error"] = str(exc)
 
@@ -152,7 +157,7 @@ def render_actions(store: RunStore, selected: list[Run]) -> None:
     by_id = {r.id: r for r in selected}
     if st.session_state.get("action_run") not in by_id:
         st.session_state["action_run"] = selected[-1].id
-    pick, *buttons = st.columns([2.2, 1, 1, 1, 1, 1.2, 1.2], vertical_alignment="bottom")
+    pick, *buttons = st.columns([2.2, 1, 1, 1.2, 1, 1, 1.2, 1.2], vertical_alignment="bottom")
     run = by_id[pick.selectbox("Act on run", list(by_id), format_func=lambda i: run_label(by_id[i]), key="action_run")]
     buttons[0].button(
         "Cancel",
@@ -172,14 +177,24 @@ def render_actions(store: RunStore, selected: list[Run]) -> None:
         disabled=not run.status.is_resumable,
         help="Continue a cancelled or interrupted run.",
     )
-    if buttons[2].button(
+    buttons[2].button(
+        "Run again",
+        icon=":material/replay:",
+        on_click=act,
+        args=("again", run.id),
+        width="stretch",
+        disabled=run.is_active,
+        help="Train the same settings again with a new seed: a cached run's own result, or another sample of seed "
+        "noise. (The same seed again would be answered from the cache.)",
+    )
+    if buttons[3].button(
         "Clone",
         icon=":material/content_copy:",
         width="stretch",
         help="Open the launch page with this run's settings, to change one knob and launch.",
     ):
         page.request_clone(run.config)
-    if buttons[3].button(
+    if buttons[4].button(
         "Delete…",
         icon=":material/delete:",
         width="stretch",
@@ -187,7 +202,7 @@ def render_actions(store: RunStore, selected: list[Run]) -> None:
         help="Delete the run with its curves and files (cancel a running run first).",
     ):
         st.session_state["_confirm_delete"] = run.id
-    buttons[4].download_button(
+    buttons[5].download_button(
         "Curves CSV",
         partial(live.curves_csv, [run.id]),
         f"run-{run.id}-curves.csv",
@@ -196,7 +211,7 @@ def render_actions(store: RunStore, selected: list[Run]) -> None:
         icon=":material/download:",
         width="stretch",
     )
-    buttons[5].download_button(
+    buttons[6].download_button(
         "Config JSON",
         json.dumps(run.config, indent=2, sort_keys=True),
         f"run-{run.id}-config.json",

@@ -64,7 +64,7 @@ def predict(model_dir: str, stamp: float, max_length: int, sentences: tuple[str,
 
 
 def model_dir(run: Run) -> Path:
-    return lab.data.run(run.id).model
+    return lab.data.folder_of(run).model
 
 
 def describe(run: Run) -> str:
@@ -100,7 +100,7 @@ def render_predictions(run: Run, sentences: list[str]) -> pd.DataFrame:
 
 def render_eval_report(run: Run) -> None:
     st.markdown(f"**{page.md(run_label(run))}**")
-    path = lab.data.run(run.id).eval_report
+    path = lab.data.folder_of(run).eval_report
     if not path.exists():
         st.info("This run has no evaluation report (it is written when a run ends).")
         return
@@ -138,7 +138,7 @@ def render_prediction_diff(a: Run, b: Run) -> None:
     st.subheader("Example by example: is the difference real?")
     try:
         diff = compare_predictions(
-            read_report(lab.data.run(a.id).eval_report), read_report(lab.data.run(b.id).eval_report)
+            read_report(lab.data.folder_of(a).eval_report), read_report(lab.data.folder_of(b).eval_report)
         )
     except DiffError as exc:
         st.info(page.md(exc))
@@ -168,7 +168,7 @@ st.caption(
     "each one goes wrong on its evaluation set."
 )
 
-runs = [r for r in lab.store.list_runs() if lab.data.run(r.id).has_model]
+runs = [r for r in lab.store.list_runs() if lab.data.folder_of(r).has_model]
 if not runs:
     st.info(
         "No trained model yet. A run saves its model when it finishes (or is cancelled); launch one, for a "

@@ -61,7 +61,9 @@ def test_noise_is_called_noise_and_any_two_configs_can_be_compared(lab: Lab, ope
 
 
 def test_group_buttons_cancel_resume_and_delete(lab: Lab, open_page: OpenPage) -> None:
-    group = lab.store.create_group(name=HOSTILE, method="grid", metric="f1", spec={}, runs=[({"lr": 1e-4}, "a")] * 2)
+    group = lab.store.create_group(
+        name=HOSTILE, method="grid", metric="f1", spec={}, runs=[({"lr": 1e-4}, "a", None)] * 2
+    )
     at = open_page(GROUPS)
     caption = texts(at.caption)
     assert HOSTILE in caption and "<img" not in "\n".join(str(c.value) for c in at.caption).replace("\\<img", "")

@@ -242,6 +242,20 @@ def test_queued_runs_show_their_place_in_the_fair_queue(open_page: OpenPage, lab
     assert running.status == Status.RUNNING
 
 
+def test_a_cached_run_is_marked_and_run_again_trains_a_new_seed(open_page: OpenPage, lab: Lab) -> None:
+    repeat = service.submit(lab, RunConfig(model="tiny", dataset="sms_spam", seed=7))
+    lab.store.claim_run(repeat.id, pid=1)
+    lab.store.set_status(repeat.id, Status.FINISHED)
+    cached = service.submit(lab, RunConfig(model="tiny", dataset="sms_spam", seed=7), name="cached")
+    at = open_page(page.RUNS_PAGE, {"_selected_ids": [cached.id]})
+    table = at.dataframe[0].value.set_index("run")
+    assert table.loc[run_label(cached), "steps"] == f"cached from #{repeat.id}"
+    [again_button] = [b for b in at.button if b.label == "Run again"]
+    again_button.click().run()
+    again = lab.store.list_runs()[0]
+    assert (again.status, again.config["seed"], again.cached_from) == (Status.QUEUED, 8, None)
+
+
 def test_hostile_run_names_are_shown_as_typed(open_page: OpenPage, lab: Lab) -> None:
     """User text goes through markdown escaped: the note reads exactly the name and error, and adds no bold, link,
     HTML, code or colour of its own."""

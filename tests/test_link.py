@@ -21,6 +21,7 @@ CHANGED: dict[str, Any] = {
     "train_size": 500,
     "eval_size": 200,
     "max_length": 64,
+    "padding": "max_length",
     "model": "tiny",
     "dropout": 0.2,
     "attention_dropout": 0.05,

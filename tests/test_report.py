@@ -21,7 +21,7 @@ def finished_group(
     """A group of finished runs: for each knob value, one run per accuracy in its list (F1 = accuracy − 0.01, eval
     loss = 1 − accuracy), evaluated on 100 examples whose majority class is `majority` of them."""
     runs = [
-        ({knob: value, "seed": 42 + i}, f"{knob}={value} seed {42 + i}")
+        ({knob: value, "seed": 42 + i}, f"{knob}={value} seed {42 + i}", None)
         for value, accs in results.items()
         for i in range(len(accs))
     ]
@@ -119,7 +119,10 @@ def test_importance_of_a_random_sweep_comes_from_optuna(lab: Lab) -> None:
 
 
 def test_a_group_without_a_spec_is_read_by_what_differs(lab: Lab) -> None:
-    runs = [({"lr": 1e-4, "seed": 1, "model": "tiny"}, "a"), ({"lr": 3e-4, "seed": 2, "model": "tiny"}, "b")]
+    runs = [
+        ({"lr": 1e-4, "seed": 1, "model": "tiny"}, "a", None),
+        ({"lr": 3e-4, "seed": 2, "model": "tiny"}, "b", None),
+    ]
     group = lab.store.create_group(name="lesson", method="runs", metric="f1", spec={}, runs=runs)
     report = read_group(lab.store, group.id)
     assert report.knobs == ["lr"] and [c.params for c in report.configs] == [{"lr": 1e-4}, {"lr": 3e-4}]

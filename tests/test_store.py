@@ -196,6 +196,33 @@ def test_claim_of_a_resumed_run_keeps_its_start_and_clears_its_past(store: RunSt
     assert again.resume_count == 1 and again.finished_at is None
 
 
+def test_a_run_with_a_finished_runs_cache_key_is_answered_from_it(store: RunStore) -> None:
+    source = store.create_run({"lr": 1e-4}, cache_key="k")
+    twin = store.create_run({"lr": 1e-4}, cache_key="k")  # the source is not finished yet: queued like any run
+    assert (source.cache_key, twin.status, twin.cached_from) == ("k", Status.QUEUED, None)
+    assert store.answer_from_cache(twin.id) is None
+    store.claim_run(source.id, pid=1, device="cuda:0")
+    store.add_metrics(source.id, [(1, 1.0, 1.0, "accuracy", 0.8), (1, 1.0, 1.0, "f1", 0.75)])
+    store.update_run(source.id, progress=1.0, summary={"total_steps": 1})
+    store.set_status(source.id, Status.FINISHED)
+    answered = store.answer_from_cache(twin.id)
+    assert answered is not None and (answered.status, answered.cached_from) == (Status.FINISHED, source.id)
+    assert (answered.summary, answered.device, answered.progress) == ({"total_steps": 1}, "cuda:0", 1.0)
+    later = store.create_run({"lr": 1e-4}, cache_key="k")  # answered at creation
+    assert (later.status, later.cached_from) == (Status.FINISHED, source.id)
+    assert store.create_run({}, cache_key="other").status == Status.QUEUED
+    assert [(p.run_id, p.name, p.value) for p in store.read_metrics([later.id], names=["f1"])] == [
+        (later.id, "f1", 0.75)
+    ]
+    assert store.latest_metrics([later.id, source.id]) == {
+        i: {"accuracy": 0.8, "f1": 0.75} for i in (later.id, source.id)
+    }
+    assert store.delete_run(source.id) == answered.id  # the oldest answered run inherits the points
+    assert store.get_run(later.id).cached_from == answered.id and store.get_run(answered.id).cached_from is None
+    assert store.latest_metrics([later.id])[later.id] == {"accuracy": 0.8, "f1": 0.75}
+    assert store.delete_run(later.id) is None and store.latest_metrics([answered.id])[answered.id]
+
+
 def test_last_started_by_owner_remembers_each_owners_latest_start(store: RunStore) -> None:
     first, second, third = (store.create_run({}, owner=owner).id for owner in ("ana", "ben", "ana"))
     store.create_run({}, owner="cleo")  # never started: not listed
@@ -341,7 +368,12 @@ def test_delete_removes_rows_but_leaves_files_alone(store: RunStore, tmp_path: P
 def test_a_group_is_stored_with_its_runs(store: RunStore) -> None:
     spec = {"knobs": ["lr"], "grid": {"lr": [1e-4, 3e-3]}, "seeds": 2}
     group = store.create_group(
-        name="<b>sweep</b>", method="grid", metric="f1", spec=spec, owner="ana", runs=[({"lr": 1e-4}, "a"), ({}, "")]
+        name="<b>sweep</b>",
+        method="grid",
+        metric="f1",
+        spec=spec,
+        owner="ana",
+        runs=[({"lr": 1e-4}, "a", None), ({}, "", None)],
     )
     assert (group.name, group.method, group.metric, group.spec, group.owner, group.stopped) == (
         "<b>sweep</b>",
@@ -377,13 +409,17 @@ def test_a_group_is_created_with_all_its_runs_or_none(store: RunStore) -> None:
 
     with pytest.raises(TypeError):
         store.create_group(
-            name="g", method="grid", metric="f1", spec={}, runs=[({}, "ok"), ({"x": Unserialisable()}, "bad")]
+            name="g",
+            method="grid",
+            metric="f1",
+            spec={},
+            runs=[({}, "ok", None), ({"x": Unserialisable()}, "bad", None)],
         )
     assert store.list_runs() == [] and store.list_groups() == []
 
 
 def test_delete_group_removes_its_runs_only_when_none_is_running(store: RunStore) -> None:
-    group = store.create_group(name="g", method="grid", metric="f1", spec={}, runs=[({}, "a"), ({}, "b")])
+    group = store.create_group(name="g", method="grid", metric="f1", spec={}, runs=[({}, "a", None), ({}, "b", None)])
     other = store.create_run({})
     first, second = sorted(store.list_runs(group_id=group.id), key=lambda r: r.id)
     store.add_metrics(first.id, [(1, 0.1, 1.0, "loss", 2.0)])
@@ -607,7 +643,7 @@ def test_older_schema_is_migrated_keeping_data(db: Path, monkeypatch: pytest.Mon
     migrated.close()
 
 
-def test_a_first_version_database_gains_groups_keeping_its_runs(db: Path) -> None:
+def test_a_first_version_database_gains_groups_and_the_cache_keeping_its_runs(db: Path) -> None:
     db.parent.mkdir(parents=True, exist_ok=True)
     with sqlite3.connect(db) as conn:  # a data folder from before groups existed
         conn.executescript(MIGRATIONS[0])
@@ -617,7 +653,9 @@ def test_a_first_version_database_gains_groups_keeping_its_runs(db: Path) -> Non
         [run] = store.list_runs(group_id="abc")
         assert run.name == "old" and store.list_groups() == []
         assert store.create_group(name="g", method="grid", metric="f1", spec={}).name == "g"
-    assert _pragma(db, "user_version") == len(MIGRATIONS) == 2
+        assert (run.cache_key, run.cached_from) == (None, None)  # an old run is never answered from
+        assert store.create_run({}, cache_key="k").cache_key == "k"
+    assert _pragma(db, "user_version") == len(MIGRATIONS) == 3
 
 
 def test_failed_migration_changes_nothing(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:

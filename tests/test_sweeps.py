@@ -214,7 +214,7 @@ def add_eval_series(lab: Lab, run_id: int, values: list[float], metric: str = "f
 
 def search_group_with_finished_runs(lab: Lab, series: list[list[float]]) -> str:
     spec = SweepSpec(method="search", ranges={"lr": Range(1e-5, 1e-2, log=True)}, trials=10, seeds=1)
-    runs = [({**TINY.to_dict(), "lr": 1e-4 * (i + 1)}, f"trial {i}") for i in range(len(series))]
+    runs = [({**TINY.to_dict(), "lr": 1e-4 * (i + 1)}, f"trial {i}", None) for i in range(len(series))]
     group = lab.store.create_group(
         name="s", method="search", metric="f1", spec={**spec.to_dict(), "base": TINY.to_dict()}, runs=runs
     )

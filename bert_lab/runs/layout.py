@@ -19,6 +19,10 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bert_lab.runs.records import Run
 
 HOME_ENV = "BERT_LAB_HOME"
 DEFAULT_HOME = "lab_data"
@@ -78,6 +82,10 @@ class DataFolder:
 
     def run(self, run_id: int) -> RunFolder:
         return RunFolder(self.path / "runs" / str(run_id))
+
+    def folder_of(self, run: Run) -> RunFolder:
+        """Where `run`'s model and evaluation report are: a run answered from the cache shares its source's."""
+        return self.run(run.cached_from or run.id)
 
     @property
     def uploads(self) -> Path:

@@ -34,6 +34,8 @@ class Run:
     cancel_requested: bool
     summary: dict[str, Any]  # what the run reported about itself: total steps, throughput, labels, …
     resume_count: int
+    cache_key: str | None = None  # same key, same result: config, data content and model (runs/cache.py)
+    cached_from: int | None = None  # answered from this finished run: its curves and model are that run's
 
     @property
     def elapsed_s(self) -> float | None:

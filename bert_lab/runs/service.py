@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bert_lab.config import RunConfig
+from bert_lab.runs.cache import cache_key
 from bert_lab.runs.layout import DataFolder
 from bert_lab.runs.records import Group, Run
 from bert_lab.runs.status import ACTIVE, RESUMABLE, Status
@@ -45,9 +46,11 @@ class Lab:
 
 def submit(lab: Lab, config: RunConfig, *, name: str = "", owner: str = "", group_id: str | None = None) -> Run:
     """Queue a run after checking its dataset loads (a bad CSV raises DataError and nothing is stored). A CSV file is
-    staged into the data folder first, so the run does not depend on the original staying where it was."""
+    staged into the data folder first, so the run does not depend on the original staying where it was. A run that
+    computes what a finished run computed (same cache key) is answered from it at once (`Run.cached_from`)."""
     _check_dataset(config)
-    return lab.store.create_run(_staged(lab, config).to_dict(), name=name, owner=owner, group_id=group_id)
+    staged = _staged(lab, config).to_dict()
+    return lab.store.create_run(staged, name=name, owner=owner, group_id=group_id, cache_key=cache_key(staged))
 
 
 def submit_group(
@@ -70,18 +73,19 @@ def submit_group(
         raise ValueError(f"{len(run_names)} run names for {len(configs)} configs")
     for config in configs:
         _check_dataset(config)
-    staged = [_staged(lab, config) for config in configs]
+    staged = [_staged(lab, config).to_dict() for config in configs]
     prefix = name or "group"
     names = run_names or [f"{prefix} {i + 1}/{len(staged)}" for i in range(len(staged))]
-    runs = [(config.to_dict(), run_name) for config, run_name in zip(staged, names)]
+    runs = [(config, run_name, cache_key(config)) for config, run_name in zip(staged, names)]
     return lab.store.create_group(name=prefix, method=method, metric=metric, spec=spec or {}, owner=owner, runs=runs)
 
 
 def add_to_group(lab: Lab, group: Group, configs: Sequence[RunConfig], names: Sequence[str]) -> list[Run]:
     """Queue more runs in an existing group (a search's next trial)."""
+    staged = [_staged(lab, c).to_dict() for c in configs]
     return [
-        lab.store.create_run(_staged(lab, c).to_dict(), name=n, owner=group.owner, group_id=group.id)
-        for c, n in zip(configs, names)
+        lab.store.create_run(c, name=n, owner=group.owner, group_id=group.id, cache_key=cache_key(c))
+        for c, n in zip(staged, names)
     ]
 
 
@@ -99,10 +103,10 @@ def resume_group(lab: Lab, group_id: str) -> list[Run]:
 
 def delete_group(lab: Lab, group_id: str) -> None:
     """Delete a group with its runs and their folders; refused while one of its runs is running."""
-    runs = lab.store.list_runs(group_id=group_id)
-    lab.store.delete_group(group_id)
+    runs = sorted(lab.store.list_runs(group_id=group_id), key=lambda r: r.id)
+    heirs = lab.store.delete_group(group_id)
     for run in runs:
-        shutil.rmtree(lab.data.run(run.id).path, ignore_errors=True)
+        _remove_folder(lab, run.id, heirs.get(run.id))
 
 
 def stage_upload(lab: Lab, data: bytes, filename: str) -> Path:
@@ -132,9 +136,26 @@ def cancel(lab: Lab, run_id: int) -> Run:
 
 
 def delete(lab: Lab, run_id: int) -> None:
-    """Delete a run that is not running: its rows, then its folder."""
-    lab.store.delete_run(run_id)
-    shutil.rmtree(lab.data.run(run_id).path, ignore_errors=True)
+    """Delete a run that is not running: its rows, then its folder (which goes to the run that inherits its points
+    when runs were answered from it)."""
+    _remove_folder(lab, run_id, lab.store.delete_run(run_id))
+
+
+def _remove_folder(lab: Lab, run_id: int, heir: int | None) -> None:
+    """Remove a deleted run's folder, or hand it to the run that inherited its points."""
+    folder = lab.data.run(run_id).path
+    if heir is not None and folder.exists():
+        folder.rename(lab.data.run(heir).path)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def run_again(lab: Lab, run_id: int) -> Run:
+    """Train a run's config again with a new seed (a cached run's own result, or another sample of seed noise): the
+    seed after the highest this config has been run with."""
+    old = lab.store.get_run(run_id)
+    same = [r for r in lab.store.list_runs() if {**r.config, "seed": 0} == {**old.config, "seed": 0}]
+    seed = max(int(r.config.get("seed", 0)) for r in same) + 1
+    return clone(lab, run_id, changes={"seed": seed}, name=f"{old.name} (seed {seed})")
 
 
 def clone(lab: Lab, run_id: int, *, changes: dict[str, Any] | None = None, name: str = "") -> Run:

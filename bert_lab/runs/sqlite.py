@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any, Self
 
@@ -61,6 +61,11 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX runs_group ON runs (group_id, id);
     """,
+    """
+    ALTER TABLE runs ADD COLUMN cache_key TEXT;
+    ALTER TABLE runs ADD COLUMN cached_from INTEGER;
+    CREATE INDEX runs_cache ON runs (cache_key, status);
+    """,
 ]
 
 
@@ -86,6 +91,18 @@ def _group_from_row(row: sqlite3.Row) -> Group:
 def _point_from_row(row: sqlite3.Row) -> MetricPoint:
     epoch, elapsed_s, value = _float(row["epoch"]), _float(row["elapsed_s"]), _float(row["value"])
     return MetricPoint(row["id"], row["run_id"], row["step"], epoch, elapsed_s, row["name"], value)
+
+
+def _delete_run(conn: sqlite3.Connection, run_id: int) -> int | None:
+    """Delete a run's row (its points and events cascade), unless runs were answered from it: then the oldest of
+    those inherits its points and the others are answered from that one. Returns the heir's id, if any."""
+    heir = conn.execute("SELECT MIN(id) FROM runs WHERE cached_from = ?", (run_id,)).fetchone()[0]
+    if heir is not None:
+        conn.execute("UPDATE metrics SET run_id = ? WHERE run_id = ?", (heir, run_id))
+        conn.execute("UPDATE runs SET cached_from = ? WHERE cached_from = ? AND id != ?", (heir, run_id, heir))
+        conn.execute("UPDATE runs SET cached_from = NULL WHERE id = ?", (heir,))
+    conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+    return heir
 
 
 def _marks(values: Iterable[Any]) -> tuple[str, list[Any]]:
@@ -192,17 +209,41 @@ class SQLiteStore:
 
     # --- runs -------------------------------------------------------------------------------------------------------
     def create_run(
-        self, config: dict[str, Any], *, name: str = "", owner: str = "", group_id: str | None = None
+        self,
+        config: dict[str, Any],
+        *,
+        name: str = "",
+        owner: str = "",
+        group_id: str | None = None,
+        cache_key: str | None = None,
     ) -> Run:
         """Queue a new run; its name defaults to `run-<id>`."""
         with self._write() as conn:
             cursor = conn.execute(
-                "INSERT INTO runs (name, owner, status, config, created_at, group_id) VALUES (?, ?, ?, ?, ?, ?)",
-                (name, owner, Status.QUEUED, json.dumps(config), time.time(), group_id),
+                "INSERT INTO runs (name, owner, status, config, created_at, group_id, cache_key)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (name, owner, Status.QUEUED, json.dumps(config), time.time(), group_id, cache_key),
             )
             run_id = int(cursor.lastrowid or 0)
             if not name:
                 conn.execute("UPDATE runs SET name = ? WHERE id = ?", (f"run-{run_id}", run_id))
+            return self.answer_from_cache(run_id) or self.get_run(run_id)
+
+    def answer_from_cache(self, run_id: int) -> Run | None:
+        with self._write() as conn:
+            source = conn.execute(
+                "SELECT s.* FROM runs r JOIN runs s ON s.cache_key = r.cache_key AND s.id != r.id"
+                " WHERE r.id = ? AND r.status = ? AND s.status = ? AND s.cached_from IS NULL ORDER BY s.id LIMIT 1",
+                (run_id, Status.QUEUED, Status.FINISHED),
+            ).fetchone()
+            if source is None:
+                return None
+            now = time.time()
+            conn.execute(
+                "UPDATE runs SET status = ?, started_at = ?, finished_at = ?, progress = 1, device = ?, summary = ?,"
+                " cached_from = ? WHERE id = ? AND status = ?",
+                (Status.FINISHED, now, now, source["device"], source["summary"], source["id"], run_id, Status.QUEUED),
+            )
             return self.get_run(run_id)
 
     def get_run(self, run_id: int) -> Run:
@@ -301,12 +342,11 @@ class SQLiteStore:
             conn.execute("UPDATE runs SET cancel_requested = 1 WHERE id = ?", (run_id,))
             return self.get_run(run_id)
 
-    def delete_run(self, run_id: int) -> None:
+    def delete_run(self, run_id: int) -> int | None:
         with self._write() as conn:
-            sql = "DELETE FROM runs WHERE id = ? AND status != ?"
-            if conn.execute(sql, (run_id, Status.RUNNING)).rowcount == 0:
-                self.get_run(run_id)
+            if self.get_run(run_id).status == Status.RUNNING:
                 raise StoreError(f"run {run_id} is running; cancel it before deleting it")
+            return _delete_run(conn, run_id)
 
     # --- groups -----------------------------------------------------------------------------------------------------
     def create_group(
@@ -317,17 +357,17 @@ class SQLiteStore:
         metric: str,
         spec: dict[str, Any],
         owner: str = "",
-        runs: Iterable[tuple[dict[str, Any], str]] = (),
+        runs: Iterable[tuple[dict[str, Any], str, str | None]] = (),
     ) -> Group:
-        """A new group with its first runs, each (config, name), queued in the same transaction: all or nothing."""
+        """A new group with its first runs, each (config, name, cache key), in the same transaction: all or nothing."""
         group_id = uuid.uuid4().hex[:12]
         with self._write() as conn:
             conn.execute(
                 "INSERT INTO groups (id, name, owner, method, metric, spec, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (group_id, name, owner, method, metric, json.dumps(spec), time.time()),
             )
-            for config, run_name in runs:
-                self.create_run(config, name=run_name, owner=owner, group_id=group_id)
+            for config, run_name, cache_key in runs:
+                self.create_run(config, name=run_name, owner=owner, group_id=group_id, cache_key=cache_key)
             return self.get_group(group_id)
 
     def get_group(self, group_id: str) -> Group:
@@ -347,15 +387,17 @@ class SQLiteStore:
             conn.execute("UPDATE groups SET stopped = ? WHERE id = ?", (int(stopped), group_id))
             return self.get_group(group_id)
 
-    def delete_group(self, group_id: str) -> None:
+    def delete_group(self, group_id: str) -> dict[int, int]:
         with self._write() as conn:
             self.get_group(group_id)
             sql = "SELECT id FROM runs WHERE group_id = ? AND status = ?"
             running = [row[0] for row in conn.execute(sql, (group_id, Status.RUNNING))]
             if running:
                 raise StoreError(f"group {group_id}: run(s) {', '.join(map(str, running))} running; cancel them first")
-            conn.execute("DELETE FROM runs WHERE group_id = ?", (group_id,))
+            ids = [row[0] for row in conn.execute("SELECT id FROM runs WHERE group_id = ? ORDER BY id", (group_id,))]
+            heirs = {run_id: _delete_run(conn, run_id) for run_id in ids}
             conn.execute("DELETE FROM groups WHERE id = ?", (group_id,))
+            return {run_id: heir for run_id, heir in heirs.items() if heir is not None}
 
     # --- metrics and events -----------------------------------------------------------------------------------------
     def add_metrics(self, run_id: int, points: Iterable[Point]) -> None:
@@ -376,7 +418,8 @@ class SQLiteStore:
         self, run_ids: int | Iterable[int], *, since_id: int = 0, names: Iterable[str] | None = None
     ) -> list[MetricPoint]:
         """Points with id > `since_id`, in insertion order: poll with the last id seen to get only new points."""
-        marks, params = _marks([run_ids] if isinstance(run_ids, int) else run_ids)
+        readers = self._points_of([run_ids] if isinstance(run_ids, int) else run_ids)
+        marks, params = _marks(readers)
         sql = f"SELECT * FROM metrics WHERE run_id IN ({marks}) AND id > ?"
         params.append(since_id)
         if names is not None:
@@ -384,19 +427,36 @@ class SQLiteStore:
             sql += f" AND name IN ({name_marks})"
             params += name_params
         rows = self._conn().execute(sql + " ORDER BY id", params)
-        return [_point_from_row(row) for row in rows]
+        return [
+            replace(point, run_id=reader) for point in map(_point_from_row, rows) for reader in readers[point.run_id]
+        ]
 
     def latest_metrics(self, run_ids: Iterable[int]) -> dict[int, dict[str, float]]:
         """For each run, the most recent value of each metric name (runs without points map to {})."""
-        marks, params = _marks(run_ids)
-        latest: dict[int, dict[str, float]] = {run_id: {} for run_id in params}
+        wanted = list(run_ids)
+        readers = self._points_of(wanted)
+        marks, params = _marks(readers)
+        latest: dict[int, dict[str, float]] = {run_id: {} for run_id in wanted}
         sql = (
             "SELECT m.run_id, m.name, m.value FROM metrics m JOIN (SELECT MAX(id) AS id FROM metrics"
             f" WHERE run_id IN ({marks}) GROUP BY run_id, name) last ON m.id = last.id"
         )
-        for run_id, name, value in self._conn().execute(sql, params):
-            latest[run_id][name] = _float(value)
+        for owner_id, name, value in self._conn().execute(sql, params):
+            for reader in readers[owner_id]:
+                latest[reader][name] = _float(value)
         return latest
+
+    def _points_of(self, run_ids: Iterable[int]) -> dict[int, list[int]]:
+        """The runs whose points to read → the asked-for runs that read them (a cached run reads its source's)."""
+        ids = list(run_ids)
+        marks, params = _marks(ids)
+        sources = dict(
+            self._conn().execute(f"SELECT id, cached_from FROM runs WHERE id IN ({marks})", params).fetchall()
+        )
+        readers: dict[int, list[int]] = {}
+        for run_id in dict.fromkeys(ids):
+            readers.setdefault(sources.get(run_id) or run_id, []).append(run_id)
+        return readers
 
     def add_event(self, run_id: int, message: str, level: str = "info") -> None:
         with self._write() as conn:

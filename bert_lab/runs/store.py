@@ -59,9 +59,21 @@ class RunStore(Protocol):
 
     # --- runs ---
     def create_run(
-        self, config: dict[str, Any], *, name: str = "", owner: str = "", group_id: str | None = None
+        self,
+        config: dict[str, Any],
+        *,
+        name: str = "",
+        owner: str = "",
+        group_id: str | None = None,
+        cache_key: str | None = None,
     ) -> Run:
-        """Queue a new run; its name defaults to `run-<id>`."""
+        """Queue a new run; its name defaults to `run-<id>`. With a `cache_key` that a finished run (not itself
+        cached) has, the run is instead created finished, answered from that run (`cached_from`)."""
+        ...
+
+    def answer_from_cache(self, run_id: int) -> Run | None:
+        """Finish queued run `run_id` from a finished run with its cache key, if there is one now (else None, and
+        the run stays queued): what the worker asks before claiming a run."""
         ...
 
     def get_run(self, run_id: int) -> Run:
@@ -114,8 +126,10 @@ class RunStore(Protocol):
         """Cancel a queued run now; ask a running one to stop (its process sees `cancel_requested`)."""
         ...
 
-    def delete_run(self, run_id: int) -> None:
-        """Delete a run that is not running, with its metric points and events."""
+    def delete_run(self, run_id: int) -> int | None:
+        """Delete a run that is not running, with its events. Its metric points go with it, unless runs were answered
+        from it: then the oldest of those inherits its points and becomes the one the others are cached from; its id
+        is returned (the caller moves the run's folder to it)."""
         ...
 
     # --- groups ---
@@ -127,9 +141,10 @@ class RunStore(Protocol):
         metric: str,
         spec: dict[str, Any],
         owner: str = "",
-        runs: Iterable[tuple[dict[str, Any], str]] = (),
+        runs: Iterable[tuple[dict[str, Any], str, str | None]] = (),
     ) -> Group:
-        """A new group with its first runs, each (config, name), queued in the same transaction: all or nothing."""
+        """A new group with its first runs, each (config, name, cache key) as `create_run` makes them, in the same
+        transaction: all or nothing."""
         ...
 
     def get_group(self, group_id: str) -> Group:
@@ -144,8 +159,9 @@ class RunStore(Protocol):
         """Mark a group stopped (a search asks for no more trials) or going again."""
         ...
 
-    def delete_group(self, group_id: str) -> None:
-        """Delete a group and its runs' rows; StoreError (and nothing deleted) while one of them is running."""
+    def delete_group(self, group_id: str) -> dict[int, int]:
+        """Delete a group and its runs' rows; StoreError (and nothing deleted) while one of them is running. Runs
+        answered from one of its runs keep their points as `delete_run` says; returns {deleted run: heir}."""
         ...
 
     # --- metric points and events ---
@@ -160,11 +176,13 @@ class RunStore(Protocol):
     def read_metrics(
         self, run_ids: int | Iterable[int], *, since_id: int = 0, names: Iterable[str] | None = None
     ) -> list[MetricPoint]:
-        """Points with id > `since_id`, in insertion order: poll with the last id seen to get only new points."""
+        """Points with id > `since_id`, in insertion order: poll with the last id seen to get only new points. A run
+        answered from the cache reads the points of the run it was answered from (under its own run id)."""
         ...
 
     def latest_metrics(self, run_ids: Iterable[int]) -> dict[int, dict[str, float]]:
-        """For each run, the most recent value of each metric name (runs without points map to {})."""
+        """For each run, the most recent value of each metric name (runs without points map to {}); cached runs as
+        in `read_metrics`."""
         ...
 
     def add_event(self, run_id: int, message: str, level: str = "info") -> None: ...
