@@ -33,7 +33,8 @@ class Lesson:
     arms: tuple[tuple[str, dict[str, Any]], ...]  # (what a person calls it, the changes to the base)
     seeds: int = 1
     metric: str = "f1"
-    shows: tuple[str, ...] = ()  # more metrics the reading gives for each arm (catalogue names)
+    shows: tuple[str, ...] = ()  # more metrics the reading gives for each arm, and the page charts (catalogue names)
+    charts: tuple[str, ...] = ()  # more metrics only charted
     versus: str | None = None  # the arm the best one is weighed against (default: the runner-up)
 
     def configs(self, model: str | None = None) -> list[tuple[str, RunConfig]]:
@@ -196,7 +197,7 @@ LESSONS: dict[str, Lesson] = {
             look_for=(
                 "Eval loss at a rate on the high side (3e-4): at a constant rate it bounces up and down and ends "
                 "highest; the decayed schedules and warmup fall more steadily and end lower. The learning-rate chart "
-                "on the Runs page shows each schedule's shape."
+                "below shows each schedule's shape."
             ),
             base=replace(QUICK, schedule="constant", lr=3e-4),
             arms=(
@@ -207,6 +208,7 @@ LESSONS: dict[str, Lesson] = {
             ),
             metric="eval_loss",
             versus="constant",
+            charts=("lr",),
         ),
         Lesson(
             slug="regularization",
@@ -226,7 +228,8 @@ LESSONS: dict[str, Lesson] = {
                 r"\text{decay: } w \leftarrow w\,(1 - \eta \lambda) \text{ each step}"
             ),
             look_for=(
-                "Weight norm and near-zero weights (charts on the Runs page): all three shrink the norm by about 5%; "
+                "Weight norm and near-zero weights (the charts below, and on the Runs page): all three shrink the "
+                "norm by about 5%; "
                 "weight decay does it without making weights near zero and barely slows learning, while L1 and L2 "
                 "through Adam push several times more weights to near zero, and F1 pays for it."
             ),

@@ -39,11 +39,12 @@ def render_lesson_runs(group_id: str) -> None:
     lines = reading(lesson, report)
     if lines and not any(r.is_active for r in report.runs):
         st.success("**What happened**\n\n" + "\n".join(f"- {page.md(line)}" for line in lines))
-    charts = ["train_loss", lesson.metric, *lesson.shows]
+    charts = ["train_loss", lesson.metric, *lesson.shows, *lesson.charts]
     points = plots.points_frame(lab.store.read_metrics([r.id for r in report.runs], names=charts))
     for pair in (charts[i : i + 2] for i in range(0, len(charts), 2)):
         for col, metric in zip(st.columns(2), pair):
-            col.plotly_chart(figures.band_figure(report, points, metric), key=f"lesson_{metric}")
+            figure = figures.band_figure(report, points, metric, name_of=lesson.arm_of)
+            col.plotly_chart(figure, key=f"lesson_{metric}")
     st.page_link(
         page.GROUPS_PAGE,
         label="Read it on the Groups page",

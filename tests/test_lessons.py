@@ -3,6 +3,7 @@ when a gap is within seed noise; the Lessons page opens one by `?lesson=` and qu
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -106,6 +107,13 @@ def test_the_lessons_page_opens_by_link_and_queues_the_lesson(lab: Lab, open_pag
     [group] = lab.store.list_groups()
     assert group.spec["lesson"] == "accuracy-vs-f1" and len(lab.store.list_runs(group_id=group.id)) == 2
     assert "Runs: 2 queued." in "\n".join(str(c.value) for c in at.caption)
+    for run in lab.store.list_runs(group_id=group.id):
+        finish(lab, run.id, 0.9)
+    at.run()
+    legends = {
+        t["name"] for chart in at.get("plotly_chart") for t in json.loads(chart.proto.spec)["data"] if t.get("name")
+    }
+    assert {"says ham to everything (lr 3e-3) (n=1)", "learned (lr 1e-4) (n=1)"} <= legends  # arms, not knob values
 
 
 def test_a_lesson_link_on_the_app_opens_the_lesson() -> None:

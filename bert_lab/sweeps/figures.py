@@ -4,6 +4,7 @@ and knob importance. One colour per config, the same in every figure and in the 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
@@ -12,7 +13,7 @@ import plotly.graph_objects as go
 
 from bert_lab.plots import PALETTE, ema
 from bert_lab.runs.metrics import METRICS, label
-from bert_lab.sweeps.report import GroupReport
+from bert_lab.sweeps.report import ConfigResult, GroupReport
 from bert_lab.sweeps.spec import LOG_KNOBS, format_value
 
 Band = Literal["minmax", "std"]
@@ -31,9 +32,17 @@ def _rgba(hex_color: str, alpha: float) -> str:
     return f"rgba({r}, {g}, {b}, {alpha})"
 
 
-def band_figure(report: GroupReport, points: pd.DataFrame, metric: str, *, band: Band = "minmax") -> go.Figure:
+def band_figure(
+    report: GroupReport,
+    points: pd.DataFrame,
+    metric: str,
+    *,
+    band: Band = "minmax",
+    name_of: Callable[[ConfigResult], str] | None = None,
+) -> go.Figure:
     """`metric` against the optimizer step: per config, its seeds as faint lines, their mean as a line, and a band
-    (min–max, or mean ± 1 std). `points` is a long frame of the group's points (run_id, step, name, value)."""
+    (min–max, or mean ± 1 std). `points` is a long frame of the group's points (run_id, step, name, value);
+    `name_of` names a config in the legend (default: its knob values)."""
     fig = go.Figure()
     part = points[points["name"] == metric]
     colors = config_colors(report)
@@ -88,16 +97,20 @@ def band_figure(report: GroupReport, points: pd.DataFrame, metric: str, *, band:
                 y=mean.to_numpy(),
                 mode="lines+markers" if METRICS[metric].per == "eval" else "lines",
                 line={"color": color, "width": 2.5},
-                name=f"{config.label} (n={table.shape[1]})",
+                name=f"{(name_of or (lambda c: c.label))(config)} (n={table.shape[1]})",
                 legendgroup=config.label,
             )
         )
+    seeded = any(len(config.runs) > 1 for config in report.configs)
     fig.update_layout(
-        title={"text": f"{label(metric)}: mean over seeds, band {BANDS[band]}", "font": {"size": 15}},
-        height=380,
+        title={
+            "text": f"{label(metric)}: mean over seeds, band {BANDS[band]}" if seeded else label(metric),
+            "font": {"size": 15},
+        },
+        height=400,
         margin={"l": 10, "r": 10, "t": 50, "b": 10},
         hovermode="x unified",
-        legend={"orientation": "h", "yanchor": "top", "y": -0.15, "x": 0.0},
+        legend={"orientation": "h", "yanchor": "top", "y": -0.25, "x": 0.0},
         xaxis_title="Optimizer step",
         yaxis={"tickformat": ".0%" if METRICS[metric].share else None, "title": label(metric)},
     )
