@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PORT ?= 8501
 
-.PHONY: install run test lint bench clean
+.PHONY: install run workshop test lint bench clean
 
 $(STAMP): requirements.txt requirements-data.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,15 @@ install: $(STAMP)
 run: install
 	$(PY) -m streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT) --server.headless true \
 		--browser.gatherUsageStats false
+
+# A workshop: every network interface, behind a passcode for participants and another for the host.
+workshop: install
+	@test -n "$$BERT_LAB_PASSCODE" -a -n "$$BERT_LAB_HOST_PASSCODE" || { echo "make workshop: set BERT_LAB_PASSCODE \
+	(participants) and BERT_LAB_HOST_PASSCODE (you) first; nothing was started" >&2; exit 2; }
+	@test "$$BERT_LAB_PASSCODE" != "$$BERT_LAB_HOST_PASSCODE" || { echo "make workshop: the two passcodes must \
+	differ" >&2; exit 2; }
+	$(PY) -m streamlit run app.py --server.address 0.0.0.0 --server.port $(PORT) --server.headless true \
+		--server.maxUploadSize 5 --browser.gatherUsageStats false
 
 test: install
 	$(PY) -m ruff check .

@@ -17,7 +17,7 @@ import streamlit as st
 
 from bert_lab import data, model_files, plots
 from bert_lab.config import CHOICES, MINILM_ALIASES, OPTIMIZERS, SCHEDULES, ConfigError, RunConfig, field_help
-from bert_lab.runs import service
+from bert_lab.runs import service, workshop
 from bert_lab.schedules import count_steps, lr_curve
 from lab_ui import link, lr_finder, page, sweep_form
 
@@ -34,6 +34,8 @@ MODELS = {
     "tiny": "Tiny demo BERT (random weights, 2 layers: trains in seconds, learns little)",
     "folder": "A local model folder or a cached Hugging Face id",
 }
+WORKSHOP = workshop.enabled()
+WORKSHOP_SOURCES, WORKSHOP_MODELS = SOURCES[:2], ("minilm", "tiny")  # no paths on the server's disk
 SCHEDULE_NAMES = {
     "constant": "Constant",
     "exponential": "Exponential decay",
@@ -161,6 +163,10 @@ def init_state() -> list[str]:
     for key, default in DEFAULTS.items():
         if clone is not None or key not in st.session_state:
             st.session_state[key] = saved.get(key, default)
+    if WORKSHOP:  # the server's own files are off limits to participants: a clone or link cannot reach them
+        for key, allowed in (("source", WORKSHOP_SOURCES), ("model_choice", WORKSHOP_MODELS)):
+            if st.session_state[key] not in allowed:
+                st.session_state[key] = DEFAULTS[key]
     return problems
 
 
@@ -179,7 +185,8 @@ def preview(source: bytes | str, stamp: float, text: str | None, label: str | No
 
 def render_data() -> tuple[dict[str, Any], int | None, bytes | None, str | None]:
     """Dataset widgets → (config fields, examples available, upload bytes to stage, the data's problem)."""
-    source = st.radio("Where the data comes from", SOURCES, key="source", horizontal=True)
+    sources = WORKSHOP_SOURCES if WORKSHOP else SOURCES
+    source = st.radio("Where the data comes from", sources, key="source", horizontal=True)
     if source == SOURCES[0]:
         name = st.selectbox(LABELS["dataset"], list(data.BUNDLED), key="bundled", help=field_help("dataset"))
         ds = data.load_dataset(name)
@@ -198,6 +205,10 @@ def render_data() -> tuple[dict[str, Any], int | None, bytes | None, str | None]
     if source == SOURCES[1]:
         file = st.file_uploader("CSV file (UTF-8, header row, a text column and a label column)", type=["csv"])
         upload = file.getvalue() if file else None
+        if WORKSHOP and upload is not None and len(upload) > workshop.UPLOAD_LIMIT_MB * 1_000_000:
+            problem = f"{file.name} is over the workshop's {workshop.UPLOAD_LIMIT_MB} MB limit for uploads"
+            st.error(page.md(problem))
+            return {"dataset": file.name}, None, None, problem
         src: bytes | Path | None = upload
         display, stamp = (file.name if file else ""), 0.0
     else:
@@ -315,7 +326,13 @@ with col_data:
     data_fields, available, upload, data_problem = render_data()
 with col_model:
     st.subheader("2 · Model")
-    model_choice = st.radio("Model", list(MODELS), format_func=MODELS.get, key="model_choice", help=field_help("model"))
+    model_choice = st.radio(
+        "Model",
+        list(WORKSHOP_MODELS if WORKSHOP else MODELS),
+        format_func=MODELS.get,
+        key="model_choice",
+        help=field_help("model"),
+    )
     model = model_choice
     if model_choice == "folder":
         model = st.text_input(
@@ -417,7 +434,11 @@ with finder_panel:
 st.subheader("7 · Launch")
 name_col, owner_col, button_col = st.columns([2, 2, 1], vertical_alignment="bottom")
 run_name = name_col.text_input("Name (optional)", key="run_name", placeholder="e.g. adamw-lr1e-4")
-owner = owner_col.text_input("Owner (optional)", key="owner", placeholder="your name")
+if WORKSHOP:  # runs belong to whoever signed in
+    owner = page.owner()
+    owner_col.caption(f"Launched as **{page.md(owner)}**")
+else:
+    owner = owner_col.text_input("Owner (optional)", key="owner", placeholder="your name")
 for field, message in problems.items():
     st.error(f"**{LABELS.get(field, field)}**: {page.md(message)}")
 if config is not None and not data_problem:
@@ -451,7 +472,7 @@ if launch and config is not None:
             staged = service.stage_upload(lab, upload, data_fields["dataset"])
             config = RunConfig(**{**config.to_dict(), "dataset": str(staged)})
         run = service.submit(lab, config, name=run_name.strip(), owner=owner.strip())
-    except (data.DataError, ConfigError) as exc:
+    except (data.DataError, ConfigError, workshop.QueueFullError) as exc:
         st.error(f"Nothing was queued: {page.md(exc)}")
     else:
         st.session_state["_last_launched"] = (run.id, run.name)

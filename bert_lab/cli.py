@@ -164,11 +164,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "lr-find":
         return run_lr_find(parser, args)
     from bert_lab.runs.store import StoreError
+    from bert_lab.runs.workshop import NotAllowedError, QueueFullError
 
     try:
         with Lab.open(args.home, args.store) as lab:
             return COMMANDS[args.command](parser, args, lab)
-    except StoreError as exc:
+    except (StoreError, QueueFullError, NotAllowedError) as exc:
         parser.exit(2, f"{parser.prog} {args.command}: error: {exc}\n")
     return 2
 

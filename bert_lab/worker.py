@@ -29,6 +29,7 @@ from bert_lab.runs.records import Run
 from bert_lab.runs.service import Lab
 from bert_lab.runs.status import Status
 from bert_lab.runs.store import RunStore, StoreError, UnknownRunError
+from bert_lab.runs.workshop import Settings
 
 OUTPUT_TAIL_LINES = 15
 # (queued, running, each owner's latest start) → the queued runs, first to start first
@@ -104,7 +105,7 @@ class Worker:
     # --- children ---------------------------------------------------------------------------------------------------
     def _start_queued(self) -> None:
         free = self.max_concurrent - len(self.children)
-        if free <= 0:
+        if free <= 0 or Settings.read(self.lab.data).paused:  # a workshop host may pause the queue
             return
         self._ask_searches()
         queued = self.store.list_runs(statuses=[Status.QUEUED])

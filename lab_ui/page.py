@@ -17,26 +17,60 @@ import pandas as pd
 import streamlit as st
 
 from bert_lab import worker
+from bert_lab.runs import workshop
 from bert_lab.runs.describe import Note
 from bert_lab.runs.records import Run
 from bert_lab.runs.service import Lab
+from bert_lab.runs.workshop import Actor
 
 NO_AUTOSTART_ENV = "BERT_LAB_NO_AUTOSTART"
 WORKER_NICE = 10  # the worker and its runs yield the CPU to the app, so pages draw at once even while a run trains
 LAUNCH_PAGE, RUNS_PAGE, PLAYGROUND_PAGE = "app.py", "pages/1_Runs.py", "pages/2_Playground.py"
-GROUPS_PAGE, LESSONS_PAGE = "pages/3_Groups.py", "pages/4_Lessons.py"
+GROUPS_PAGE, LESSONS_PAGE, HOST_PAGE = "pages/3_Groups.py", "pages/4_Lessons.py", "pages/5_Host.py"
+ACTOR_KEY = "_actor"  # the signed-in workshop participant or host (workshop.Actor), per browser session
 CLONE_KEY = "_clone_config"  # session-state hand-off from the Runs page's "Clone" to the launch page
 
 
 def start(*, run_counts: bool = True) -> Lab:
-    """Page config, lab, worker, sidebar. `run_counts=False` leaves the run counts to a live fragment."""
+    """Page config, the workshop sign-in (nothing else is drawn until it passes), lab, worker, sidebar.
+    `run_counts=False` leaves the run counts to a live fragment."""
     st.set_page_config(page_title="BERT Lab", page_icon=":material/science:", layout="wide")
+    if workshop.enabled() and actor() is None:
+        render_sign_in()
+        st.stop()
     lab = open_lab()
     render_sidebar(lab, worker_starting=ensure_worker(lab))
     if run_counts:
         with st.sidebar:
             render_run_counts(lab.store.list_runs())
     return lab
+
+
+def actor() -> Actor | None:
+    """Who this browser session is in a workshop (None outside workshop mode: one person, acting on every run)."""
+    return st.session_state.get(ACTOR_KEY) if workshop.enabled() else None
+
+
+def owner() -> str:
+    """The owner of the runs this session launches: the signed-in name in a workshop, else nobody in particular."""
+    who = actor()
+    return "" if who is None else who.name
+
+
+def render_sign_in() -> None:
+    st.title(":material/science: BERT Lab workshop")
+    st.caption("Enter the workshop's passcode and your name. Your name marks the runs you launch.")
+    with st.form("sign_in"):
+        passcode = st.text_input("Passcode", type="password", key="_passcode")
+        name = st.text_input("Your name", key="_name", max_chars=workshop.MAX_NAME)
+        if st.form_submit_button("Enter", type="primary"):
+            try:
+                st.session_state[ACTOR_KEY] = workshop.sign_in(passcode, name)
+            except ValueError as exc:
+                st.error(md(str(exc)))
+            else:
+                st.session_state.pop("_passcode", None)
+                st.rerun()
 
 
 def open_lab() -> Lab:
@@ -64,6 +98,8 @@ def render_sidebar(lab: Lab, *, worker_starting: bool = False) -> None:
         st.page_link(GROUPS_PAGE, label="Groups: sweeps and seeds", icon=":material/stacked_line_chart:")
         st.page_link(PLAYGROUND_PAGE, label="Playground: try a model", icon=":material/chat:")
         st.page_link(LESSONS_PAGE, label="Lessons: one idea at a time", icon=":material/school:")
+        if (who := actor()) is None or who.host:
+            st.page_link(HOST_PAGE, label="Host view: queue and leaderboard", icon=":material/admin_panel_settings:")
         st.divider()
         if worker_starting:
             st.caption(":orange[●] Starting the background worker: queued runs start in a moment.")
@@ -75,6 +111,11 @@ def render_sidebar(lab: Lab, *, worker_starting: bool = False) -> None:
                 f"`python -m bert_lab worker --home {lab.data.path}`."
             )
         st.caption(f"Data folder: `{lab.data.path}`")
+        if (who := actor()) is not None:
+            st.caption(f"Signed in as **{md(who.name)}**" + (" (host)" if who.host else ""))
+            if st.button("Sign out", key="sign_out"):
+                st.session_state.pop(ACTOR_KEY, None)
+                st.rerun()
 
 
 # --- user text --------------------------------------------------------------------------------------------------------

@@ -146,11 +146,12 @@ def render_sweep_form(lab: Lab, base: RunConfig | None, *, name: str, owner: str
             st.rerun()
         if yes.button("Queue them", type="primary", key="sweep_confirm", width="stretch"):
             from bert_lab.data import DataError
+            from bert_lab.runs.workshop import QueueFullError
 
             st.session_state.pop(PENDING, None)
             try:
                 group = launch(lab, base, spec, name=name, owner=owner)
-            except (SweepError, DataError) as exc:
+            except (SweepError, DataError, QueueFullError) as exc:
                 st.error(f"Nothing was queued: {page.md(exc)}")
                 return
             st.session_state["_last_group"] = (group.id, group.name)

@@ -22,6 +22,7 @@ from bert_lab.runs.metrics import EVAL_METRICS, METRICS, charted
 from bert_lab.runs.records import Run
 from bert_lab.runs.status import Status
 from bert_lab.runs.store import RunStore, StoreError
+from bert_lab.runs.workshop import NotAllowedError, QueueFullError
 from lab_ui import live, page
 
 lab = page.start(run_counts=False)  # the live fragment below keeps them current
@@ -36,9 +37,12 @@ st.caption(
 )
 
 
-def runs_frame(runs: list[Run], latest: dict[int, dict[str, float]], groups: dict[str, str]) -> pd.DataFrame:
+def runs_frame(
+    runs: list[Run], latest: dict[int, dict[str, float]], groups: dict[str, str], everyone: list[Run]
+) -> pd.DataFrame:
+    """The table's rows: `runs`, with queued runs placed in the queue of `everyone`'s runs."""
     rows = []
-    places = queue_places(runs, slots=lab.data.worker_slots(), now=time.time())
+    places = queue_places(everyone, slots=lab.data.worker_slots(), now=time.time())
     for run in runs:
         m, c = latest.get(run.id, {}), run.config
         total = run.summary.get("total_steps")
@@ -81,7 +85,7 @@ def remember_selection() -> None:
     st.session_state["_selected_ids"] = [shown[r] for r in rows if r < len(shown)]
 
 
-def render_table(runs: list[Run], latest: dict[int, dict[str, float]]) -> list[int]:
+def render_table(runs: list[Run], latest: dict[int, dict[str, float]], everyone: list[Run]) -> list[int]:
     """The runs table; returns the ids of the selected runs (by default the newest three, plus any new run)."""
     state, ids = st.session_state, [r.id for r in runs]
     if "_selected_ids" not in state:
@@ -96,7 +100,7 @@ def render_table(runs: list[Run], latest: dict[int, dict[str, float]]) -> list[i
     state["_table_ids"] = ids
     number = st.column_config.NumberColumn
     st.dataframe(
-        runs_frame(runs, latest, {g.id: g.name for g in lab.store.list_groups()}),
+        runs_frame(runs, latest, {g.id: g.name for g in lab.store.list_groups()}, everyone),
         key="runs_table",
         on_select=remember_selection,
         selection_mode="multi-row",
@@ -131,18 +135,19 @@ def act(action: str, run_id: int) -> None:
     """Button callbacks: they run before the rerun, so the table below already shows the result."""
     try:
         with page.open_lab() as acting:
+            who = page.actor()
             if action == "cancel":
-                service.cancel(acting, run_id)
+                service.cancel(acting, run_id, actor=who)
             elif action == "resume":
-                service.resume(acting, run_id)
+                service.resume(acting, run_id, actor=who)
                 page.ensure_worker(acting)
             elif action == "delete":
-                service.delete(acting, run_id)
+                service.delete(acting, run_id, actor=who)
                 st.session_state.pop("_confirm_delete", None)
             elif action == "again":
-                service.run_again(acting, run_id)
+                service.run_again(acting, run_id, actor=who)
                 page.ensure_worker(acting)
-    except StoreError as exc:
+    except (StoreError, NotAllowedError, QueueFullError) as exc:
         st.session_state["_action_error"] = str(exc)
 
 
@@ -159,13 +164,17 @@ def render_actions(store: RunStore, selected: list[Run]) -> None:
         st.session_state["action_run"] = selected[-1].id
     pick, *buttons = st.columns([2.2, 1, 1, 1.2, 1, 1, 1.2, 1.2], vertical_alignment="bottom")
     run = by_id[pick.selectbox("Act on run", list(by_id), format_func=lambda i: run_label(by_id[i]), key="action_run")]
+    who = page.actor()
+    mine = who is None or who.may_change(run)  # in a workshop: your own runs (the host: every run)
+    if not mine:
+        pick.caption(f"{page.md(run.owner or 'Nobody')}'s run: only they or the host can change it.")
     buttons[0].button(
         "Cancel",
         icon=":material/stop_circle:",
         on_click=act,
         args=("cancel", run.id),
         width="stretch",
-        disabled=not run.is_active or run.cancel_requested,
+        disabled=not mine or not run.is_active or run.cancel_requested,
         help="Stop it at its current step; it saves a checkpoint so it can be resumed.",
     )
     buttons[1].button(
@@ -174,7 +183,7 @@ def render_actions(store: RunStore, selected: list[Run]) -> None:
         on_click=act,
         args=("resume", run.id),
         width="stretch",
-        disabled=not run.status.is_resumable,
+        disabled=not mine or not run.status.is_resumable,
         help="Continue a cancelled or interrupted run.",
     )
     buttons[2].button(
@@ -198,7 +207,7 @@ def render_actions(store: RunStore, selected: list[Run]) -> None:
         "Delete…",
         icon=":material/delete:",
         width="stretch",
-        disabled=run.status == Status.RUNNING,
+        disabled=not mine or run.status == Status.RUNNING,
         help="Delete the run with its curves and files (cancel a running run first).",
     ):
         st.session_state["_confirm_delete"] = run.id
@@ -347,21 +356,36 @@ def render_results(
     numbers.caption("The latest evaluation of each run on its held-out set, and its throughput.")
 
 
+def shown_runs(everyone: list[Run]) -> list[Run]:
+    """The runs the table lists: `?owner=NAME` (the host view's link) shows one person's; in a workshop, a
+    participant sees their own unless they ask for everyone's."""
+    who = page.actor()
+    if owner := st.query_params.get("owner"):
+        st.caption(f"Runs of **{page.md(owner)}** (from the address).")
+        return [r for r in everyone if r.owner == owner]
+    if who is None:
+        return everyone
+    if st.toggle("Everyone's runs", key="everyone", help="Off: only the runs you launched."):
+        return everyone
+    return [r for r in everyone if r.owner == who.name]
+
+
 @st.fragment(run_every=REFRESH_S if active else IDLE_REFRESH_S)
 def render_live() -> None:
     with page.open_lab() as live_lab:
         store = live_lab.store
-        runs = store.list_runs()
-        if any(r.is_active for r in runs) != active:
+        everyone = store.list_runs()
+        if any(r.is_active for r in everyone) != active:
             st.rerun()  # a run started or all ended: redraw the page with the matching refresh interval
         with st.sidebar:
-            page.render_run_counts(runs)
+            page.render_run_counts(everyone)
+        runs = shown_runs(everyone)
         if not runs:
             st.info("No runs yet. Launch one and it appears here, with its curves growing as it trains.")
             st.page_link(page.LAUNCH_PAGE, label="Launch a run", icon=":material/rocket_launch:")
             return
         latest = store.latest_metrics([r.id for r in runs])
-        selected_ids = render_table(runs, latest)
+        selected_ids = render_table(runs, latest, everyone)
         selected = sorted((r for r in runs if r.id in selected_ids), key=lambda r: r.id)
         if not selected:
             st.info("Tick one or more runs in the table (the boxes on the left) to see their curves.")

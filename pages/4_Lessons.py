@@ -8,6 +8,7 @@ import streamlit as st
 from bert_lab import plots
 from bert_lab.lessons import LESSONS, Lesson, launch, reading
 from bert_lab.runs.describe import estimate_run_s, format_duration
+from bert_lab.runs.workshop import QueueFullError
 from bert_lab.sweeps import figures
 from bert_lab.sweeps.report import read_group
 from lab_ui import page
@@ -27,7 +28,8 @@ lesson = LESSONS[slug]
 
 def latest_group(lesson: Lesson) -> str | None:
     """The newest group that ran this lesson (so a person finds their lesson again after leaving the page)."""
-    return next((g.id for g in lab.store.list_groups() if g.spec.get("lesson") == lesson.slug), None)
+    mine = lab.store.list_groups(owner=page.owner()) if page.actor() else lab.store.list_groups()  # a workshop: mine
+    return next((g.id for g in mine if g.spec.get("lesson") == lesson.slug), None)
 
 
 def render_lesson_runs(group_id: str) -> None:
@@ -72,8 +74,12 @@ st.caption(
     + "."
 )
 if st.button("Run this lesson", type="primary", icon=":material/play_arrow:", key="lesson_run"):
-    launch(lab, lesson, model=None if model == lesson.base.model else model)
-    page.ensure_worker(lab)
+    try:
+        launch(lab, lesson, owner=page.owner(), model=None if model == lesson.base.model else model)
+    except QueueFullError as exc:
+        st.error(page.md(exc))
+    else:
+        page.ensure_worker(lab)
 group_id = latest_group(lesson)
 if group_id is not None:
     active = any(r.is_active for r in lab.store.list_runs(group_id=group_id))

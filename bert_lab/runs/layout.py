@@ -2,7 +2,7 @@
 
     <data folder>/
         runs.sqlite              the default store (SQLite; another store may live elsewhere)
-        worker.lock  worker.json  worker.log  standby.log
+        worker.lock  worker.json  worker.log  standby.log  workshop.json
         uploads/<name>-<hash>.csv
         runs/<id>/
             output.log           the run process's stdout and stderr
@@ -115,6 +115,11 @@ class DataFolder:
             return max(1, int(json.loads(self.worker_info.read_text())["slots"]))
         except (OSError, ValueError, KeyError, TypeError):
             return 1
+
+    @property
+    def workshop(self) -> Path:
+        """The host's workshop settings (JSON: queue cap per participant, queue paused)."""
+        return self.path / "workshop.json"
 
     @property
     def worker_log(self) -> Path:

@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from bert_lab.config import RunConfig
+from bert_lab.runs import workshop
 from bert_lab.runs.cache import cache_key
 from bert_lab.runs.layout import DataFolder
 from bert_lab.runs.records import Group, Run
 from bert_lab.runs.status import ACTIVE, RESUMABLE, Status
 from bert_lab.runs.store import RunStore, StoreError, open_store, store_url
+from bert_lab.runs.workshop import Actor
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ def submit(lab: Lab, config: RunConfig, *, name: str = "", owner: str = "", grou
     staged into the data folder first, so the run does not depend on the original staying where it was. A run that
     computes what a finished run computed (same cache key) is answered from it at once (`Run.cached_from`)."""
     _check_dataset(config)
+    _check_queue_cap(lab, owner, 1)
     staged = _staged(lab, config).to_dict()
     return lab.store.create_run(staged, name=name, owner=owner, group_id=group_id, cache_key=cache_key(staged))
 
@@ -73,6 +76,7 @@ def submit_group(
         raise ValueError(f"{len(run_names)} run names for {len(configs)} configs")
     for config in configs:
         _check_dataset(config)
+    _check_queue_cap(lab, owner, len(configs))
     staged = [_staged(lab, config).to_dict() for config in configs]
     prefix = name or "group"
     names = run_names or [f"{prefix} {i + 1}/{len(staged)}" for i in range(len(staged))]
@@ -122,22 +126,24 @@ def stage_upload(lab: Lab, data: bytes, filename: str) -> Path:
     return path
 
 
-def resume(lab: Lab, run_id: int) -> Run:
+def resume(lab: Lab, run_id: int, *, actor: Actor | None = None) -> Run:
     """Queue an interrupted or cancelled run again; it continues from its last checkpoint."""
-    run = lab.store.get_run(run_id)
+    run = _allowed(lab, run_id, actor, "resume")
     if not run.status.is_resumable:
         raise StoreError(f"run {run_id} is {run.status}; only interrupted or cancelled runs can be resumed")
     return lab.store.set_status(run_id, Status.QUEUED)
 
 
-def cancel(lab: Lab, run_id: int) -> Run:
+def cancel(lab: Lab, run_id: int, *, actor: Actor | None = None) -> Run:
     """Cancel a queued run now; ask a running one to stop at its current step (it saves a checkpoint)."""
+    _allowed(lab, run_id, actor, "cancel")
     return lab.store.request_cancel(run_id)
 
 
-def delete(lab: Lab, run_id: int) -> None:
+def delete(lab: Lab, run_id: int, *, actor: Actor | None = None) -> None:
     """Delete a run that is not running: its rows, then its folder (which goes to the run that inherits its points
     when runs were answered from it)."""
+    _allowed(lab, run_id, actor, "delete")
     _remove_folder(lab, run_id, lab.store.delete_run(run_id))
 
 
@@ -149,20 +155,45 @@ def _remove_folder(lab: Lab, run_id: int, heir: int | None) -> None:
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def run_again(lab: Lab, run_id: int) -> Run:
+def run_again(lab: Lab, run_id: int, *, actor: Actor | None = None) -> Run:
     """Train a run's config again with a new seed (a cached run's own result, or another sample of seed noise): the
     seed after the highest this config has been run with."""
     old = lab.store.get_run(run_id)
     same = [r for r in lab.store.list_runs() if {**r.config, "seed": 0} == {**old.config, "seed": 0}]
     seed = max(int(r.config.get("seed", 0)) for r in same) + 1
-    return clone(lab, run_id, changes={"seed": seed}, name=f"{old.name} (seed {seed})")
+    owner = old.owner if actor is None else actor.name
+    return clone(lab, run_id, changes={"seed": seed}, name=f"{old.name} (seed {seed})", owner=owner)
 
 
-def clone(lab: Lab, run_id: int, *, changes: dict[str, Any] | None = None, name: str = "") -> Run:
-    """Queue a copy of a run, its config updated with `changes` (validated like any new run)."""
+def clone(
+    lab: Lab, run_id: int, *, changes: dict[str, Any] | None = None, name: str = "", owner: str | None = None
+) -> Run:
+    """Queue a copy of a run, its config updated with `changes` (validated like any new run), owned by `owner`
+    (default: the run's owner)."""
     old = lab.store.get_run(run_id)
     config = RunConfig.from_dict({**old.config, **(changes or {})})
-    return submit(lab, config, name=name or f"{old.name} (clone)", owner=old.owner, group_id=None)
+    return submit(lab, config, name=name or f"{old.name} (clone)", owner=old.owner if owner is None else owner)
+
+
+def _allowed(lab: Lab, run_id: int, actor: Actor | None, verb: str) -> Run:
+    """The run, if `actor` may `verb` it (NotAllowedError naming its owner otherwise; no actor: anyone may)."""
+    run = lab.store.get_run(run_id)
+    if actor is not None:
+        actor.check(run, verb)
+    return run
+
+
+def _check_queue_cap(lab: Lab, owner: str, adding: int) -> None:
+    """In workshop mode, refuse runs that would take `owner` past the host's cap on queued runs."""
+    if not workshop.enabled():
+        return
+    cap = workshop.Settings.read(lab.data).queue_cap
+    queued = len(lab.store.list_runs(owner=owner, statuses=[Status.QUEUED]))
+    if queued + adding > cap:
+        raise workshop.QueueFullError(
+            f"{owner or 'you'} already has {queued} run(s) queued; the workshop allows {cap} at a time per "
+            f"participant, so these {adding} would be {queued + adding}: wait for some to start, or ask the host"
+        )
 
 
 def _check_dataset(config: RunConfig) -> None:

@@ -1,0 +1,105 @@
+"""Host view: the queue and the worker's slots (pause it, set the cap on each participant's queued runs), runs per
+participant with a link to each one's runs, and a leaderboard per dataset. In a workshop only the host sees it."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import quote
+
+import pandas as pd
+import streamlit as st
+
+from bert_lab.runs import workshop
+from bert_lab.runs.describe import format_duration, queue_places
+from bert_lab.runs.status import Status
+from bert_lab.runs.workshop import Settings
+from lab_ui import page
+
+lab = page.start()
+st.title(":material/admin_panel_settings: Host view")
+who = page.actor()
+if workshop.enabled() and (who is None or not who.host):
+    st.warning("Only the workshop's host sees this page (sign in with the host passcode).")
+    st.stop()
+st.caption("The queue, who is running what, and the best result so far on each dataset. Refreshed every 5 s.")
+
+settings = Settings.read(lab.data)
+left, middle, right = st.columns([1.2, 1, 1], vertical_alignment="bottom")
+paused = left.toggle(
+    "Pause the queue",
+    value=settings.paused,
+    key="paused",
+    help="Running runs go on; no queued run starts until you resume (the worker reads this every pass).",
+)
+cap = middle.number_input(
+    "Queued runs per participant",
+    min_value=1,
+    max_value=1000,
+    value=settings.queue_cap,
+    step=1,
+    key="queue_cap",
+    help="A participant's launch past this many queued runs is refused with a message (24 fits 8 configs × 3 seeds).",
+)
+if (paused, cap) != (settings.paused, settings.queue_cap):
+    settings = settings.update(lab.data, paused=paused, queue_cap=int(cap))
+    st.toast("Saved: the worker and every page use it from now on.")
+
+
+@st.fragment(run_every=5.0)
+def render_state() -> None:
+    with page.open_lab() as live:
+        runs = live.store.list_runs()
+        latest = live.store.latest_metrics([r.id for r in runs if r.status == Status.FINISHED])
+        slots = live.data.worker_slots()
+    running = [r for r in runs if r.status == Status.RUNNING]
+    places = queue_places(runs, slots=slots, now=time.time())
+    queued = sorted((r for r in runs if r.id in places), key=lambda r: places[r.id][0])
+    state = "paused" if Settings.read(lab.data).paused else "running"
+    st.subheader(f"Queue: {len(running)} of {slots} slot(s) in use, {len(queued)} waiting ({state})")
+    if queued:
+        rows = [
+            {
+                "place": places[r.id][0],
+                "run": f"#{r.id} {r.name}",
+                "participant": r.owner,
+                "starts in": format_duration(places[r.id][1]) or "next",
+            }
+            for r in queued
+        ]
+        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", height=min(300, 38 + 35 * len(rows)))
+    if running:
+        st.caption("Training now: " + "; ".join(f"#{r.id} {page.md(r.owner or 'nobody')}" for r in running))
+
+    st.subheader("Participants")
+    people = workshop.participants(runs)
+    if not people:
+        st.info("No runs yet.")
+        return
+    table = pd.DataFrame(people)
+    table["their runs"] = [f"/Runs?owner={quote(str(p['participant']))}" for p in people]
+    st.dataframe(
+        table,
+        hide_index=True,
+        width="stretch",
+        column_config={"their runs": st.column_config.LinkColumn(display_text="open their runs")},
+    )
+
+    st.subheader("Leaderboard")
+    boards = workshop.leaderboard(runs, latest)
+    if not boards:
+        st.info("No finished run yet.")
+    for dataset, rows in boards.items():
+        st.markdown(f"**{page.md(dataset)}**")
+        st.dataframe(
+            pd.DataFrame(rows),
+            hide_index=True,
+            width="stretch",
+            column_config={
+                "accuracy": st.column_config.NumberColumn(format="%.3f"),
+                "f1": st.column_config.NumberColumn("F1", format="%.3f"),
+                "run": st.column_config.NumberColumn(format="#%d"),
+            },
+        )
+
+
+render_state()

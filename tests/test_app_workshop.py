@@ -1,0 +1,102 @@
+"""Workshop mode in the app: nothing without the passcode, a participant's own runs first and only theirs to change,
+the server's files out of reach, hostile names shown as text, and the host view."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from bert_lab.config import RunConfig
+from bert_lab.runs import workshop
+from bert_lab.runs.describe import run_label
+from bert_lab.runs.service import Lab
+from bert_lab.runs.status import Status
+from bert_lab.runs.workshop import Actor, Settings
+from lab_ui import page
+
+OpenPage = Callable[..., AppTest]
+ROOT = Path(__file__).resolve().parents[1]
+HOSTILE = "<b>Eve</b> **bold** [x](http://e.vil)"
+TINY = RunConfig(model="tiny", dataset="sms_spam").to_dict()
+
+
+@pytest.fixture(autouse=True)
+def passcodes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(workshop.PASSCODE_ENV, "tulip-42")
+    monkeypatch.setenv(workshop.HOST_PASSCODE_ENV, "host-only-7")
+
+
+def everything_said(at: AppTest) -> str:
+    return "\n".join(str(e.value) for kind in ("markdown", "caption", "title", "info", "warning") for e in at.get(kind))
+
+
+def test_no_page_content_without_the_passcode(lab: Lab) -> None:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    assert not at.exception and "BERT Lab workshop" in everything_said(at)
+    assert "Launch a fine-tuning run" not in everything_said(at) and [b for b in at.button if b.key == "launch"] == []
+    at.text_input(key="_passcode").input("tulip-41")
+    at.text_input(key="_name").input("Ana")
+    at.button[0].click().run()
+    assert "not this workshop's" in "\n".join(str(e.value) for e in at.error)
+    at.text_input(key="_passcode").input("tulip-42")
+    at.button[0].click().run()
+    assert at.session_state[page.ACTOR_KEY] == Actor("Ana")
+    assert "Launch a fine-tuning run" in everything_said(at) and "Launched as **Ana**" in everything_said(at)
+
+
+def test_the_launch_page_keeps_participants_off_the_servers_files(open_page: OpenPage) -> None:
+    at = open_page(
+        "app.py", {page.ACTOR_KEY: Actor("Ana"), "source": "CSV file on the server", "model_choice": "folder"}
+    )
+    assert at.radio(key="source").options == ["Bundled dataset", "Upload a CSV"]
+    assert len(at.radio(key="model_choice").options) == 2  # bundled MiniLM and the tiny BERT: no folder box
+    assert not any("local model folder" in option for option in at.radio(key="model_choice").options)
+    assert at.radio(key="source").value == "Bundled dataset" and at.radio(key="model_choice").value == "minilm"
+
+
+def test_a_participant_sees_their_own_runs_and_changes_only_those(open_page: OpenPage, lab: Lab) -> None:
+    ana = lab.store.create_run(TINY, owner="Ana", name="ana's")
+    eve = lab.store.create_run(TINY, owner=HOSTILE, name=HOSTILE)
+    at = open_page(page.RUNS_PAGE, {page.ACTOR_KEY: Actor("Ana")})
+    assert list(at.dataframe[0].value["run"]) == [run_label(ana)]
+    at.toggle(key="everyone").set_value(True).run()
+    assert list(at.dataframe[0].value["run"]) == [run_label(eve), run_label(ana)]  # as typed: a cell is plain text
+    at.session_state["_selected_ids"] = [eve.id]
+    at.run()
+    [cancel] = [b for b in at.button if b.label == "Cancel"]
+    assert cancel.disabled and "only they or the host can change it" in everything_said(at)
+    assert f"{page.md(HOSTILE)}'s run" in everything_said(at)  # escaped: markdown shows it as typed
+    host = open_page(page.RUNS_PAGE, {page.ACTOR_KEY: Actor("host", host=True), "_selected_ids": [eve.id]})
+    host.toggle(key="everyone").set_value(True).run()
+    [cancel] = [b for b in host.button if b.label == "Cancel"]
+    assert not cancel.disabled
+    cancel.click().run()
+    assert lab.store.get_run(eve.id).status == Status.CANCELLED
+
+
+def test_the_host_view_shows_the_queue_participants_and_leaderboard(open_page: OpenPage, lab: Lab) -> None:
+    for owner, accuracy in (("Ana", 0.81), (HOSTILE, 0.77), ("Ana", 0.79)):
+        run = lab.store.create_run(TINY, owner=owner)
+        lab.store.claim_run(run.id, pid=1)
+        lab.store.add_metrics(run.id, [(10, 1.0, 5.0, "accuracy", accuracy), (10, 1.0, 5.0, "f1", accuracy - 0.05)])
+        lab.store.set_status(run.id, Status.FINISHED)
+    lab.store.create_run(TINY, owner="Ben")
+    refused = open_page(page.HOST_PAGE, {page.ACTOR_KEY: Actor("Ana")})
+    assert "Only the workshop's host" in everything_said(refused) and not refused.dataframe
+    at = open_page(page.HOST_PAGE, {page.ACTOR_KEY: Actor("host", host=True)})
+    said = everything_said(at)
+    assert "Queue: 0 of 1 slot(s) in use, 1 waiting (running)" in [str(h.value) for h in at.subheader][0]
+    queue, people, board = (frame.value for frame in at.dataframe)
+    assert list(queue["participant"]) == ["Ben"]
+    assert list(people["participant"]) == ["Ana", HOSTILE, "Ben"] and list(people["finished"]) == [2, 1, 0]
+    assert list(board["participant"]) == ["Ana", HOSTILE] and list(board["accuracy"]) == [0.81, 0.77]
+    assert "tiny · adamw lr 1e-04" in board["settings"][0]
+    assert f"**{page.md('sms_spam')}**" in said  # the dataset heads its board
+    at.toggle(key="paused").set_value(True).run()
+    at.number_input(key="queue_cap").set_value(5).run()
+    assert Settings.read(lab.data) == Settings(queue_cap=5, paused=True)
+    assert json.loads(lab.data.workshop.read_text()) == {"queue_cap": 5, "paused": True}
