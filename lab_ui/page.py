@@ -91,6 +91,7 @@ def render_run_counts(runs: Sequence[Run]) -> None:
 
 
 def render_sidebar(lab: Lab, *, worker_starting: bool = False) -> None:
+    who = actor()
     with st.sidebar:
         st.markdown("## :material/science: BERT Lab")
         st.page_link(LAUNCH_PAGE, label="Launch a run", icon=":material/rocket_launch:")
@@ -98,9 +99,16 @@ def render_sidebar(lab: Lab, *, worker_starting: bool = False) -> None:
         st.page_link(GROUPS_PAGE, label="Groups: sweeps and seeds", icon=":material/stacked_line_chart:")
         st.page_link(PLAYGROUND_PAGE, label="Playground: try a model", icon=":material/chat:")
         st.page_link(LESSONS_PAGE, label="Lessons: one idea at a time", icon=":material/school:")
-        if (who := actor()) is None or who.host:
+        if who is None or who.host:
             st.page_link(HOST_PAGE, label="Host view: queue and leaderboard", icon=":material/admin_panel_settings:")
         st.divider()
+        if who is not None:
+            st.caption(f"Signed in as **{md(who.name)}**" + (" (host)" if who.host else ""))
+            if st.button("Sign out", key="sign_out"):
+                st.session_state.pop(ACTOR_KEY, None)
+                st.rerun()
+            if not who.host:
+                return  # a participant needs neither the worker's state nor paths on the server
         if worker_starting:
             st.caption(":orange[●] Starting the background worker: queued runs start in a moment.")
         elif worker.worker_alive(lab.data):
@@ -111,11 +119,6 @@ def render_sidebar(lab: Lab, *, worker_starting: bool = False) -> None:
                 f"`python -m bert_lab worker --home {lab.data.path}`."
             )
         st.caption(f"Data folder: `{lab.data.path}`")
-        if (who := actor()) is not None:
-            st.caption(f"Signed in as **{md(who.name)}**" + (" (host)" if who.host else ""))
-            if st.button("Sign out", key="sign_out"):
-                st.session_state.pop(ACTOR_KEY, None)
-                st.rerun()
 
 
 # --- user text --------------------------------------------------------------------------------------------------------

@@ -162,7 +162,7 @@ def render_actions(store: RunStore, selected: list[Run]) -> None:
     by_id = {r.id: r for r in selected}
     if st.session_state.get("action_run") not in by_id:
         st.session_state["action_run"] = selected[-1].id
-    pick, *buttons = st.columns([2.2, 1, 1, 1.2, 1, 1, 1.2, 1.2], vertical_alignment="bottom")
+    pick, *buttons = st.columns([2.2, 1, 1, 1.2, 1, 1, 1.1], vertical_alignment="bottom")
     run = by_id[pick.selectbox("Act on run", list(by_id), format_func=lambda i: run_label(by_id[i]), key="action_run")]
     who = page.actor()
     mine = who is None or who.may_change(run)  # in a workshop: your own runs (the host: every run)
@@ -211,7 +211,8 @@ def render_actions(store: RunStore, selected: list[Run]) -> None:
         help="Delete the run with its curves and files (cancel a running run first).",
     ):
         st.session_state["_confirm_delete"] = run.id
-    buttons[5].download_button(
+    downloads = buttons[5].popover("Files", icon=":material/download:", width="stretch")
+    downloads.download_button(
         "Curves CSV",
         partial(live.curves_csv, [run.id]),
         f"run-{run.id}-curves.csv",
@@ -220,7 +221,7 @@ def render_actions(store: RunStore, selected: list[Run]) -> None:
         icon=":material/download:",
         width="stretch",
     )
-    buttons[6].download_button(
+    downloads.download_button(
         "Config JSON",
         json.dumps(run.config, indent=2, sort_keys=True),
         f"run-{run.id}-config.json",

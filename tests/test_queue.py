@@ -82,3 +82,8 @@ def test_queue_places_number_the_fair_order_and_estimate_each_start() -> None:
     places = queue_places(runs, slots=1, now=1000.0)
     assert places == {4: (1, 6.0), 2: (2, 22.0), 3: (3, 38.0)}  # Ben first: Ana already has a run going
     assert queue_places(runs[:1], slots=1, now=1000.0) == {}
+
+
+def test_queue_places_of_runs_stored_with_partial_configs_take_the_defaults() -> None:
+    partial = [replace(run(1, "ana"), config={"model": "tiny"}), replace(run(2, "ben"), config={})]
+    assert set(queue_places(partial, slots=1, now=0.0)) == {1, 2}

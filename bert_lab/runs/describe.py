@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from bert_lab.config import RunConfig
 from bert_lab.runs.queue import expected_starts, fair_order
 from bert_lab.runs.records import Run
 from bert_lab.runs.status import Status
@@ -77,7 +78,9 @@ GUESS_OVERHEAD_S = 15.0  # loading, tokenizing and evaluating
 
 def estimate_run_s(runs: Sequence[Run], config: dict[str, Any]) -> tuple[float, str]:
     """(seconds, how it was estimated) for one run of `config`, from the measured throughput of finished `runs` of
-    the same model (the same max length if there are such), else a guess for a slow 2-core CPU."""
+    the same model (the same max length if there are such), else a guess for a slow 2-core CPU. Fields missing from
+    `config` (a run stored by hand, or by older code) take their defaults."""
+    config = {**RunConfig().to_dict(), **config}
     done = [
         r
         for r in runs

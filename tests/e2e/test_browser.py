@@ -16,6 +16,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -77,12 +78,18 @@ def stop_group(pid: int, sig: int = signal.SIGTERM) -> None:
 
 
 @pytest.fixture
-def served_app() -> Iterator[tuple[str, Path]]:
+def app_env() -> dict[str, str]:
+    """More environment for the served app (a test parametrizes it: a workshop's passcodes)."""
+    return {}
+
+
+@pytest.fixture
+def served_app(app_env: dict[str, str]) -> Iterator[tuple[str, Path]]:
     """`streamlit run app.py` on a free port over the test's own data folder; stops the app, its worker and runs."""
     home = Path(os.environ["BERT_LAB_HOME"])
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if k != "BERT_LAB_NO_AUTOSTART"}
+    env = {k: v for k, v in os.environ.items() if k != "BERT_LAB_NO_AUTOSTART"} | app_env
     log = open(ARTIFACTS / "streamlit.log", "wb")  # noqa: SIM115 - closed below
     app = subprocess.Popen(
         [
@@ -303,3 +310,50 @@ def test_a_lesson_end_to_end_with_the_tiny_model(served_app: tuple[str, Path]) -
         runs = lab.store.list_runs(group_id=group.id)
         assert group.spec["lesson"] == "accuracy-vs-f1" and len(runs) == 2
         assert {r.config["model"] for r in runs} == {"tiny"} and {r.status for r in runs} == {Status.FINISHED}
+
+
+WORKSHOP_ENV = {"BERT_LAB_PASSCODE": "tulip-42", "BERT_LAB_HOST_PASSCODE": "host-only-7", "BERT_LAB_NO_AUTOSTART": "1"}
+
+
+@pytest.mark.parametrize("app_env", [WORKSHOP_ENV])
+def test_a_workshop_two_participants_each_see_their_own_runs(served_app: tuple[str, Path]) -> None:
+    """Nothing shows before the passcode; then Ana and Ben, in two browser contexts (two people), each see only
+    their own runs by default."""
+    from playwright.sync_api import expect, sync_playwright
+
+    url, home = served_app
+    with Lab.open(home) as lab:
+        tiny = {"model": "tiny", "dataset": "sms_spam"}
+        lab.store.create_run(tiny, name="ana-first", owner="Ana")
+        lab.store.create_run(tiny, name="ben-first", owner="Ben")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        pages = {}
+        for name in ("Ana", "Ben"):
+            page = browser.new_context(viewport={"width": 1400, "height": 1400}).new_page()
+            page.set_default_timeout(TIMEOUT_MS)
+            page.goto(f"{url}/Runs")
+            expect(page.get_by_text("BERT Lab workshop")).to_be_visible()
+            assert "ana-first" not in page.inner_text("body") and "Launch a run" not in page.inner_text("body")
+            page.get_by_label("Passcode").fill("tulip-41")
+            page.get_by_label("Your name").fill(name)
+            page.get_by_role("button", name="Enter").click()
+            expect(page.get_by_text("that passcode is not this workshop's")).to_be_visible()
+            page.get_by_label("Passcode").fill("tulip-42")
+            page.get_by_role("button", name="Enter").click()
+            expect(page.get_by_text(f"Signed in as {name}")).to_be_visible()
+            pages[name] = page
+
+        def table_with(page: Any, run_name: str) -> list[str]:
+            """The runs table's cells (the grid keeps them in the page, hidden) once one names `run_name`."""
+            cells = page.locator("td[role=gridcell]").all_text_contents()
+            return cells if any(c.endswith(run_name) for c in cells) else []
+
+        for name, page in pages.items():
+            mine, theirs = ("ana-first", "ben-first") if name == "Ana" else ("ben-first", "ana-first")
+            cells = wait_until(partial(table_with, page, mine), 60, f"{mine} in {name}'s table")
+            assert not [c for c in cells if theirs in c] and theirs not in (page.text_content("body") or "")
+            page.screenshot(path=str(ARTIFACTS / f"20-workshop-{name}.png"), full_page=True)
+        pages["Ana"].get_by_text("Everyone's runs").click()
+        wait_until(partial(table_with, pages["Ana"], "ben-first"), 60, "everyone's runs in Ana's table")
+        browser.close()
