@@ -54,15 +54,15 @@ def render_state() -> None:
     running = [r for r in runs if r.status == Status.RUNNING]
     places = queue_places(runs, slots=slots, now=time.time())
     queued = sorted((r for r in runs if r.id in places), key=lambda r: places[r.id][0])
-    state = "paused" if Settings.read(lab.data).paused else "running"
-    st.subheader(f"Queue: {len(running)} of {slots} slot(s) in use, {len(queued)} waiting ({state})")
+    paused = " — paused: nothing new starts" if Settings.read(lab.data).paused else ""
+    st.subheader(f"Queue: {len(running)} of {slots} slot(s) in use, {len(queued)} waiting{paused}")
     if queued:
         rows = [
             {
                 "place": places[r.id][0],
                 "run": f"#{r.id} {r.name}",
                 "participant": r.owner,
-                "starts in": format_duration(places[r.id][1]) or "next",
+                "starts in": format_duration(places[r.id][1]) if places[r.id][1] else "next",
             }
             for r in queued
         ]

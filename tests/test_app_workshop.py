@@ -89,7 +89,7 @@ def test_the_host_view_shows_the_queue_participants_and_leaderboard(open_page: O
     assert "Only the workshop's host" in everything_said(refused) and not refused.dataframe
     at = open_page(page.HOST_PAGE, {page.ACTOR_KEY: Actor("host", host=True)})
     said = everything_said(at)
-    assert "Queue: 0 of 1 slot(s) in use, 1 waiting (running)" in [str(h.value) for h in at.subheader][0]
+    assert [str(h.value) for h in at.subheader][0] == "Queue: 0 of 1 slot(s) in use, 1 waiting"
     queue, people, board = (frame.value for frame in at.dataframe)
     assert list(queue["participant"]) == ["Ben"]
     assert list(people["participant"]) == ["Ana", HOSTILE, "Ben"] and list(people["finished"]) == [2, 1, 0]
@@ -100,3 +100,12 @@ def test_the_host_view_shows_the_queue_participants_and_leaderboard(open_page: O
     at.number_input(key="queue_cap").set_value(5).run()
     assert Settings.read(lab.data) == Settings(queue_cap=5, paused=True)
     assert json.loads(lab.data.workshop.read_text()) == {"queue_cap": 5, "paused": True}
+
+
+def test_the_host_views_link_opens_one_participants_runs(open_page: OpenPage, lab: Lab) -> None:
+    ana, _ = (lab.store.create_run(TINY, owner=owner) for owner in ("Ana", "Ben"))
+    at = open_page(page.RUNS_PAGE, {page.ACTOR_KEY: Actor("host", host=True), "everyone": True})
+    assert len(at.dataframe[0].value) == 2
+    at.query_params["owner"] = "Ana"
+    at.run()
+    assert not at.exception and list(at.dataframe[0].value["run"]) == [run_label(ana)]
