@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Protocol
 
 from bert_lab.runs.layout import HOME_ENV
+from bert_lab.runs.placement import FRACTION_ENV, gpu_memory_mb
 from bert_lab.runs.records import Run
 from bert_lab.runs.service import Lab
 from bert_lab.runs.store import STORE_ENV
@@ -46,9 +47,11 @@ class Execution(Protocol):
 
 class Executor(Protocol):
     gpus: int  # GPUs runs can be placed on (0: the CPU only)
+    gpu_memory_mb: list[float]  # each GPU's memory (empty when unknown)
 
-    def start(self, run: Run, *, gpu: int | None, threads: int) -> Execution:
-        """Start `run` (already claimed) with `threads` CPU threads per process, on `gpu` if given."""
+    def start(self, run: Run, *, gpu: int | None, threads: int, memory_fraction: float | None = None) -> Execution:
+        """Start `run` (already claimed) with `threads` CPU threads per process, on `gpu` if given, its process
+        capped at `memory_fraction` of that GPU's memory."""
         ...
 
     def alive(self, run: Run) -> bool:
@@ -93,8 +96,9 @@ class LocalExecutor:
         self.lab, self.memory_limit_mb, self.warm_spare = lab, memory_limit_mb, warm_spare
         self.spare: subprocess.Popen[bytes] | None = None  # a warm run process waiting for a run id (CPU only)
         self.gpus = count_gpus()
+        self.gpu_memory_mb = gpu_memory_mb() if self.gpus else []
 
-    def start(self, run: Run, *, gpu: int | None, threads: int) -> LocalProcess:
+    def start(self, run: Run, *, gpu: int | None, threads: int, memory_fraction: float | None = None) -> LocalProcess:
         num_processes = int(run.config.get("num_processes", 1))
         log_path = self.lab.data.run(run.id).create().log
         process = self._hand_to_spare(run.id) if num_processes == 1 and gpu is None else None
@@ -107,7 +111,7 @@ class LocalExecutor:
                     command,
                     stdout=log,
                     stderr=subprocess.STDOUT,
-                    env=self._env(threads, gpu),
+                    env=self._env(threads, gpu, memory_fraction),
                     start_new_session=True,
                     preexec_fn=self._limit_memory,
                 )
@@ -157,8 +161,10 @@ class LocalExecutor:
     def _where(self) -> list[str]:
         return ["--home", str(self.lab.data.path), "--store", self.lab.store.url]
 
-    def _env(self, threads: int, gpu: int | None) -> dict[str, str]:
+    def _env(self, threads: int, gpu: int | None, memory_fraction: float | None = None) -> dict[str, str]:
+        fraction = {} if memory_fraction is None else {FRACTION_ENV: f"{memory_fraction:.4f}"}
         return {
+            **fraction,
             **os.environ,
             HOME_ENV: str(self.lab.data.path),
             STORE_ENV: self.lab.store.url,

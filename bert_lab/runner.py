@@ -21,6 +21,7 @@ from bert_lab.config import RunConfig
 from bert_lab.executor import WORKER_PID_ENV, pid_alive
 from bert_lab.lr_find import RangeTest
 from bert_lab.runs.describe import OUT_OF_MEMORY, looks_out_of_memory
+from bert_lab.runs.placement import FRACTION_ENV
 from bert_lab.runs.records import EvalRecord, Hooks, Point, StepRecord, points
 from bert_lab.runs.service import Lab
 from bert_lab.runs.status import Status
@@ -147,6 +148,12 @@ def run_job(lab: Lab, run_id: int) -> int:
     range_test = RangeTest() if run.config.get("schedule") == "range_test" else None
     try:
         from bert_lab.train import train  # heavy imports, after the heartbeat is running
+
+        if fraction := os.environ.get(FRACTION_ENV):  # sharing a GPU: this run's cap on its memory
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.set_per_process_memory_fraction(float(fraction))
 
         config = RunConfig.from_dict(run.config)
         resume = folder.checkpoint_state.exists()

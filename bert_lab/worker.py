@@ -21,9 +21,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO
 
+from bert_lab.config import RunConfig
 from bert_lab.executor import Execution, Executor, LocalExecutor
 from bert_lab.runs.describe import LESS_MEMORY, OUT_OF_MEMORY, looks_out_of_memory
 from bert_lab.runs.layout import DataFolder
+from bert_lab.runs.placement import USABLE, place, run_memory_mb, slots_per_gpu
 from bert_lab.runs.queue import fair_order
 from bert_lab.runs.records import Run
 from bert_lab.runs.service import Lab
@@ -32,6 +34,7 @@ from bert_lab.runs.store import RunStore, StoreError, UnknownRunError
 from bert_lab.runs.workshop import Settings
 
 OUTPUT_TAIL_LINES = 15
+FULL = -1  # no GPU has room for the run now
 # (queued, running, each owner's latest start) → the queued runs, first to start first
 ClaimOrder = Callable[[Sequence[Run], Sequence[Run], Mapping[str, float]], list[Run]]
 
@@ -40,19 +43,23 @@ ClaimOrder = Callable[[Sequence[Run], Sequence[Run], Mapping[str, float]], list[
 class Worker:
     lab: Lab
     executor: Executor | None = None  # default: LocalExecutor on this machine
-    max_concurrent: int = 0  # 0: one per visible GPU, or one on the CPU
+    max_concurrent: int = 0  # 0: the GPUs' slots (slots_per_gpu each), or one on the CPU
+    slots_per_gpu: int = 0  # runs sharing one GPU; 0: as many as fit by memory (runs/placement.py), at most 8
     poll_interval_s: float = 0.25
     cancel_timeout_s: float = 30.0  # a cancelled run that has not stopped by then is killed
     stale_after_s: float = 30.0  # a running run whose heartbeat is older than this is interrupted
     memory_limit_mb: int | None = None  # address-space cap per run (workshops on shared machines)
     claim_order: ClaimOrder = fair_order  # round-robin by owner (runs/queue.py)
     children: dict[int, Execution] = field(default_factory=dict)
-    gpu_of: dict[int, int | None] = field(default_factory=dict)  # the GPU each child was placed on
+    gpu_of: dict[int, tuple[int, float] | None] = field(default_factory=dict)  # each child's GPU and reserved MB
     cancel_seen_at: dict[int, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.executor = self.executor or LocalExecutor(self.lab, memory_limit_mb=self.memory_limit_mb)
-        self.max_concurrent = self.max_concurrent or max(1, self.executor.gpus)
+        self.gpu_mb = (self.executor.gpu_memory_mb + [0.0] * self.executor.gpus)[: self.executor.gpus]
+        if self.executor.gpus and not self.slots_per_gpu:
+            self.slots_per_gpu = slots_per_gpu(min(self.gpu_mb) or 0.0, run_memory_mb(RunConfig().to_dict()))
+        self.max_concurrent = self.max_concurrent or max(1, self.executor.gpus * self.slots_per_gpu)
 
     @property
     def store(self) -> RunStore:
@@ -122,7 +129,10 @@ class Worker:
                 continue
             if self.store.answer_from_cache(candidate.id) is not None:
                 continue
-            gpu = self._free_gpu()
+            need_mb = run_memory_mb(candidate.config) if self.executor.gpus else 0.0
+            gpu = self._free_gpu(need_mb)
+            if gpu == FULL:
+                continue  # too big for what the GPUs have left now: a smaller run may still fit
             device = "cpu" if gpu is None else f"cuda:{gpu}"
             try:
                 run = self.store.claim_run(candidate.id, pid=os.getpid(), device=device)
@@ -131,10 +141,12 @@ class Worker:
             if run is None:
                 continue  # cancelled (or claimed elsewhere) meanwhile
             threads = self._threads(int(run.config.get("num_processes", 1)) if gpu is None else 1)
-            child = self.executor.start(run, gpu=gpu, threads=threads)
+            share = None if gpu is None else USABLE / self.slots_per_gpu  # its cap on the GPU's memory
+            child = self.executor.start(run, gpu=gpu, threads=threads, memory_fraction=share)
             self.store.update_run(run.id, pid=child.pid)
-            self.store.add_event(run.id, f"started (pid {child.pid}, {threads} thread(s) per process)")
-            self.children[run.id], self.gpu_of[run.id] = child, gpu
+            where = f"{threads} thread(s) per process" if gpu is None else f"GPU {gpu}, at most {share:.0%} of it"
+            self.store.add_event(run.id, f"started (pid {child.pid}, {where})")
+            self.children[run.id], self.gpu_of[run.id] = child, None if gpu is None else (gpu, need_mb)
             if run.cache_key:
                 training.add(run.cache_key)
 
@@ -176,11 +188,16 @@ class Worker:
             elif now - seen > self.cancel_timeout_s:
                 child.kill()
 
-    def _free_gpu(self) -> int | None:
+    def _free_gpu(self, need_mb: float) -> int | None:
+        """The GPU for a run needing `need_mb` (None: the CPU, when there is no GPU; FULL: no GPU has room now)."""
         if not self.executor.gpus:
             return None
-        busy = set(self.gpu_of.values())
-        return next((g for g in range(self.executor.gpus) if g not in busy), 0)
+        reserved: list[list[float]] = [[] for _ in range(self.executor.gpus)]
+        for placed in self.gpu_of.values():
+            if placed is not None:
+                reserved[placed[0]].append(placed[1])
+        gpu = place(reserved, need_mb, self.gpu_mb, self.slots_per_gpu)
+        return FULL if gpu is None else gpu
 
     def _end(self, run_id: int, status: Status, error: str) -> bool:
         try:

@@ -9,6 +9,7 @@ import math
 import subprocess
 import sys
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -108,7 +109,7 @@ def test_training_steps_do_not_wait_for_the_gpu() -> None:
 @pytest.mark.timeout(400)
 def test_two_runs_share_one_gpu_through_the_worker(lab: Lab) -> None:
     config = RunConfig(**{**TINY, "train_size": 4000}, num_epochs=3.0)  # 750 steps each: long enough to overlap
-    ids = [submit(lab, config, name=f"gpu-{i}").id for i in range(2)]
+    ids = [submit(lab, replace(config, seed=i), name=f"gpu-{i}").id for i in range(2)]  # two runs, not one cached
     Worker(lab, max_concurrent=2, poll_interval_s=0.1).run(exit_when_idle=True)
     runs = [lab.store.get_run(i) for i in ids]
     assert [r.status for r in runs] == [Status.FINISHED] * 2, [r.error for r in runs]
