@@ -41,6 +41,7 @@ bench: install
 	$(PY) bench/first_point.py
 	$(PY) bench/dashboard.py
 	$(PY) bench/first_render.py
+	$(PY) bench/workshop.py
 
 clean:
 	rm -rf $(VENV) lab_data .pytest_cache test-artifacts

@@ -1,12 +1,13 @@
 """Workshop load: 30 participants on one 2-core lab, with 10 real browser tabs watching the Runs page.
 
-One run of the real system: `streamlit run app.py` and `python -m bert_lab worker` over a fresh data folder; 30
-simulated participants submit tiny-model runs through `service.submit` (what the launch page calls) at random moments
-of the first minute; 10 headless-Chromium tabs stay on the Runs page (its live view refreshing) while one tab after
-another is reloaded and timed until its runs table is drawn. Once every run has ended, all 30 launch the same lesson,
-for the cache. Prints: errors, runs lost, runs finished, each participant's wait for their first run against the fair
-share (participants ahead of them in the round-robin × the mean run time), the p95 Runs-page refresh, the cache hit
-rate. The figures belong beside `lscpu`'s model and flags (printed first).
+One run of the real system, as `make workshop` runs it: `streamlit run app.py` over a fresh data folder (the app
+starts the worker); 30 simulated participants submit tiny-model runs through `service.submit` (what the launch page
+calls) at random moments of the first minute; 10 headless-Chromium tabs stay on the Runs page (its live view
+refreshing) while every 3 s one tab after another is reloaded and timed until its runs table is drawn. Once every
+run has ended, all 30 launch the same lesson, for the cache. Prints: errors, runs lost, runs finished, each
+participant's wait for their first run against the fair share (participants who submitted before them, plus one,
+× the mean run time), the p95 Runs-page refresh, the cache hit rate. The figures belong beside `lscpu`'s model and
+flags (printed first).
 
     .venv/bin/python bench/workshop.py [--participants 30] [--runs-each 2] [--tabs 10] [--minutes 10]
 """
@@ -72,10 +73,9 @@ def run(home: Path, args: argparse.Namespace) -> list[str]:
 
     lab = Lab.open(home)
     port = free_port()
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    # As `make workshop` runs it: the app starts the worker itself (at a lower priority than the pages).
+    env = {k: v for k, v in os.environ.items() if k != "BERT_LAB_NO_AUTOSTART"} | {"PYTHONPATH": str(ROOT)}
     logs = open(home / "bench-processes.log", "wb")  # noqa: SIM115 - closed below
-    worker = subprocess.Popen([sys.executable, "-m", "bert_lab", "worker", "--home", str(home)], env=env,
-                              stdout=logs, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
     app = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true"],
         cwd=ROOT, env=env, stdout=logs, stderr=subprocess.STDOUT, start_new_session=True,
@@ -175,12 +175,13 @@ def run(home: Path, args: argparse.Namespace) -> list[str]:
         lesson_runs = [lab.store.get_run(r.id) for r in lesson_runs]
         hits = sum(1 for r in lesson_runs if r.cached_from is not None)
     finally:
-        for process in (app, worker):
+        os.killpg(app.pid, 15)
+        app.wait(timeout=30)
+        if (pid := lab.data.worker_lock.read_text().strip()).isdigit():  # the worker the app started
             try:
-                os.killpg(process.pid, 15)
+                os.killpg(int(pid), 15)
             except ProcessLookupError:
                 pass
-            process.wait(timeout=30)
         logs.close()
         lab.close()
     worst = max(waits, default=(float("nan"), float("nan"), "-"))

@@ -145,7 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=("csv", "json"), default="csv")
     export.add_argument("--out", type=Path, default=None, help="file to write [stdout]")
     worker = with_home(sub.add_parser("worker", help="train queued runs in the background (one per data folder)"))
-    worker.add_argument("--max-concurrent", type=int, default=0, help="runs at once [one per GPU, or 1 on CPU]")
+    worker.add_argument("--max-concurrent", type=int, default=0, help="runs at once [the GPUs' slots, or 1 on the CPU]")
+    worker.add_argument(
+        "--slots-per-gpu", type=int, default=0, help="runs sharing one GPU [as many as fit by memory, at most 8]"
+    )
     worker.add_argument("--exit-when-idle", action="store_true", help="stop when nothing is queued or running")
     worker.add_argument("--stale-after-s", type=float, default=30.0, help="silent heartbeat → interrupted [30]")
     worker.add_argument("--cancel-timeout-s", type=float, default=30.0, help="kill a cancelled run after [30]")
@@ -528,6 +531,7 @@ def run_worker(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: L
     worker = Worker(
         lab,
         max_concurrent=args.max_concurrent,
+        slots_per_gpu=args.slots_per_gpu,
         stale_after_s=args.stale_after_s,
         cancel_timeout_s=args.cancel_timeout_s,
         memory_limit_mb=args.memory_limit_mb,

@@ -14,6 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from bert_lab import plots
+from bert_lab.data import BUNDLED
 from bert_lab.prediction_diff import DiffError, compare_predictions, read_report
 from bert_lab.runs.describe import badge, run_label
 from bert_lab.runs.metrics import METRICS
@@ -169,6 +170,8 @@ st.caption(
 )
 
 runs = [r for r in lab.store.list_runs() if lab.data.folder_of(r).has_model]
+if (who := page.actor()) is not None and not who.host:  # a participant's upload is theirs alone: its texts too
+    runs = [r for r in runs if r.owner == who.name or str(r.config.get("dataset")) in BUNDLED]
 if not runs:
     st.info(
         "No trained model yet. A run saves its model when it finishes (or is cancelled); launch one, for a "

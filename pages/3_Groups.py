@@ -18,6 +18,7 @@ from bert_lab.runs import service
 from bert_lab.runs.metrics import METRICS, label
 from bert_lab.runs.status import Status
 from bert_lab.runs.store import StoreError
+from bert_lab.runs.workshop import NotAllowedError
 from bert_lab.sweeps import figures
 from bert_lab.sweeps.report import REPORTED, ConfigResult, GroupReport, Stats, importance, read_group
 from lab_ui import page
@@ -96,21 +97,25 @@ def render_actions(report: GroupReport) -> None:
     active = any(r.is_active for r in report.runs)
     running = any(r.status == Status.RUNNING for r in report.runs)
     resumable = any(r.status.is_resumable for r in report.runs) or report.group.stopped
+    who = page.actor()
+    if who is not None and not who.may_change(report.group.owner):
+        st.caption(f"{page.md(report.group.owner or 'Nobody')}'s group: only they or the host can change it.")
+        return
     a, b, c = st.columns(3)
     try:
         if a.button("Cancel the group", icon=":material/stop_circle:", disabled=not active, width="stretch"):
-            service.cancel_group(lab, report.group.id)
+            service.cancel_group(lab, report.group.id, actor=who)
             st.rerun()
         if b.button("Resume the group", icon=":material/play_circle:", disabled=not resumable, width="stretch"):
-            service.resume_group(lab, report.group.id)
+            service.resume_group(lab, report.group.id, actor=who)
             st.rerun()
         confirm = c.checkbox("Delete: I am sure", key=f"confirm_delete_{report.group.id}", disabled=running)
         if c.button("Delete the group", icon=":material/delete:", disabled=running or not confirm, width="stretch"):
-            service.delete_group(lab, report.group.id)
+            service.delete_group(lab, report.group.id, actor=who)
             st.session_state.pop(GROUP_KEY, None)
             st.query_params.clear()
             st.rerun()
-    except StoreError as exc:
+    except (StoreError, NotAllowedError) as exc:
         st.error(page.md(exc))
 
 

@@ -256,6 +256,14 @@ def test_a_cached_run_is_marked_and_run_again_trains_a_new_seed(open_page: OpenP
     assert (again.status, again.config["seed"], again.cached_from) == (Status.QUEUED, 8, None)
 
 
+def test_the_live_refresh_slows_down_when_a_refresh_is_costly(open_page: OpenPage, lab: Lab) -> None:
+    make_run(lab, Status.RUNNING)
+    at = open_page(page.RUNS_PAGE, {"_refresh_cost_s": 0.05})  # cheap: every 2 s
+    assert "refreshed every 2 s" in texts(at.caption)
+    at = open_page(page.RUNS_PAGE, {"_refresh_cost_s": 0.3})  # a tab may spend 1/20 of a core: every 6 s
+    assert "refreshed every 6 s" in texts(at.caption)
+
+
 def test_hostile_run_names_are_shown_as_typed(open_page: OpenPage, lab: Lab) -> None:
     """User text goes through markdown escaped: the note reads exactly the name and error, and adds no bold, link,
     HTML, code or colour of its own."""

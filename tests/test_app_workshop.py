@@ -109,3 +109,20 @@ def test_the_host_views_link_opens_one_participants_runs(open_page: OpenPage, la
     at.query_params["owner"] = "Ana"
     at.run()
     assert not at.exception and list(at.dataframe[0].value["run"]) == [run_label(ana)]
+
+
+def test_the_playground_keeps_a_participants_upload_to_themselves(open_page: OpenPage, lab: Lab) -> None:
+    def finished_with_model(owner: str, dataset: str) -> int:
+        run = lab.store.create_run({**TINY, "dataset": dataset}, owner=owner)
+        (lab.data.run(run.id).create().model).mkdir()
+        (lab.data.run(run.id).model / "config.json").write_text("{}")
+        return run.id
+
+    anas_upload = finished_with_model("Ana", str(lab.data.uploads / "secret-0123.csv"))
+    anas_bundled, bens = finished_with_model("Ana", "sms_spam"), finished_with_model("Ben", "sms_spam")
+    at = open_page(page.PLAYGROUND_PAGE, {page.ACTOR_KEY: Actor("Ben")})
+    shown = set(at.selectbox(key="run_a").options)
+    assert any(f"#{bens} " in o for o in shown) and any(f"#{anas_bundled} " in o for o in shown)
+    assert not any(f"#{anas_upload} " in o for o in shown)
+    host = open_page(page.PLAYGROUND_PAGE, {page.ACTOR_KEY: Actor("host", host=True)})
+    assert any(f"#{anas_upload} " in o for o in host.selectbox(key="run_a").options)

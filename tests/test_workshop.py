@@ -104,3 +104,16 @@ def test_a_paused_queue_starts_nothing_until_the_host_resumes_it(lab: Lab) -> No
         for child in worker.children.values():
             child.kill()
         worker.executor.close()
+
+
+def test_a_participant_stops_only_their_own_group(lab: Lab) -> None:
+    seeds = [TINY, RunConfig(**{**TINY.to_dict(), "seed": 1})]
+    group = service.submit_group(lab, seeds, name="sweep-a", owner="ana")
+    with pytest.raises(NotAllowedError, match="group 'sweep-a' belongs to ana: only ana or the host can cancel it"):
+        service.cancel_group(lab, group.id, actor=Actor("ben"))
+    assert not lab.store.get_group(group.id).stopped
+    assert len(service.cancel_group(lab, group.id, actor=Actor("host", host=True))) == 2
+    with pytest.raises(NotAllowedError, match="delete"):
+        service.delete_group(lab, group.id, actor=Actor("ben"))
+    service.delete_group(lab, group.id, actor=Actor("ana"))
+    assert lab.store.list_groups() == []

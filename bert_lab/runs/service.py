@@ -93,20 +93,23 @@ def add_to_group(lab: Lab, group: Group, configs: Sequence[RunConfig], names: Se
     ]
 
 
-def cancel_group(lab: Lab, group_id: str) -> list[Run]:
+def cancel_group(lab: Lab, group_id: str, *, actor: Actor | None = None) -> list[Run]:
     """Stop a whole group: no more search trials; queued runs cancelled, running ones asked to stop."""
+    _group_allowed(lab, group_id, actor, "cancel")
     lab.store.set_group_stopped(group_id, True)
     return [cancel(lab, r.id) for r in lab.store.list_runs(group_id=group_id, statuses=ACTIVE)]
 
 
-def resume_group(lab: Lab, group_id: str) -> list[Run]:
+def resume_group(lab: Lab, group_id: str, *, actor: Actor | None = None) -> list[Run]:
     """Go on with a stopped group: its cancelled and interrupted runs are queued again, a search asks again."""
+    _group_allowed(lab, group_id, actor, "resume")
     lab.store.set_group_stopped(group_id, False)
     return [resume(lab, r.id) for r in lab.store.list_runs(group_id=group_id, statuses=RESUMABLE)]
 
 
-def delete_group(lab: Lab, group_id: str) -> None:
+def delete_group(lab: Lab, group_id: str, *, actor: Actor | None = None) -> None:
     """Delete a group with its runs and their folders; refused while one of its runs is running."""
+    _group_allowed(lab, group_id, actor, "delete")
     runs = sorted(lab.store.list_runs(group_id=group_id), key=lambda r: r.id)
     heirs = lab.store.delete_group(group_id)
     for run in runs:
@@ -179,8 +182,15 @@ def _allowed(lab: Lab, run_id: int, actor: Actor | None, verb: str) -> Run:
     """The run, if `actor` may `verb` it (NotAllowedError naming its owner otherwise; no actor: anyone may)."""
     run = lab.store.get_run(run_id)
     if actor is not None:
-        actor.check(run, verb)
+        actor.check(run.owner, f"run {run.id}", verb)
     return run
+
+
+def _group_allowed(lab: Lab, group_id: str, actor: Actor | None, verb: str) -> None:
+    """NotAllowedError unless `actor` (if any) is the group's owner or the host."""
+    if actor is not None:
+        group = lab.store.get_group(group_id)
+        actor.check(group.owner, f"group {group.name!r}", verb)
 
 
 def _check_queue_cap(lab: Lab, owner: str, adding: int) -> None:

@@ -40,13 +40,15 @@ class Actor:
     name: str
     host: bool = False
 
-    def may_change(self, run: Run) -> bool:
-        return self.host or run.owner == self.name
+    def may_change(self, owner: str) -> bool:
+        """Whether this actor may change what `owner` owns (a run, a group)."""
+        return self.host or owner == self.name
 
-    def check(self, run: Run, verb: str) -> None:
-        if not self.may_change(run):
-            owner = run.owner or "nobody"
-            raise NotAllowedError(f"run {run.id} belongs to {owner}: only {owner} or the host can {verb} it")
+    def check(self, owner: str, thing: str, verb: str) -> None:
+        """NotAllowedError naming `thing` ("run 5") and its owner, unless this actor may `verb` it."""
+        if not self.may_change(owner):
+            owner = owner or "nobody"
+            raise NotAllowedError(f"{thing} belongs to {owner}: only {owner} or the host can {verb} it")
 
 
 @dataclass(frozen=True)
