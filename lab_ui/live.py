@@ -14,6 +14,16 @@ from bert_lab.runs.records import Run
 from bert_lab.runs.store import RunStore
 from lab_ui.page import open_lab
 
+REFRESH_S, IDLE_REFRESH_S = 2.0, 10.0  # while runs are queued or running; otherwise (new runs still show up)
+# A tab spends at most 1/BUDGET of a core on refreshing: a refresh that took 0.3 s waits 6 s for the next. Ten tabs
+# watching on a 2-core machine then leave most of it to training (bench/workshop.py).
+REFRESH_BUDGET = 20
+
+
+def refresh_interval(cost_s: float, *, active: bool) -> float:
+    """Seconds between live refreshes of a page whose last refresh took `cost_s`."""
+    return max(REFRESH_S, REFRESH_BUDGET * cost_s) if active else IDLE_REFRESH_S
+
 
 def load_points(store: RunStore, runs: Iterable[Run]) -> pd.DataFrame:
     """The long points frame of `runs`, read incrementally: a per-session cache keeps what was read and asks the

@@ -27,14 +27,10 @@ from lab_ui import live, page
 
 lab = page.start(run_counts=False)  # the live fragment below keeps them current
 
-REFRESH_S, IDLE_REFRESH_S = 2.0, 10.0  # while runs are queued or running; otherwise (new runs still show up)
-# A tab spends at most 1/BUDGET of a core on refreshing: a refresh that took 0.3 s waits 6 s for the next. Ten tabs
-# watching on a 2-core machine then leave most of it to training (bench/workshop.py).
-REFRESH_BUDGET = 20
 
 st.title(":material/monitoring: Runs")
 active = any(r.is_active for r in lab.store.list_runs())
-refresh_s = max(REFRESH_S, REFRESH_BUDGET * st.session_state.get("_refresh_cost_s", 0.0)) if active else IDLE_REFRESH_S
+refresh_s = live.refresh_interval(st.session_state.get("_refresh_cost_s", 0.0), active=active)
 st.caption(
     f"Every run in the data folder, refreshed every {refresh_s:.0f} s. Tick rows "
     "in the table to compare runs: their curves, their hyperparameters and their results appear below."
@@ -381,8 +377,8 @@ def render_live() -> None:
     render_runs()
     cost = time.perf_counter() - started
     st.session_state["_refresh_cost_s"] = cost
-    wanted = max(REFRESH_S, REFRESH_BUDGET * cost)
-    if active and not refresh_s / 2 <= wanted <= 2 * refresh_s:
+    wanted = live.refresh_interval(cost, active=active)
+    if not refresh_s / 2 <= wanted <= 2 * refresh_s:
         st.rerun()  # the refresh got far cheaper or dearer: redraw the page with an interval to match
 
 

@@ -4,6 +4,7 @@ the server's files out of reach, hostile names shown as text, and the host view.
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -111,11 +112,16 @@ def test_the_host_views_link_opens_one_participants_runs(open_page: OpenPage, la
     assert not at.exception and list(at.dataframe[0].value["run"]) == [run_label(ana)]
 
 
-def test_the_playground_keeps_a_participants_upload_to_themselves(open_page: OpenPage, lab: Lab) -> None:
+def test_the_playground_keeps_a_participants_upload_to_themselves(
+    open_page: OpenPage, lab: Lab, tmp_path: Path
+) -> None:
+    from bert_lab.model import load_model, load_tokenizer, save_model
+
+    saved = save_model(load_model(RunConfig(model="tiny"), ["ham", "spam"]), load_tokenizer("tiny"), tmp_path / "m")
+
     def finished_with_model(owner: str, dataset: str) -> int:
         run = lab.store.create_run({**TINY, "dataset": dataset}, owner=owner)
-        (lab.data.run(run.id).create().model).mkdir()
-        (lab.data.run(run.id).model / "config.json").write_text("{}")
+        shutil.copytree(saved, lab.data.run(run.id).create().model)
         return run.id
 
     anas_upload = finished_with_model("Ana", str(lab.data.uploads / "secret-0123.csv"))
