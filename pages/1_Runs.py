@@ -168,34 +168,25 @@ def render_actions(store: RunStore, selected: list[Run]) -> None:
     mine = who is None or who.may_change(run.owner)  # in a workshop: your own runs (the host: every run)
     if not mine:
         pick.caption(f"{page.md(run.owner or 'Nobody')}'s run: only they or the host can change it.")
-    buttons[0].button(
-        "Cancel",
-        icon=":material/stop_circle:",
-        on_click=act,
-        args=("cancel", run.id),
-        width="stretch",
-        disabled=not mine or not run.is_active or run.cancel_requested,
-        help="Stop it at its current step; it saves a checkpoint so it can be resumed.",
-    )
-    buttons[1].button(
-        "Resume",
-        icon=":material/play_circle:",
-        on_click=act,
-        args=("resume", run.id),
-        width="stretch",
-        disabled=not mine or not run.status.is_resumable,
-        help="Continue a cancelled or interrupted run.",
-    )
-    buttons[2].button(
-        "Run again",
-        icon=":material/replay:",
-        on_click=act,
-        args=("again", run.id),
-        width="stretch",
-        disabled=run.is_active,
-        help="Train the same settings again with a new seed: a cached run's own result, or another sample of seed "
-        "noise. (The same seed again would be answered from the cache.)",
-    )
+    verbs = (  # label, icon, action, disabled, help
+        ("Cancel", "stop_circle", "cancel", not mine or not run.is_active or run.cancel_requested,
+         "Stop it at its current step; it saves a checkpoint so it can be resumed."),
+        ("Resume", "play_circle", "resume", not mine or not run.status.is_resumable,
+         "Continue a cancelled or interrupted run."),
+        ("Run again", "replay", "again", run.is_active,
+         "Train the same settings again with a new seed: a cached run's own result, or another sample of seed "
+         "noise. (The same seed again would be answered from the cache.)"),
+    )  # fmt: skip
+    for col, (label, icon, action, disabled, help_) in zip(buttons, verbs):
+        col.button(
+            label,
+            icon=f":material/{icon}:",
+            on_click=act,
+            args=(action, run.id),
+            width="stretch",
+            disabled=disabled,
+            help=help_,
+        )
     if buttons[3].button(
         "Clone",
         icon=":material/content_copy:",
