@@ -36,6 +36,7 @@ class Lesson:
     shows: tuple[str, ...] = ()  # more metrics the reading gives for each arm, and the page charts (catalogue names)
     charts: tuple[str, ...] = ()  # more metrics only charted
     versus: str | None = None  # the arm the best one is weighed against (default: the runner-up)
+    x: str = "step"  # the charts' x axis: step, or epoch where arms take different numbers of steps per epoch
 
     def configs(self, model: str | None = None) -> list[tuple[str, RunConfig]]:
         """Every run of the lesson: each arm with each seed (on `model` instead of the lesson's, e.g. the tiny demo
@@ -294,6 +295,7 @@ LESSONS: dict[str, Lesson] = {
                 ("batch 64, lr 3e-4", {"batch_size": 64, "lr": 3e-4}),
             ),
             shows=("samples_per_s",),
+            x="epoch",
         ),
         Lesson(
             slug="accuracy-vs-f1",

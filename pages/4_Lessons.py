@@ -45,7 +45,7 @@ def render_lesson_runs(group_id: str) -> None:
     points = plots.points_frame(lab.store.read_metrics([r.id for r in report.runs], names=charts))
     for pair in (charts[i : i + 2] for i in range(0, len(charts), 2)):
         for col, metric in zip(st.columns(2), pair):
-            figure = figures.band_figure(report, points, metric, name_of=lesson.arm_of)
+            figure = figures.band_figure(report, points, metric, name_of=lesson.arm_of, x=lesson.x)
             col.plotly_chart(figure, key=f"lesson_{metric}")
     st.page_link(
         page.GROUPS_PAGE,

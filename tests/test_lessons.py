@@ -121,3 +121,14 @@ def test_a_lesson_link_on_the_app_opens_the_lesson() -> None:
     at.query_params["lesson"] = "seed-noise"
     at.run()
     assert not at.exception and at.selectbox(key="lesson").value == "seed-noise"
+
+
+def test_the_batch_size_lesson_charts_against_epochs(lab: Lab, open_page: OpenPage) -> None:
+    """Batches of 8 and of 64 take 100 and 13 steps an epoch: side by side only against the examples seen."""
+    lesson = LESSONS["batch-size"]
+    group = launch(lab, lesson)
+    for run in lab.store.list_runs(group_id=group.id):
+        finish(lab, run.id, 0.7)
+    at = open_page(page.LESSONS_PAGE, {"lesson": "batch-size"})
+    charts = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+    assert charts and all(c["layout"]["xaxis"]["title"]["text"] == "Epoch" for c in charts)

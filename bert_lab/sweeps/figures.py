@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from bert_lab.plots import PALETTE, ema
+from bert_lab.plots import PALETTE, X_LABELS, ema
 from bert_lab.runs.metrics import METRICS, label
 from bert_lab.sweeps.report import ConfigResult, GroupReport
 from bert_lab.sweeps.spec import LOG_KNOBS, format_value
@@ -39,10 +39,11 @@ def band_figure(
     *,
     band: Band = "minmax",
     name_of: Callable[[ConfigResult], str] | None = None,
+    x: str = "step",
 ) -> go.Figure:
-    """`metric` against the optimizer step: per config, its seeds as faint lines, their mean as a line, and a band
-    (min–max, or mean ± 1 std). `points` is a long frame of the group's points (run_id, step, name, value);
-    `name_of` names a config in the legend (default: its knob values)."""
+    """`metric` against the optimizer step (or `x`: epoch, elapsed_s): per config, its seeds as faint lines, their mean
+    as a line, and a band (min–max, or mean ± 1 std). `points` is a long frame of the group's points (run_id, step,
+    epoch, elapsed_s, name, value); `name_of` names a config in the legend (default: its knob values)."""
     fig = go.Figure()
     part = points[points["name"] == metric]
     colors = config_colors(report)
@@ -50,12 +51,12 @@ def band_figure(
         color = colors[config.label]
         curves = {}
         for run in config.runs:
-            mine = part[part["run_id"] == run.id].sort_values("step")
+            mine = part[part["run_id"] == run.id].sort_values(x)
             if mine.empty:
                 continue
             values = mine["value"].to_numpy(dtype=float)
             smoothed = ema(values, TRAIN_SMOOTHING) if METRICS[metric].smoothed else values
-            curves[run.id] = pd.Series(smoothed, index=mine["step"].to_numpy())
+            curves[run.id] = pd.Series(smoothed, index=mine[x].to_numpy())
             fig.add_trace(
                 go.Scatter(
                     x=curves[run.id].index,
@@ -77,10 +78,10 @@ def band_figure(
             low, high = mean - spread, mean + spread
         else:
             low, high = table.min(axis=1), table.max(axis=1)
-        x = mean.index.to_numpy()
+        along = mean.index.to_numpy()
         fig.add_trace(
             go.Scatter(
-                x=np.concatenate([x, x[::-1]]),
+                x=np.concatenate([along, along[::-1]]),
                 y=np.concatenate([high.to_numpy(), low.to_numpy()[::-1]]),
                 mode="lines",
                 fill="toself",
@@ -93,7 +94,7 @@ def band_figure(
         )
         fig.add_trace(
             go.Scatter(
-                x=x,
+                x=along,
                 y=mean.to_numpy(),
                 mode="lines+markers" if METRICS[metric].per == "eval" else "lines",
                 line={"color": color, "width": 2.5},
@@ -111,7 +112,7 @@ def band_figure(
         margin={"l": 10, "r": 10, "t": 50, "b": 10},
         hovermode="x unified",
         legend={"orientation": "h", "yanchor": "top", "y": -0.25, "x": 0.0},
-        xaxis_title="Optimizer step",
+        xaxis_title=X_LABELS[x],
         yaxis={"tickformat": ".0%" if METRICS[metric].share else None, "title": label(metric)},
     )
     return fig
