@@ -164,8 +164,8 @@ class LocalExecutor:
     def _env(self, threads: int, gpu: int | None, memory_fraction: float | None = None) -> dict[str, str]:
         fraction = {} if memory_fraction is None else {FRACTION_ENV: f"{memory_fraction:.4f}"}
         return {
-            **fraction,
             **os.environ,
+            **fraction,
             HOME_ENV: str(self.lab.data.path),
             STORE_ENV: self.lab.store.url,
             WORKER_PID_ENV: str(os.getpid()),

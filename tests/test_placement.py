@@ -60,6 +60,7 @@ def test_the_worker_shares_each_gpu_between_runs(lab: Lab, monkeypatch: pytest.M
     assert worker._free_gpu(minilm) == 1
     worker.gpu_of |= {4: (1, minilm), 5: (0, minilm), 6: (1, minilm), 7: (0, minilm)}
     assert worker._free_gpu(minilm) == 1 and worker._free_gpu(3 * minilm) == FULL  # a big run waits for room
+    monkeypatch.setenv(FRACTION_ENV, "0.9")  # a stale value the worker itself inherited must not win
     env = worker.executor._env(2, 1, USABLE / 4)
     assert (env["CUDA_VISIBLE_DEVICES"], env[FRACTION_ENV]) == ("1", "0.2250")
     cpu_only = Worker(lab, executor=LocalExecutor(lab, warm_spare=False), slots_per_gpu=2)
