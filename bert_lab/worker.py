@@ -112,14 +112,19 @@ class Worker:
     # --- children ---------------------------------------------------------------------------------------------------
     def _start_queued(self) -> None:
         free = self.max_concurrent - len(self.children)
-        if free <= 0 or Settings.read(self.lab.data).paused:  # a workshop host may pause the queue
+        if free <= 0:
             return
         self._ask_searches()
         queued = self.store.list_runs(statuses=[Status.QUEUED])
-        running = self.store.list_runs(statuses=[Status.RUNNING]) if queued else []
+        if not queued or Settings.read(self.lab.data).paused:  # a workshop host may pause the queue
+            return
+        running = self.store.list_runs(statuses=[Status.RUNNING])
         # Same-config cache: a run whose twin is training (or queued before it) waits, and is answered from the
         # twin once it finishes, so a lesson launched by thirty people trains once.
-        first_of_key = {r.cache_key: r.id for r in sorted(queued, key=lambda r: -r.id) if r.cache_key}
+        first_of_key: dict[str, int] = {}
+        for r in sorted(queued, key=lambda r: r.id):
+            if r.cache_key:
+                first_of_key.setdefault(r.cache_key, r.id)
         training = {r.cache_key for r in running if r.cache_key}
         for candidate in self.claim_order(queued, running, self.store.last_started_by_owner()):
             if len(self.children) >= self.max_concurrent:
