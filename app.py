@@ -256,6 +256,8 @@ def train_token_lengths(
     """Uncut token counts of the training texts a run with these settings draws (None when the model has no
     tokenizer.json here, or the data cannot be read: the data section says why)."""
     tokenizer_json = model_files.tokenizer_file(model)
+    if tokenizer_json is None:
+        return None
     columns = {k: v for k, v in fields if k != "dataset"}
     try:
         ds = (
@@ -267,7 +269,7 @@ def train_token_lengths(
         train_set, _ = data.split_dataset(ds, train_size=train_size, eval_size=eval_size, seed=seed)
     except (data.DataError, OSError):
         return None
-    return None if tokenizer_json is None else data.token_lengths(train_set.texts, tokenizer_json)
+    return data.token_lengths(train_set.texts, tokenizer_json)
 
 
 def render_padding_stats(config: RunConfig, lengths: list[int]) -> None:
@@ -283,12 +285,13 @@ def render_padding_stats(config: RunConfig, lengths: list[int]) -> None:
         )
         for mode in CHOICES["padding"]
     }
-    chosen, other = stats[config.padding], stats["max_length" if config.padding == "dynamic" else "dynamic"]
+    other_mode = "max_length" if config.padding == "dynamic" else "dynamic"
+    chosen, other = stats[config.padding], stats[other_mode]
     st.caption(
         f"Max length {config.max_length} cuts **{chosen.truncated:.1%}** of the {len(lengths):,} training texts. "
         f"A batch of {config.batch_size} holds {chosen.tokens_per_batch:,.0f} tokens, "
         f"**{chosen.padding_per_batch:,.0f} ({chosen.padding_share:.0%}) of them padding**; "
-        f"padding {PADDING_NAMES['max_length' if config.padding == 'dynamic' else 'dynamic']} it would hold "
+        f"padding {PADDING_NAMES[other_mode]} it would hold "
         f"{other.tokens_per_batch:,.0f} ({other.padding_share:.0%} padding). Compute grows with tokens per batch."
     )
 

@@ -278,3 +278,6 @@ def validate(c: RunConfig) -> dict[str, str]:
     int_at_least("num_processes", 1, 64)
     check("group_by_length", isinstance(c.group_by_length, bool), f"must be true or false, got {c.group_by_length!r}")
     return p
+
+
+DEFAULTS: dict[str, Any] = RunConfig().to_dict()  # every field's default (read it; do not change it)

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO
 
-from bert_lab.config import RunConfig
+from bert_lab.config import DEFAULTS
 from bert_lab.executor import Execution, Executor, LocalExecutor
 from bert_lab.runs.describe import LESS_MEMORY, OUT_OF_MEMORY, looks_out_of_memory
 from bert_lab.runs.layout import DataFolder
@@ -58,7 +58,7 @@ class Worker:
         self.executor = self.executor or LocalExecutor(self.lab, memory_limit_mb=self.memory_limit_mb)
         self.gpu_mb = (self.executor.gpu_memory_mb + [0.0] * self.executor.gpus)[: self.executor.gpus]
         if self.executor.gpus and not self.slots_per_gpu:
-            self.slots_per_gpu = slots_per_gpu(min(self.gpu_mb) or 0.0, run_memory_mb(RunConfig().to_dict()))
+            self.slots_per_gpu = slots_per_gpu(min(self.gpu_mb) or 0.0, run_memory_mb(DEFAULTS))
         self.max_concurrent = self.max_concurrent or max(1, self.executor.gpus * self.slots_per_gpu)
 
     @property

@@ -4,16 +4,14 @@ presenter. Pure functions over the query's text, tested without a browser."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlencode
 
-from bert_lab.config import ConfigError, RunConfig, parse_field
+from bert_lab.config import DEFAULTS, ConfigError, RunConfig, parse_field
 
 HIDE = "hide"
-FIELDS = tuple(f.name for f in dataclasses.fields(RunConfig))
-DEFAULTS = RunConfig().to_dict()
+FIELDS = tuple(DEFAULTS)
 
 
 def hidden(query: Mapping[str, str]) -> frozenset[str]:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from bert_lab.config import RunConfig
+from bert_lab.config import DEFAULTS
 from bert_lab.runs.queue import expected_starts, fair_order
 from bert_lab.runs.records import Run
 from bert_lab.runs.status import Status
@@ -80,7 +80,7 @@ def estimate_run_s(runs: Sequence[Run], config: dict[str, Any]) -> tuple[float, 
     """(seconds, how it was estimated) for one run of `config`, from the measured throughput of finished `runs` of
     the same model (the same max length if there are such), else a guess for a slow 2-core CPU. Fields missing from
     `config` (a run stored by hand, or by older code) take their defaults."""
-    config = {**RunConfig().to_dict(), **config}
+    config = {**DEFAULTS, **config}
     done = [
         r
         for r in runs

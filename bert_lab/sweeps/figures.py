@@ -44,6 +44,7 @@ def band_figure(
     """`metric` against the optimizer step (or `x`: epoch, elapsed_s): per config, its seeds as faint lines, their mean
     as a line, and a band (min–max, or mean ± 1 std). `points` is a long frame of the group's points (run_id, step,
     epoch, elapsed_s, name, value); `name_of` names a config in the legend (default: its knob values)."""
+    name_of = name_of or (lambda config: config.label)
     fig = go.Figure()
     part = points[points["name"] == metric]
     colors = config_colors(report)
@@ -98,7 +99,7 @@ def band_figure(
                 y=mean.to_numpy(),
                 mode="lines+markers" if METRICS[metric].per == "eval" else "lines",
                 line={"color": color, "width": 2.5},
-                name=f"{(name_of or (lambda c: c.label))(config)} (n={table.shape[1]})",
+                name=f"{name_of(config)} (n={table.shape[1]})",
                 legendgroup=config.label,
             )
         )
