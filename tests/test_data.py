@@ -315,6 +315,8 @@ def test_padding_stats_count_cut_texts_and_padding_as_training_batches_them() ->
     assert (dynamic.tokens_per_batch, dynamic.padding_per_batch) == ((32 + 16) / 2, (12 + 8) / 2)
     assert dynamic.padding_share == pytest.approx(20 / 48)
     assert padding_stats([], max_length=8, batch_size=2, padding="dynamic", group_by_length=True, seed=0).truncated == 0
+    exact = padding_stats([10, 4], max_length=10, batch_size=2, padding="dynamic", group_by_length=True, seed=0)
+    assert exact.truncated == 0.0  # a text of exactly max length tokens is kept whole
 
 
 def test_token_lengths_count_what_training_tokenizes_before_the_cut() -> None:

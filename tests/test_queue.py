@@ -40,6 +40,14 @@ def test_the_owner_with_fewer_running_goes_first_then_the_longest_ago_start() ->
     assert ids(order) == [8, 7, 5, 6]
 
 
+def test_a_run_that_starts_counts_as_running_for_the_turns_after_it() -> None:
+    # Ana has one run going and two queued; Ben has three queued and never started one. Ben goes first (none
+    # running), and then, with one run each going, they alternate: Ana's latest start is older than Ben's.
+    queued = [run(2, "ana"), run(3, "ana"), run(4, "ben"), run(5, "ben"), run(6, "ben")]
+    running = [run(1, "ana", Status.RUNNING, 100.0)]
+    assert ids(fair_order(queued, running, {"ana": 100.0})) == [4, 2, 5, 3, 6]
+
+
 def test_with_one_owner_the_queue_is_first_in_first_out() -> None:
     queued = [run(i, "") for i in (9, 3, 7)]
     assert ids(fair_order(queued, [run(1, "", Status.RUNNING, 5.0)], {"": 5.0})) == [3, 7, 9]
