@@ -340,6 +340,8 @@ def save_checkpoint(accelerator: Accelerator, folder: Path, state: dict) -> None
     """Model, optimizer, scheduler and RNG states plus our counters; replaces the previous checkpoint whole."""
     tmp = folder.with_name(folder.name + ".tmp")
     accelerator.save_state(str(tmp / CHECKPOINT_ACCELERATE))
+    # Every process writes its own RNG state into `tmp` (accelerate does not wait for them): move it only when all have.
+    accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         (tmp / CHECKPOINT_STATE).write_text(json.dumps(state))
         old = folder.with_name(folder.name + ".old")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,7 @@ import torch
 from transformers import pipeline
 
 from bert_lab.config import RunConfig
+from bert_lab.executor import launch_command
 from bert_lab.optim import split_decay_params
 from bert_lab.runs.layout import RunFolder
 from bert_lab.runs.metrics import NEAR_ZERO
@@ -215,3 +218,37 @@ def test_padding_to_max_length_costs_time_but_changes_no_result() -> None:
     dynamic, padded = runs["dynamic"], runs["max_length"]
     assert [s.loss for s in padded.steps] == pytest.approx([s.loss for s in dynamic.steps], rel=1e-3)
     assert [e.loss for e in padded.evals] == pytest.approx([e.loss for e in dynamic.evals], rel=1e-3)
+
+
+SLOW_SECOND_PROCESS = """
+import sys, time
+from pathlib import Path
+import torch
+import accelerate.accelerator
+from accelerate import Accelerator
+from bert_lab.train import save_checkpoint
+
+accelerator = Accelerator(cpu=True)
+if accelerator.process_index == 1:  # the outside world, slowed: process 1 writes its RNG state a second late
+    write = accelerate.accelerator.save_accelerator_state
+    accelerate.accelerator.save_accelerator_state = lambda *a, **k: (time.sleep(1.0), write(*a, **k))[1]
+model = torch.nn.Linear(4, 2)
+model, optimizer = accelerator.prepare(model, torch.optim.SGD(model.parameters(), lr=0.1))
+save_checkpoint(accelerator, Path(sys.argv[1]), {"step": 3})
+"""
+
+
+def test_a_data_parallel_checkpoint_waits_for_every_process_before_it_is_moved_in_place(tmp_path: Path) -> None:
+    """Every process writes its own RNG state into the checkpoint; the main process moves the finished folder into
+    place only once all have written (a slow second process once crashed a two-process run in CI)."""
+    script = tmp_path / "save.py"
+    script.write_text(SLOW_SECOND_PROCESS)
+    folder = tmp_path / "checkpoint"
+    command = launch_command(2)[:-1] + [str(script), str(folder)]  # a script, not `-m module`
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    written = sorted(p.name for p in (folder / "accelerate").iterdir())
+    assert "random_states_0.pkl" in written and "random_states_1.pkl" in written
+    assert json.loads((folder / "state.json").read_text()) == {"step": 3}
+    assert not folder.with_name("checkpoint.tmp").exists()
