@@ -19,7 +19,7 @@ from bert_lab import data, model_files, plots
 from bert_lab.config import CHOICES, MINILM_ALIASES, OPTIMIZERS, SCHEDULES, ConfigError, RunConfig, field_help
 from bert_lab.runs import service, workshop
 from bert_lab.schedules import count_steps, lr_curve
-from lab_ui import link, lr_finder, page, sweep_form
+from lab_ui import launched, link, lr_finder, page, sweep_form
 
 lab = page.start(run_counts=False)  # drawn at the end, after a launch
 
@@ -478,14 +478,15 @@ if launch and config is not None:
     except (data.DataError, ConfigError, workshop.QueueFullError) as exc:
         st.error(f"Nothing was queued: {page.md(exc)}")
     else:
-        st.session_state["_last_launched"] = (run.id, run.name)
+        st.session_state[launched.LAUNCHED_KEY] = (run.id, run.name)
         page.ensure_worker(lab)
-if (last := st.session_state.get("_last_launched")) and not sweep_mode:
+if (last := st.session_state.get(launched.LAUNCHED_KEY)) and not sweep_mode:
     st.success(
         f"Queued run **#{last[0]} {page.md(last[1])}**. Change any knob and launch again to compare.",
         icon=":material/check_circle:",
     )
-    st.page_link(page.RUNS_PAGE, label="Watch it train on the Runs page", icon=":material/monitoring:")
+    launched.render_launched()
+    st.page_link(page.RUNS_PAGE, label="Compare it with other runs on the Runs page", icon=":material/monitoring:")
 
 if config is not None:  # the address always holds these settings: copy it, bookmark it, send it
     query = link.query_from_config(config, hidden=HIDDEN)

@@ -12,90 +12,19 @@ cold one; later views (new tabs of the same browser) are warm. Targets: cold und
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import signal
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from browser_lab import CHROMIUM, CHROMIUM_ARGS, cpu, free_port, start_app, stop_app
 
-from bert_lab.runs.layout import DataFolder  # noqa: E402
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
 DRAWN_JS = """() => {
   const button = [...document.querySelectorAll('button')].some(b => b.innerText.includes('Launch run'));
   const chart = document.querySelector('.js-plotly-plot .main-svg') !== null;
   const skeleton = document.querySelector('[data-testid="stSkeleton"]') !== null;
   return button && chart && !skeleton;
 }"""
-
-
-def cpu_name() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return platform.processor()
-    name = next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name")), "?")
-    bf16 = "avx512_bf16" in out or "amx_bf16" in out
-    return f"{name}, {os.cpu_count()} cores, {'native bf16' if bf16 else 'no native bf16'}"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_app(home: Path, port: int) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if k != "BERT_LAB_NO_AUTOSTART"} | {"BERT_LAB_HOME": str(home)}
-    app = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            "app.py",
-            "--server.port",
-            str(port),
-            "--server.headless",
-            "true",
-            "--browser.gatherUsageStats",
-            "false",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1)
-            return app
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError("the app did not start within 60 s")
-
-
-def stop(app: subprocess.Popen[bytes], home: Path) -> None:
-    os.killpg(app.pid, signal.SIGTERM)
-    app.wait(timeout=30)
-    lock = DataFolder(home).worker_lock  # the worker the page started: its pid is in its lock file
-    if lock.exists() and (pid := lock.read_text().strip()).isdigit():
-        try:
-            os.killpg(int(pid), signal.SIGTERM)
-        except (ProcessLookupError, PermissionError):
-            pass
 
 
 def time_view(context: object, url: str) -> float:
@@ -130,11 +59,11 @@ def main() -> None:
                     warms += [time_view(context, f"http://127.0.0.1:{port}/") for _ in range(args.warm)]
                 finally:
                     context.close()
-                    stop(app, home)
+                    stop_app(app, home)
             print(f"cold {colds[-1]:.2f} s, warm {', '.join(f'{w:.2f}' for w in warms[-args.warm :])} s", flush=True)
         browser.close()
     print(
-        f"launch page, request → every widget drawn, headless Chromium on {cpu_name()}: cold median "
+        f"launch page, request → every widget drawn, headless Chromium on {cpu()}: cold median "
         f"{statistics.median(colds):.2f} s (target < 2 s), warm median {statistics.median(warms):.2f} s "
         "(target < 1 s)"
     )

@@ -17,33 +17,13 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-CHROMIUM = "/usr/bin/chromium"
-
-
-def cpu() -> str:
-    out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    model = next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name")), "?")
-    flags = next((line.split(":", 1)[1].split() for line in out.splitlines() if line.startswith("Flags")), [])
-    wanted = [f for f in flags if f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16")]
-    return f"{model}, {os.cpu_count()} cores, flags {' '.join(wanted)}"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from browser_lab import CHROMIUM, cpu, free_port, start_app, stop_app
 
 
 def main() -> None:
@@ -75,12 +55,7 @@ def run(home: Path, args: argparse.Namespace) -> list[str]:
     lab = Lab.open(home)
     port = free_port()
     # As `make workshop` runs it: the app starts the worker itself (at a lower priority than the pages).
-    env = {k: v for k, v in os.environ.items() if k != "BERT_LAB_NO_AUTOSTART"} | {"PYTHONPATH": str(ROOT)}
-    logs = open(home / "bench-processes.log", "wb")  # noqa: SIM115 - closed below
-    app = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true"],
-        cwd=ROOT, env=env, stdout=logs, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+    app = start_app(home, port, log=home / "bench-processes.log")
     url = f"http://127.0.0.1:{port}"
     errors: list[str] = []
     submitted: dict[str, list[tuple[int, float]]] = {}  # participant → (run id, when)
@@ -105,12 +80,6 @@ def run(home: Path, args: argparse.Namespace) -> list[str]:
 
     refresh_s: list[float] = []
     try:
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
-                break
-            except OSError:
-                time.sleep(0.5)
         threads = [threading.Thread(target=participant, args=(i,)) for i in range(args.participants)]
         for thread in threads:
             thread.start()
@@ -184,14 +153,7 @@ def run(home: Path, args: argparse.Namespace) -> list[str]:
         lesson_runs = [lab.store.get_run(r.id) for r in lesson_runs]
         hits = sum(1 for r in lesson_runs if r.cached_from is not None)
     finally:
-        os.killpg(app.pid, 15)
-        app.wait(timeout=30)
-        if (pid := lab.data.worker_lock.read_text().strip()).isdigit():  # the worker the app started
-            try:
-                os.killpg(int(pid), 15)
-            except ProcessLookupError:
-                pass
-        logs.close()
+        stop_app(app, home)
         lab.close()
     worst = max(waits, default=(float("nan"), float("nan"), "-"))
     p95 = statistics.quantiles(refresh_s, n=20)[-1] if len(refresh_s) >= 20 else max(refresh_s, default=float("nan"))

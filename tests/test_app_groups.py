@@ -3,11 +3,9 @@
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Callable
-from typing import Any
 
+from page_view import read, titles
 from streamlit.testing.v1 import AppTest
 from test_report import finished_group
 
@@ -19,28 +17,19 @@ GROUPS = "pages/3_Groups.py"
 HOSTILE = "<img src=x onerror=alert(1)> **bold** [link](http://x)"
 
 
-def texts(elements: Any) -> str:
-    """What a person reads: the elements' markdown with its backslash escapes resolved."""
-    return re.sub(r"\\(.)", r"\1", "\n".join(str(e.value) for e in elements))
-
-
-def titles(at: AppTest) -> list[str]:
-    return [json.loads(chart.proto.spec)["layout"].get("title", {}).get("text", "") for chart in at.get("plotly_chart")]
-
-
 def test_without_groups_the_page_says_how_to_make_one(open_page: OpenPage) -> None:
     at = open_page(GROUPS)
-    assert "No groups yet" in texts(at.info)
+    assert "No groups yet" in read(at.info)
 
 
 def test_a_real_difference_is_called_real_with_its_table_and_charts(lab: Lab, open_page: OpenPage) -> None:
     group_id = finished_group(lab, {3e-3: [0.58, 0.58, 0.60], 1e-4: [0.76, 0.75, 0.77]})
     at = open_page(GROUPS)
     assert at.selectbox(key="group").value == group_id
-    assert "lr=0.0001 vs lr=0.003: Accuracy +17.33 points (95% interval +14.86 to +19.80): real at 95%." in texts(
+    assert "lr=0.0001 vs lr=0.003: Accuracy +17.33 points (95% interval +14.86 to +19.80): real at 95%." in read(
         at.success
     )
-    assert "Degenerate runs" in texts(at.warning) and "lr=0.003: 2 of 3" in texts(at.warning)
+    assert "Degenerate runs" in read(at.warning) and "lr=0.003: 2 of 3" in read(at.warning)
     table = at.dataframe[0].value
     assert list(table["config"]) == ["lr=0.0001", "lr=0.003"] and list(table[""]) == ["★ best", ""]
     assert list(table["n"]) == [3, 3] and table["Accuracy %"][0].startswith("76.0 ± 1.0  [")
@@ -55,9 +44,9 @@ def test_a_real_difference_is_called_real_with_its_table_and_charts(lab: Lab, op
 def test_noise_is_called_noise_and_any_two_configs_can_be_compared(lab: Lab, open_page: OpenPage) -> None:
     finished_group(lab, {1e-4: [0.76, 0.75, 0.77], 2e-4: [0.70, 0.72, 0.65], 3e-4: [0.5, 0.52, 0.51]})
     at = open_page(GROUPS)
-    assert "within seed noise, run more seeds" in texts(at.warning)
+    assert "within seed noise, run more seeds" in read(at.warning)
     at.selectbox(key="verdict_b").set_value("lr=0.0003").run()
-    assert "lr=0.0001 vs lr=0.0003" in texts(at.success) and "real at 95%" in texts(at.success)
+    assert "lr=0.0001 vs lr=0.0003" in read(at.success) and "real at 95%" in read(at.success)
 
 
 def test_group_buttons_cancel_resume_and_delete(lab: Lab, open_page: OpenPage) -> None:
@@ -65,7 +54,7 @@ def test_group_buttons_cancel_resume_and_delete(lab: Lab, open_page: OpenPage) -
         name=HOSTILE, method="grid", metric="f1", spec={}, runs=[({"lr": 1e-4}, "a", None)] * 2
     )
     at = open_page(GROUPS)
-    caption = texts(at.caption)
+    caption = read(at.caption)
     assert HOSTILE in caption and "<img" not in "\n".join(str(c.value) for c in at.caption).replace("\\<img", "")
     at.button[0].click().run()  # cancel
     assert {r.status for r in lab.store.list_runs(group_id=group.id)} == {Status.CANCELLED}
@@ -81,16 +70,16 @@ def test_the_launch_page_counts_confirms_and_queues_a_sweep(lab: Lab, open_page:
     at = open_page(state={"model_choice": "tiny", "train_size": 200})
     at.toggle(key="sweep_mode").set_value(True).run()
     assert at.button(key="sweep_ask").label == "Queue 9 runs…"  # lr: 3 values × 3 seeds by default
-    said = texts(at.markdown)
+    said = read(at.markdown)
     assert "9 runs will be queued** (3 configs × 3 seeds), about **" in said
     assert "a guess (400 samples/s): no run of this model has finished here yet" in said
     at.text_input(key="sweep_values_lr").set_value("1e-4, -1").run()
-    assert "lr=-1: must be a number" in texts(at.error) and not [b for b in at.button if b.key == "sweep_ask"]
+    assert "lr=-1: must be a number" in read(at.error) and not [b for b in at.button if b.key == "sweep_ask"]
     at.text_input(key="sweep_values_lr").set_value("1e-4, 3e-3").run()
     at.slider(key="sweep_seeds").set_value(2).run()
     at.button(key="sweep_ask").click().run()
     assert lab.store.list_runs() == []  # asked, not yet confirmed
-    assert "Queue this sweep?" in texts(at.warning)
+    assert "Queue this sweep?" in read(at.warning)
     at.button(key="sweep_confirm").click().run()
     [group] = lab.store.list_groups()
     runs = lab.store.list_runs(group_id=group.id)
@@ -101,7 +90,7 @@ def test_the_launch_page_counts_confirms_and_queues_a_sweep(lab: Lab, open_page:
         (3e-3, 42, "tiny"),
         (3e-3, 43, "tiny"),
     ]
-    assert "Queued sweep" in texts(at.success)
+    assert "Queued sweep" in read(at.success)
 
 
 def test_the_launch_page_queues_a_search_as_its_first_trial(lab: Lab, open_page: OpenPage) -> None:
@@ -109,7 +98,7 @@ def test_the_launch_page_queues_a_search_as_its_first_trial(lab: Lab, open_page:
     at.toggle(key="sweep_mode").set_value(True).run()
     at.radio(key="sweep_method").set_value("search").run()
     at.text_input(key="sweep_range_lr").set_value("1e-3:1e-5").run()
-    assert "lr: the range's low 0.001 is above its high 1e-05" in texts(at.error)
+    assert "lr: the range's low 0.001 is above its high 1e-05" in read(at.error)
     at.text_input(key="sweep_range_lr").set_value("1e-5:1e-3").run()
     assert at.button(key="sweep_ask").label == "Queue up to 36 runs…"  # 12 trials × 3 seeds, fewer if pruned
     at.button(key="sweep_ask").click().run()

@@ -3,14 +3,12 @@ shows. Nothing trains: the pages start no worker in tests (see conftest)."""
 
 from __future__ import annotations
 
-import json
-import re
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
+from page_view import array, figures, read, titles
 from streamlit.testing.v1 import AppTest
 
 from bert_lab.runs.service import Lab
@@ -18,15 +16,6 @@ from bert_lab.runs.status import Status
 
 ROOT = Path(__file__).resolve().parents[1]
 OpenPage = Callable[..., AppTest]
-
-
-def titles(at: AppTest) -> list[str]:
-    return [json.loads(chart.proto.spec)["layout"].get("title", {}).get("text", "") for chart in at.get("plotly_chart")]
-
-
-def texts(elements: Any) -> str:
-    """What a person reads: the elements' markdown with its backslash escapes resolved."""
-    return re.sub(r"\\(.)", r"\1", "\n".join(str(e.value) for e in elements))
 
 
 def test_launch_page_starts_from_sensible_defaults(open_page: OpenPage) -> None:
@@ -130,7 +119,7 @@ def test_schedule_parameters_appear_only_where_they_apply(open_page: OpenPage) -
 def test_invalid_settings_are_named_and_nothing_is_queued(open_page: OpenPage, lab: Lab) -> None:
     at = open_page()
     at.radio(key="model_choice").set_value("folder").run()
-    assert "Model" in texts(at.error) and "non-empty" in texts(at.error)
+    assert "Model" in read(at.error) and "non-empty" in read(at.error)
     assert at.button(key="launch").disabled
     assert lab.store.list_runs() == []
 
@@ -139,7 +128,7 @@ def test_a_bad_csv_upload_shows_the_engine_error_and_queues_nothing(open_page: O
     at = open_page()
     at.radio(key="source").set_value("Upload a CSV").run()
     at.file_uploader[0].set_value(("reviews.csv", b"text,label\ngreat film,pos\nawful film,\n", "text/csv")).run()
-    assert "missing labels" in texts(at.error) and "data rows 2" in texts(at.error)
+    assert "missing labels" in read(at.error) and "data rows 2" in read(at.error)
     assert at.button(key="launch").disabled  # a browser user cannot launch it
     assert lab.store.list_runs() == [] and not at.success
 
@@ -152,7 +141,7 @@ def test_a_good_csv_upload_is_previewed_and_staged(open_page: OpenPage, lab: Lab
     at.radio(key="source").set_value("Upload a CSV").run()
     at.file_uploader[0].set_value(("reviews.csv", ("comment,sentiment\n" + rows).encode(), "text/csv")).run()
     assert not at.error
-    assert "neg (20), pos (20)" in texts(at.caption)
+    assert "neg (20), pos (20)" in read(at.caption)
     at.radio(key="model_choice").set_value("tiny")
     at.button(key="launch").click().run()
     [run] = lab.store.list_runs()
@@ -164,7 +153,7 @@ def test_a_csv_path_that_is_not_there_is_an_error(open_page: OpenPage, tmp_path:
     at = open_page()
     at.radio(key="source").set_value("CSV file on the server").run()
     at.text_input(key="csv_path").set_value(str(tmp_path / "missing.csv")).run()
-    assert "missing.csv" in texts(at.error) and at.button(key="launch").disabled
+    assert "missing.csv" in read(at.error) and at.button(key="launch").disabled
 
 
 def test_pages_do_not_import_torch() -> None:
@@ -204,3 +193,38 @@ def test_find_a_learning_rate_then_use_its_suggestion(lab: Lab, open_page: OpenP
     use.click().run()
     assert at.select_slider(key="lr").value == float(f"{suggested:.1e}")
     assert not at.exception
+
+
+def test_the_launched_run_is_followed_live_on_the_launch_page(lab: Lab, open_page: OpenPage) -> None:
+    """Launch answers on the page itself: queued, then (once trained) its loss curve and its scores."""
+    from bert_lab.runner import run_job
+
+    at = open_page(state={"model_choice": "tiny", "bundled": "sms_spam", "max_length": 32, "train_size": 200})
+    at.button(key="launch").click().run()
+    [run] = lab.store.list_runs()
+    waiting = read(at.caption)
+    assert f"#{run.id}" in waiting and "queued" in waiting and "first loss point appears here" in waiting
+    lab.store.claim_run(run.id, pid=1)
+    assert run_job(lab, run.id) == 0  # what the worker would do
+    at.run()
+    done = read(at.caption)
+    steps = lab.store.get_run(run.id).summary["total_steps"]
+    accuracy = lab.store.latest_metrics([run.id])[run.id]["accuracy"]
+    assert f"step {steps} of {steps}" in done and f"Accuracy {accuracy:.3f}" in done and "F1" in done
+    curve = dict(zip(titles(at), figures(at)))["Training loss"]
+    assert list(array(curve["data"][-1]["x"])) == list(range(1, steps + 1))  # every step's loss, drawn
+    assert not at.exception
+
+
+def test_the_launched_run_view_polls_fast_only_until_its_first_point(lab: Lab) -> None:
+    from bert_lab.config import RunConfig
+    from lab_ui.launched import FIRST_POINT_POLL_S, interval_s
+
+    run = lab.store.create_run(RunConfig(model="tiny").to_dict(), name="r")
+    assert interval_s(run, False, 0.01) == FIRST_POINT_POLL_S < 1  # queued: the click's answer comes at once
+    run = lab.store.claim_run(run.id, pid=1)
+    assert interval_s(run, False, 0.01) == FIRST_POINT_POLL_S
+    assert interval_s(run, True, 0.01) == 2.0  # then the Runs page's pace: training keeps the CPU
+    assert interval_s(run, True, 0.5) == 10.0  # a dear refresh waits longer (20× its cost)
+    lab.store.set_status(run.id, Status.FINISHED)
+    assert interval_s(lab.store.get_run(run.id), True, 0.01) is None  # nothing changes any more

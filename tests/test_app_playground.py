@@ -3,7 +3,6 @@ the page predicts with it, compares it with a copy of itself and shows its mista
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -11,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from page_view import titles
 from streamlit.testing.v1 import AppTest
 
 from bert_lab.config import RunConfig
@@ -22,10 +22,6 @@ ROOT = Path(__file__).resolve().parents[1]
 OpenPage = Callable[..., AppTest]
 HOSTILE = "**bold** [x](http://e) <b>hi</b>"
 ESCAPED = re.compile(r"\\[!-/:-@\[-`{-~]")  # a backslash-escaped ASCII punctuation character (CommonMark)
-
-
-def titles(at: AppTest) -> list[str]:
-    return [json.loads(chart.proto.spec)["layout"].get("title", {}).get("text", "") for chart in at.get("plotly_chart")]
 
 
 def texts(elements: Any) -> str:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import math
 import os
@@ -16,8 +15,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
+from page_view import array, figures, titles
 from streamlit.testing.v1 import AppTest
 
 from bert_lab.config import RunConfig
@@ -33,21 +32,6 @@ ROOT = Path(__file__).resolve().parents[1]
 OpenPage = Callable[..., AppTest]
 HOSTILE = "**bold** [x](http://e) <b>hi</b> `code` :red[alarm] $x$"
 ESCAPED = re.compile(r"\\[!-/:-@\[-`{-~]")  # a backslash-escaped ASCII punctuation character (CommonMark)
-
-
-def figures(at: AppTest) -> list[dict]:
-    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
-
-
-def titles(at: AppTest) -> list[str]:
-    return [fig["layout"].get("title", {}).get("text", "") for fig in figures(at)]
-
-
-def array(value: Any) -> np.ndarray:
-    """A plotly JSON array (plain list, or base64 `bdata` with a `dtype`)."""
-    if isinstance(value, dict):
-        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
-    return np.asarray(value)
 
 
 def texts(elements: Any) -> str:

@@ -1,0 +1,110 @@
+"""Is watching free? Training throughput of a MiniLM run with two browser tabs on the Runs page against none.
+
+One run of the real system, as `make run` runs it: `streamlit run app.py` over a fresh data folder (its first page
+view starts the worker). Runs of the issue's reference setting (MiniLM, 2,000 rotten_tomatoes snippets, batch 32,
+max length 64, lr 1e-4, one epoch) alternate: one trains unwatched (no tab open), the next with two headless-Chromium
+tabs on the Runs page showing it live, and so on. Each run has an owner of its own and the tabs open
+`/Runs?owner=…`, so they show that run alone, as a person who launched one run and watches it. The browsers run at
+normal priority, as a person's own browser does. Prints each run's training samples/s (the loop's own figure: time
+in training steps, evaluation excluded) and wall time, the CPU seconds the browser, the app server and the run used
+meanwhile, and the watched/unwatched ratio (target: within 10%).
+
+    .venv/bin/python bench/watched.py [--repeats 2] [--tabs 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+from browser_lab import CHROMIUM, CHROMIUM_ARGS, cpu, free_port, start_app, stop_app
+
+SETTING = dict(model="minilm", dataset="rotten_tomatoes", train_size=2000, max_length=64, batch_size=32, lr=1e-4)
+
+
+def cpu_seconds() -> dict[str, float]:
+    """CPU seconds used so far by the browser, the app server and the run processes on this machine."""
+    used = {"browser": 0.0, "app": 0.0, "run": 0.0}
+    for proc in psutil.process_iter(["cmdline", "cpu_times"]):
+        line = " ".join(proc.info["cmdline"] or [])
+        kind = "browser" if "chromium" in line else "app" if "streamlit" in line else "run" if "run-job" in line else ""
+        if kind and proc.info["cpu_times"] is not None:
+            used[kind] += proc.info["cpu_times"].user + proc.info["cpu_times"].system
+    return used
+
+
+def train_once(lab: object, seed: int, owner: str, tabs: list[object], url: str) -> dict[str, float]:
+    from bert_lab.config import RunConfig
+    from bert_lab.runs import service
+    from bert_lab.runs.status import Status
+
+    for tab in tabs:  # each tab opens the Runs page of this run's owner and waits for the page to be drawn
+        tab.goto(f"{url}/Runs?owner={owner}")
+        tab.get_by_text("No runs yet").first.wait_for(timeout=60_000)
+    before, started = cpu_seconds(), time.perf_counter()
+    run = service.submit(lab, RunConfig(**SETTING, seed=seed), owner=owner, name=owner)
+    while (run := lab.store.get_run(run.id)).is_active:
+        time.sleep(0.2)
+    wall = time.perf_counter() - started
+    used = {k: v - before[k] for k, v in cpu_seconds().items()}
+    assert run.status == Status.FINISHED, run.error
+    drawn = [tab.locator(".js-plotly-plot").count() for tab in tabs]
+    assert all(drawn), f"a tab drew no chart: {drawn}"  # the tabs really watched
+    return {"samples_per_s": run.summary["samples_per_s"], "wall_s": wall, **used}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=2, help="pairs of runs (unwatched, watched)")
+    parser.add_argument("--tabs", type=int, default=2)
+    args = parser.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    from bert_lab.runs.service import Lab
+
+    print(f"CPU: {cpu()}", flush=True)
+    results: dict[bool, list[dict[str, float]]] = {False: [], True: []}
+    with tempfile.TemporaryDirectory() as tmp, sync_playwright() as pw:
+        home, port = Path(tmp) / "lab", free_port()
+        app = start_app(home, port)
+        url = f"http://127.0.0.1:{port}"
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        lab = Lab.open(home)
+        try:
+            first = browser.new_page()
+            first.goto(url)  # the first page view starts the worker, as for a person
+            first.get_by_text("Launch run").first.wait_for(timeout=60_000)
+            first.close()
+            train_once(lab, 0, "warm-up", [], url)  # the first run pays for the data and tokenizer caches
+            for i in range(2 * args.repeats):
+                watched = i % 2 == 1
+                tabs = [browser.new_page(viewport={"width": 1300, "height": 900}) for _ in range(watched * args.tabs)]
+                result = train_once(lab, i + 1, f"run-{i + 1}", tabs, url)
+                for tab in tabs:
+                    tab.close()
+                results[watched].append(result)
+                print(
+                    f"{'watched by ' + str(args.tabs) + ' tabs' if watched else 'unwatched':>18}: "
+                    f"{result['samples_per_s']:5.1f} samples/s, wall {result['wall_s']:5.1f} s; CPU s used meanwhile: "
+                    f"run {result['run']:5.1f}, app server {result['app']:4.1f}, browser {result['browser']:4.1f}",
+                    flush=True,
+                )
+        finally:
+            browser.close()
+            lab.close()
+            stop_app(app, home)
+    alone = statistics.median(r["samples_per_s"] for r in results[False])
+    seen = statistics.median(r["samples_per_s"] for r in results[True])
+    print(
+        f"MiniLM, 2,000 snippets, batch 32, max length 64, one epoch, on {cpu()}: unwatched {alone:.1f} samples/s, "
+        f"watched by {args.tabs} tabs {seen:.1f} (medians of {args.repeats}): {seen / alone - 1:+.1%} "
+        f"(target: within 10%: {'met' if seen >= 0.9 * alone else 'missed'})"
+    )
+
+
+if __name__ == "__main__":
+    main()

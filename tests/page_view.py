@@ -1,0 +1,31 @@
+"""Reading what an AppTest page shows: its plotly figures and its text, as a person would read them."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from typing import Any
+
+import numpy as np
+from streamlit.testing.v1 import AppTest
+
+
+def figures(at: AppTest) -> list[dict]:
+    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+
+
+def titles(at: AppTest) -> list[str]:
+    return [fig["layout"].get("title", {}).get("text", "") for fig in figures(at)]
+
+
+def array(value: Any) -> np.ndarray:
+    """A plotly JSON array (plain list, or base64 `bdata` with a `dtype`)."""
+    if isinstance(value, dict):
+        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+    return np.asarray(value)
+
+
+def read(elements: Any) -> str:
+    """What a person reads: the elements' markdown with its backslash escapes resolved."""
+    return re.sub(r"\\(.)", r"\1", "\n".join(str(e.value) for e in elements))
