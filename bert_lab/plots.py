@@ -155,7 +155,7 @@ def _run_traces(
             }
         )
         ys = smooth
-    mode = "lines+markers" if _is_eval(metric) else "lines"
+    mode = "lines+markers" if _is_eval(metric) or len(xs) == 1 else "lines"  # a lone first point shows too
     traces.append(
         {
             **common,

@@ -28,7 +28,7 @@ def interval_s(run: Run, has_points: bool, cost_s: float) -> float | None:
     """Seconds between refreshes of the launched run's view; None once it has ended (nothing changes any more)."""
     if not run.is_active:
         return None
-    return live.refresh_interval(cost_s, active=True) if has_points else FIRST_POINT_POLL_S
+    return live.watch(cost_s, active=True) if has_points else FIRST_POINT_POLL_S
 
 
 def render_launched() -> None:
@@ -56,8 +56,7 @@ def render_live(run_id: int, every: float | None) -> None:
     if not frame.empty or run.is_active:
         figure = plots.curve_figure(frame, "train_loss", {run.id: run_label(run)}, smoothing=0.6, height=240)
         st.plotly_chart(figure, key="launched_curve", config={"displayModeBar": False})
-    cost = st.session_state[COST_KEY] = time.perf_counter() - started
-    wanted = interval_s(run, not frame.empty, cost)
+    wanted = interval_s(run, not frame.empty, live.typical_cost(COST_KEY, time.perf_counter() - started))
     if (wanted is None) != (every is None) or (wanted and every and not every / 2 <= wanted <= 2 * every):
         st.rerun(scope="app")  # the first point came, the run ended, or refreshing got dearer: a new interval
 

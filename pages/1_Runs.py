@@ -26,11 +26,15 @@ from bert_lab.runs.workshop import NotAllowedError, QueueFullError
 from lab_ui import live, page
 
 lab = page.start(run_counts=False)  # the live fragment below keeps them current
+FULL_RUN_KEY = "_runs_full_run"  # true while the whole page runs, false in the live part's own refreshes
+SHOWN_KEY, SETTLED_KEY = "_runs_shown", "_runs_settled"  # the selected runs; what the settled part last drew
+COST_KEY = "_refresh_cost_s"  # the live part's typical refresh cost, in seconds
+SETTLE_EVERY_S = 20.0  # new evaluations redraw the settled part at most this often
 
 
 st.title(":material/monitoring: Runs")
 active = any(r.is_active for r in lab.store.list_runs())
-refresh_s = live.refresh_interval(st.session_state.get("_refresh_cost_s", 0.0), active=active)
+refresh_s = live.watch(st.session_state.get(COST_KEY, 0.0), active=active)
 st.caption(
     f"Every run in the data folder, refreshed every {refresh_s:.0f} s. Tick rows "
     "in the table to compare runs: their curves, their hyperparameters and their results appear below."
@@ -242,21 +246,18 @@ def notes_of(run: Run, frame: pd.DataFrame) -> list[tuple[int, Annotation]]:
     return [(run.id, a) for a in annotate(run, frame)]
 
 
-def render_curves(
-    frame: pd.DataFrame, labels: dict[int, str], notes: list[tuple[int, Annotation]], curves: list[str]
-) -> None:
-    """The `curves` (metric names) of the runs in `frame`: overlaid two per row, or a panel per run."""
-    st.subheader("Curves")
+def render_controls() -> dict:
+    """The curves' layout, x axis, smoothing and log-scale controls; returns their values."""
     view_col, x_col, smooth_col, log_col = st.columns([1.2, 1.6, 1.6, 1], vertical_alignment="bottom")
-    view = view_col.radio(
+    view_col.radio(
         "Layout",
         ["Overlaid", "Side by side"],
         horizontal=True,
         key="view",
         help="Overlaid: one chart per metric, a line per run. Side by side: a small panel per run.",
     )
-    x = x_col.radio("X axis", list(plots.X_LABELS), format_func=plots.X_LABELS.get, horizontal=True, key="x_axis")
-    smoothing = smooth_col.slider(
+    x_col.radio("X axis", list(plots.X_LABELS), format_func=plots.X_LABELS.get, horizontal=True, key="x_axis")
+    smooth_col.slider(
         "Smoothing (EMA)",
         0.0,
         0.99,
@@ -266,30 +267,43 @@ def render_curves(
         help="Exponential moving average of the noisy per-step curves (training loss, "
         "gradient norm); the faint line is the raw data. 0 shows raw data only.",
     )
-    log_loss = log_col.toggle("Log-scale loss", key="log_loss")
-    options = {"x": x, "smoothing": smoothing}
-    if view == "Overlaid":
+    log_col.toggle("Log-scale loss", key="log_loss")
+    return chart_options()
+
+
+def chart_options() -> dict:
+    state = st.session_state
+    return {
+        "view": state.get("view", "Overlaid"),
+        "x": state.get("x_axis", next(iter(plots.X_LABELS))),
+        "smoothing": state.get("smoothing", 0.6),
+        "log_loss": state.get("log_loss", False),
+    }
+
+
+def render_curves(
+    frame: pd.DataFrame, labels: dict[int, str], notes: list[tuple[int, Annotation]], curves: list[str], options: dict
+) -> None:
+    """The `curves` (metric names) of the runs in `frame`: overlaid two per row, or a panel per run."""
+    x, smoothing = options["x"], options["smoothing"]
+    if options["view"] == "Overlaid":
         for pair in (curves[i : i + 2] for i in range(0, len(curves), 2)):
             for col, metric in zip(st.columns(2), pair):
-                log_y = log_axis(metric, log_loss)
                 marks = [(run_id, a.step, note_text(run_id, a)) for run_id, a in notes if a.metric == metric]
-                col.plotly_chart(
-                    plots.curve_figure(frame, metric, labels, log_y=log_y, marks=marks, **options),
-                    key=f"chart_{metric}",
-                )
+                figure = plots.curve_figure(
+                    frame, metric, labels, x=x, smoothing=smoothing, log_y=log_axis(metric, options["log_loss"]),
+                    marks=marks,
+                )  # fmt: skip
+                col.plotly_chart(figure, key=f"chart_{metric}")
                 col.caption(METRICS[metric].caption)
     else:
         for metric in curves:
-            log_y = log_axis(metric, log_loss)
+            log_y = log_axis(metric, options["log_loss"])
             st.plotly_chart(
-                plots.small_multiples_figure(frame, metric, labels, log_y=log_y, **options), key=f"panels_{metric}"
+                plots.small_multiples_figure(frame, metric, labels, x=x, smoothing=smoothing, log_y=log_y),
+                key=f"panels_{metric}",
             )
             st.caption(METRICS[metric].caption)
-    if notes:
-        st.markdown(
-            "**What the curves show** (★ markers on the charts):\n"
-            + "\n".join(f"- {page.md(note_text(run_id, a))}" for run_id, a in notes)
-        )
 
 
 def note_text(run_id: int, note: Annotation) -> str:
@@ -362,18 +376,41 @@ def shown_runs(everyone: list[Run]) -> list[Run]:
     return [r for r in everyone if r.owner == who.name]
 
 
+def signature(selected: list[Run], latest: dict[int, dict[str, float]]) -> tuple[tuple, tuple]:
+    """What the settled part of the page shows depends on: (the runs, whether each has ended, and the chart
+    controls; their latest evaluations)."""
+    runs = tuple((r.id, r.is_active, r.resume_count) for r in selected)
+    evals = tuple(tuple(latest.get(r.id, {}).get(e.name) for e in EVAL_METRICS) for r in selected)
+    return (runs, tuple(chart_options().values())), evals
+
+
+def settled_is_stale(selected: list[Run], latest: dict[int, dict[str, float]]) -> bool:
+    """Whether the settled part must be redrawn (which redraws the whole page): at once for another selection, a
+    run that ended or another control; for new evaluations at most every SETTLE_EVERY_S (a whole page costs a
+    browser on this machine about a second of CPU, taken from training)."""
+    drawn = st.session_state.get(SETTLED_KEY)
+    if drawn is None:
+        return True
+    drawn_at, (drawn_runs, drawn_evals) = drawn
+    runs, evals = signature(selected, latest)
+    return runs != drawn_runs or (evals != drawn_evals and time.monotonic() - drawn_at >= SETTLE_EVERY_S)
+
+
 @st.fragment(run_every=refresh_s)
 def render_live() -> None:
+    """The part of the page that changes at every step: the runs table, the actions and the per-step curves."""
     started = time.perf_counter()
-    render_runs()
-    cost = time.perf_counter() - started
-    st.session_state["_refresh_cost_s"] = cost
-    wanted = live.refresh_interval(cost, active=active)
+    changed = render_runs()
+    wanted = live.watch(live.typical_cost(COST_KEY, time.perf_counter() - started), active=active)
+    if changed and not st.session_state.get(FULL_RUN_KEY):
+        st.rerun()  # an evaluation, a status or the selection changed: redraw the settled part below too
     if not refresh_s / 2 <= wanted <= 2 * refresh_s:
         st.rerun()  # the refresh got far cheaper or dearer: redraw the page with an interval to match
 
 
-def render_runs() -> None:
+def render_runs() -> bool:
+    """Draws the live part; True when what the settled part shows has changed since it was drawn."""
+    state = st.session_state
     with page.open_lab() as live_lab:
         store = live_lab.store
         everyone = store.list_runs()
@@ -382,16 +419,17 @@ def render_runs() -> None:
         with st.sidebar:
             page.render_run_counts(everyone)
         runs = shown_runs(everyone)
+        state[SHOWN_KEY] = []
         if not runs:
             st.info("No runs yet. Launch one and it appears here, with its curves growing as it trains.")
             st.page_link(page.LAUNCH_PAGE, label="Launch a run", icon=":material/rocket_launch:")
-            return
+            return state.get(SETTLED_KEY) is not None
         latest = store.latest_metrics([r.id for r in runs])
         selected_ids = render_table(runs, latest, everyone)
         selected = sorted((r for r in runs if r.id in selected_ids), key=lambda r: r.id)
         if not selected:
             st.info("Tick one or more runs in the table (the boxes on the left) to see their curves.")
-            return
+            return state.get(SETTLED_KEY) is not None
         waiting = any(r.status == Status.QUEUED for r in selected)
         alive = worker.worker_alive(live_lab.data) if waiting else True
         for run in selected:
@@ -400,13 +438,45 @@ def render_runs() -> None:
         render_actions(store, selected)
         labels = {r.id: run_label(r) for r in selected}
         frame = live.load_points(store, selected)
+        state[SHOWN_KEY] = [r.id for r in selected]
         if frame.empty:
             st.info("No points yet: a run reports its first step a few seconds after it starts.")
-        else:
-            notes = [note for run in selected for note in notes_of(run, frame)]
-            render_curves(frame, labels, notes, charted([run.config for run in selected]))
-        render_hyperparameters(selected, labels)
-        render_results(selected, latest, frame, labels)
+            return settled_is_stale(selected, latest)
+        st.subheader("Curves")
+        options = render_controls()
+        notes = [note for run in selected for note in notes_of(run, frame)]
+        per_step = [m for m in charted([run.config for run in selected]) if METRICS[m].per == "step"]
+        render_curves(frame, labels, notes, per_step, options)
+        return settled_is_stale(selected, latest)
 
 
+def render_settled() -> None:
+    """The part that changes only at an evaluation: the evaluation curves, what the curves show, the
+    hyperparameters and the results. Drawn in a whole-page run only (the live part asks for one when needed)."""
+    ids = st.session_state.get(SHOWN_KEY) or []
+    with page.open_lab() as settled_lab:
+        selected = sorted((r for r in settled_lab.store.list_runs() if r.id in ids), key=lambda r: r.id)
+        if not selected:
+            st.session_state[SETTLED_KEY] = None
+            return
+        latest = settled_lab.store.latest_metrics(ids)
+        frame = live.load_points(settled_lab.store, selected)
+    labels = {r.id: run_label(r) for r in selected}
+    if not frame.empty:
+        notes = [note for run in selected for note in notes_of(run, frame)]
+        per_eval = [m for m in charted([run.config for run in selected]) if METRICS[m].per == "eval"]
+        render_curves(frame, labels, notes, per_eval, chart_options())
+        if notes:
+            st.markdown(
+                "**What the curves show** (★ markers on the charts):\n"
+                + "\n".join(f"- {page.md(note_text(run_id, a))}" for run_id, a in notes)
+            )
+    render_hyperparameters(selected, labels)
+    render_results(selected, latest, frame, labels)
+    st.session_state[SETTLED_KEY] = (time.monotonic(), signature(selected, latest))
+
+
+st.session_state[FULL_RUN_KEY] = True
 render_live()
+render_settled()
+st.session_state[FULL_RUN_KEY] = False

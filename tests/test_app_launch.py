@@ -218,13 +218,14 @@ def test_the_launched_run_is_followed_live_on_the_launch_page(lab: Lab, open_pag
 
 def test_the_launched_run_view_polls_fast_only_until_its_first_point(lab: Lab) -> None:
     from bert_lab.config import RunConfig
+    from lab_ui import live
     from lab_ui.launched import FIRST_POINT_POLL_S, interval_s
 
     run = lab.store.create_run(RunConfig(model="tiny").to_dict(), name="r")
     assert interval_s(run, False, 0.01) == FIRST_POINT_POLL_S < 1  # queued: the click's answer comes at once
     run = lab.store.claim_run(run.id, pid=1)
     assert interval_s(run, False, 0.01) == FIRST_POINT_POLL_S
-    assert interval_s(run, True, 0.01) == 2.0  # then the Runs page's pace: training keeps the CPU
-    assert interval_s(run, True, 0.5) == 10.0  # a dear refresh waits longer (20× its cost)
+    assert interval_s(run, True, 0.01) == live.refresh_interval(0.01, active=True)  # then the Runs page's pace
+    assert interval_s(run, True, 0.5) == live.refresh_interval(0.5, active=True) > 2.0  # a dear refresh waits longer
     lab.store.set_status(run.id, Status.FINISHED)
     assert interval_s(lab.store.get_run(run.id), True, 0.01) is None  # nothing changes any more

@@ -202,6 +202,11 @@ def test_launch_watch_compare_cancel_and_try(served_app: tuple[str, Path]) -> No
         shot("02-launch-filled")
         page.get_by_role("button", name="Launch run").click()
         expect(page.get_by_text("Queued run #1 tiny-lr1e-3")).to_be_visible()
+        # The launch page follows the run it launched: its first loss points are drawn there, with no second page.
+        wait_until(
+            lambda: (t := traces("Training loss")) and t[0]["n"] > 0, 120, "the launched run's curve on the launch page"
+        )
+        expect(page.get_by_text("#1 tiny-lr1e-3 · ▶ running · step")).to_be_visible()
         shot("03-launched")
         first = store.get_run(1)
         assert (first.config["model"], first.config["lr"], first.config["batch_size"]) == ("tiny", 1e-3, 4)
@@ -221,6 +226,8 @@ def test_launch_watch_compare_cancel_and_try(served_app: tuple[str, Path]) -> No
             "the training-loss curve to grow",
         )
         assert len(store.read_metrics(1, names=["train_loss"])) > stored
+        # The evaluation curves are redrawn only when an evaluation lands (not at every refresh), still without reload.
+        wait_until(lambda: (t := traces("Accuracy")) and t[0]["n"] > 0, 120, "the first evaluation on the Runs page")
         shot("05-runs-growing")
 
         # --- 4. a second run with another learning rate (the launch page kept the other settings) -------------------
