@@ -41,7 +41,9 @@ bench: install
 	$(PY) bench/first_point.py
 	$(PY) bench/dashboard.py
 	$(PY) bench/first_render.py
+	$(PY) bench/watched.py
 	$(PY) bench/workshop.py
+	$(PY) bench/time_to_accuracy.py
 
 clean:
 	rm -rf $(VENV) lab_data .pytest_cache test-artifacts

@@ -88,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
             "--store",
             default=None,
             metavar="URL",
-            help="run store [$BERT_LAB_STORE or sqlite:///<data folder>/runs.sqlite]",
+            help="run store: sqlite:///PATH or postgresql://USER@HOST:PORT/DB "
+            "[$BERT_LAB_STORE or sqlite:///<data folder>/runs.sqlite]",
         )
         return p
 

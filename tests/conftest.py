@@ -51,3 +51,27 @@ def open_page() -> Callable[..., AppTest]:
         return at
 
     return open_
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real PostgreSQL server for the session: the binaries of the PyPI package `pgserver`, in a temporary folder,
+    on a Unix socket. If it cannot start, the tests that need it fail (they are never skipped)."""
+    import pgserver
+
+    server = pgserver.get_server(tmp_path_factory.mktemp("postgres"), cleanup_mode="stop")
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+def postgres_database(postgres_server: Any) -> str:
+    """The URL of a new, empty database on the session's PostgreSQL server."""
+    import uuid
+
+    import psycopg
+
+    name = f"lab_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_server.get_uri(), autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    return postgres_server.get_uri(name)

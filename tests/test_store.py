@@ -33,20 +33,16 @@ from bert_lab.runs.store import (
 )
 
 SPAWN = multiprocessing.get_context("spawn")
-BACKENDS = ["sqlite"]  # a backend joins the suite by adding its name here and a URL in `backend_url`
+BACKENDS = ["sqlite", "postgresql"]  # a backend joins the suite by adding its name here and a URL in `url`
 ALL_STATUSES = list(Status)
-
-
-def backend_url(backend: str, tmp_path: Path) -> str:
-    """A URL for a fresh, empty store of `backend`."""
-    if backend == "sqlite":
-        return f"sqlite:///{tmp_path / 'lab' / 'runs.sqlite'}"
-    raise ValueError(f"no test URL for backend {backend!r}")
 
 
 @pytest.fixture(params=BACKENDS)
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return backend_url(request.param, tmp_path)
+    """A URL for a fresh, empty store of each backend (PostgreSQL: a new database on the session's real server)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'lab' / 'runs.sqlite'}"
+    return request.getfixturevalue("postgres_database")
 
 
 @pytest.fixture
@@ -562,7 +558,7 @@ def test_readers_poll_while_a_writer_appends(store: RunStore, url: str) -> None:
 
 # --- opening ------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
-    "bad", ["", "runs.sqlite", "sqlite://runs.sqlite", "sqlite:///", "mysql://host/db", "postgres:///x"]
+    "bad", ["", "runs.sqlite", "sqlite://runs.sqlite", "sqlite:///", "mysql://host/db", "postgresql://"]
 )
 def test_open_store_refuses_urls_it_cannot_open(bad: str) -> None:
     with pytest.raises(StoreError, match="unsupported store URL"):
@@ -668,3 +664,21 @@ def test_failed_migration_changes_nothing(db: Path, monkeypatch: pytest.MonkeyPa
     assert _pragma(db, "user_version") == len(MIGRATIONS)
     with sqlite3.connect(db) as conn:
         assert "note" not in [row[1] for row in conn.execute("PRAGMA table_info(runs)")]
+
+
+def test_a_postgresql_store_that_cannot_be_reached_is_named(tmp_path: Path) -> None:
+    nowhere = f"postgresql://nobody@/lab?host={tmp_path}&connect_timeout=2"  # no server listens there
+    with pytest.raises(StoreError, match="cannot reach the PostgreSQL store at postgresql://nobody@"):
+        open_store(nowhere)
+
+
+def test_a_postgresql_database_from_newer_code_is_refused(postgres_database: str) -> None:
+    import psycopg
+
+    from bert_lab.runs.postgres import MIGRATIONS as PG_MIGRATIONS
+
+    open_store(postgres_database).close()  # migrated: schema_version holds this code's version
+    with psycopg.connect(postgres_database, autocommit=True) as conn:
+        conn.execute("UPDATE schema_version SET version = %s", (len(PG_MIGRATIONS) + 1,))
+    with pytest.raises(StoreError, match="newer than this code knows"):
+        open_store(postgres_database)

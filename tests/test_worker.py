@@ -291,3 +291,18 @@ def test_describe_exit_says_why_in_plain_words() -> None:
     assert describe_exit(1, "RuntimeError: CUDA out of memory.").startswith("out of memory: lower the batch size")
     crash = describe_exit(2, "Traceback (most recent call last):\nValueError: bad column")
     assert crash == "the run's process exited with code 2:\nTraceback (most recent call last):\nValueError: bad column"
+
+
+def test_a_run_trains_through_the_worker_on_a_postgresql_store(tmp_path: Path, postgres_database: str) -> None:
+    """The same worker, run process and CLI against a PostgreSQL store: nothing but the URL changes."""
+    with Lab.open(tmp_path / "pg-lab", postgres_database) as lab:
+        run_id = submit(lab, "on postgres", **SHORT)
+        run_worker_until_idle(lab, "--store", postgres_database)
+        run = lab.store.get_run(run_id)
+        assert run.status == Status.FINISHED, run.error
+        steps = [p.step for p in lab.store.read_metrics(run_id, names=["train_loss"])]
+        assert steps == list(range(1, run.summary["total_steps"] + 1))  # every step's point, once
+        assert lab.data.run(run_id).model.is_dir()  # the files stay in the data folder: the store keeps rows
+        command = [sys.executable, "-m", "bert_lab", "runs", "--json", "--home", str(lab.data.path)]
+        listed = subprocess.run([*command, "--store", postgres_database], capture_output=True, text=True, check=True)
+        assert [(r["id"], r["status"]) for r in json.loads(listed.stdout)] == [(run_id, "finished")]

@@ -202,10 +202,17 @@ def store_url(data: DataFolder) -> str:
 
 
 def open_store(url: str) -> RunStore:
-    """The store at `url`: `sqlite:///relative/path.sqlite` or `sqlite:////absolute/path.sqlite`."""
+    """The store at `url`: `sqlite:///relative/path.sqlite`, `sqlite:////absolute/path.sqlite`, or a PostgreSQL
+    database, `postgresql://user[:password]@host[:port]/database` (for a lab on several machines)."""
     scheme, sep, rest = url.partition("://")
     if scheme == "sqlite" and sep and rest.startswith("/") and len(rest) > 1:
         from bert_lab.runs.sqlite import SQLiteStore
 
         return SQLiteStore(rest[1:])
-    raise StoreError(f"unsupported store URL {url!r}: use sqlite:///path/to/runs.sqlite")
+    if scheme in ("postgresql", "postgres") and sep and rest:
+        from bert_lab.runs.postgres import PostgresStore
+
+        return PostgresStore(url)
+    raise StoreError(
+        f"unsupported store URL {url!r}: use sqlite:///path/to/runs.sqlite or postgresql://user@host:port/database"
+    )

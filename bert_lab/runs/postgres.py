@@ -1,0 +1,149 @@
+"""PostgresStore: the run store in a PostgreSQL database, the one place a lab on several machines shares.
+
+Chosen by a `postgresql://user@host:port/db` URL (`--store`, or `$BERT_LAB_STORE`). Every process (the app, a worker,
+a run) opens its own connection per thread; reads run in autocommit, writes in a transaction at READ COMMITTED.
+Status changes are compare-and-set (`UPDATE … WHERE status IN …`: a second claimer waits on the row, then finds it
+no longer queued) and a read-then-write holds the run's row (`SELECT … FOR UPDATE`). The logic is `sql.SQLStore`'s.
+
+Schema changes are this module's own numbered scripts (MIGRATIONS), applied in one transaction under an advisory
+lock (two machines starting at once migrate once) and recorded in `schema_version`. Not Alembic: it would bring
+SQLAlchemy for a handful of tables whose two dialects differ only in their DDL, and SQLite keeps its own scripts too.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+
+from bert_lab.runs.sql import SQLStore
+from bert_lab.runs.store import StoreError
+
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE runs (
+        id BIGSERIAL PRIMARY KEY, name TEXT NOT NULL DEFAULT '', owner TEXT NOT NULL DEFAULT '',
+        status TEXT NOT NULL DEFAULT 'queued', config TEXT NOT NULL DEFAULT '{}', created_at DOUBLE PRECISION NOT NULL,
+        started_at DOUBLE PRECISION, finished_at DOUBLE PRECISION, device TEXT,
+        progress DOUBLE PRECISION NOT NULL DEFAULT 0, error TEXT, pid INTEGER, heartbeat_at DOUBLE PRECISION,
+        group_id TEXT, cancel_requested INTEGER NOT NULL DEFAULT 0, summary TEXT NOT NULL DEFAULT '{}',
+        resume_count INTEGER NOT NULL DEFAULT 0, cache_key TEXT, cached_from BIGINT
+    );
+    CREATE INDEX runs_status ON runs (status, id);
+    CREATE INDEX runs_group ON runs (group_id, id);
+    CREATE INDEX runs_cache ON runs (cache_key, status);
+    CREATE TABLE metrics (
+        id BIGSERIAL PRIMARY KEY, run_id BIGINT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+        step INTEGER NOT NULL, epoch DOUBLE PRECISION, elapsed_s DOUBLE PRECISION, name TEXT NOT NULL,
+        value DOUBLE PRECISION
+    );
+    CREATE INDEX metrics_run ON metrics (run_id, id);
+    CREATE TABLE events (
+        id BIGSERIAL PRIMARY KEY, run_id BIGINT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+        time DOUBLE PRECISION NOT NULL, level TEXT NOT NULL, message TEXT NOT NULL
+    );
+    CREATE INDEX events_run ON events (run_id, id);
+    CREATE TABLE groups (
+        id TEXT PRIMARY KEY, name TEXT NOT NULL DEFAULT '', owner TEXT NOT NULL DEFAULT '', method TEXT NOT NULL,
+        metric TEXT NOT NULL, spec TEXT NOT NULL DEFAULT '{}', created_at DOUBLE PRECISION NOT NULL,
+        stopped INTEGER NOT NULL DEFAULT 0
+    )
+    """,
+]
+MIGRATION_LOCK = 0x6265_7274  # the advisory lock that serialises migrations ("bert")
+_NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
+
+class _Row(tuple):
+    """A row readable by position and by column name, as sqlite3.Row is."""
+
+    names: dict[str, int]
+
+    def __getitem__(self, key: Any) -> Any:
+        return super().__getitem__(self.names[key] if isinstance(key, str) else key)
+
+
+def _rows(cursor: psycopg.Cursor[Any]) -> Callable[[Sequence[Any]], _Row]:
+    names = {column.name: i for i, column in enumerate(cursor.description or [])}
+
+    def make(values: Sequence[Any]) -> _Row:
+        row = _Row(values)
+        row.names = names
+        return row
+
+    return make
+
+
+class PostgresStore(SQLStore):
+    """The `RunStore` in a PostgreSQL database."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._local = threading.local()
+        self._all: list[psycopg.Connection[Any]] = []
+        self._lock = threading.Lock()
+        self._migrate()
+
+    @property
+    def url(self) -> str:
+        return self._url
+
+    # --- connection -------------------------------------------------------------------------------------------------
+    def _conn(self) -> psycopg.Connection[Any]:
+        """This thread's connection (a forked child opens its own rather than reuse its parent's)."""
+        conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
+        if conn is None or self._local.pid != os.getpid() or conn.closed:
+            try:
+                conn = psycopg.connect(self._url, autocommit=True, row_factory=_rows, connect_timeout=10)
+            except psycopg.OperationalError as exc:
+                raise StoreError(f"cannot reach the PostgreSQL store at {self._url}: {exc}".strip()) from exc
+            self._local.conn, self._local.pid = conn, os.getpid()
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    @contextmanager
+    def _write(self) -> Iterator[psycopg.Connection[Any]]:
+        """A transaction; nested use joins the outer one."""
+        conn = self._conn()
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            yield conn
+            return
+        with conn.transaction():
+            yield conn
+
+    def _sql(self, sql: str) -> str:
+        return _NAMED.sub(r"%(\1)s", sql.replace("%", "%%").replace("?", "%s"))
+
+    def _insert(self, sql: str, params: Sequence[Any]) -> int:
+        return int(self._execute(sql + " RETURNING id", params).fetchone()[0])
+
+    def _lock_run(self, run_id: int) -> None:
+        self._execute("SELECT id FROM runs WHERE id = ? FOR UPDATE", (run_id,))
+
+    def _migrate(self) -> None:
+        """Bring the schema to `len(MIGRATIONS)` in one transaction; refuse a database from newer code."""
+        try:
+            with self._write() as conn:
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+                conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+                row = conn.execute("SELECT version FROM schema_version").fetchone()
+                version = 0 if row is None else int(row[0])
+                if version > len(MIGRATIONS):
+                    raise StoreError(
+                        f"{self._url} has schema version {version}, newer than this code knows ({len(MIGRATIONS)});"
+                        " upgrade bert_lab to open it"
+                    )
+                for script in MIGRATIONS[version:]:
+                    for statement in filter(str.strip, script.split(";")):
+                        conn.execute(statement)
+                conn.execute("DELETE FROM schema_version")
+                conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (len(MIGRATIONS),))
+        except BaseException:
+            self.close()
+            raise

@@ -1,0 +1,382 @@
+"""SQLStore: the run store's logic, written once in SQL for every backend (SQLite, PostgreSQL).
+
+A backend subclass supplies the connection and its transactions (`_conn`, `_write`), how a new row's id comes back
+(`_insert`), how a row is locked for a read-then-write (`_lock_run`), its placeholders (`_sql`) and its migrations.
+Statements here use `?` and `:name` placeholders; status changes are compare-and-set (`UPDATE … WHERE status IN …`),
+so two processes, or two machines, can never both claim a run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import fields, replace
+from typing import Any, Self
+
+from bert_lab.runs.records import Group, MetricPoint, Point, Run, RunEvent
+from bert_lab.runs.status import TERMINAL, Status
+from bert_lab.runs.store import StoreError, UnknownGroupError, UnknownRunError
+
+# Columns set when a run enters a status (named parameters :now and :error are always bound).
+_ON_ENTER: dict[Status, str] = {
+    Status.RUNNING: "started_at = COALESCE(started_at, :now), heartbeat_at = :now",
+    Status.QUEUED: "resume_count = resume_count + 1, finished_at = NULL, error = NULL, pid = NULL, "
+    "cancel_requested = 0",
+    **{s: "finished_at = :now, pid = NULL, error = :error" for s in TERMINAL},
+}
+Row = Mapping[str, Any]  # a row: by column name, and by position (row[0])
+
+
+def _float(value: float | None) -> float:
+    """A missing number (SQLite stores NaN as NULL) reads back as NaN."""
+    return math.nan if value is None else float(value)
+
+
+def _run_from_row(row: Row) -> Run:
+    values = {field.name: row[field.name] for field in fields(Run)}  # columns added later are not Run fields yet
+    values["config"] = json.loads(values["config"])
+    values["summary"] = json.loads(values["summary"])
+    values["cancel_requested"] = bool(values["cancel_requested"])
+    values["status"] = Status(values["status"])
+    return Run(**values)
+
+
+def _group_from_row(row: Row) -> Group:
+    values = {field.name: row[field.name] for field in fields(Group)}
+    return Group(**{**values, "spec": json.loads(values["spec"]), "stopped": bool(values["stopped"])})
+
+
+def _point_from_row(row: Row) -> MetricPoint:
+    epoch, elapsed_s, value = _float(row["epoch"]), _float(row["elapsed_s"]), _float(row["value"])
+    return MetricPoint(row["id"], row["run_id"], row["step"], epoch, elapsed_s, row["name"], value)
+
+
+def _marks(values: Iterable[Any]) -> tuple[str, list[Any]]:
+    """Placeholders and parameters for an `IN (...)` clause (`IN (NULL)`, which matches nothing, for none)."""
+    params = list(values)
+    return ", ".join("?" * len(params)) or "NULL", params
+
+
+class SQLStore:
+    """The `RunStore` methods over a SQL database; see the module's docstring for what a backend adds. A backend's
+    `__init__` sets `_local` (a threading.local for `_conn`), `_all` (every connection opened) and `_lock`."""
+
+    _local: threading.local
+    _all: list[Any]
+    _lock: threading.Lock
+
+    # --- what a backend supplies ------------------------------------------------------------------------------------
+    def _conn(self) -> Any:
+        """This thread's (and process's) DB-API connection."""
+        raise NotImplementedError
+
+    def _write(self) -> AbstractContextManager[Any]:
+        """A write transaction; nested use joins the outer one."""
+        raise NotImplementedError
+
+    def _sql(self, sql: str) -> str:
+        """`sql` in the backend's placeholder style."""
+        return sql
+
+    def _insert(self, sql: str, params: Sequence[Any]) -> int:
+        """Run an INSERT of one row; returns its new id."""
+        raise NotImplementedError
+
+    def _lock_run(self, run_id: int) -> None:
+        """Inside a write transaction: hold run `run_id`'s row until it ends (for a read, then a write)."""
+
+    def close(self) -> None:
+        """Close every connection this store opened (any thread)."""
+        with self._lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+        self._local = threading.local()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> Any:
+        return self._conn().execute(self._sql(sql), params)
+
+    def _execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._conn().cursor().executemany(self._sql(sql), rows)
+
+    def _delete_run(self, run_id: int) -> int | None:
+        """Delete a run's row (its points and events cascade), unless runs were answered from it: then the oldest
+        of those inherits its points and the others are answered from that one. Returns the heir's id, if any."""
+        heir = self._execute("SELECT MIN(id) FROM runs WHERE cached_from = ?", (run_id,)).fetchone()[0]
+        if heir is not None:
+            self._execute("UPDATE metrics SET run_id = ? WHERE run_id = ?", (heir, run_id))
+            self._execute("UPDATE runs SET cached_from = ? WHERE cached_from = ? AND id != ?", (heir, run_id, heir))
+            self._execute("UPDATE runs SET cached_from = NULL WHERE id = ?", (heir,))
+        self._execute("DELETE FROM runs WHERE id = ?", (run_id,))
+        return heir
+
+    # --- runs -------------------------------------------------------------------------------------------------------
+    def create_run(
+        self,
+        config: dict[str, Any],
+        *,
+        name: str = "",
+        owner: str = "",
+        group_id: str | None = None,
+        cache_key: str | None = None,
+    ) -> Run:
+        """Queue a new run; its name defaults to `run-<id>`."""
+        with self._write():
+            run_id = self._insert(
+                "INSERT INTO runs (name, owner, status, config, created_at, group_id, cache_key)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (name, owner, Status.QUEUED, json.dumps(config), time.time(), group_id, cache_key),
+            )
+            if not name:
+                self._execute("UPDATE runs SET name = ? WHERE id = ?", (f"run-{run_id}", run_id))
+            return self.answer_from_cache(run_id) or self.get_run(run_id)
+
+    def answer_from_cache(self, run_id: int) -> Run | None:
+        with self._write():
+            source = self._execute(
+                "SELECT s.* FROM runs r JOIN runs s ON s.cache_key = r.cache_key AND s.id != r.id"
+                " WHERE r.id = ? AND r.status = ? AND s.status = ? AND s.cached_from IS NULL ORDER BY s.id LIMIT 1",
+                (run_id, Status.QUEUED, Status.FINISHED),
+            ).fetchone()
+            if source is None:
+                return None
+            now = time.time()
+            self._execute(
+                "UPDATE runs SET status = ?, started_at = ?, finished_at = ?, progress = 1, device = ?, summary = ?,"
+                " cached_from = ? WHERE id = ? AND status = ?",
+                (Status.FINISHED, now, now, source["device"], source["summary"], source["id"], run_id, Status.QUEUED),
+            )
+            return self.get_run(run_id)
+
+    def get_run(self, run_id: int) -> Run:
+        row = self._execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise UnknownRunError(run_id)
+        return _run_from_row(row)
+
+    def list_runs(
+        self,
+        *,
+        statuses: Iterable[Status] | None = None,
+        ids: Iterable[int] | None = None,
+        owner: str | None = None,
+        group_id: str | None = None,
+    ) -> list[Run]:
+        where: list[str] = ["1 = 1"]
+        params: list[Any] = []
+        for column, values in (
+            ("status", statuses),
+            ("id", ids),
+            ("owner", None if owner is None else [owner]),
+            ("group_id", None if group_id is None else [group_id]),
+        ):
+            if values is not None:
+                marks, values_ = _marks(values)
+                where.append(f"{column} IN ({marks})")
+                params += values_
+        sql = f"SELECT * FROM runs WHERE {' AND '.join(where)} ORDER BY id DESC"
+        return [_run_from_row(row) for row in self._execute(sql, params)]
+
+    def last_started_by_owner(self) -> dict[str, float]:
+        sql = "SELECT owner, MAX(started_at) FROM runs WHERE started_at IS NOT NULL GROUP BY owner"
+        return {row[0]: row[1] for row in self._execute(sql)}
+
+    def claim_run(self, run_id: int, *, pid: int, device: str | None = None) -> Run | None:
+        now = time.time()
+        with self._write():
+            claimed = self._execute(
+                "UPDATE runs SET status = ?, started_at = COALESCE(started_at, ?), pid = ?, heartbeat_at = ?,"
+                " device = ?, cancel_requested = 0, error = NULL WHERE id = ? AND status = ?",
+                (Status.RUNNING, now, pid, now, device, run_id, Status.QUEUED),
+            ).rowcount
+            run = self.get_run(run_id)  # raises UnknownRunError for an unknown id
+            return run if claimed else None
+
+    def set_status(self, run_id: int, status: Status, *, error: str | None = None) -> Run:
+        status = Status(status)
+        sources = {f"from{i}": s for i, s in enumerate(s for s in Status if s.can_become(status))}
+        marks = ", ".join(f":{key}" for key in sources)
+        sql = f"UPDATE runs SET status = :to, {_ON_ENTER[status]} WHERE id = :id AND status IN ({marks})"
+        with self._write():
+            params = {"to": status, "id": run_id, "now": time.time(), "error": error, **sources}
+            if self._execute(sql, params).rowcount == 0:
+                current = self.get_run(run_id).status
+                raise StoreError(f"run {run_id}: cannot change status from {current} to {status}")
+            return self.get_run(run_id)
+
+    def update_run(
+        self,
+        run_id: int,
+        *,
+        progress: float | None = None,
+        device: str | None = None,
+        pid: int | None = None,
+        summary: dict[str, Any] | None = None,
+        name: str | None = None,
+    ) -> Run:
+        """Set the given fields; `summary` is merged into the stored summary."""
+        with self._write():
+            self._lock_run(run_id)
+            run = self.get_run(run_id)
+            changes: dict[str, Any] = {"progress": progress, "device": device, "pid": pid, "name": name}
+            changes = {k: v for k, v in changes.items() if v is not None}
+            if summary is not None:
+                changes["summary"] = json.dumps({**run.summary, **summary})
+            if changes:
+                assignments = ", ".join(f"{column} = ?" for column in changes)
+                self._execute(f"UPDATE runs SET {assignments} WHERE id = ?", [*changes.values(), run_id])
+            return self.get_run(run_id)
+
+    def heartbeat(self, run_id: int, *, progress: float | None = None) -> None:
+        """Record that the run's process is alive (and optionally its progress, 0..1)."""
+        with self._write():
+            sql = "UPDATE runs SET heartbeat_at = ?, progress = COALESCE(?, progress) WHERE id = ?"
+            if self._execute(sql, (time.time(), progress, run_id)).rowcount == 0:
+                raise UnknownRunError(run_id)
+
+    def request_cancel(self, run_id: int) -> Run:
+        """Cancel a queued run now; ask a running one to stop (its process sees `cancel_requested`)."""
+        with self._write():
+            self._lock_run(run_id)
+            run = self.get_run(run_id)
+            if run.status == Status.QUEUED:
+                return self.set_status(run_id, Status.CANCELLED)
+            if run.status != Status.RUNNING:
+                raise StoreError(f"run {run_id} is {run.status}; only queued or running runs can be cancelled")
+            self._execute("UPDATE runs SET cancel_requested = 1 WHERE id = ?", (run_id,))
+            return self.get_run(run_id)
+
+    def delete_run(self, run_id: int) -> int | None:
+        with self._write():
+            self._lock_run(run_id)
+            if self.get_run(run_id).status == Status.RUNNING:
+                raise StoreError(f"run {run_id} is running; cancel it before deleting it")
+            return self._delete_run(run_id)
+
+    # --- groups -----------------------------------------------------------------------------------------------------
+    def create_group(
+        self,
+        *,
+        name: str,
+        method: str,
+        metric: str,
+        spec: dict[str, Any],
+        owner: str = "",
+        runs: Iterable[tuple[dict[str, Any], str, str | None]] = (),
+    ) -> Group:
+        """A new group with its first runs, each (config, name, cache key), in the same transaction: all or nothing."""
+        group_id = uuid.uuid4().hex[:12]
+        with self._write():
+            self._execute(
+                "INSERT INTO groups (id, name, owner, method, metric, spec, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (group_id, name, owner, method, metric, json.dumps(spec), time.time()),
+            )
+            for config, run_name, cache_key in runs:
+                self.create_run(config, name=run_name, owner=owner, group_id=group_id, cache_key=cache_key)
+            return self.get_group(group_id)
+
+    def get_group(self, group_id: str) -> Group:
+        row = self._execute("SELECT * FROM groups WHERE id = ?", (group_id,)).fetchone()
+        if row is None:
+            raise UnknownGroupError(group_id)
+        return _group_from_row(row)
+
+    def list_groups(self, *, owner: str | None = None) -> list[Group]:
+        sql, params = "SELECT * FROM groups", []
+        if owner is not None:
+            sql, params = sql + " WHERE owner = ?", [owner]
+        return [_group_from_row(row) for row in self._execute(sql + " ORDER BY created_at DESC", params)]
+
+    def set_group_stopped(self, group_id: str, stopped: bool) -> Group:
+        with self._write():
+            self._execute("UPDATE groups SET stopped = ? WHERE id = ?", (int(stopped), group_id))
+            return self.get_group(group_id)
+
+    def delete_group(self, group_id: str) -> dict[int, int]:
+        with self._write():
+            self.get_group(group_id)
+            sql = "SELECT id FROM runs WHERE group_id = ? AND status = ?"
+            running = [row[0] for row in self._execute(sql, (group_id, Status.RUNNING))]
+            if running:
+                raise StoreError(f"group {group_id}: run(s) {', '.join(map(str, running))} running; cancel them first")
+            ids = [row[0] for row in self._execute("SELECT id FROM runs WHERE group_id = ? ORDER BY id", (group_id,))]
+            heirs = {run_id: self._delete_run(run_id) for run_id in ids}
+            self._execute("DELETE FROM groups WHERE id = ?", (group_id,))
+            return {run_id: heir for run_id, heir in heirs.items() if heir is not None}
+
+    # --- metrics and events -----------------------------------------------------------------------------------------
+    def add_metrics(self, run_id: int, points: Iterable[Point]) -> None:
+        """Append (step, epoch, elapsed_s, name, value) points in one transaction; NaN is kept (as NULL)."""
+        rows = [(run_id, step, epoch, elapsed_s, name, value) for step, epoch, elapsed_s, name, value in points]
+        if not rows:
+            return
+        with self._write():
+            sql = "INSERT INTO metrics (run_id, step, epoch, elapsed_s, name, value) VALUES (?, ?, ?, ?, ?, ?)"
+            self._execute_many(sql, rows)
+
+    def delete_metrics_after(self, run_id: int, step: int) -> int:
+        """Drop points past `step` (a resumed run rewinds to its checkpoint and writes them again); returns how many."""
+        with self._write():
+            return self._execute("DELETE FROM metrics WHERE run_id = ? AND step > ?", (run_id, step)).rowcount
+
+    def read_metrics(
+        self, run_ids: int | Iterable[int], *, since_id: int = 0, names: Iterable[str] | None = None
+    ) -> list[MetricPoint]:
+        """Points with id > `since_id`, in insertion order: poll with the last id seen to get only new points."""
+        readers = self._points_of([run_ids] if isinstance(run_ids, int) else run_ids)
+        marks, params = _marks(readers)
+        sql = f"SELECT * FROM metrics WHERE run_id IN ({marks}) AND id > ?"
+        params.append(since_id)
+        if names is not None:
+            name_marks, name_params = _marks(names)
+            sql += f" AND name IN ({name_marks})"
+            params += name_params
+        rows = self._execute(sql + " ORDER BY id", params)
+        return [
+            replace(point, run_id=reader) for point in map(_point_from_row, rows) for reader in readers[point.run_id]
+        ]
+
+    def latest_metrics(self, run_ids: Iterable[int]) -> dict[int, dict[str, float]]:
+        """For each run, the most recent value of each metric name (runs without points map to {})."""
+        wanted = list(run_ids)
+        readers = self._points_of(wanted)
+        marks, params = _marks(readers)
+        latest: dict[int, dict[str, float]] = {run_id: {} for run_id in wanted}
+        sql = (
+            "SELECT m.run_id, m.name, m.value FROM metrics m JOIN (SELECT MAX(id) AS id FROM metrics"
+            f" WHERE run_id IN ({marks}) GROUP BY run_id, name) last ON m.id = last.id"
+        )
+        for owner_id, name, value in self._execute(sql, params):
+            for reader in readers[owner_id]:
+                latest[reader][name] = _float(value)
+        return latest
+
+    def _points_of(self, run_ids: Iterable[int]) -> dict[int, list[int]]:
+        """The runs whose points to read → the asked-for runs that read them (a cached run reads its source's)."""
+        ids = list(run_ids)
+        marks, params = _marks(ids)
+        sources = dict(self._execute(f"SELECT id, cached_from FROM runs WHERE id IN ({marks})", params).fetchall())
+        readers: dict[int, list[int]] = {}
+        for run_id in dict.fromkeys(ids):
+            readers.setdefault(sources.get(run_id) or run_id, []).append(run_id)
+        return readers
+
+    def add_event(self, run_id: int, message: str, level: str = "info") -> None:
+        with self._write():
+            sql = "INSERT INTO events (run_id, time, level, message) VALUES (?, ?, ?, ?)"
+            self._execute(sql, (run_id, time.time(), level, message))
+
+    def read_events(self, run_id: int, since_id: int = 0) -> list[RunEvent]:
+        sql = "SELECT id, run_id, time, level, message FROM events WHERE run_id = ? AND id > ? ORDER BY id"
+        return [RunEvent(*row) for row in self._execute(sql, (run_id, since_id))]
