@@ -30,7 +30,7 @@ from bert_lab.worker import worker_alive
 
 CURVE_HAS_A_POINT_JS = """() => {
   const plot = document.querySelector('.st-key-launched_curve .js-plotly-plot');
-  return plot !== null && plot.data !== undefined && plot.data.some(t => t.x && t.x.length > 0);
+  return plot !== null && plot._fullData !== undefined && plot._fullData.some(t => t.x && t.x.length > 0);
 }"""
 
 

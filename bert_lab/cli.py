@@ -91,6 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
             help="run store: sqlite:///PATH or postgresql://USER@HOST:PORT/DB "
             "[$BERT_LAB_STORE or sqlite:///<data folder>/runs.sqlite]",
         )
+        p.add_argument(
+            "--artifacts",
+            type=Path,
+            default=None,
+            help="artifact root: run folders and uploads, shared by every machine [$BERT_LAB_ARTIFACTS or --home]",
+        )
         return p
 
     submit = with_home(sub.add_parser("submit", help="queue a run for the background worker; prints its id"))
@@ -171,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     from bert_lab.runs.workshop import NotAllowedError, QueueFullError
 
     try:
-        with Lab.open(args.home, args.store) as lab:
+        with Lab.open(args.home, args.store, args.artifacts) as lab:
             return COMMANDS[args.command](parser, args, lab)
     except (StoreError, QueueFullError, NotAllowedError) as exc:
         parser.exit(2, f"{parser.prog} {args.command}: error: {exc}\n")
@@ -335,6 +341,7 @@ def run_list(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: Lab
             "progress": round(r.progress, 4),
             "pid": r.pid if r.status == Status.RUNNING else None,
             "device": r.device,
+            "host": r.host,
             "created_at": r.created_at,
             "elapsed_s": r.elapsed_s,
             "error": r.error,

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from bert_lab.runs.layout import HOME_ENV
+from bert_lab.runs.layout import ARTIFACTS_ENV, HOME_ENV
 from bert_lab.runs.placement import FRACTION_ENV, gpu_memory_mb
 from bert_lab.runs.records import Run
 from bert_lab.runs.service import Lab
@@ -159,7 +159,8 @@ class LocalExecutor:
         return spare
 
     def _where(self) -> list[str]:
-        return ["--home", str(self.lab.data.path), "--store", self.lab.store.url]
+        data = self.lab.data
+        return ["--home", str(data.path), "--store", self.lab.store.url, "--artifacts", str(data.root)]
 
     def _env(self, threads: int, gpu: int | None, memory_fraction: float | None = None) -> dict[str, str]:
         fraction = {} if memory_fraction is None else {FRACTION_ENV: f"{memory_fraction:.4f}"}
@@ -168,6 +169,7 @@ class LocalExecutor:
             **fraction,
             HOME_ENV: str(self.lab.data.path),
             STORE_ENV: self.lab.store.url,
+            ARTIFACTS_ENV: str(self.lab.data.root),
             WORKER_PID_ENV: str(os.getpid()),
             "PYTHONUNBUFFERED": "1",
             "TOKENIZERS_PARALLELISM": "false",

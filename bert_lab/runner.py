@@ -45,6 +45,7 @@ class StoreReporter:
         self._progress: float | None = None
         self._evaluated = False  # an evaluation arrived since the last flush
         self._lock = threading.Lock()
+        self._flushing = threading.Lock()
         self._closed = threading.Event()
         self._wake = threading.Event()  # flush now, without waiting for the interval
         self._thread = threading.Thread(target=self._loop, name="store-reporter", daemon=True)
@@ -62,9 +63,11 @@ class StoreReporter:
         with self._lock:
             self._evaluated = True
             self._points += points(r)
-            if self.prune_check is not None:
-                self._wake.set()  # a search trial: decide on pruning now, not at the next flush
             self._summary.update(confusion=r.confusion, eval_step=r.step)
+        # Written now, on the training thread: every point up to this evaluation is in the store before the checkpoint
+        # that follows it, so a run lost after that checkpoint resumes from it with no point missing (and a search
+        # trial is judged at once).
+        self.flush()
 
     def on_log(self, message: str) -> None:
         with self._lock:
@@ -96,6 +99,10 @@ class StoreReporter:
             self.flush()
 
     def flush(self) -> None:
+        with self._flushing:  # one flush at a time (the thread's and an evaluation's), so points keep their order
+            self._flush()
+
+    def _flush(self) -> None:
         with self._lock:
             points, events, summary, progress = self._points, self._events, dict(self._summary), self._progress
             evaluated, self._points, self._events, self._evaluated = self._evaluated, [], [], False

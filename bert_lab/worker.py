@@ -14,6 +14,7 @@ import fcntl
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -33,6 +34,7 @@ from bert_lab.runs.status import Status
 from bert_lab.runs.store import RunStore, StoreError, UnknownRunError
 from bert_lab.runs.workshop import Settings
 
+HOST_ENV = "BERT_LAB_HOST"  # this machine's name in the store (default: its hostname)
 OUTPUT_TAIL_LINES = 15
 FULL = -1  # no GPU has room for the run now
 # (queued, running, each owner's latest start) → the queued runs, first to start first
@@ -55,6 +57,7 @@ class Worker:
     cancel_seen_at: dict[int, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self.host = this_host()
         self.executor = self.executor or LocalExecutor(self.lab, memory_limit_mb=self.memory_limit_mb)
         self.gpu_mb = (self.executor.gpu_memory_mb + [0.0] * self.executor.gpus)[: self.executor.gpus]
         if self.executor.gpus and not self.slots_per_gpu:
@@ -92,17 +95,20 @@ class Worker:
         self.executor.close()
 
     def recover_lost_runs(self) -> list[int]:
-        """Running runs that lost their process become `interrupted` (resumable from their last checkpoint): the
-        process is gone, or its heartbeat has been silent for `stale_after_s` (then it is killed if still there)."""
+        """Running runs that lost their process become `interrupted` (resumable from their last checkpoint, on any
+        machine). A run's heartbeat is its lease: silent for `stale_after_s`, it has expired, wherever the run was
+        (then its process, if it is on this machine and still there, is killed). A run of this machine whose
+        process is gone is interrupted at once; a process id means nothing on another machine."""
         now, recovered = time.time(), []
         for run in self.store.list_runs(statuses=[Status.RUNNING]):
             if run.id in self.children:
                 continue
-            dead = run.pid is not None and not self.executor.alive(run)
+            here = run.host in (None, self.host)
+            dead = here and run.pid is not None and not self.executor.alive(run)
             silent = now - (run.heartbeat_at or run.started_at or now) > self.stale_after_s
             if not (dead or silent):
                 continue
-            if not dead:
+            if here and not dead:
                 self.executor.kill(run)
             if self._end(run.id, Status.INTERRUPTED, "the run's process stopped reporting; resume it to continue"):
                 self.store.add_event(run.id, "interrupted: the run lost its process")
@@ -140,7 +146,7 @@ class Worker:
                 continue  # too big for what the GPUs have left now: a smaller run may still fit
             device = "cpu" if gpu is None else f"cuda:{gpu}"
             try:
-                run = self.store.claim_run(candidate.id, pid=os.getpid(), device=device)
+                run = self.store.claim_run(candidate.id, pid=os.getpid(), device=device, host=self.host)
             except UnknownRunError:
                 continue  # deleted meanwhile
             if run is None:
@@ -150,7 +156,7 @@ class Worker:
             child = self.executor.start(run, gpu=gpu, threads=threads, memory_fraction=share)
             self.store.update_run(run.id, pid=child.pid)
             where = f"{threads} thread(s) per process" if gpu is None else f"GPU {gpu}, at most {share:.0%} of it"
-            self.store.add_event(run.id, f"started (pid {child.pid}, {where})")
+            self.store.add_event(run.id, f"started on {self.host} (pid {child.pid}, {where})")
             self.children[run.id], self.gpu_of[run.id] = child, None if gpu is None else (gpu, need_mb)
             if run.cache_key:
                 training.add(run.cache_key)
@@ -212,6 +218,11 @@ class Worker:
         return True
 
 
+def this_host() -> str:
+    """This machine's name in the store: `$BERT_LAB_HOST`, else its hostname."""
+    return os.environ.get(HOST_ENV) or socket.gethostname()
+
+
 def describe_exit(code: int, tail: str) -> str:
     """Why a run's process ended without recording it, in plain words, with the last lines it printed."""
     if code < 0:
@@ -260,6 +271,7 @@ def ensure_worker(lab: Lab, *, nice: int = 0) -> bool:
     if worker_alive(lab.data):
         return False
     command = [sys.executable, "-m", "bert_lab", "worker", "--home", str(lab.data.path), "--store", lab.store.url]
+    command += ["--artifacts", str(lab.data.root)]
     with open(lab.data.worker_log, "ab") as log:
         subprocess.Popen(
             command,

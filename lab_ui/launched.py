@@ -20,7 +20,7 @@ from bert_lab.runs.store import UnknownRunError
 from lab_ui import live, page
 
 LAUNCHED_KEY = "_last_launched"  # (run id, name) of the run this tab launched last
-FIRST_POINT_POLL_S = 0.5  # until the run's first loss point is drawn
+FIRST_POINT_POLL_S = 0.25  # until the run's first loss point is drawn
 COST_KEY = "_launched_cost_s"
 
 

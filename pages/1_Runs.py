@@ -76,6 +76,7 @@ def runs_frame(
                 "owner": run.owner,
                 "group": groups.get(run.group_id or "", ""),
                 "device": run.device or "",
+                "host": run.host or "",
                 "created": pd.Timestamp(run.created_at, unit="s"),
             }
         )

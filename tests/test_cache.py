@@ -113,7 +113,7 @@ def test_twins_queued_together_train_once(lab: Lab) -> None:
     runs = {r.id: r for r in lab.store.list_runs()}
     assert all(r.status == Status.FINISHED for r in runs.values())
     assert [runs[i].cached_from for i in twins] == [None, twins[0], twins[0]] and runs[other].cached_from is None
-    trained = [i for i, r in runs.items() if any("started (pid" in e.message for e in lab.store.read_events(i))]
+    trained = [i for i in runs if any(e.message.startswith("started on ") for e in lab.store.read_events(i))]
     assert sorted(trained) == sorted([twins[0], other])
     assert lab.store.latest_metrics([twins[2]])[twins[2]] == lab.store.latest_metrics([twins[0]])[twins[0]]
 

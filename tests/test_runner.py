@@ -56,6 +56,19 @@ def claimed_run(lab: Lab, **changes: object) -> int:
     return run.id
 
 
+def test_every_point_up_to_an_evaluation_is_stored_when_the_evaluation_returns(lab: Lab) -> None:
+    """The loop checkpoints right after an evaluation; a run lost after that checkpoint resumes from it, so every
+    point up to the evaluation must already be in the store (not waiting for the next flush), or it is lost."""
+    run_id = claimed_run(lab)
+    reporter = StoreReporter(lab.store, run_id, worker_pid=None)  # no background thread: only what the hooks write
+    hooks = reporter.hooks()
+    hooks.on_step(step(1))
+    hooks.on_step(step(2))
+    hooks.on_eval(EVAL)  # step 2's evaluation
+    stored = {(p.step, p.name) for p in lab.store.read_metrics(run_id)}
+    assert stored == {(n, m.name) for n in (1, 2) for m in STEP_METRICS} | {(2, m.name) for m in EVAL_METRICS}
+
+
 def dead_pid() -> int:
     process = subprocess.Popen([sys.executable, "-c", "pass"])
     process.wait()

@@ -161,13 +161,17 @@ def test_unknown_run_error(store: RunStore) -> None:
 
 def test_claim_run_claims_a_queued_run_once(store: RunStore) -> None:
     run, other = store.create_run({}), store.create_run({})
-    claimed = store.claim_run(run.id, pid=1234, device="cpu")
+    claimed = store.claim_run(run.id, pid=1234, device="cpu", host="gpu-box-1")
     assert claimed is not None and claimed.id == run.id
-    assert (claimed.status, claimed.pid, claimed.device) == (Status.RUNNING, 1234, "cpu")
+    assert (claimed.status, claimed.pid, claimed.device, claimed.host) == (Status.RUNNING, 1234, "cpu", "gpu-box-1")
     assert claimed.started_at is not None and claimed.heartbeat_at is not None and claimed.elapsed_s is not None
     assert store.get_run(run.id) == claimed
-    assert store.claim_run(run.id, pid=99, device="cuda:0") is None  # already claimed: the first claim stands
-    assert (store.get_run(run.id).pid, store.get_run(run.id).device) == (1234, "cpu")
+    assert store.claim_run(run.id, pid=99, device="cuda:0", host="gpu-box-2") is None  # the first claim stands
+    assert (store.get_run(run.id).pid, store.get_run(run.id).device, store.get_run(run.id).host) == (
+        1234,
+        "cpu",
+        "gpu-box-1",
+    )
     assert store.get_run(other.id) == other  # the caller picks the run: no other run moves
 
 
@@ -639,7 +643,7 @@ def test_older_schema_is_migrated_keeping_data(db: Path, monkeypatch: pytest.Mon
     migrated.close()
 
 
-def test_a_first_version_database_gains_groups_and_the_cache_keeping_its_runs(db: Path) -> None:
+def test_a_first_version_database_gains_groups_the_cache_and_hosts_keeping_its_runs(db: Path) -> None:
     db.parent.mkdir(parents=True, exist_ok=True)
     with sqlite3.connect(db) as conn:  # a data folder from before groups existed
         conn.executescript(MIGRATIONS[0])
@@ -651,7 +655,8 @@ def test_a_first_version_database_gains_groups_and_the_cache_keeping_its_runs(db
         assert store.create_group(name="g", method="grid", metric="f1", spec={}).name == "g"
         assert (run.cache_key, run.cached_from) == (None, None)  # an old run is never answered from
         assert store.create_run({}, cache_key="k").cache_key == "k"
-    assert _pragma(db, "user_version") == len(MIGRATIONS) == 3
+        assert run.host is None  # trained before runs recorded their machine
+    assert _pragma(db, "user_version") == len(MIGRATIONS) == 4
 
 
 def test_failed_migration_changes_nothing(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -682,3 +687,19 @@ def test_a_postgresql_database_from_newer_code_is_refused(postgres_database: str
         conn.execute("UPDATE schema_version SET version = %s", (len(PG_MIGRATIONS) + 1,))
     with pytest.raises(StoreError, match="newer than this code knows"):
         open_store(postgres_database)
+
+
+def test_a_postgresql_claim_skips_a_run_another_machine_is_claiming(postgres_database: str) -> None:
+    """Workers on several machines: a claim finding the run's row held by another claim moves on at once (SKIP
+    LOCKED) rather than waiting for it; once the row is free, the run can be claimed."""
+    import psycopg
+
+    with open_store(postgres_database) as store:
+        run = store.create_run({})
+        with psycopg.connect(postgres_database) as other:  # another machine, mid-claim: it holds the row
+            other.execute("SELECT id FROM runs WHERE id = %s FOR UPDATE", (run.id,))
+            started = time.monotonic()
+            assert store.claim_run(run.id, pid=1, host="b") is None
+            assert time.monotonic() - started < 2  # skipped, not waited for
+        claimed = store.claim_run(run.id, pid=1, host="b")  # the other let go without claiming it
+        assert claimed is not None and claimed.host == "b"

@@ -306,3 +306,59 @@ def test_a_run_trains_through_the_worker_on_a_postgresql_store(tmp_path: Path, p
         command = [sys.executable, "-m", "bert_lab", "runs", "--json", "--home", str(lab.data.path)]
         listed = subprocess.run([*command, "--store", postgres_database], capture_output=True, text=True, check=True)
         assert [(r["id"], r["status"]) for r in json.loads(listed.stdout)] == [(run_id, "finished")]
+
+
+def test_workers_on_two_hosts_share_one_queue_and_a_lost_hosts_run_resumes_on_the_other(
+    tmp_path: Path, postgres_database: str
+) -> None:
+    """Two machines (two workers with their own host names and scratch folders) share one PostgreSQL store and one
+    artifact root. Host A is lost mid-run (its worker and its run killed with SIGKILL): once the run's lease (its
+    heartbeat) expires, host B's worker marks it interrupted; resumed, host B trains it to the end from the
+    checkpoint on the shared root, every step's point written exactly once."""
+    shared = tmp_path / "shared"  # the artifact root both machines mount
+    lease_s = 5.0
+
+    def worker_on(host: str) -> subprocess.Popen[bytes]:
+        scratch = tmp_path / f"scratch-{host}"
+        cmd = [sys.executable, "-m", "bert_lab", "worker", "--home", str(scratch), "--store", postgres_database]
+        cmd += ["--artifacts", str(shared), "--stale-after-s", str(lease_s)]
+        env = {**os.environ, "BERT_LAB_HOST": host}
+        return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+    with Lab.open(tmp_path / "app-host", postgres_database, shared) as lab:
+        store = lab.store
+        ids = [submit(lab, f"run {i}", **dict(LONG, train_size=800)) for i in range(4)]  # 150 steps each
+        host_a, host_b = worker_on("host-a"), worker_on("host-b")
+        try:
+            running = wait_for(
+                lambda: (
+                    (r := store.list_runs(statuses=[Status.RUNNING]))
+                    and {x.host for x in r} == {"host-a", "host-b"}
+                    and r
+                ),
+                120,
+                "both hosts to train at once",
+            )
+            victim = next(r for r in running if r.host == "host-a")
+            wait_for(lambda: lab.data.run(victim.id).checkpoint_state.exists(), 120, "a checkpoint on the shared root")
+            os.kill(host_a.pid, signal.SIGKILL)  # host A is lost: its worker, and its run with it
+            os.killpg(store.get_run(victim.id).pid, signal.SIGKILL)
+            host_a.wait()
+            lost_at = time.time()
+            wait_for(lambda: store.get_run(victim.id).status == Status.INTERRUPTED, 60, "the run's lease to expire")
+            assert time.time() - lost_at >= lease_s - 1  # by its lease, not by a process id
+            service.resume(lab, victim.id)
+            wait_for(lambda: all(store.get_run(i).status == Status.FINISHED for i in ids), 300, "every run to finish")
+        finally:
+            for worker in (host_a, host_b):
+                worker.kill()
+                worker.wait()
+        resumed = store.get_run(victim.id)
+        assert (resumed.host, resumed.resume_count) == ("host-b", 1)
+        steps = [p.step for p in store.read_metrics(victim.id, names=["train_loss"])]
+        assert steps == list(range(1, resumed.summary["total_steps"] + 1))  # none lost, none twice
+        started_on = {
+            e.message.split()[2] for i in ids for e in store.read_events(i) if e.message.startswith("started on")
+        }
+        assert started_on == {"host-a", "host-b"}  # the queue was shared
+        assert lab.data.run(victim.id).has_model and not (tmp_path / "app-host" / "runs").exists()  # on the shared root

@@ -1,8 +1,11 @@
 """Where files live. A data folder holds the lab's files; each run has a folder of its own inside it.
 
-    <data folder>/
-        runs.sqlite              the default store (SQLite; another store may live elsewhere)
-        worker.lock  worker.json  worker.log  standby.log  workshop.json
+    <data folder>/               this machine's (`--home`, `$BERT_LAB_HOME`)
+        runs.sqlite              the default store (SQLite; another store, such as PostgreSQL, lives elsewhere)
+        worker.lock  worker.json  worker.log  standby.log
+    <artifact root>/             what every machine reads: the data folder itself, unless `--artifacts`
+                                 (`$BERT_LAB_ARTIFACTS`) names a folder they share (several machines, one store)
+        workshop.json
         uploads/<name>-<hash>.csv
         runs/<id>/
             output.log           the run process's stdout and stderr
@@ -25,6 +28,7 @@ if TYPE_CHECKING:
     from bert_lab.runs.records import Run
 
 HOME_ENV = "BERT_LAB_HOME"
+ARTIFACTS_ENV = "BERT_LAB_ARTIFACTS"
 DEFAULT_HOME = "lab_data"
 CHECKPOINT_ACCELERATE, CHECKPOINT_STATE = "accelerate", "state.json"  # inside a checkpoint folder
 
@@ -71,17 +75,26 @@ class RunFolder:
 
 @dataclass(frozen=True)
 class DataFolder:
-    """The lab's folder: run folders, uploads, the worker's lock and logs, and the default SQLite store."""
+    """This machine's lab folder (the worker's lock and logs, the default SQLite store) and the artifact root (run
+    folders, uploads, the workshop settings): the same folder unless `artifacts` names one that machines share."""
 
     path: Path
+    artifacts: Path | None = None
 
     @classmethod
-    def default(cls, path: Path | str | None = None) -> DataFolder:
-        """`path`, else `$BERT_LAB_HOME`, else `./lab_data`."""
-        return cls(Path(path or os.environ.get(HOME_ENV) or DEFAULT_HOME))
+    def default(cls, path: Path | str | None = None, artifacts: Path | str | None = None) -> DataFolder:
+        """`path`, else `$BERT_LAB_HOME`, else `./lab_data`; artifacts in `artifacts`, else `$BERT_LAB_ARTIFACTS`,
+        else the same folder."""
+        shared = artifacts or os.environ.get(ARTIFACTS_ENV)
+        return cls(Path(path or os.environ.get(HOME_ENV) or DEFAULT_HOME), Path(shared) if shared else None)
+
+    @property
+    def root(self) -> Path:
+        """The artifact root: where every machine finds run folders and uploads."""
+        return self.artifacts or self.path
 
     def run(self, run_id: int) -> RunFolder:
-        return RunFolder(self.path / "runs" / str(run_id))
+        return RunFolder(self.root / "runs" / str(run_id))
 
     def folder_of(self, run: Run) -> RunFolder:
         """Where `run`'s model and evaluation report are: a run answered from the cache shares its source's."""
@@ -89,12 +102,12 @@ class DataFolder:
 
     @property
     def uploads(self) -> Path:
-        return self.path / "uploads"
+        return self.root / "uploads"
 
     @property
     def models(self) -> Path:
         """Models trained by `python -m bert_lab train` without `--out`."""
-        return self.path / "models"
+        return self.root / "models"
 
     @property
     def sqlite(self) -> Path:
@@ -119,7 +132,7 @@ class DataFolder:
     @property
     def workshop(self) -> Path:
         """The host's workshop settings (JSON: queue cap per participant, queue paused)."""
-        return self.path / "workshop.json"
+        return self.root / "workshop.json"
 
     @property
     def worker_log(self) -> Path:

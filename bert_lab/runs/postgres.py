@@ -54,6 +54,9 @@ MIGRATIONS: list[str] = [
         stopped INTEGER NOT NULL DEFAULT 0
     )
     """,
+    """
+    ALTER TABLE runs ADD COLUMN host TEXT
+    """,
 ]
 MIGRATION_LOCK = 0x6265_7274  # the advisory lock that serialises migrations ("bert")
 _NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
@@ -122,6 +125,10 @@ class PostgresStore(SQLStore):
 
     def _insert(self, sql: str, params: Sequence[Any]) -> int:
         return int(self._execute(sql + " RETURNING id", params).fetchone()[0])
+
+    # Workers on several machines claim at once: one that finds the row taken by another's claim moves on to its
+    # next candidate instead of waiting for it (the worker's fair order decides the candidates).
+    _CLAIMABLE = "id = (SELECT id FROM runs WHERE id = ? AND status = ? FOR UPDATE SKIP LOCKED)"
 
     def _lock_run(self, run_id: int) -> None:
         self._execute("SELECT id FROM runs WHERE id = ? FOR UPDATE", (run_id,))

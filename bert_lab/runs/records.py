@@ -36,6 +36,7 @@ class Run:
     resume_count: int
     cache_key: str | None = None  # same key, same result: config, data content and model (runs/cache.py)
     cached_from: int | None = None  # answered from this finished run: its curves and model are that run's
+    host: str | None = None  # the machine its worker runs on (several machines can share one store)
 
     @property
     def elapsed_s(self) -> float | None:

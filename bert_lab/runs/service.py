@@ -29,11 +29,13 @@ class Lab:
     data: DataFolder
 
     @classmethod
-    def open(cls, home: Path | str | None = None, store: str | None = None) -> Lab:
+    def open(cls, home: Path | str | None = None, store: str | None = None, artifacts: Path | str | None = None) -> Lab:
         """The lab in data folder `home` (else `$BERT_LAB_HOME`, else `./lab_data`) with the store at URL `store`
-        (else `$BERT_LAB_STORE`, else `runs.sqlite` in the data folder)."""
-        data = DataFolder.default(home)
+        (else `$BERT_LAB_STORE`, else `runs.sqlite` in the data folder) and run folders under `artifacts` (else
+        `$BERT_LAB_ARTIFACTS`, else the data folder)."""
+        data = DataFolder.default(home, artifacts)
         data.path.mkdir(parents=True, exist_ok=True)
+        data.root.mkdir(parents=True, exist_ok=True)
         return cls(open_store(store or store_url(data)), data)
 
     def close(self) -> None:

@@ -90,6 +90,8 @@ class SQLStore:
     def _lock_run(self, run_id: int) -> None:
         """Inside a write transaction: hold run `run_id`'s row until it ends (for a read, then a write)."""
 
+    _CLAIMABLE = "id = ? AND status = ?"  # (run id, queued): the row a claim may take
+
     def close(self) -> None:
         """Close every connection this store opened (any thread)."""
         with self._lock:
@@ -192,13 +194,13 @@ class SQLStore:
         sql = "SELECT owner, MAX(started_at) FROM runs WHERE started_at IS NOT NULL GROUP BY owner"
         return {row[0]: row[1] for row in self._execute(sql)}
 
-    def claim_run(self, run_id: int, *, pid: int, device: str | None = None) -> Run | None:
+    def claim_run(self, run_id: int, *, pid: int, device: str | None = None, host: str | None = None) -> Run | None:
         now = time.time()
         with self._write():
             claimed = self._execute(
                 "UPDATE runs SET status = ?, started_at = COALESCE(started_at, ?), pid = ?, heartbeat_at = ?,"
-                " device = ?, cancel_requested = 0, error = NULL WHERE id = ? AND status = ?",
-                (Status.RUNNING, now, pid, now, device, run_id, Status.QUEUED),
+                f" device = ?, host = ?, cancel_requested = 0, error = NULL WHERE {self._CLAIMABLE}",
+                (Status.RUNNING, now, pid, now, device, host, run_id, Status.QUEUED),
             ).rowcount
             run = self.get_run(run_id)  # raises UnknownRunError for an unknown id
             return run if claimed else None

@@ -52,6 +52,9 @@ MIGRATIONS: list[str] = [
     ALTER TABLE runs ADD COLUMN cached_from INTEGER;
     CREATE INDEX runs_cache ON runs (cache_key, status);
     """,
+    """
+    ALTER TABLE runs ADD COLUMN host TEXT;
+    """,
 ]
 
 

@@ -96,9 +96,10 @@ class RunStore(Protocol):
         memory of whose turn it was."""
         ...
 
-    def claim_run(self, run_id: int, *, pid: int, device: str | None = None) -> Run | None:
-        """Move queued run `run_id` to running for process `pid`; None when it is no longer queued, UnknownRunError
-        when there is no such run. The caller (the worker) decides which run to claim next."""
+    def claim_run(self, run_id: int, *, pid: int, device: str | None = None, host: str | None = None) -> Run | None:
+        """Move queued run `run_id` to running for process `pid` on machine `host`; None when it is no longer queued
+        (or another machine is claiming it), UnknownRunError when there is no such run. The caller (the worker)
+        decides which run to claim next."""
         ...
 
     def set_status(self, run_id: int, status: Status, *, error: str | None = None) -> Run:
