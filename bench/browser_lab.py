@@ -15,6 +15,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -36,6 +37,18 @@ def cpu() -> str:
     wanted = [f for f in flags if f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16")]
     bf16 = "native bf16" if {"avx512_bf16", "amx_bf16"} & set(flags) else "no native bf16"
     return f"{model}, {os.cpu_count()} cores, flags {' '.join(wanted) or '-'} ({bf16})"
+
+
+def postgres_database(folder: Path) -> tuple[Any, str]:
+    """A real PostgreSQL server (the binaries of the PyPI package pgserver) in `folder`, and the URL of a new database
+    on it; stop the server with `.cleanup()`."""
+    import pgserver
+    import psycopg
+
+    server = pgserver.get_server(folder, cleanup_mode="stop")
+    with psycopg.connect(server.get_uri(), autocommit=True) as admin:
+        admin.execute("CREATE DATABASE lab")
+    return server, server.get_uri("lab")
 
 
 def free_port() -> int:

@@ -1,6 +1,7 @@
 """Dashboard speed: the Runs page's server-side render with 50 runs of 2,000 steps in the store, 10 of them overlaid.
 
-Seeds a temporary store (no training: points written directly, as a run would write them), then renders
+For each backend (SQLite, then PostgreSQL on a real server started here), seeds a temporary store (no training:
+points written directly, as a run would write them), then renders
 `pages/1_Runs.py` with Streamlit's AppTest — the same script a browser tab runs — and times the first render (every
 point of the 10 selected runs read and drawn) and the live refreshes (only new points read). Target: under 1 s.
 
@@ -13,13 +14,11 @@ import argparse
 import math
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from browser_lab import ROOT, cpu, postgres_database
 
 
 def seed(store: object, runs: int, steps: int) -> list[int]:
@@ -53,45 +52,61 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--overlay", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--backends", default="sqlite,postgresql", help="stores to measure, side by side")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        os.environ.update(BERT_LAB_HOME=str(Path(tmp) / "lab"), BERT_LAB_NO_AUTOSTART="1")
-        import logging
+    print(f"CPU: {cpu()}", flush=True)
+    for backend in args.backends.split(","):
+        with tempfile.TemporaryDirectory() as tmp:
+            os.environ.update(BERT_LAB_HOME=str(Path(tmp) / "lab"), BERT_LAB_NO_AUTOSTART="1")
+            server = None
+            if backend == "postgresql":  # a real server, started here: the same pages read it through the URL
+                server, os.environ["BERT_LAB_STORE"] = postgres_database(Path(tmp) / "postgres")
+            try:
+                measure(args, backend)
+            finally:
+                os.environ.pop("BERT_LAB_STORE", None)
+                if server is not None:
+                    server.cleanup()
 
-        from streamlit.testing.v1 import AppTest
 
-        from bert_lab.runs.service import Lab
+def measure(args: argparse.Namespace, backend: str) -> None:
+    import logging
 
-        # Outside a server, AppTest's page-switching warns about a missing script context on every run; harmless.
-        logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context").disabled = True
+    from streamlit.testing.v1 import AppTest
 
-        store = Lab.open().store
+    from bert_lab.runs.service import Lab
+
+    # Outside a server, AppTest's page-switching warns about a missing script context on every run; harmless.
+    logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context").disabled = True
+
+    with Lab.open() as lab:
         started = time.perf_counter()
-        ids = seed(store, args.runs, args.steps)
-        points = len(store.read_metrics(ids))
-        print(
-            f"seeded {args.runs} runs × {args.steps} steps ({points:,} metric points) in "
-            f"{time.perf_counter() - started:.1f} s"
-        )
-        firsts, refreshes = [], []
-        for _ in range(args.repeats):
-            at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-            at.run()
-            at.switch_page("pages/1_Runs.py")
-            at.session_state["_selected_ids"] = ids[-args.overlay :]
-            t = time.perf_counter()
-            at.run()
-            firsts.append(time.perf_counter() - t)
-            assert not at.exception, at.exception
-            t = time.perf_counter()
-            at.run()
-            refreshes.append(time.perf_counter() - t)
-        charts = len(at.get("plotly_chart"))
-        print(
-            f"Runs page, {args.overlay} runs overlaid ({charts} charts), server-side render, "
-            f"median of {args.repeats}: first {statistics.median(firsts):.2f} s, "
-            f"refresh {statistics.median(refreshes):.2f} s (target < 1 s)"
-        )
+        ids = seed(lab.store, args.runs, args.steps)
+        points = len(lab.store.read_metrics(ids))
+    print(
+        f"{backend}: seeded {args.runs} runs × {args.steps} steps ({points:,} metric points) in "
+        f"{time.perf_counter() - started:.1f} s"
+    )
+    firsts, refreshes = [], []
+    for _ in range(args.repeats):
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+        at.run()
+        at.switch_page("pages/1_Runs.py")
+        at.session_state["_selected_ids"] = ids[-args.overlay :]
+        t = time.perf_counter()
+        at.run()
+        firsts.append(time.perf_counter() - t)
+        assert not at.exception, at.exception
+        t = time.perf_counter()
+        at.run()
+        refreshes.append(time.perf_counter() - t)
+    charts = len(at.get("plotly_chart"))
+    print(
+        f"{backend}: Runs page, {args.overlay} runs overlaid ({charts} charts), server-side render, "
+        f"median of {args.repeats}: first {statistics.median(firsts):.2f} s, "
+        f"refresh {statistics.median(refreshes):.2f} s (target < 1 s)",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Latency from the Launch click to the first training-loss point: in the store, and drawn in the browser.
 
 In the store: a real worker on a temporary data folder (as `make run` starts it); runs are submitted one after
-another (what the Launch button calls) and timed until their first `train_loss` point can be read.
+another (what the Launch button calls) and timed until their first `train_loss` point can be read; with the default
+SQLite store, then with a PostgreSQL store (a real server started here).
 
 In the browser (the figure a person sees): `streamlit run app.py` on a fresh data folder, headless Chromium on the
 launch page with the default settings (MiniLM, 2,000 rotten_tomatoes snippets; each click a new seed, given in the
@@ -21,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from browser_lab import CHROMIUM, CHROMIUM_ARGS, cpu, free_port, start_app, stop_app
+from browser_lab import CHROMIUM, CHROMIUM_ARGS, cpu, free_port, postgres_database, start_app, stop_app
 
 from bert_lab.config import RunConfig
 from bert_lab.runs import service
@@ -34,11 +35,13 @@ CURVE_HAS_A_POINT_JS = """() => {
 }"""
 
 
-def in_store(model: str, repeats: int, idle_s: float) -> list[float]:
+def in_store(model: str, repeats: int, idle_s: float, backend: str) -> list[float]:
     latencies = []
     with tempfile.TemporaryDirectory() as tmp:
-        lab = Lab.open(Path(tmp) / "lab")
-        worker = subprocess.Popen([sys.executable, "-m", "bert_lab", "worker", "--home", str(lab.data.path)])
+        server, url = postgres_database(Path(tmp) / "postgres") if backend == "postgresql" else (None, None)
+        lab = Lab.open(Path(tmp) / "lab", url)
+        command = [sys.executable, "-m", "bert_lab", "worker", "--home", str(lab.data.path), "--store", lab.store.url]
+        worker = subprocess.Popen(command)
         try:
             while not worker_alive(lab.data):
                 time.sleep(0.05)
@@ -50,13 +53,15 @@ def in_store(model: str, repeats: int, idle_s: float) -> list[float]:
                 while not lab.store.read_metrics(run.id, names=["train_loss"]):
                     time.sleep(0.02)
                 latencies.append(time.perf_counter() - started)
-                print(f"store: run {run.id}: first loss point after {latencies[-1]:.2f} s", flush=True)
+                print(f"{backend}: run {run.id}: first loss point after {latencies[-1]:.2f} s", flush=True)
                 while lab.store.get_run(run.id).is_active:
                     time.sleep(0.1)
         finally:
             worker.terminate()
             worker.wait()
             lab.close()
+            if server is not None:
+                server.cleanup()
     return latencies
 
 
@@ -98,12 +103,13 @@ def main() -> None:
     parser.add_argument("--idle-s", type=float, default=8.0, help="idle time before each click")
     args = parser.parse_args()
     print(f"CPU: {cpu()}", flush=True)
-    store = in_store(args.model, args.repeats, args.idle_s)
+    stores = {backend: in_store(args.model, args.repeats, args.idle_s, backend) for backend in ("sqlite", "postgresql")}
     drawn = in_browser(args.browser_repeats, args.idle_s)
-    print(
-        f"median submit → first loss point in the store: {statistics.median(store):.2f} s "
-        f"(model {args.model}, {args.repeats} runs; target < 6 s)"
-    )
+    for backend, latencies in stores.items():
+        print(
+            f"median submit → first loss point in the {backend} store: {statistics.median(latencies):.2f} s "
+            f"(model {args.model}, {args.repeats} runs; target < 6 s)"
+        )
     print(
         f"median Launch click → first loss point drawn in the browser: {statistics.median(drawn):.2f} s "
         f"(MiniLM, {args.browser_repeats} clicks, best {min(drawn):.2f}, worst {max(drawn):.2f}; target < 3 s: "
