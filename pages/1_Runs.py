@@ -244,7 +244,13 @@ def log_axis(metric: str, log_loss: bool) -> bool:
 
 
 def notes_of(run: Run, frame: pd.DataFrame) -> list[tuple[int, Annotation]]:
-    return [(run.id, a) for a in annotate(run, frame)]
+    """What `run`'s curves show; read again only when its points or status changed (a per-session cache: reading
+    ten long runs costs ~0.3 s, and the live and settled parts both ask)."""
+    cache: dict[int, tuple[tuple, list]] = st.session_state.setdefault("_notes_cache", {})
+    key = (run.status, run.resume_count, int((frame["run_id"] == run.id).sum()))
+    if (hit := cache.get(run.id)) is None or hit[0] != key:
+        hit = cache[run.id] = (key, [(run.id, a) for a in annotate(run, frame)])
+    return hit[1]
 
 
 def render_controls() -> dict:
