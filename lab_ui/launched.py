@@ -57,7 +57,7 @@ def render_live(run_id: int, every: float | None) -> None:
         figure = plots.curve_figure(frame, "train_loss", {run.id: run_label(run)}, smoothing=0.6, height=240)
         st.plotly_chart(figure, key="launched_curve", config={"displayModeBar": False})
     wanted = interval_s(run, not frame.empty, live.typical_cost(COST_KEY, time.perf_counter() - started))
-    if (wanted is None) != (every is None) or (wanted and every and not every / 2 <= wanted <= 2 * every):
+    if live.interval_moved(every, wanted):
         st.rerun(scope="app")  # the first point came, the run ended, or refreshing got dearer: a new interval
 
 

@@ -40,6 +40,15 @@ def refresh_interval(cost_s: float, *, active: bool, watchers: int = 1, local: b
     return max(REFRESH_S, watchers * per_refresh_s / (WATCH_SHARE * (os.cpu_count() or 1)))
 
 
+def interval_moved(current_s: float | None, wanted_s: float | None) -> bool:
+    """Whether a live view refreshing every `current_s` (None: not at all) should be redrawn to refresh every
+    `wanted_s`: only when it starts or stops refreshing, or the interval moved more than twofold (a new interval
+    takes a whole-page redraw)."""
+    if current_s is None or wanted_s is None:
+        return current_s != wanted_s
+    return not current_s / 2 <= wanted_s <= 2 * current_s
+
+
 def typical_cost(key: str, cost_s: float) -> float:
     """A tab's refresh cost, smoothed over its refreshes (kept in session state under `key`): one slow refresh
     must not swing the interval, since a changed interval redraws the whole page."""

@@ -411,7 +411,7 @@ def render_live() -> None:
     wanted = live.watch(live.typical_cost(COST_KEY, time.perf_counter() - started), active=active)
     if changed and not st.session_state.get(FULL_RUN_KEY):
         st.rerun()  # an evaluation, a status or the selection changed: redraw the settled part below too
-    if not refresh_s / 2 <= wanted <= 2 * refresh_s:
+    if live.interval_moved(refresh_s, wanted):
         st.rerun()  # the refresh got far cheaper or dearer: redraw the page with an interval to match
 
 
@@ -462,7 +462,7 @@ def render_settled() -> None:
     hyperparameters and the results. Drawn in a whole-page run only (the live part asks for one when needed)."""
     ids = st.session_state.get(SHOWN_KEY) or []
     with page.open_lab() as settled_lab:
-        selected = sorted((r for r in settled_lab.store.list_runs() if r.id in ids), key=lambda r: r.id)
+        selected = sorted(settled_lab.store.list_runs(ids=ids), key=lambda r: r.id)
         if not selected:
             st.session_state[SETTLED_KEY] = None
             return

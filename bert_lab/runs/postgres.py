@@ -2,8 +2,8 @@
 
 Chosen by a `postgresql://user@host:port/db` URL (`--store`, or `$BERT_LAB_STORE`). Every process (the app, a worker,
 a run) opens its own connection per thread; reads run in autocommit, writes in a transaction at READ COMMITTED.
-Status changes are compare-and-set (`UPDATE … WHERE status IN …`: a second claimer waits on the row, then finds it
-no longer queued) and a read-then-write holds the run's row (`SELECT … FOR UPDATE`). The logic is `sql.SQLStore`'s.
+Status changes are compare-and-set (`UPDATE … WHERE status IN …`; a claim skips a row another claim holds: `FOR
+UPDATE SKIP LOCKED`) and a read-then-write holds the run's row (`SELECT … FOR UPDATE`). The logic is `sql.SQLStore`'s.
 
 Schema changes are this module's own numbered scripts (MIGRATIONS), applied in one transaction under an advisory
 lock (two machines starting at once migrate once) and recorded in `schema_version`. Not Alembic: it would bring
@@ -12,9 +12,7 @@ SQLAlchemy for a handful of tables whose two dialects differ only in their DDL, 
 
 from __future__ import annotations
 
-import os
 import re
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -87,9 +85,7 @@ class PostgresStore(SQLStore):
 
     def __init__(self, url: str) -> None:
         self._url = url
-        self._local = threading.local()
-        self._all: list[psycopg.Connection[Any]] = []
-        self._lock = threading.Lock()
+        super().__init__()
         self._migrate()
 
     @property
@@ -97,18 +93,11 @@ class PostgresStore(SQLStore):
         return self._url
 
     # --- connection -------------------------------------------------------------------------------------------------
-    def _conn(self) -> psycopg.Connection[Any]:
-        """This thread's connection (a forked child opens its own rather than reuse its parent's)."""
-        conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
-        if conn is None or self._local.pid != os.getpid() or conn.closed:
-            try:
-                conn = psycopg.connect(self._url, autocommit=True, row_factory=_rows, connect_timeout=10)
-            except psycopg.OperationalError as exc:
-                raise StoreError(f"cannot reach the PostgreSQL store at {self._url}: {exc}".strip()) from exc
-            self._local.conn, self._local.pid = conn, os.getpid()
-            with self._lock:
-                self._all.append(conn)
-        return conn
+    def _connect(self) -> psycopg.Connection[Any]:
+        try:
+            return psycopg.connect(self._url, autocommit=True, row_factory=_rows, connect_timeout=10)
+        except psycopg.OperationalError as exc:
+            raise StoreError(f"cannot reach the PostgreSQL store at {self._url}: {exc}".strip()) from exc
 
     @contextmanager
     def _write(self) -> Iterator[psycopg.Connection[Any]]:

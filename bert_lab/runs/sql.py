@@ -1,6 +1,7 @@
 """SQLStore: the run store's logic, written once in SQL for every backend (SQLite, PostgreSQL).
 
-A backend subclass supplies the connection and its transactions (`_conn`, `_write`), how a new row's id comes back
+A backend subclass supplies a new connection and its transactions (`_connect`, `_write`: one connection per thread
+and process is kept here), how a new row's id comes back
 (`_insert`), how a row is locked for a read-then-write (`_lock_run`), its placeholders (`_sql`) and its migrations.
 Statements here use `?` and `:name` placeholders; status changes are compare-and-set (`UPDATE … WHERE status IN …`),
 so two processes, or two machines, can never both claim a run.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import threading
 import time
 import uuid
@@ -63,16 +65,26 @@ def _marks(values: Iterable[Any]) -> tuple[str, list[Any]]:
 
 
 class SQLStore:
-    """The `RunStore` methods over a SQL database; see the module's docstring for what a backend adds. A backend's
-    `__init__` sets `_local` (a threading.local for `_conn`), `_all` (every connection opened) and `_lock`."""
+    """The `RunStore` methods over a SQL database; see the module's docstring for what a backend adds."""
 
-    _local: threading.local
-    _all: list[Any]
-    _lock: threading.Lock
+    def __init__(self) -> None:
+        self._local = threading.local()  # this thread's connection, and the process that opened it
+        self._all: list[Any] = []  # every connection opened, for `close`
+        self._lock = threading.Lock()
+
+    def _conn(self) -> Any:
+        """This thread's connection (a forked child opens its own rather than reuse its parent's)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None or self._local.pid != os.getpid() or getattr(conn, "closed", False):
+            conn = self._connect()
+            self._local.conn, self._local.pid = conn, os.getpid()
+            with self._lock:
+                self._all.append(conn)
+        return conn
 
     # --- what a backend supplies ------------------------------------------------------------------------------------
-    def _conn(self) -> Any:
-        """This thread's (and process's) DB-API connection."""
+    def _connect(self) -> Any:
+        """A new DB-API connection, set up for this backend."""
         raise NotImplementedError
 
     def _write(self) -> AbstractContextManager[Any]:
