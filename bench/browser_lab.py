@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # the library, and the tests' PostgreSQL server
+
+from local_postgres import LocalPostgres, free_port  # noqa: E402, F401 - free_port: for the benches
 
 from bert_lab.runs.layout import DataFolder  # noqa: E402
 
@@ -39,22 +39,11 @@ def cpu() -> str:
     return f"{model}, {os.cpu_count()} cores, flags {' '.join(wanted) or '-'} ({bf16})"
 
 
-def postgres_database(folder: Path) -> tuple[Any, str]:
-    """A real PostgreSQL server (the binaries of the PyPI package pgserver) in `folder`, and the URL of a new database
-    on it; stop the server with `.cleanup()`."""
-    import pgserver
-    import psycopg
-
-    server = pgserver.get_server(folder, cleanup_mode="stop")
-    with psycopg.connect(server.get_uri(), autocommit=True) as admin:
-        admin.execute("CREATE DATABASE lab")
-    return server, server.get_uri("lab")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def postgres_database(folder: Path) -> tuple[LocalPostgres, str]:
+    """A real PostgreSQL server (the binaries of the PyPI package pgserver, on a loopback port) in `folder`, and the
+    URL of a new database on it; stop the server with `.stop()`."""
+    server = LocalPostgres(folder)
+    return server, server.create_database("lab")
 
 
 def start_app(home: Path, port: int, *, log: Path | None = None) -> subprocess.Popen[bytes]:

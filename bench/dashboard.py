@@ -66,7 +66,7 @@ def main() -> None:
             finally:
                 os.environ.pop("BERT_LAB_STORE", None)
                 if server is not None:
-                    server.cleanup()
+                    server.stop()
 
 
 def measure(args: argparse.Namespace, backend: str) -> None:

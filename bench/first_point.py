@@ -61,7 +61,7 @@ def in_store(model: str, repeats: int, idle_s: float, backend: str) -> list[floa
             worker.wait()
             lab.close()
             if server is not None:
-                server.cleanup()
+                server.stop()
     return latencies
 
 

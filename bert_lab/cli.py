@@ -1,5 +1,5 @@
 """Command line: `python -m bert_lab COMMAND`: train, lr-find, submit, clone, sweep, runs, show, groups, group, cancel,
-resume, delete, export, worker.
+resume, delete, export, worker, workers.
 
 Every RunConfig field is a flag (`--batch-size`, `--lr`, …, plus `--epochs` for `num_epochs`), generated from the
 dataclass so the CLI can never fall behind the config. Bad flags and values exit with code 2 and a message naming
@@ -160,6 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--stale-after-s", type=float, default=30.0, help="silent heartbeat → interrupted [30]")
     worker.add_argument("--cancel-timeout-s", type=float, default=30.0, help="kill a cancelled run after [30]")
     worker.add_argument("--memory-limit-mb", type=int, default=None, help="address-space cap per run")
+    workers = with_home(sub.add_parser("workers", help="the workers serving this store now, on every machine"))
+    workers.add_argument("--json", action="store_true", help="a JSON list instead of a table")
     job = with_home(sub.add_parser("run-job", help=argparse.SUPPRESS))
     job.add_argument("id", type=int, nargs="?")
     job.add_argument("--standby", action="store_true", help="import, then wait for a run id on stdin")
@@ -550,6 +552,25 @@ def run_worker(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: L
     return code
 
 
+def run_workers(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: Lab) -> int:
+    from bert_lab.runs.describe import format_duration
+    from bert_lab.worker import live_workers
+
+    leases = live_workers(lab.store)
+    if args.json:
+        print(json.dumps([dataclasses.asdict(w) for w in leases]))
+        return 0
+    if not leases:
+        print("no worker is serving this store: queued runs wait (start one with `python -m bert_lab worker`)")
+    now = time.time()
+    for w in leases:
+        age = format_duration(now - w.started_at)
+        print(
+            f"{w.host} (pid {w.pid}): {w.slots} slot(s), serving for {age}, last heard {now - w.renewed_at:.0f} s ago"
+        )
+    return 0
+
+
 def run_job_command(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: Lab) -> int:
     from bert_lab.runner import run_job, standby
 
@@ -569,5 +590,6 @@ COMMANDS = {
     "delete": run_delete,
     "export": run_export,
     "worker": run_worker,
+    "workers": run_workers,
     "run-job": run_job_command,
 }

@@ -1,7 +1,10 @@
 """The worker (`python -m bert_lab worker`): claims queued runs, starts each through an executor, and owns every
 lifecycle decision a run's own process cannot make.
 
-Exactly one worker per data folder (an exclusive lock on `worker.lock`). The run's process writes its own metrics and
+Exactly one worker per data folder (an exclusive lock on `worker.lock`); several machines may each run one against a
+shared store. A serving worker renews its lease in the store (`LEASE_S`): that lease, not the lock file, is how the app
+on any machine knows what trains the queue and how many runs it trains at once. The run's process writes its own
+metrics and
 final status; the worker steps in only when that process cannot: a hard crash (→ failed, with the last lines of its
 output), a cancel that does not finish in time (→ killed, cancelled), or a process that died or whose heartbeat went
 silent (→ interrupted, resumable from its last checkpoint). Pages and the CLI never kill a process or recover a run:
@@ -11,7 +14,7 @@ that happens here alone, however many tabs are open.
 from __future__ import annotations
 
 import fcntl
-import json
+import math
 import os
 import signal
 import socket
@@ -28,13 +31,14 @@ from bert_lab.runs.describe import LESS_MEMORY, OUT_OF_MEMORY, looks_out_of_memo
 from bert_lab.runs.layout import DataFolder
 from bert_lab.runs.placement import USABLE, place, run_memory_mb, slots_per_gpu
 from bert_lab.runs.queue import fair_order
-from bert_lab.runs.records import Run
+from bert_lab.runs.records import Run, WorkerLease
 from bert_lab.runs.service import Lab
 from bert_lab.runs.status import Status
 from bert_lab.runs.store import RunStore, StoreError, UnknownRunError
 from bert_lab.runs.workshop import Settings
 
 HOST_ENV = "BERT_LAB_HOST"  # this machine's name in the store (default: its hostname)
+LEASE_S = 10.0  # a worker whose lease was not renewed for this long is gone (it renews every quarter of it)
 OUTPUT_TAIL_LINES = 15
 FULL = -1  # no GPU has room for the run now
 # (queued, running, each owner's latest start) → the queued runs, first to start first
@@ -55,6 +59,7 @@ class Worker:
     children: dict[int, Execution] = field(default_factory=dict)
     gpu_of: dict[int, tuple[int, float] | None] = field(default_factory=dict)  # each child's GPU and reserved MB
     cancel_seen_at: dict[int, float] = field(default_factory=dict)
+    renewed_at: float = -math.inf  # when this worker last renewed its lease (time.monotonic)
 
     def __post_init__(self) -> None:
         self.host = this_host()
@@ -77,13 +82,20 @@ class Worker:
             time.sleep(self.poll_interval_s)
 
     def step(self) -> None:
-        """One pass: reap finished children, enforce cancels, recover lost runs, start queued ones."""
+        """One pass: renew the lease, reap finished children, enforce cancels, recover lost runs, start queued ones."""
+        self.renew_lease()
         self._reap()
         self._enforce_cancels()
         self.recover_lost_runs()
         self._start_queued()
         if not self.children:
             self.executor.idle(threads=self._threads(1))
+
+    def renew_lease(self, *, every_s: float = LEASE_S / 4) -> None:
+        """Tell the store this worker still serves (at most once per `every_s`)."""
+        if time.monotonic() - self.renewed_at >= every_s:
+            self.store.renew_worker(self.host, os.getpid(), slots=self.max_concurrent)
+            self.renewed_at = time.monotonic()
 
     def stop(self) -> None:
         """Ask every child to stop at its current step (used on SIGTERM), and let the executor go."""
@@ -223,6 +235,16 @@ def this_host() -> str:
     return os.environ.get(HOST_ENV) or socket.gethostname()
 
 
+def live_workers(store: RunStore) -> list[WorkerLease]:
+    """The workers serving `store` now, on every machine."""
+    return store.live_workers(within_s=LEASE_S)
+
+
+def total_slots(workers: Sequence[WorkerLease]) -> int:
+    """Runs the serving workers train at once, together (1 when none is serving: the one that will start)."""
+    return max(1, sum(w.slots for w in workers))
+
+
 def describe_exit(code: int, tail: str) -> str:
     """Why a run's process ended without recording it, in plain words, with the last lines it printed."""
     if code < 0:
@@ -290,11 +312,14 @@ def serve(worker: Worker, *, exit_when_idle: bool = False) -> int:
     if lock is None:
         return 1
     signal.signal(signal.SIGTERM, lambda *_: (worker.stop(), sys.exit(0)))
-    info = {"pid": os.getpid(), "slots": worker.max_concurrent, "started_at": time.time()}
-    worker.lab.data.worker_info.write_text(json.dumps(info))
     try:
+        worker.renew_lease(every_s=0.0)  # at once: the app counts this worker from now on
         worker.run(exit_when_idle=exit_when_idle)
     finally:
         worker.executor.close()
+        try:
+            worker.store.end_worker(worker.host, os.getpid())
+        except StoreError:
+            pass  # the store is gone (a deleted data folder): the lease simply expires
         lock.close()
     return 0

@@ -18,7 +18,7 @@ import streamlit as st
 
 from bert_lab import worker
 from bert_lab.runs import workshop
-from bert_lab.runs.describe import Note
+from bert_lab.runs.describe import Note, describe_workers
 from bert_lab.runs.records import Run
 from bert_lab.runs.service import Lab
 from bert_lab.runs.workshop import Actor
@@ -109,10 +109,11 @@ def render_sidebar(lab: Lab, *, worker_starting: bool = False) -> None:
                 st.rerun()
             if not who.host:
                 return  # a participant needs neither the worker's state nor paths on the server
+        workers = [] if worker_starting else worker.live_workers(lab.store)
         if worker_starting:
             st.caption(":orange[●] Starting the background worker: queued runs start in a moment.")
-        elif worker.worker_alive(lab.data):
-            st.caption(":green[●] Background worker is running: queued runs start one after another.")
+        elif workers:
+            st.caption(f":green[●] {md(describe_workers(workers))}: queued runs start as slots free up.")
         else:
             st.caption(
                 ":red[●] No background worker: queued runs wait. Start one with "

@@ -46,7 +46,7 @@ def runs_frame(
 ) -> pd.DataFrame:
     """The table's rows: `runs`, with queued runs placed in the queue of `everyone`'s runs."""
     rows = []
-    places = queue_places(everyone, slots=lab.data.worker_slots(), now=time.time())
+    places = queue_places(everyone, slots=worker.total_slots(worker.live_workers(lab.store)), now=time.time())
     for run in runs:
         m, c = latest.get(run.id, {}), run.config
         total = run.summary.get("total_steps")
@@ -438,7 +438,7 @@ def render_runs() -> bool:
             st.info("Tick one or more runs in the table (the boxes on the left) to see their curves.")
             return state.get(SETTLED_KEY) is not None
         waiting = any(r.status == Status.QUEUED for r in selected)
-        alive = worker.worker_alive(live_lab.data) if waiting else True
+        alive = bool(worker.live_workers(store)) if waiting else True
         for run in selected:
             if note := explain(run, worker_alive=alive):
                 page.render_note(note)

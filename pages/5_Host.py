@@ -1,5 +1,6 @@
-"""Host view: the queue and the worker's slots (pause it, set the cap on each participant's queued runs), runs per
-participant with a link to each one's runs, and a leaderboard per dataset. In a workshop only the host sees it."""
+"""Host view: the queue and the workers serving it, on every machine, with their slots (pause the queue, set the cap
+on each participant's queued runs), runs per participant with a link to each one's runs, and a leaderboard per
+dataset. In a workshop only the host sees it."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from urllib.parse import quote
 import pandas as pd
 import streamlit as st
 
+from bert_lab import worker
 from bert_lab.runs import workshop
 from bert_lab.runs.describe import format_duration, queue_places
+from bert_lab.runs.records import WorkerLease
 from bert_lab.runs.status import Status
 from bert_lab.runs.workshop import Settings
 from lab_ui import page
@@ -50,7 +53,8 @@ def render_state() -> None:
     with page.open_lab() as live:
         runs = live.store.list_runs()
         latest = live.store.latest_metrics([r.id for r in runs if r.status == Status.FINISHED])
-        slots = live.data.worker_slots()
+        workers = worker.live_workers(live.store)
+    slots = worker.total_slots(workers)
     running = [r for r in runs if r.status == Status.RUNNING]
     places = queue_places(runs, slots=slots, now=time.time())
     queued = sorted((r for r in runs if r.id in places), key=lambda r: places[r.id][0])
@@ -67,6 +71,7 @@ def render_state() -> None:
             for r in queued
         ]
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", height=min(300, 38 + 35 * len(rows)))
+    render_workers(workers)
     if running:
         st.caption("Training now: " + "; ".join(f"#{r.id} {page.md(r.owner or 'nobody')}" for r in running))
 
@@ -100,6 +105,24 @@ def render_state() -> None:
                 "run": st.column_config.NumberColumn(format="#%d"),
             },
         )
+
+
+def render_workers(workers: list[WorkerLease]) -> None:
+    """Which machines train the queue: every worker whose lease is current, with its slots."""
+    if not workers:
+        st.warning("No background worker is serving this lab: queued runs wait until one starts.")
+        return
+    now = time.time()
+    rows = [
+        {
+            "worker": f"{w.host} (pid {w.pid})",
+            "slots": w.slots,
+            "serving for": format_duration(now - w.started_at),
+            "last heard": f"{max(0.0, now - w.renewed_at):.0f} s ago",
+        }
+        for w in workers
+    ]
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
 
 
 render_state()

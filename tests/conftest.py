@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
+    from local_postgres import LocalPostgres
     from streamlit.testing.v1 import AppTest
 
     from bert_lab.runs.service import Lab
@@ -53,25 +54,28 @@ def open_page() -> Callable[..., AppTest]:
     return open_
 
 
-@pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """A real PostgreSQL server for the session: the binaries of the PyPI package `pgserver`, in a temporary folder,
-    on a Unix socket. If it cannot start, the tests that need it fail (they are never skipped)."""
-    import pgserver
+@pytest.fixture(params=["sqlite", "postgresql"])
+def each_store(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The test runs twice: on the data folder's SQLite store, then on a new PostgreSQL database (`$BERT_LAB_STORE`,
+    which the pages, the `lab` fixture and any subprocess open). Pages ask only the store interface: they must
+    behave the same on each. Use it before `lab` (a module's `pytestmark` does)."""
+    if request.param == "postgresql":
+        monkeypatch.setenv("BERT_LAB_STORE", request.getfixturevalue("postgres_database"))
+    return request.param
 
-    server = pgserver.get_server(tmp_path_factory.mktemp("postgres"), cleanup_mode="stop")
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPostgres]:
+    """A real PostgreSQL server for the session: the binaries of the PyPI package `pgserver`, in a temporary folder,
+    on a loopback TCP port (tests/local_postgres.py). If it cannot start, the tests that need it fail (never skip)."""
+    from local_postgres import LocalPostgres
+
+    server = LocalPostgres(tmp_path_factory.mktemp("postgres"))
     yield server
-    server.cleanup()
+    server.stop()
 
 
 @pytest.fixture
-def postgres_database(postgres_server: Any) -> str:
+def postgres_database(postgres_server: LocalPostgres) -> str:
     """The URL of a new, empty database on the session's PostgreSQL server."""
-    import uuid
-
-    import psycopg
-
-    name = f"lab_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(postgres_server.get_uri(), autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name}")
-    return postgres_server.get_uri(name)
+    return postgres_server.create_database()

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from page_view import array, figures, read, titles
 from streamlit.testing.v1 import AppTest
 
@@ -16,6 +17,7 @@ from bert_lab.runs.status import Status
 
 ROOT = Path(__file__).resolve().parents[1]
 OpenPage = Callable[..., AppTest]
+pytestmark = pytest.mark.usefixtures("each_store")  # every test here runs on SQLite, then on PostgreSQL
 
 
 def test_launch_page_starts_from_sensible_defaults(open_page: OpenPage) -> None:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from page_view import titles
 from streamlit.testing.v1 import AppTest
 
@@ -74,3 +75,28 @@ def test_playground_predicts_compares_and_shows_mistakes(open_page: OpenPage, la
         assert ESCAPED.sub(lambda m: m.group()[1], body) == f"**#{runs[1].id} {HOSTILE}**"
         live = ESCAPED.sub("", body)
         assert live.count("**") == 2 and not set(live) & set("[]()<>")
+
+
+def test_the_playground_loads_a_model_trained_on_another_machine(
+    open_page: OpenPage, tmp_path: Path, postgres_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Several machines: a worker host trains into the shared artifact root and records the run in PostgreSQL; the
+    app host, with its own data folder, finds the model there and predicts with it."""
+    from bert_lab.train import train
+
+    shared = tmp_path / "shared"  # the folder both machines mount
+    config = RunConfig(model="tiny", dataset="sms_spam", train_size=64, eval_size=32, max_length=32)
+    with Lab.open(tmp_path / "gpu-b-scratch", postgres_database, shared) as gpu_b:  # the worker's machine
+        run = gpu_b.store.create_run(config.to_dict(), name="trained on gpu-b")
+        assert gpu_b.store.claim_run(run.id, pid=os.getpid(), device="cpu", host="gpu-b")
+        train(config, folder=gpu_b.data.run(run.id).create())
+        gpu_b.store.set_status(run.id, Status.FINISHED)
+    monkeypatch.setenv("BERT_LAB_STORE", postgres_database)  # the app host: same store and root, its own folder
+    monkeypatch.setenv("BERT_LAB_ARTIFACTS", str(shared))
+    at = open_page(page.PLAYGROUND_PAGE, timeout=180)
+    at.text_area(key="sentences").set_value("Free entry! Text WIN now").run()
+    assert not at.exception
+    assert list(at.dataframe[0].value["text"]) == ["Free entry! Text WIN now"]
+    assert "Mistakes (of 32)" in [m.label for m in at.metric]  # its evaluation report, read from the shared root
+    app_home = Path(os.environ["BERT_LAB_HOME"])
+    assert not (app_home / "runs").exists() and (shared / "runs" / str(run.id) / "model").is_dir()

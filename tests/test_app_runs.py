@@ -7,7 +7,6 @@ import json
 import math
 import os
 import re
-import sqlite3
 import subprocess
 import sys
 import time
@@ -30,6 +29,7 @@ from lab_ui import live, page
 
 ROOT = Path(__file__).resolve().parents[1]
 OpenPage = Callable[..., AppTest]
+pytestmark = pytest.mark.usefixtures("each_store")  # every test here runs on SQLite, then on PostgreSQL
 HOSTILE = "**bold** [x](http://e) <b>hi</b> `code` :red[alarm] $x$"
 ESCAPED = re.compile(r"\\[!-/:-@\[-`{-~]")  # a backslash-escaped ASCII punctuation character (CommonMark)
 
@@ -191,18 +191,20 @@ def test_resume_requeues_a_cancelled_run_and_only_a_resumable_one(open_page: Ope
 
 
 def test_the_page_never_recovers_nor_kills_runs(
-    open_page: OpenPage, lab: Lab, sleeper: subprocess.Popen[bytes]
+    open_page: OpenPage, lab: Lab, sleeper: subprocess.Popen[bytes], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Only the worker decides a run lost its process: the page shows a run marked running as running, even with a
     dead process and a silent heartbeat, and its Cancel only asks (the process keeps running until it stops itself)."""
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    lost = make_run(lab, Status.RUNNING, name="lost")
-    silent = make_run(lab, Status.RUNNING, name="silent")
+    an_hour_ago = time.time() - 3600
+    with monkeypatch.context() as clock:  # started, and last heard from, an hour ago: what the worker calls lost
+        clock.setattr(time, "time", lambda: an_hour_ago)
+        lost = make_run(lab, Status.RUNNING, name="lost")
+        silent = make_run(lab, Status.RUNNING, name="silent")
     lab.store.update_run(lost.id, pid=dead.pid)
     lab.store.update_run(silent.id, pid=sleeper.pid)
-    with sqlite3.connect(lab.data.sqlite) as db:  # heartbeats an hour old: what the worker would call lost
-        db.execute("UPDATE runs SET heartbeat_at = ?", (time.time() - 3600,))
+    assert {lab.store.get_run(i).heartbeat_at for i in (lost.id, silent.id)} == {an_hour_ago}
     at = open_page(page.RUNS_PAGE, {"action_run": silent.id})
     click(at, "Cancel")
     at.run()
@@ -224,6 +226,13 @@ def test_queued_runs_show_their_place_in_the_fair_queue(open_page: OpenPage, lab
     assert steps == {ana[0]: "#1 in queue", mine: "#2 in queue", ana[1]: "#3 in queue"}
     assert table.loc[run_label(lab.store.get_run(ana[0])), "ETA"].startswith("starts in ")
     assert running.status == Status.RUNNING
+    warned = open_page(page.RUNS_PAGE, {"_selected_ids": [ana[0]]}).warning
+    assert any("no background worker" in str(w.value) for w in warned)  # no worker's lease in the store
+    lab.store.renew_worker("gpu-a", 1, slots=2)  # a worker on another machine, with a slot free
+    at = open_page(page.RUNS_PAGE, {"_selected_ids": [ana[0]]})
+    assert not any("no background worker" in str(w.value) for w in at.warning)
+    table = at.dataframe[0].value.set_index("run")
+    assert table.loc[run_label(lab.store.get_run(ana[0])), "ETA"] == "next"  # its slots count
 
 
 def test_a_cached_run_is_marked_and_run_again_trains_a_new_seed(open_page: OpenPage, lab: Lab) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from bert_lab.runs.workshop import Actor, Settings
 from lab_ui import page
 
 OpenPage = Callable[..., AppTest]
+pytestmark = pytest.mark.usefixtures("each_store")  # every test here runs on SQLite, then on PostgreSQL
 ROOT = Path(__file__).resolve().parents[1]
 HOSTILE = "<b>Eve</b> **bold** [x](http://e.vil)"
 TINY = RunConfig(model="tiny", dataset="sms_spam").to_dict()
@@ -101,6 +103,32 @@ def test_the_host_view_shows_the_queue_participants_and_leaderboard(open_page: O
     at.number_input(key="queue_cap").set_value(5).run()
     assert Settings.read(lab.data) == Settings(queue_cap=5, paused=True)
     assert json.loads(lab.data.workshop.read_text()) == {"queue_cap": 5, "paused": True}
+
+
+def test_the_host_view_and_sidebar_show_the_workers_of_every_machine(
+    open_page: OpenPage, lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workers on two machines, known by their leases in the store: the queue counts both machines' slots, and a
+    worker whose lease expired (a lost machine) counts no more."""
+    lab.store.create_run(TINY, owner="Ben")
+    host = {page.ACTOR_KEY: Actor("host", host=True)}
+    at = open_page(page.HOST_PAGE, host)
+    assert "No background worker is serving this lab" in everything_said(at)
+    lab.store.renew_worker("gpu-a", 11, slots=2)
+    lab.store.renew_worker("gpu-b", 12, slots=4)
+    at = open_page(page.HOST_PAGE, host)
+    assert [str(h.value) for h in at.subheader][0] == "Queue: 0 of 6 slot(s) in use, 1 waiting"
+    workers = at.dataframe[1].value
+    assert list(workers["worker"]) == ["gpu-a (pid 11)", "gpu-b (pid 12)"] and list(workers["slots"]) == [2, 4]
+    said = everything_said(at)
+    assert page.md("2 background workers: gpu-a (2 slots), gpu-b (4 slots)") in said
+    now = time.time()
+    with monkeypatch.context() as clock:  # gpu-b's machine was lost a minute ago: its last renewal is that old
+        clock.setattr(time, "time", lambda: now - 60)
+        lab.store.renew_worker("gpu-b", 12, slots=4)
+    at = open_page(page.HOST_PAGE, host)
+    assert [str(h.value) for h in at.subheader][0] == "Queue: 0 of 2 slot(s) in use, 1 waiting"
+    assert page.md("Background worker on gpu-a (2 slots)") in everything_said(at)
 
 
 def test_the_host_views_link_opens_one_participants_runs(open_page: OpenPage, lab: Lab) -> None:

@@ -272,3 +272,17 @@ def test_a_group_is_cancelled_resumed_and_deleted_as_one(tmp_path: Path) -> None
     assert json.loads(cli("runs", "--json", home=home).stdout) == []
     missing = cli("group", group_id, home=home)
     assert missing.returncode == 2 and f"no group with id '{group_id}'" in missing.stderr
+
+
+def test_workers_lists_the_machines_serving_the_store(tmp_path: Path) -> None:
+    home = tmp_path / "lab"
+    idle = cli("workers", home=home)
+    assert idle.returncode == 0 and "no worker is serving this store" in idle.stdout
+    with Lab.open(home) as lab:
+        lab.store.renew_worker("gpu-b", 12, slots=4)
+        lab.store.renew_worker("gpu-a", 11, slots=2)
+    listed = json.loads(cli("workers", "--json", home=home).stdout)
+    assert [(w["host"], w["pid"], w["slots"]) for w in listed] == [("gpu-a", 11, 2), ("gpu-b", 12, 4)]
+    assert set(listed[0]) == {"host", "pid", "slots", "started_at", "renewed_at"}
+    table = cli("workers", home=home).stdout.splitlines()
+    assert table[0].startswith("gpu-a (pid 11): 2 slot(s), serving for ") and table[1].startswith("gpu-b (pid 12)")

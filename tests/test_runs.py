@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,7 @@ from bert_lab.runs.metrics import (
     improved,
     label,
 )
-from bert_lab.runs.records import EvalRecord, Hooks, Run, StepRecord, points
+from bert_lab.runs.records import EvalRecord, Hooks, Run, StepRecord, WorkerLease, points
 from bert_lab.runs.service import Lab
 from bert_lab.runs.status import ACTIVE, RESUMABLE, TERMINAL, TRANSITIONS, Status
 from bert_lab.runs.store import STORE_ENV, StoreError, UnknownRunError
@@ -576,3 +577,10 @@ def test_clone_validates_its_changes_and_stores_nothing_when_bad(
     assert lab.store.list_runs() == [old]
     with pytest.raises(UnknownRunError):
         service.clone(lab, 999)
+
+
+def test_describe_workers_names_each_machine_and_its_slots() -> None:
+    lease = partial(WorkerLease, pid=1, started_at=0.0, renewed_at=0.0)
+    assert describe.describe_workers([lease("lab-a", slots=1)]) == "Background worker on lab-a (1 slot)"
+    two = [lease("gpu-a", slots=4), lease("gpu-b", slots=2)]
+    assert describe.describe_workers(two) == "2 background workers: gpu-a (4 slots), gpu-b (2 slots)"

@@ -524,6 +524,32 @@ def test_threads_share_a_store(store: RunStore) -> None:
     assert all([p.value for p in points if p.name == f"m{i}"] == list(map(float, range(50))) for i in range(4))
 
 
+# --- workers' leases -----------------------------------------------------------------------------------------------
+def test_a_worker_lease_lives_while_renewed_and_ends_with_the_worker(
+    store: RunStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workers on two machines with the same pid: each has its own lease; a renewal keeps the start and moves the
+    renewal time; a lease not renewed for `within_s` no longer counts; an ended one is gone at once."""
+    clock = [1000.0]
+    monkeypatch.setattr(time, "time", lambda: clock[0])  # the outside world's clock, moved by hand
+    assert store.live_workers(within_s=10) == []
+    store.renew_worker("gpu-b", 7, slots=4)
+    store.renew_worker("gpu-a", 7, slots=2)
+    clock[0] = 1006.0
+    store.renew_worker("gpu-a", 7, slots=3)
+    a, b = store.live_workers(within_s=10)
+    assert (a.host, a.pid, a.slots, a.started_at, a.renewed_at) == ("gpu-a", 7, 3, 1000.0, 1006.0)
+    assert (b.host, b.pid, b.slots, b.renewed_at) == ("gpu-b", 7, 4, 1000.0)
+    clock[0] = 1012.0  # gpu-b silent for 12 s: its lease has expired
+    assert [w.host for w in store.live_workers(within_s=10)] == ["gpu-a"]
+    assert [w.host for w in store.live_workers(within_s=30)] == ["gpu-a", "gpu-b"]
+    store.end_worker("gpu-a", 7)
+    assert [w.host for w in store.live_workers(within_s=30)] == ["gpu-b"]
+    clock[0] = 1012.0 + 2 * 24 * 3600  # two days on: a lost worker's row is forgotten at the next renewal
+    store.renew_worker("gpu-c", 1, slots=1)
+    assert [w.host for w in store.live_workers(within_s=1e9)] == ["gpu-c"]
+
+
 # --- one writer, many pollers -------------------------------------------------------------------------------------
 def _write_points(url: str, run_id: int, barrier: Any) -> int:
     with open_store(url) as store:
@@ -656,7 +682,9 @@ def test_a_first_version_database_gains_groups_the_cache_and_hosts_keeping_its_r
         assert (run.cache_key, run.cached_from) == (None, None)  # an old run is never answered from
         assert store.create_run({}, cache_key="k").cache_key == "k"
         assert run.host is None  # trained before runs recorded their machine
-    assert _pragma(db, "user_version") == len(MIGRATIONS) == 4
+        store.renew_worker("a", 1, slots=1)
+        assert [w.host for w in store.live_workers(within_s=60)] == ["a"]  # and workers their leases
+    assert _pragma(db, "user_version") == len(MIGRATIONS) == 5
 
 
 def test_failed_migration_changes_nothing(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -687,6 +715,15 @@ def test_a_postgresql_database_from_newer_code_is_refused(postgres_database: str
         conn.execute("UPDATE schema_version SET version = %s", (len(PG_MIGRATIONS) + 1,))
     with pytest.raises(StoreError, match="newer than this code knows"):
         open_store(postgres_database)
+
+
+def test_the_test_postgresql_server_is_reached_over_loopback_tcp(postgres_database: str) -> None:
+    """As a worker on another machine reaches the database: TCP, not a Unix socket."""
+    import psycopg
+
+    with psycopg.connect(postgres_database) as conn:
+        address, port = conn.execute("SELECT inet_server_addr()::text, inet_server_port()").fetchone()
+    assert (address, port) == ("127.0.0.1/32", int(postgres_database.split(":")[2].split("/")[0]))
 
 
 def test_a_postgresql_claim_skips_a_run_another_machine_is_claiming(postgres_database: str) -> None:

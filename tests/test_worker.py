@@ -22,7 +22,7 @@ from bert_lab.runs import service
 from bert_lab.runs.records import Run
 from bert_lab.runs.service import Lab
 from bert_lab.runs.status import Status
-from bert_lab.worker import Worker, describe_exit, worker_alive
+from bert_lab.worker import LEASE_S, Worker, describe_exit, live_workers, this_host, worker_alive
 
 TINY = dict(model="tiny", dataset="sms_spam", train_size=200, eval_size=50, max_length=32, batch_size=16)
 LONG = dict(TINY, train_size=2000, num_epochs=3.0, eval_every_steps=10)  # ~375 steps: long enough to interrupt
@@ -204,12 +204,17 @@ def test_concurrency_limit(lab: Lab) -> None:
     assert [lab.store.get_run(i).status for i in ids] == [Status.FINISHED] * 3
 
 
-def test_one_worker_per_data_folder(lab: Lab) -> None:
-    with running_worker(lab):
+def test_one_worker_per_data_folder_known_to_the_store_by_its_lease(lab: Lab) -> None:
+    with running_worker(lab) as first:
         wait_for(lambda: worker_alive(lab.data), 20, "the first worker")
         second = start_worker(lab)
         out, _ = second.communicate(timeout=30)
         assert second.returncode == 1 and b"already running" in out
+        [lease] = live_workers(lab.store)  # the one serving: the second never counted
+        assert (lease.host, lease.pid, lease.slots) == (this_host(), first.pid, 1)
+        renewed = lease.renewed_at
+        wait_for(lambda: live_workers(lab.store)[0].renewed_at > renewed, 2 * LEASE_S, "the lease to be renewed")
+    assert live_workers(lab.store) == []  # a worker that stops ends its lease at once
 
 
 def test_cancel_is_graceful_and_the_run_can_be_resumed(lab: Lab) -> None:
@@ -339,6 +344,7 @@ def test_workers_on_two_hosts_share_one_queue_and_a_lost_hosts_run_resumes_on_th
                 120,
                 "both hosts to train at once",
             )
+            assert {w.host for w in live_workers(store)} == {"host-a", "host-b"}  # the app sees both machines
             victim = next(r for r in running if r.host == "host-a")
             wait_for(lambda: lab.data.run(victim.id).checkpoint_state.exists(), 120, "a checkpoint on the shared root")
             os.kill(host_a.pid, signal.SIGKILL)  # host A is lost: its worker, and its run with it
@@ -347,6 +353,7 @@ def test_workers_on_two_hosts_share_one_queue_and_a_lost_hosts_run_resumes_on_th
             lost_at = time.time()
             wait_for(lambda: store.get_run(victim.id).status == Status.INTERRUPTED, 60, "the run's lease to expire")
             assert time.time() - lost_at >= lease_s - 1  # by its lease, not by a process id
+            wait_for(lambda: [w.host for w in live_workers(store)] == ["host-b"], 2 * LEASE_S, "A's lease to expire")
             service.resume(lab, victim.id)
             wait_for(lambda: all(store.get_run(i).status == Status.FINISHED for i in ids), 300, "every run to finish")
         finally:

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from bert_lab.config import DEFAULTS
 from bert_lab.runs.queue import expected_starts, fair_order
-from bert_lab.runs.records import Run
+from bert_lab.runs.records import Run, WorkerLease
 from bert_lab.runs.status import Status
 
 BADGES: dict[Status, str] = {
@@ -149,3 +149,10 @@ def explain(run: Run, *, worker_alive: bool = True) -> Note | None:
     if run.status == Status.QUEUED and not worker_alive:
         return Note("warning", f"{label} is waiting,", "but no background worker is running to start it.")
     return None
+
+
+def describe_workers(workers: Sequence[WorkerLease]) -> str:
+    """Who trains the queue, in a few words: "Background worker on lab-a (1 slot)", or, on several machines,
+    "2 background workers: gpu-a (4 slots), gpu-b (4 slots)"."""
+    each = ", ".join(f"{w.host} ({w.slots} slot{'s' if w.slots != 1 else ''})" for w in workers)
+    return f"Background worker on {each}" if len(workers) == 1 else f"{len(workers)} background workers: {each}"

@@ -2,7 +2,7 @@
 
     <data folder>/               this machine's (`--home`, `$BERT_LAB_HOME`)
         runs.sqlite              the default store (SQLite; another store, such as PostgreSQL, lives elsewhere)
-        worker.lock  worker.json  worker.log  standby.log
+        worker.lock  worker.log  standby.log
     <artifact root>/             what every machine reads: the data folder itself, unless `--artifacts`
                                  (`$BERT_LAB_ARTIFACTS`) names a folder they share (several machines, one store)
         workshop.json
@@ -18,7 +18,6 @@ Every path is decided here; the store keeps rows, never files.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,18 +115,6 @@ class DataFolder:
     @property
     def worker_lock(self) -> Path:
         return self.path / "worker.lock"
-
-    @property
-    def worker_info(self) -> Path:
-        """What the serving worker says about itself (JSON: pid, slots): for the queue's expected start times."""
-        return self.path / "worker.json"
-
-    def worker_slots(self) -> int:
-        """Runs the worker trains at once (1 when no worker said so)."""
-        try:
-            return max(1, int(json.loads(self.worker_info.read_text())["slots"]))
-        except (OSError, ValueError, KeyError, TypeError):
-            return 1
 
     @property
     def workshop(self) -> Path:

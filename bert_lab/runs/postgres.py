@@ -55,6 +55,12 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE runs ADD COLUMN host TEXT
     """,
+    """
+    CREATE TABLE workers (
+        host TEXT NOT NULL, pid INTEGER NOT NULL, slots INTEGER NOT NULL, started_at DOUBLE PRECISION NOT NULL,
+        renewed_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (host, pid)
+    )
+    """,
 ]
 MIGRATION_LOCK = 0x6265_7274  # the advisory lock that serialises migrations ("bert")
 _NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")

@@ -1,5 +1,6 @@
-"""The records that cross process boundaries: a run as the store keeps it (`Run`, `MetricPoint`, `RunEvent`) and what
-the training loop reports (`StepRecord`, `EvalRecord`, `TrainResult`) through `Hooks`. Frozen, torch-free."""
+"""The records that cross process boundaries: a run as the store keeps it (`Run`, `MetricPoint`, `RunEvent`), a
+worker's lease (`WorkerLease`), and what the training loop reports (`StepRecord`, `EvalRecord`, `TrainResult`)
+through `Hooks`. Frozen, torch-free."""
 
 from __future__ import annotations
 
@@ -48,6 +49,18 @@ class Run:
     @property
     def is_active(self) -> bool:
         return self.status.is_active
+
+
+@dataclass(frozen=True)
+class WorkerLease:
+    """A worker's sign of life in the store, renewed while it serves: how the app, on any machine, knows what is
+    training the queue (a lock file or a process id would only say so on the worker's own machine)."""
+
+    host: str
+    pid: int  # on `host`
+    slots: int  # runs it trains at once
+    started_at: float
+    renewed_at: float
 
 
 @dataclass(frozen=True)

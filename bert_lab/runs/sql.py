@@ -20,7 +20,7 @@ from contextlib import AbstractContextManager
 from dataclasses import fields, replace
 from typing import Any, Self
 
-from bert_lab.runs.records import Group, MetricPoint, Point, Run, RunEvent
+from bert_lab.runs.records import Group, MetricPoint, Point, Run, RunEvent, WorkerLease
 from bert_lab.runs.status import TERMINAL, Status
 from bert_lab.runs.store import StoreError, UnknownGroupError, UnknownRunError
 
@@ -32,6 +32,7 @@ _ON_ENTER: dict[Status, str] = {
     **{s: "finished_at = :now, pid = NULL, error = :error" for s in TERMINAL},
 }
 Row = Mapping[str, Any]  # a row: by column name, and by position (row[0])
+FORGET_WORKERS_AFTER_S = 24 * 3600.0  # a lease expired this long ago is deleted (a lost worker's row)
 
 
 def _float(value: float | None) -> float:
@@ -394,3 +395,22 @@ class SQLStore:
     def read_events(self, run_id: int, since_id: int = 0) -> list[RunEvent]:
         sql = "SELECT id, run_id, time, level, message FROM events WHERE run_id = ? AND id > ? ORDER BY id"
         return [RunEvent(*row) for row in self._execute(sql, (run_id, since_id))]
+
+    # --- workers ----------------------------------------------------------------------------------------------------
+    def renew_worker(self, host: str, pid: int, *, slots: int) -> None:
+        now = time.time()
+        with self._write():
+            sql = (
+                "INSERT INTO workers (host, pid, slots, started_at, renewed_at) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (host, pid) DO UPDATE SET slots = excluded.slots, renewed_at = excluded.renewed_at"
+            )
+            self._execute(sql, (host, pid, slots, now, now))
+            self._execute("DELETE FROM workers WHERE renewed_at < ?", (now - FORGET_WORKERS_AFTER_S,))
+
+    def live_workers(self, *, within_s: float) -> list[WorkerLease]:
+        sql = "SELECT host, pid, slots, started_at, renewed_at FROM workers WHERE renewed_at >= ? ORDER BY host, pid"
+        return [WorkerLease(*row) for row in self._execute(sql, (time.time() - within_s,))]
+
+    def end_worker(self, host: str, pid: int) -> None:
+        with self._write():
+            self._execute("DELETE FROM workers WHERE host = ? AND pid = ?", (host, pid))

@@ -53,6 +53,12 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE runs ADD COLUMN host TEXT;
     """,
+    """
+    CREATE TABLE workers (
+        host TEXT NOT NULL, pid INTEGER NOT NULL, slots INTEGER NOT NULL, started_at REAL NOT NULL,
+        renewed_at REAL NOT NULL, PRIMARY KEY (host, pid)
+    );
+    """,
 ]
 
 

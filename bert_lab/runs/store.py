@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import Any, Protocol, Self
 
 from bert_lab.runs.layout import DataFolder
-from bert_lab.runs.records import Group, MetricPoint, Point, Run, RunEvent
+from bert_lab.runs.records import Group, MetricPoint, Point, Run, RunEvent, WorkerLease
 from bert_lab.runs.status import Status
 
 STORE_ENV = "BERT_LAB_STORE"
@@ -189,6 +189,19 @@ class RunStore(Protocol):
     def add_event(self, run_id: int, message: str, level: str = "info") -> None: ...
 
     def read_events(self, run_id: int, since_id: int = 0) -> list[RunEvent]: ...
+
+    # --- workers ---
+    def renew_worker(self, host: str, pid: int, *, slots: int) -> None:
+        """Record that worker `pid` on `host` is serving, with `slots` runs at once (its lease, renewed now)."""
+        ...
+
+    def live_workers(self, *, within_s: float) -> list[WorkerLease]:
+        """The workers whose lease was renewed in the last `within_s` seconds, on every machine, by host and pid."""
+        ...
+
+    def end_worker(self, host: str, pid: int) -> None:
+        """Worker `pid` on `host` stopped serving (its lease ends now; a lost worker's simply expires)."""
+        ...
 
     def close(self) -> None: ...
 

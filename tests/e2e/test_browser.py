@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from local_postgres import free_port
 
 from bert_lab.runs.layout import DataFolder
 from bert_lab.runs.service import Lab
@@ -53,12 +53,6 @@ TRACES_JS = """(title) => {
   return gd._fullData.filter(t => !String(t.name).endsWith('(raw)') && !String(t.name).endsWith(' note'))
     .map(t => ({name: t.name, n: t.x ? t.x.length : 0, last: t.x && t.x.length ? t.x[t.x.length - 1] : null}));
 }"""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_until(condition: Callable[[], Any], timeout_s: float, what: str) -> Any:
