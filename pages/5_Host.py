@@ -73,7 +73,8 @@ def render_state() -> None:
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", height=min(300, 38 + 35 * len(rows)))
     render_workers(workers)
     if running:
-        st.caption("Training now: " + "; ".join(f"#{r.id} {page.md(r.owner or 'nobody')}" for r in running))
+        on = {r.id: f" on {r.host}" if r.host else "" for r in running}
+        st.caption("Training now: " + "; ".join(page.md(f"#{r.id} {r.owner or 'nobody'}{on[r.id]}") for r in running))
 
     st.subheader("Participants")
     people = workshop.participants(runs)
@@ -112,6 +113,9 @@ def render_workers(workers: list[WorkerLease]) -> None:
     if not workers:
         st.warning("No background worker is serving this lab: queued runs wait until one starts.")
         return
+    st.caption(
+        f"Workers, on every machine (one that stops renewing its lease drops out within {worker.LEASE_S:.0f} s):"
+    )
     now = time.time()
     rows = [
         {
