@@ -16,7 +16,7 @@ $(STAMP): requirements.txt requirements-data.txt requirements-dev.txt
 install: $(STAMP)
 
 run: install
-	$(PY) -m streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT) --server.headless true \
+	$(PY) -m lab_ui.serve --server.address 127.0.0.1 --server.port $(PORT) --server.headless true \
 		--browser.gatherUsageStats false
 
 # A workshop: every network interface, behind a passcode for participants and another for the host.
@@ -25,7 +25,7 @@ workshop: install
 	(participants) and BERT_LAB_HOST_PASSCODE (you) first; nothing was started" >&2; exit 2; }
 	@test "$$BERT_LAB_PASSCODE" != "$$BERT_LAB_HOST_PASSCODE" || { echo "make workshop: the two passcodes must \
 	differ" >&2; exit 2; }
-	$(PY) -m streamlit run app.py --server.address 0.0.0.0 --server.port $(PORT) --server.headless true \
+	$(PY) -m lab_ui.serve --server.address 0.0.0.0 --server.port $(PORT) --server.headless true \
 		--server.maxUploadSize 5 --browser.gatherUsageStats false
 
 test: install

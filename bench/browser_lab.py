@@ -51,7 +51,7 @@ def start_app(home: Path, port: int, *, log: Path | None = None) -> subprocess.P
     env = {k: v for k, v in os.environ.items() if k != "BERT_LAB_NO_AUTOSTART"}
     env |= {"BERT_LAB_HOME": str(home), "PYTHONPATH": str(ROOT)}
     out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - the child keeps its own copy
-    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+    command = [sys.executable, "-m", "lab_ui.serve", "--server.port", str(port),
                "--server.headless", "true", "--browser.gatherUsageStats", "false"]  # fmt: skip
     app = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     if log:

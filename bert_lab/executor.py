@@ -128,7 +128,10 @@ class LocalExecutor:
         """Keep one run process warm, torch and transformers already imported (about 3.5 s of a run's start-up),
         so that a Launch click shows its first loss point sooner. Only while no run trains (its imports would take
         CPU from a run), and only on the CPU (a GPU run gets its own device set at start)."""
-        if not self.warm_spare or self.gpus or (self.spare is not None and self.spare.poll() is None):
+        if not self.warm_spare or self.gpus:
+            self.lab.data.worker_warm.touch()  # no spare to wait for: warm as it is
+            return
+        if self.spare is not None and self.spare.poll() is None:
             return
         with open(self.lab.data.standby_log, "ab") as log:
             self.spare = subprocess.Popen(

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
 from bert_lab.runs.metrics import METRICS, label
+
+if TYPE_CHECKING:
+    import altair as alt
 
 PALETTE: tuple[str, ...] = (
     "#1f77b4",
@@ -319,35 +322,6 @@ def small_multiples_figure(
 
 
 # --- launch preview -------------------------------------------------------------------------------------------------
-def lr_schedule_figure(lrs: Sequence[float], *, warmup_steps: int = 0, height: int = 260) -> go.Figure:
-    """The learning rate at every optimizer step of the planned run (the same function training uses)."""
-    y = np.asarray(lrs, dtype=float)
-    keep = downsample(y, 1000)
-    trace = go.Scatter(
-        x=np.arange(len(y))[keep],
-        y=y[keep],
-        mode="lines",
-        line={"width": 3},
-        fill="tozeroy",
-        name="learning rate",
-        hovertemplate="step %{x}: lr %{y:.3g}<extra></extra>",
-    )
-    layout = _layout(
-        f"Learning rate at each of the {len(y):,} optimizer steps",
-        height,
-        showlegend=False,
-        hovermode="closest",
-        xaxis={"title": {"text": X_LABELS["step"]}},
-        yaxis={"title": {"text": "learning rate"}, "exponentformat": "e", "rangemode": "tozero"},
-    )
-    fig = go.Figure(trace, layout)
-    if 0 < warmup_steps < len(y):
-        fig.add_vline(
-            x=warmup_steps, line_dash="dot", annotation_text="end of warmup", annotation_position="bottom right"
-        )
-    return fig
-
-
 def lr_find_figure(
     lrs: Sequence[float], losses: Sequence[float], marks: Mapping[str, float], *, height: int = 300
 ) -> go.Figure:
@@ -505,3 +479,25 @@ def probabilities_figure(probs: pd.DataFrame, label_names: Sequence[str], *, hei
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "traceorder": "normal"},
     )
     return fig
+
+
+def lr_schedule_chart(lrs: Sequence[float], *, warmup_steps: int = 0, height: int = 260) -> alt.LayerChart:
+    """The learning rate at every optimizer step of the planned run (the same function training uses), the end of
+    warmup marked. Vega-Lite (Altair), not plotly: the launch page's only chart, and plotly's script would cost every
+    new tab ~0.9 s on a 2-core machine (bench/first_render.py)."""
+    import altair as alt
+
+    y = np.asarray(lrs, dtype=float)
+    keep = downsample(y, 1000)
+    frame = pd.DataFrame({"step": np.arange(len(y))[keep], "lr": y[keep]})
+    x = alt.X("step:Q", title=X_LABELS["step"])
+    lr = alt.Y("lr:Q", title="learning rate", axis=alt.Axis(format=".1e"))
+    tooltip = [alt.Tooltip("step:Q"), alt.Tooltip("lr:Q", title="lr", format=".3g")]
+    curve = alt.Chart(frame).mark_area(line={"strokeWidth": 3}, opacity=0.3).encode(x=x, y=lr, tooltip=tooltip)
+    layers = [curve]
+    if 0 < warmup_steps < len(y):
+        rule = alt.Chart(pd.DataFrame({"step": [warmup_steps]})).mark_rule(strokeDash=[2, 3]).encode(x="step:Q")
+        label = rule.mark_text(align="left", baseline="top", dx=4, text="end of warmup").encode(y=alt.value(4))
+        layers += [rule, label]
+    # A short title: the page's column is narrow, and the caption under the chart counts the steps.
+    return alt.layer(*layers).properties(title="Learning rate at each optimizer step", height=height - 60)

@@ -210,6 +210,7 @@ def standby(lab: Lab) -> int:
     """A warm run process: import the heavy modules now, then wait for the worker to send a run id on stdin."""
     import bert_lab.train  # noqa: F401 - the point of standing by
 
+    lab.data.worker_warm.write_text(str(os.getpid()))
     line = sys.stdin.readline()
     if not line.strip():
         return 0  # the worker went away without a run for us

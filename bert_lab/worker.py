@@ -292,6 +292,7 @@ def ensure_worker(lab: Lab, *, nice: int = 0) -> bool:
     the priority of the worker and the runs it starts (the app passes one, so a page stays responsive)."""
     if worker_alive(lab.data):
         return False
+    lab.data.worker_warm.unlink(missing_ok=True)  # the new worker says when it is warm (`wait_until_warm`)
     command = [sys.executable, "-m", "bert_lab", "worker", "--home", str(lab.data.path), "--store", lab.store.url]
     command += ["--artifacts", str(lab.data.root)]
     with open(lab.data.worker_log, "ab") as log:
@@ -303,6 +304,17 @@ def ensure_worker(lab: Lab, *, nice: int = 0) -> bool:
             start_new_session=True,
             preexec_fn=(lambda: os.nice(nice)) if nice else None,
         )
+    return True
+
+
+def wait_until_warm(data: DataFolder, *, timeout_s: float) -> bool:
+    """Wait until the worker just started for `data` can start a run at once (its warm spare has imported torch and
+    transformers: seconds of CPU that would otherwise compete with the first page view); False on timeout."""
+    deadline = time.monotonic() + timeout_s
+    while not data.worker_warm.exists():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
     return True
 
 

@@ -1,4 +1,4 @@
-"""Reading what an AppTest page shows: its plotly figures and its text, as a person would read them."""
+"""Reading what an AppTest page shows: its charts and its text, as a person would read them."""
 
 from __future__ import annotations
 
@@ -16,7 +16,9 @@ def figures(at: AppTest) -> list[dict]:
 
 
 def titles(at: AppTest) -> list[str]:
-    return [fig["layout"].get("title", {}).get("text", "") for fig in figures(at)]
+    """The titles of every chart: plotly figures, then Vega-Lite charts (the launch page's preview)."""
+    vega = [json.loads(chart.proto.spec).get("title", "") for chart in at.get("vega_lite_chart")]
+    return [fig["layout"].get("title", {}).get("text", "") for fig in figures(at)] + vega
 
 
 def array(value: Any) -> np.ndarray:

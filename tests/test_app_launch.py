@@ -33,7 +33,8 @@ def test_launch_page_starts_from_sensible_defaults(open_page: OpenPage) -> None:
     assert at.selectbox(key="bundled").value == "rotten_tomatoes"
     dropout = at.select_slider(key="dropout")
     assert dropout.value is None and dropout.options[0] == "model default"  # the model's own, like the CLI
-    assert any("Learning rate at each of the 63 optimizer steps" in t for t in titles(at))
+    assert "Learning rate at each optimizer step" in titles(at)
+    assert any("= **63 optimizer steps**" in c.value for c in at.caption)  # what the preview's x axis spans
     assert {w.label for w in at.select_slider} >= {
         "Learning rate",
         "Dropout",

@@ -115,9 +115,12 @@ def test_config_diff_marks_and_highlights_the_differing_hyperparameters() -> Non
 
 def test_schedule_preview_plots_the_training_schedule() -> None:
     config = RunConfig(schedule="cosine", warmup_steps=10, lr=2e-4)
-    fig = plots.lr_schedule_figure(lr_curve(config, 200), warmup_steps=10)
-    assert list(fig.data[0].y) == lr_curve(config, 200) and "200 optimizer steps" in fig.layout.title.text
-    assert fig.layout.shapes[0].x0 == 10  # the end of warmup is marked
+    chart = plots.lr_schedule_chart(lr_curve(config, 200), warmup_steps=10)
+    curve, warmup_end, _ = chart.layer
+    assert curve.data["lr"].tolist() == lr_curve(config, 200) and curve.data["step"].tolist() == list(range(200))
+    assert chart.title == "Learning rate at each optimizer step"
+    assert warmup_end.data["step"].tolist() == [10]  # the end of warmup is marked
+    assert len(plots.lr_schedule_chart(lr_curve(config, 200)).layer) == 1  # no warmup, no mark
 
 
 def test_result_figures() -> None:

@@ -19,10 +19,20 @@ import pytest
 from bert_lab.config import RunConfig
 from bert_lab.executor import LocalExecutor, pid_alive
 from bert_lab.runs import service
+from bert_lab.runs.layout import DataFolder
 from bert_lab.runs.records import Run
 from bert_lab.runs.service import Lab
 from bert_lab.runs.status import Status
-from bert_lab.worker import LEASE_S, Worker, describe_exit, live_workers, this_host, worker_alive
+from bert_lab.worker import (
+    LEASE_S,
+    Worker,
+    describe_exit,
+    ensure_worker,
+    live_workers,
+    this_host,
+    wait_until_warm,
+    worker_alive,
+)
 
 TINY = dict(model="tiny", dataset="sms_spam", train_size=200, eval_size=50, max_length=32, batch_size=16)
 LONG = dict(TINY, train_size=2000, num_epochs=3.0, eval_every_steps=10)  # ~375 steps: long enough to interrupt
@@ -369,3 +379,23 @@ def test_workers_on_two_hosts_share_one_queue_and_a_lost_hosts_run_resumes_on_th
         }
         assert started_on == {"host-a", "host-b"}  # the queue was shared
         assert lab.data.run(victim.id).has_model and not (tmp_path / "app-host" / "runs").exists()  # on the shared root
+
+
+def test_a_new_worker_says_when_it_is_warm_and_an_old_mark_is_not_believed(lab: Lab) -> None:
+    """What `make run` waits for before serving pages: the worker started and its spare run process ready (torch
+    imported), so the first page view does not compete with that start."""
+    lab.data.path.mkdir(parents=True, exist_ok=True)
+    lab.data.worker_warm.write_text("1")  # left by a worker of an earlier session
+    assert not wait_until_warm(DataFolder(lab.data.path / "elsewhere"), timeout_s=0.3)  # no worker there: times out
+    assert ensure_worker(lab)
+    try:
+        assert not lab.data.worker_warm.exists()  # the old mark is gone before the new worker could write one
+        assert wait_until_warm(lab.data, timeout_s=60)
+        spare = int(lab.data.worker_warm.read_text())
+        assert pid_alive(spare) and "torch" in Path(f"/proc/{spare}/maps").read_text()  # standing by, warm
+        assert [w.host for w in live_workers(lab.store)] == [this_host()]
+    finally:
+        worker_pid = int(wait_for(lambda: lab.data.worker_lock.read_text().strip(), 10, "the worker's pid"))
+        os.killpg(worker_pid, signal.SIGTERM)
+        wait_for(lambda: not pid_alive(worker_pid), 30, "the worker to stop")
+    wait_for(lambda: not pid_alive(spare), 30, "its spare to stop with it")

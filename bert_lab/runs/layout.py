@@ -2,7 +2,7 @@
 
     <data folder>/               this machine's (`--home`, `$BERT_LAB_HOME`)
         runs.sqlite              the default store (SQLite; another store, such as PostgreSQL, lives elsewhere)
-        worker.lock  worker.log  standby.log
+        worker.lock  worker.log  standby.log  worker.warm
     <artifact root>/             what every machine reads: the data folder itself, unless `--artifacts`
                                  (`$BERT_LAB_ARTIFACTS`) names a folder they share (several machines, one store)
         workshop.json
@@ -128,3 +128,8 @@ class DataFolder:
     @property
     def standby_log(self) -> Path:
         return self.path / "standby.log"
+
+    @property
+    def worker_warm(self) -> Path:
+        """Present once a newly started worker can start a run without import delays (its warm spare imported)."""
+        return self.path / "worker.warm"

@@ -1,8 +1,9 @@
-"""End to end in a real browser: headless Debian Chromium, driven by Playwright, against `streamlit run app.py`.
+"""End to end in a real browser: headless Debian Chromium, driven by Playwright, against the app as `make run` starts
+it (`python -m lab_ui.serve`: `streamlit run app.py`, warmed up first).
 
 A person's path through the lab: launch a tiny-model run from the sliders, watch its curve appear and grow on the
 Runs page, launch a second run with another learning rate, cancel the first, compare the two overlaid, open the
-playground. The app starts the real background worker itself (its `ensure_worker`) on a temporary data folder.
+playground. The app starts the real background worker itself on a temporary data folder.
 Screenshots of every stage go to test-artifacts/e2e/ (git-ignored).
 """
 
@@ -79,7 +80,8 @@ def app_env() -> dict[str, str]:
 
 @pytest.fixture
 def served_app(app_env: dict[str, str]) -> Iterator[tuple[str, Path]]:
-    """`streamlit run app.py` on a free port over the test's own data folder; stops the app, its worker and runs."""
+    """The app as `make run` starts it, on a free port over the test's own data folder; stops the app, its worker and
+    runs."""
     home = Path(os.environ["BERT_LAB_HOME"])
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -89,9 +91,7 @@ def served_app(app_env: dict[str, str]) -> Iterator[tuple[str, Path]]:
         [
             sys.executable,
             "-m",
-            "streamlit",
-            "run",
-            "app.py",
+            "lab_ui.serve",  # as `make run` starts it: `streamlit run app.py`, warmed up first
             "--server.port",
             str(port),
             "--server.headless",

@@ -1,0 +1,48 @@
+"""`python -m lab_ui.serve [streamlit flags]`: `streamlit run app.py`, ready before the first page view.
+
+`make run` and `make workshop` start the app this way. Plain `streamlit run app.py` works too, but its first page view
+pays for what this does beforehand: importing what the pages import (pandas, plotly, the data reader: ~1.6 s of a
+2-core machine while the browser is busy too) and starting the background worker, whose start would otherwise compete
+with that first view. Streamlit runs every page in this process, so what is imported here is imported for them.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+APP = Path(__file__).resolve().parents[1] / "app.py"
+WARM_TIMEOUT_S = 30.0  # serve anyway after this long (a slow disk; a worker that failed to start says so itself)
+
+
+def warm_up() -> None:
+    """Import the pages' modules and start the worker (unless `$BERT_LAB_NO_AUTOSTART`), as the first view would."""
+    import altair  # noqa: F401
+    import pandas  # noqa: F401
+    import plotly.graph_objects  # noqa: F401
+
+    import lab_ui.launched  # noqa: F401
+    import lab_ui.link  # noqa: F401
+    import lab_ui.live  # noqa: F401
+    import lab_ui.lr_finder  # noqa: F401
+    import lab_ui.sweep_form  # noqa: F401
+    from bert_lab import data, model_files, plots, schedules, worker  # noqa: F401
+    from bert_lab.config import DEFAULTS
+    from lab_ui import page
+
+    data.load_dataset(DEFAULTS["dataset"])  # the launch page's default data, read once (bert_lab.data keeps it)
+    with page.open_lab() as lab:
+        if page.ensure_worker(lab):
+            worker.wait_until_warm(lab.data, timeout_s=WARM_TIMEOUT_S)
+
+
+def main(argv: list[str]) -> int:
+    from streamlit.web import cli
+
+    warm_up()
+    sys.argv = ["streamlit", "run", str(APP), *argv]
+    return cli.main()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
