@@ -21,7 +21,7 @@ from browser_lab import CHROMIUM, CHROMIUM_ARGS, cpu, free_port, start_app, stop
 
 DRAWN_JS = """() => {
   const button = [...document.querySelectorAll('button')].some(b => b.innerText.includes('Launch run'));
-  const chart = document.querySelector('[data-testid="stVegaLiteChart"] canvas, [data-testid="stVegaLiteChart"] svg') !== null;
+  const chart = document.querySelector('[data-testid="stVegaLiteChart"] :is(canvas, svg)') !== null;
   const skeleton = document.querySelector('[data-testid="stSkeleton"]') !== null;
   return button && chart && !skeleton;
 }"""

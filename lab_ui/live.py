@@ -14,7 +14,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from bert_lab import plots
 from bert_lab.export import metrics_frame
-from bert_lab.runs.records import Run
+from bert_lab.runs.records import MetricPoint, Run
 from bert_lab.runs.store import RunStore
 from lab_ui.page import open_lab
 
@@ -80,18 +80,25 @@ def load_points(store: RunStore, runs: Iterable[Run]) -> pd.DataFrame:
     """The long points frame of `runs`, read incrementally: a per-session cache keeps what was read and asks the
     store only for newer points (a status or resume change re-reads that run, since a resumed run rewrites its tail)."""
     cache: dict[int, dict[str, Any]] = st.session_state.setdefault("_points_cache", {})
-    frames = []
+    entries = {}
     for run in runs:
         key = (run.status, run.resume_count)
         entry = cache.get(run.id)
-        if entry is None or entry["key"] != key:
-            entry = {"key": key, "last_id": 0, "frame": plots.points_frame([])}
-        new = store.read_metrics(run.id, since_id=entry["last_id"])
-        if new:
-            frame = pd.concat([entry["frame"], plots.points_frame(new)], ignore_index=True)
-            entry["frame"] = frame.drop_duplicates(["name", "step"], keep="last") if entry["last_id"] else frame
-            entry["last_id"] = new[-1].id
-        cache[run.id] = entry
+        entries[run.id] = entry if entry and entry["key"] == key else {"key": key, "last_id": 0, "frame": None}
+    new: dict[int, list[MetricPoint]] = {}
+    for point in store.read_metrics(list(entries), since_id={i: e["last_id"] for i, e in entries.items()}):
+        new.setdefault(point.run_id, []).append(point)  # one question to the store for every run shown
+    frames = []
+    for run_id, entry in entries.items():
+        if run_id in new:
+            frame = plots.points_frame(new[run_id])
+            if entry["last_id"]:
+                frame = pd.concat([entry["frame"], frame], ignore_index=True)
+                frame = frame.drop_duplicates(["name", "step"], keep="last")
+            entry["frame"], entry["last_id"] = frame, new[run_id][-1].id
+        elif entry["frame"] is None:
+            entry["frame"] = plots.points_frame([])
+        cache[run_id] = entry
         frames.append(entry["frame"])
     frames = [f for f in frames if not f.empty]
     return pd.concat(frames, ignore_index=True) if frames else plots.points_frame([])

@@ -449,6 +449,26 @@ def test_read_metrics_incrementally(store: RunStore) -> None:
     assert store.read_metrics(a, names=[]) == []
 
 
+def test_one_read_brings_each_run_only_what_its_reader_has_not_seen(store: RunStore) -> None:
+    """A page showing several runs asks once, with the last id it saw of each run; a run answered from the cache
+    reads its source's points under its own id, from where its own reader stopped."""
+    a, b = store.create_run({}, cache_key="k").id, store.create_run({}).id
+    store.claim_run(a, pid=1)
+    store.add_metrics(a, [(s, 0.0, 0.0, "loss", float(s)) for s in (1, 2)])
+    store.add_metrics(b, [(1, 0.0, 0.0, "loss", 10.0)])
+    store.add_metrics(a, [(3, 0.0, 0.0, "loss", 3.0)])
+    store.add_metrics(b, [(2, 0.0, 0.0, "loss", 20.0)])
+    seen = {p.value: p.id for p in store.read_metrics([a, b])}
+    new = store.read_metrics([a, b], since_id={a: seen[2.0], b: seen[10.0]})
+    assert [(p.run_id, p.value) for p in new] == [(a, 3.0), (b, 20.0)]  # in insertion order, across runs
+    assert [p.value for p in store.read_metrics([a, b], since_id={b: seen[20.0]})] == [1.0, 2.0, 3.0]  # a: all
+    store.set_status(a, Status.FINISHED)
+    twin = store.create_run({}, cache_key="k").id  # answered from a: reads a's points as its own
+    both = store.read_metrics([a, twin], since_id={a: seen[3.0], twin: seen[1.0]})
+    assert [(p.run_id, p.value) for p in both] == [(twin, 2.0), (twin, 3.0)]
+    assert store.read_metrics([], since_id={a: 0}) == []
+
+
 def test_adding_no_points_adds_nothing_and_leaves_ids_alone(store: RunStore) -> None:
     a, b = store.create_run({}).id, store.create_run({}).id
     store.add_metrics(a, [(1, 0.1, 0.5, "loss", 1.0)])

@@ -9,7 +9,7 @@ folders belong to `bert_lab.runs.layout`. Status changes are compare-and-set, fo
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, Protocol, Self
 
 from bert_lab.runs.layout import DataFolder
@@ -175,10 +175,15 @@ class RunStore(Protocol):
         ...
 
     def read_metrics(
-        self, run_ids: int | Iterable[int], *, since_id: int = 0, names: Iterable[str] | None = None
+        self,
+        run_ids: int | Iterable[int],
+        *,
+        since_id: int | Mapping[int, int] = 0,
+        names: Iterable[str] | None = None,
     ) -> list[MetricPoint]:
-        """Points with id > `since_id`, in insertion order: poll with the last id seen to get only new points. A run
-        answered from the cache reads the points of the run it was answered from (under its own run id)."""
+        """Points with id > `since_id`, in insertion order: poll with the last id seen to get only new points (one
+        question for many runs: `since_id` maps each run to the last id seen of it; a run not in it reads them all).
+        A run answered from the cache reads the points of the run it was answered from (under its own run id)."""
         ...
 
     def latest_metrics(self, run_ids: Iterable[int]) -> dict[int, dict[str, float]]:
