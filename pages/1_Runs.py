@@ -431,7 +431,7 @@ def render_runs() -> bool:
             st.info("No runs yet. Launch one and it appears here, with its curves growing as it trains.")
             st.page_link(page.LAUNCH_PAGE, label="Launch a run", icon=":material/rocket_launch:")
             return state.get(SETTLED_KEY) is not None
-        latest = store.latest_metrics([r.id for r in runs])
+        latest = store.latest_metrics([r.id for r in runs], names=METRICS)
         selected_ids = render_table(runs, latest, everyone)
         selected = sorted((r for r in runs if r.id in selected_ids), key=lambda r: r.id)
         if not selected:
@@ -466,7 +466,7 @@ def render_settled() -> None:
         if not selected:
             st.session_state[SETTLED_KEY] = None
             return
-        latest = settled_lab.store.latest_metrics(ids)
+        latest = settled_lab.store.latest_metrics(ids, names=METRICS)
         frame = live.load_points(settled_lab.store, selected)
     labels = {r.id: run_label(r) for r in selected}
     if not frame.empty:

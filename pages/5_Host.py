@@ -13,6 +13,7 @@ import streamlit as st
 from bert_lab import worker
 from bert_lab.runs import workshop
 from bert_lab.runs.describe import format_duration, queue_places
+from bert_lab.runs.metrics import METRICS
 from bert_lab.runs.records import WorkerLease
 from bert_lab.runs.status import Status
 from bert_lab.runs.workshop import Settings
@@ -52,7 +53,7 @@ if (paused, cap) != (settings.paused, settings.queue_cap):
 def render_state() -> None:
     with page.open_lab() as live:
         runs = live.store.list_runs()
-        latest = live.store.latest_metrics([r.id for r in runs if r.status == Status.FINISHED])
+        latest = live.store.latest_metrics([r.id for r in runs if r.status == Status.FINISHED], names=METRICS)
         workers = worker.live_workers(live.store)
     slots = worker.total_slots(workers)
     running = [r for r in runs if r.status == Status.RUNNING]

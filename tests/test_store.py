@@ -512,6 +512,9 @@ def test_latest_metrics(store: RunStore) -> None:
     latest = store.latest_metrics([a, b, empty])
     assert latest[a] == {"loss": 2.0, "f1": 0.2} and latest[empty] == {}
     assert math.isnan(latest[b]["loss"])
+    named = store.latest_metrics([a, b, empty], names=["loss", "accuracy", "loss"])  # by index probes
+    assert named[a] == {"loss": 2.0} and math.isnan(named[b]["loss"]) and named[empty] == {}
+    assert store.latest_metrics([a], names=[]) == {a: {}} and store.latest_metrics([]) == {}
 
 
 def test_events(store: RunStore) -> None:
@@ -704,7 +707,7 @@ def test_a_first_version_database_gains_groups_the_cache_and_hosts_keeping_its_r
         assert run.host is None  # trained before runs recorded their machine
         store.renew_worker("a", 1, slots=1)
         assert [w.host for w in store.live_workers(within_s=60)] == ["a"]  # and workers their leases
-    assert _pragma(db, "user_version") == len(MIGRATIONS) == 5
+    assert _pragma(db, "user_version") == len(MIGRATIONS) == 6
 
 
 def test_failed_migration_changes_nothing(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:

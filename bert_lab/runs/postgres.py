@@ -61,6 +61,9 @@ MIGRATIONS: list[str] = [
         renewed_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (host, pid)
     )
     """,
+    """
+    CREATE INDEX metrics_run_name ON metrics (run_id, name, id)
+    """,
 ]
 MIGRATION_LOCK = 0x6265_7274  # the advisory lock that serialises migrations ("bert")
 _NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")

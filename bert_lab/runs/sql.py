@@ -375,16 +375,26 @@ class SQLStore:
             if point.id > seen(reader)
         ]
 
-    def latest_metrics(self, run_ids: Iterable[int]) -> dict[int, dict[str, float]]:
-        """For each run, the most recent value of each metric name (runs without points map to {})."""
+    def latest_metrics(
+        self, run_ids: Iterable[int], *, names: Iterable[str] | None = None
+    ) -> dict[int, dict[str, float]]:
         wanted = list(run_ids)
         readers = self._points_of(wanted)
-        marks, params = _marks(readers)
         latest: dict[int, dict[str, float]] = {run_id: {} for run_id in wanted}
-        sql = (
-            "SELECT m.run_id, m.name, m.value FROM metrics m JOIN (SELECT MAX(id) AS id FROM metrics"
-            f" WHERE run_id IN ({marks}) GROUP BY run_id, name) last ON m.id = last.id"
-        )
+        names = None if names is None else list(dict.fromkeys(names))
+        if not readers or names == []:
+            return latest
+        if names is None:  # every name there is: a scan of the runs' points
+            marks, params = _marks(readers)
+            last = f"SELECT MAX(id) FROM metrics WHERE run_id IN ({marks}) GROUP BY run_id, name"
+        else:  # each (run, name): the last point by the index on (run_id, name, id)
+            params = [value for run_id in readers for name in names for value in (run_id, name)]
+            probes = ", ".join(["(?, ?)"] * (len(params) // 2))
+            last = (
+                "SELECT (SELECT m.id FROM metrics m WHERE m.run_id = p.column1 AND m.name = p.column2"
+                f" ORDER BY m.id DESC LIMIT 1) FROM (VALUES {probes}) AS p"
+            )
+        sql = f"SELECT m.run_id, m.name, m.value FROM metrics m WHERE m.id IN ({last})"
         for owner_id, name, value in self._execute(sql, params):
             for reader in readers[owner_id]:
                 latest[reader][name] = _float(value)

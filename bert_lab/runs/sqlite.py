@@ -59,6 +59,9 @@ MIGRATIONS: list[str] = [
         renewed_at REAL NOT NULL, PRIMARY KEY (host, pid)
     );
     """,
+    """
+    CREATE INDEX metrics_run_name ON metrics (run_id, name, id);
+    """,
 ]
 
 

@@ -186,9 +186,12 @@ class RunStore(Protocol):
         A run answered from the cache reads the points of the run it was answered from (under its own run id)."""
         ...
 
-    def latest_metrics(self, run_ids: Iterable[int]) -> dict[int, dict[str, float]]:
+    def latest_metrics(
+        self, run_ids: Iterable[int], *, names: Iterable[str] | None = None
+    ) -> dict[int, dict[str, float]]:
         """For each run, the most recent value of each metric name (runs without points map to {}); cached runs as
-        in `read_metrics`."""
+        in `read_metrics`. Given `names`, only those: each is then one index probe per run, where every name
+        means reading every point of the runs (pages that refresh pass the catalogue's names)."""
         ...
 
     def add_event(self, run_id: int, message: str, level: str = "info") -> None: ...

@@ -184,7 +184,7 @@ def read_group(store: RunStore, group_id: str) -> GroupReport:
     group = store.get_group(group_id)
     runs = sorted(store.list_runs(group_id=group_id), key=lambda r: r.id)
     knobs = list(group.spec.get("knobs") or differing_fields(runs))
-    latest = store.latest_metrics([r.id for r in runs])
+    latest = store.latest_metrics([r.id for r in runs], names=METRICS)
     by_params: dict[tuple[Any, ...], list[Run]] = {}
     for run in runs:
         by_params.setdefault(tuple(run.config.get(k) for k in knobs), []).append(run)
