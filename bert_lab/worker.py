@@ -3,12 +3,12 @@ lifecycle decision a run's own process cannot make.
 
 Exactly one worker per data folder (an exclusive lock on `worker.lock`); several machines may each run one against a
 shared store. A serving worker renews its lease in the store (`LEASE_S`): that lease, not the lock file, is how the app
-on any machine knows what trains the queue and how many runs it trains at once. The run's process writes its own
-metrics and
-final status; the worker steps in only when that process cannot: a hard crash (→ failed, with the last lines of its
-output), a cancel that does not finish in time (→ killed, cancelled), or a process that died or whose heartbeat went
-silent (→ interrupted, resumable from its last checkpoint). Pages and the CLI never kill a process or recover a run:
-that happens here alone, however many tabs are open.
+on any machine knows what trains the queue and how many runs it trains at once.
+
+The run's process writes its own metrics and final status; the worker steps in only when that process cannot: a hard
+crash (→ failed, with the last lines of its output), a cancel that does not finish in time (→ killed, cancelled), or a
+process that died or whose heartbeat went silent (→ interrupted, resumable from its last checkpoint). Pages and the
+CLI never kill a process or recover a run: that happens here alone, however many tabs are open.
 """
 
 from __future__ import annotations

@@ -84,20 +84,21 @@ def load_points(store: RunStore, runs: Iterable[Run]) -> pd.DataFrame:
     for run in runs:
         key = (run.status, run.resume_count)
         entry = cache.get(run.id)
-        entries[run.id] = entry if entry and entry["key"] == key else {"key": key, "last_id": 0, "frame": None}
+        if entry is None or entry["key"] != key:
+            entry = {"key": key, "last_id": 0, "frame": plots.points_frame([])}
+        entries[run.id] = entry
     new: dict[int, list[MetricPoint]] = {}
     for point in store.read_metrics(list(entries), since_id={i: e["last_id"] for i, e in entries.items()}):
         new.setdefault(point.run_id, []).append(point)  # one question to the store for every run shown
     frames = []
     for run_id, entry in entries.items():
-        if run_id in new:
-            frame = plots.points_frame(new[run_id])
-            if entry["last_id"]:
-                frame = pd.concat([entry["frame"], frame], ignore_index=True)
-                frame = frame.drop_duplicates(["name", "step"], keep="last")
-            entry["frame"], entry["last_id"] = frame, new[run_id][-1].id
-        elif entry["frame"] is None:
-            entry["frame"] = plots.points_frame([])
+        if points := new.get(run_id):
+            frame = plots.points_frame(points)
+            if entry["last_id"]:  # a tail: the newest point of a step wins (a resumed run writes some again)
+                frame = pd.concat([entry["frame"], frame], ignore_index=True).drop_duplicates(
+                    ["name", "step"], keep="last"
+                )
+            entry["frame"], entry["last_id"] = frame, points[-1].id
         cache[run_id] = entry
         frames.append(entry["frame"])
     frames = [f for f in frames if not f.empty]

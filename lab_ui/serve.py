@@ -1,9 +1,11 @@
 """`python -m lab_ui.serve [streamlit flags]`: `streamlit run app.py`, ready before the first page view.
 
 `make run` and `make workshop` start the app this way. Plain `streamlit run app.py` works too, but its first page view
-pays for what this does beforehand: importing what the pages import (pandas, plotly, the data reader: ~1.6 s of a
-2-core machine while the browser is busy too) and starting the background worker, whose start would otherwise compete
-with that first view. Streamlit runs every page in this process, so what is imported here is imported for them.
+pays for what this does beforehand (bench/first_render.py, 2 cores): importing what the pages import and reading the
+default dataset (the first script run took 1.5 s in the server, 0.3-0.5 s after this), and starting the background
+worker and waiting until it is warm (its spare run process importing torch took CPU from the first view: cold
+2.7-3.1 s, 2.1 s without a worker starting). Streamlit runs every page in this process, so what is imported here is
+imported for them. The price: the server answers ~5 s after it starts instead of ~2 s.
 """
 
 from __future__ import annotations
