@@ -29,10 +29,11 @@ from bert_lab.runs import service
 from bert_lab.runs.service import Lab
 from bert_lab.worker import worker_alive
 
-CURVE_HAS_A_POINT_JS = """() => {
-  const plot = document.querySelector('.st-key-launched_curve .js-plotly-plot');
-  return plot !== null && plot._fullData !== undefined && plot._fullData.some(t => t.x && t.x.length > 0);
-}"""
+# The launched run's curve: a Vega-Lite chart drawn as SVG, titled "Training loss", whose line has a point.
+CURVE_HAS_A_POINT_JS = """() => [...document.querySelectorAll('[data-testid="stVegaLiteChart"] svg')]
+  .filter(svg => svg.textContent.includes('Training loss'))
+  .some(svg => [...svg.querySelectorAll('.mark-line path, .mark-symbol path')]
+    .some(p => (p.getAttribute('d') || '').length > 0))"""
 
 
 def in_store(model: str, repeats: int, idle_s: float, backend: str) -> list[float]:

@@ -501,3 +501,20 @@ def lr_schedule_chart(lrs: Sequence[float], *, warmup_steps: int = 0, height: in
         layers += [rule, label]
     # A short title: the page's column is narrow, and the caption under the chart counts the steps.
     return alt.layer(*layers).properties(title="Learning rate at each optimizer step", height=height - 60)
+
+
+def loss_chart(frame: pd.DataFrame, run_id: int, *, smoothing: float = 0.6, height: int = 240) -> alt.LayerChart:
+    """One run's training loss as it trains, its EMA over the faint raw line: the launch page's view of the run it
+    launched. Vega-Lite like the preview above it, so the launch page never loads plotly's script (which, loaded in
+    the tab at the click, slowed the first point's drawing by ~2 s while the run started: bench/first_point.py)."""
+    import altair as alt
+
+    xs, raw, smooth = series(split_runs(frame, "train_loss").get(run_id), "train_loss", smoothing=smoothing)
+    data = pd.DataFrame({"step": xs, "raw": raw, "smoothed": raw if smooth is None else smooth})
+    color, y_title = run_color(run_id), label("train_loss")
+    step = alt.X("step:Q", title=X_LABELS["step"], axis=alt.Axis(format=",d", tickMinStep=1))  # steps are whole
+    base = alt.Chart(data).encode(x=step)
+    faint = base.mark_line(color=color, opacity=0.25, strokeWidth=1).encode(y=alt.Y("raw:Q", title=y_title))
+    tooltip = [alt.Tooltip("step:Q"), alt.Tooltip("smoothed:Q", title="loss (smoothed)", format=".4f")]
+    line = base.mark_line(color=color, strokeWidth=2.5, point=len(data) == 1).encode(y="smoothed:Q", tooltip=tooltip)
+    return alt.layer(faint, line).properties(title=y_title, height=height - 60)

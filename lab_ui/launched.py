@@ -54,8 +54,7 @@ def render_live(run_id: int, every: float | None) -> None:
         frame = live.load_points(lab.store, [run])
     st.caption(status_line(run, frame))
     if not frame.empty or run.is_active:
-        figure = plots.curve_figure(frame, "train_loss", {run.id: run_label(run)}, smoothing=0.6, height=240)
-        st.plotly_chart(figure, key="launched_curve", config={"displayModeBar": False})
+        st.altair_chart(plots.loss_chart(frame, run.id), key="launched_curve")
     wanted = interval_s(run, not frame.empty, live.typical_cost(COST_KEY, time.perf_counter() - started))
     if live.interval_moved(every, wanted):
         st.rerun(scope="app")  # the first point came, the run ended, or refreshing got dearer: a new interval

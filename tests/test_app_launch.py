@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from page_view import array, figures, read, titles
+from page_view import read, titles, vega_data
 from streamlit.testing.v1 import AppTest
 
 from bert_lab.runs.service import Lab
@@ -214,8 +214,10 @@ def test_the_launched_run_is_followed_live_on_the_launch_page(lab: Lab, open_pag
     steps = lab.store.get_run(run.id).summary["total_steps"]
     accuracy = lab.store.latest_metrics([run.id])[run.id]["accuracy"]
     assert f"step {steps} of {steps}" in done and f"Accuracy {accuracy:.3f}" in done and "F1" in done
-    curve = dict(zip(titles(at), figures(at)))["Training loss"]
-    assert list(array(curve["data"][-1]["x"])) == list(range(1, steps + 1))  # every step's loss, drawn
+    curve = vega_data(at, "Training loss")
+    assert list(curve["step"]) == list(range(1, steps + 1))  # every step's loss, drawn
+    losses = [p.value for p in lab.store.read_metrics(run.id, names=["train_loss"])]
+    assert list(curve["raw"]) == losses and curve["smoothed"].iloc[-1] != losses[-1]  # the EMA over the raw line
     assert not at.exception
 
 

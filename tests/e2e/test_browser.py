@@ -56,6 +56,12 @@ TRACES_JS = """(title) => {
 }"""
 
 
+# The launch page's curve of the run it launched: a Vega-Lite chart drawn as SVG, whose line has points.
+LAUNCHED_CURVE_HAS_POINTS_JS = """() => [...document.querySelectorAll('[data-testid="stVegaLiteChart"] svg')]
+  .filter(svg => svg.textContent.includes('Training loss'))
+  .some(svg => [...svg.querySelectorAll('.mark-line path')].some(p => (p.getAttribute('d') || '').length > 0))"""
+
+
 def wait_until(condition: Callable[[], Any], timeout_s: float, what: str) -> Any:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -197,10 +203,10 @@ def test_launch_watch_compare_cancel_and_try(served_app: tuple[str, Path]) -> No
         page.get_by_role("button", name="Launch run").click()
         expect(page.get_by_text("Queued run #1 tiny-lr1e-3")).to_be_visible()
         # The launch page follows the run it launched: its first loss points are drawn there, with no second page.
+        expect(page.get_by_text("#1 tiny-lr1e-3 · ▶ running · step")).to_be_visible(timeout=120_000)
         wait_until(
-            lambda: (t := traces("Training loss")) and t[0]["n"] > 0, 120, "the launched run's curve on the launch page"
+            lambda: page.evaluate(LAUNCHED_CURVE_HAS_POINTS_JS), 30, "the launched run's curve on the launch page"
         )
-        expect(page.get_by_text("#1 tiny-lr1e-3 · ▶ running · step")).to_be_visible()
         shot("03-launched")
         first = store.get_run(1)
         assert (first.config["model"], first.config["lr"], first.config["batch_size"]) == ("tiny", 1e-3, 4)
