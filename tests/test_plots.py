@@ -10,6 +10,7 @@ import pytest
 from bert_lab import plots
 from bert_lab.config import RunConfig
 from bert_lab.runs.metrics import CATALOGUE
+from bert_lab.runs.records import MetricPoint
 from bert_lab.schedules import lr_curve
 
 
@@ -178,3 +179,17 @@ def test_each_catalogue_metric_is_drawn_as_its_entry_says() -> None:
         if metric.share:  # zoomed on the data, never past 0 or 1
             drawn = np.asarray(lines(fig)[0].y, dtype=float)
             assert 0 <= y_range[0] < drawn.min() and drawn.max() < y_range[1] <= 1, metric.name
+
+
+def test_loss_chart_draws_one_runs_smoothed_loss_over_its_raw_line() -> None:
+    points = [MetricPoint(i, 3, i, 0.0, 0.0, "train_loss", v) for i, v in enumerate([1.0, 0.2, 0.9, 0.1], start=1)]
+    chart = plots.loss_chart(plots.points_frame(points), 3, smoothing=0.6)
+    faint, line = chart.layer
+    assert list(chart.data["step"]) == [1, 2, 3, 4] and list(chart.data["raw"]) == [1.0, 0.2, 0.9, 0.1]
+    assert list(chart.data["smoothed"]) == pytest.approx(list(plots.ema([1.0, 0.2, 0.9, 0.1], 0.6)))
+    assert (faint.encoding.y.shorthand, line.encoding.y.shorthand) == ("raw:Q", "smoothed:Q")
+    assert line.mark.color == faint.mark.color == plots.run_color(3) and faint.mark.opacity < 1
+    empty = plots.loss_chart(plots.points_frame([]), 3)  # before the first point: empty axes, no error
+    assert empty.data.empty and empty.to_dict()["title"] == "Training loss"
+    [first] = points[:1]
+    assert plots.loss_chart(plots.points_frame([first]), 3).layer[1].mark.point is True  # a lone point shows
