@@ -53,7 +53,7 @@ def render_live(run_id: int, every: float | None) -> None:
         run = lab.store.get_run(run_id)
         frame = live.load_points(lab.store, [run])
     st.caption(status_line(run, frame))
-    if not frame.empty or run.is_active:
+    if not frame.empty:  # not before: an empty chart redrawn at every quick poll takes CPU from the starting run
         st.altair_chart(plots.loss_chart(frame, run.id), key="launched_curve")
     wanted = interval_s(run, not frame.empty, live.typical_cost(COST_KEY, time.perf_counter() - started))
     if live.interval_moved(every, wanted):
