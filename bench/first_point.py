@@ -41,7 +41,7 @@ def in_store(model: str, repeats: int, idle_s: float, backend: str) -> list[floa
     with tempfile.TemporaryDirectory() as tmp:
         server, url = postgres_database(Path(tmp) / "postgres") if backend == "postgresql" else (None, None)
         lab = Lab.open(Path(tmp) / "lab", url)
-        command = [sys.executable, "-m", "bert_lab", "worker", "--home", str(lab.data.path), "--store", lab.store.url]
+        command = [sys.executable, "-m", "bert_lab", "worker", *lab.flags()]
         worker = subprocess.Popen(command)
         try:
             while not worker_alive(lab.data):

@@ -103,7 +103,7 @@ class LocalExecutor:
         log_path = self.lab.data.run(run.id).create().log
         process = self._hand_to_spare(run.id) if num_processes == 1 and gpu is None else None
         if process is None:
-            command = [sys.executable, "-m", "bert_lab", "run-job", str(run.id), *self._where()]
+            command = [sys.executable, "-m", "bert_lab", "run-job", str(run.id), *self.lab.flags()]
             if num_processes > 1:
                 command = launch_command(num_processes) + command[2:]
             with open(log_path, "ab") as log:
@@ -135,7 +135,7 @@ class LocalExecutor:
             return
         with open(self.lab.data.standby_log, "ab") as log:
             self.spare = subprocess.Popen(
-                [sys.executable, "-m", "bert_lab", "run-job", "--standby", *self._where()],
+                [sys.executable, "-m", "bert_lab", "run-job", "--standby", *self.lab.flags()],
                 stdin=subprocess.PIPE,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -160,10 +160,6 @@ class LocalExecutor:
         except BrokenPipeError:
             return None  # it died just now: start the run the ordinary way
         return spare
-
-    def _where(self) -> list[str]:
-        data = self.lab.data
-        return ["--home", str(data.path), "--store", self.lab.store.url, "--artifacts", str(data.root)]
 
     def _env(self, threads: int, gpu: int | None, memory_fraction: float | None = None) -> dict[str, str]:
         fraction = {} if memory_fraction is None else {FRACTION_ENV: f"{memory_fraction:.4f}"}

@@ -293,8 +293,7 @@ def ensure_worker(lab: Lab, *, nice: int = 0) -> bool:
     if worker_alive(lab.data):
         return False
     lab.data.worker_warm.unlink(missing_ok=True)  # the new worker says when it is warm (`wait_until_warm`)
-    command = [sys.executable, "-m", "bert_lab", "worker", "--home", str(lab.data.path), "--store", lab.store.url]
-    command += ["--artifacts", str(lab.data.root)]
+    command = [sys.executable, "-m", "bert_lab", "worker", *lab.flags()]
     with open(lab.data.worker_log, "ab") as log:
         subprocess.Popen(
             command,

@@ -38,6 +38,10 @@ class Lab:
         data.root.mkdir(parents=True, exist_ok=True)
         return cls(open_store(store or store_url(data)), data)
 
+    def flags(self) -> list[str]:
+        """The command-line flags that open this same lab in another process (`Lab.open` from the CLI)."""
+        return ["--home", str(self.data.path), "--store", self.store.url, "--artifacts", str(self.data.root)]
+
     def close(self) -> None:
         self.store.close()
 
