@@ -9,13 +9,14 @@ from __future__ import annotations
 import csv
 import io
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-from bert_lab import data, model_files, plots
+from bert_lab import data, plots
 from bert_lab.config import CHOICES, MINILM_ALIASES, OPTIMIZERS, SCHEDULES, ConfigError, RunConfig, field_help
 from bert_lab.runs import service, workshop
 from bert_lab.schedules import count_steps, lr_curve
@@ -249,30 +250,7 @@ def render_data() -> tuple[dict[str, Any], int | None, bytes | None, str | None]
     return {"dataset": display or "upload.csv", **columns}, None, None, problem
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
-def train_token_lengths(
-    fields: tuple[tuple[str, Any], ...], upload: bytes | None, model: str, sizes: tuple[int, int, int]
-) -> list[int] | None:
-    """Uncut token counts of the training texts a run with these settings draws (None when the model has no
-    tokenizer.json here, or the data cannot be read: the data section says why)."""
-    tokenizer_json = model_files.tokenizer_file(model)
-    if tokenizer_json is None:
-        return None
-    columns = {k: v for k, v in fields if k != "dataset"}
-    try:
-        ds = (
-            data.read_csv_dataset(upload, **columns)
-            if upload is not None
-            else data.load_dataset(dict(fields)["dataset"], **columns)
-        )
-        train_size, eval_size, seed = sizes
-        train_set, _ = data.split_dataset(ds, train_size=train_size, eval_size=eval_size, seed=seed)
-    except (data.DataError, OSError):
-        return None
-    return data.token_lengths(train_set.texts, tokenizer_json)
-
-
-def render_padding_stats(config: RunConfig, lengths: list[int]) -> None:
+def render_padding_stats(config: RunConfig, lengths: Sequence[int]) -> None:
     """What max length cuts and what padding costs, for the training batches this config makes, in both modes."""
     stats = {
         mode: data.padding_stats(
@@ -423,8 +401,7 @@ with schedule_slot:
     else:
         st.info("The preview appears once the settings below are valid.")
 if config is not None and not data_problem:
-    sizes = (config.train_size, config.eval_size, config.seed)
-    if lengths := train_token_lengths(tuple(data_fields.items()), upload, config.model, sizes):
+    if lengths := data.training_token_lengths(config, upload):
         with length_slot:
             render_padding_stats(config, lengths)
 

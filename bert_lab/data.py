@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     import pandas as pd
     import torch
 
+    from bert_lab.config import RunConfig
+
 MAX_CSV_BYTES = 50_000_000
 MAX_CLASSES = 50
 TEXT_COLUMNS = (
@@ -547,6 +549,44 @@ def token_lengths(texts: Sequence[str], tokenizer_json: Path) -> list[int]:
     tokenizer.no_truncation()
     tokenizer.no_padding()
     return [len(encoding.ids) for encoding in tokenizer.encode_batch(list(texts))]
+
+
+def training_token_lengths(config: RunConfig, upload: bytes | None = None) -> tuple[int, ...] | None:
+    """Uncut token counts of the training texts a run with `config` draws (from `upload`, an uploaded CSV's bytes,
+    when given), or None when the model has no tokenizer.json here or the data cannot be read.
+
+    Kept per process (8 answers), so the launch page's reruns and views ask once, and the server can ask for the
+    default config before its first view (`lab_ui.serve`). An edited CSV file is read again."""
+    from bert_lab import model_files
+
+    tokenizer_json = model_files.tokenizer_file(config.model)
+    if tokenizer_json is None:
+        return None
+    source = upload if upload is not None else config.dataset
+    try:
+        stamp = 0.0 if upload is not None or source in BUNDLED else Path(source).expanduser().stat().st_mtime
+    except OSError:
+        return None
+    columns, sizes = (config.text_column, config.label_column), (config.train_size, config.eval_size, config.seed)
+    return _training_token_lengths(source, stamp, tokenizer_json, columns, sizes)
+
+
+@functools.lru_cache(maxsize=8)
+def _training_token_lengths(
+    source: str | bytes, stamp: float, tokenizer_json: Path, columns: tuple[str | None, str | None], sizes: tuple
+) -> tuple[int, ...] | None:
+    text_column, label_column = columns
+    try:
+        ds = (
+            read_csv_dataset(source, text_column=text_column, label_column=label_column)
+            if isinstance(source, bytes)
+            else load_dataset(source, text_column=text_column, label_column=label_column)
+        )
+        train_size, eval_size, seed = sizes
+        train_set, _ = split_dataset(ds, train_size=train_size, eval_size=eval_size, seed=seed)
+    except (DataError, OSError):
+        return None
+    return tuple(token_lengths(train_set.texts, tokenizer_json))
 
 
 def padding_stats(

@@ -10,6 +10,7 @@ imported for them. The price: the server answers ~5 s after it starts instead of
 
 from __future__ import annotations
 
+import inspect
 import sys
 from pathlib import Path
 
@@ -29,10 +30,11 @@ def warm_up() -> None:
     import lab_ui.lr_finder  # noqa: F401
     import lab_ui.sweep_form  # noqa: F401
     from bert_lab import data, model_files, plots, schedules, worker  # noqa: F401
-    from bert_lab.config import DEFAULTS
+    from bert_lab.config import RunConfig
     from lab_ui import page
 
-    data.load_dataset(DEFAULTS["dataset"])  # the launch page's default data, read once (bert_lab.data keeps it)
+    data.training_token_lengths(RunConfig())  # the default data read and tokenized once (bert_lab.data keeps both)
+    inspect.stack()  # Streamlit's first element in a process looks at the stack, which reads every module's path once
     with page.open_lab() as lab:
         if page.ensure_worker(lab):
             worker.wait_until_warm(lab.data, timeout_s=WARM_TIMEOUT_S)

@@ -22,6 +22,7 @@ from bert_lab.data import (
     split_dataset,
     token_lengths,
     tokenize,
+    training_token_lengths,
 )
 
 
@@ -329,6 +330,31 @@ def test_token_lengths_count_what_training_tokenizes_before_the_cut() -> None:
     assert lengths[:2] == [len(ids) for ids in tokenize(texts[:2], tokenizer, max_length=512, cache_dir=None)]
     assert lengths[2] == 302  # [CLS] + 300 words + [SEP]: nothing cut, unlike training's max length
     assert tokenizer_file("tiny") == tokenizer_file("minilm") and tokenizer_file("no-such-model") is None
+
+
+def test_training_token_lengths_are_those_of_the_texts_a_run_trains_on(tmp_path: Path) -> None:
+    from bert_lab.config import RunConfig
+    from bert_lab.model_files import tokenizer_file
+
+    config = RunConfig(dataset="sms_spam", train_size=40, eval_size=20, seed=3)
+    train_set, _ = split_dataset(load_dataset("sms_spam"), train_size=40, eval_size=20, seed=3)
+    expected = tuple(token_lengths(train_set.texts, tokenizer_file("minilm")))
+    assert training_token_lengths(config) == expected
+    assert training_token_lengths(RunConfig(dataset="sms_spam", train_size=40, eval_size=20, seed=4)) != expected
+    assert training_token_lengths(RunConfig(model="no-such-model")) is None  # no tokenizer.json here
+
+    rows = "".join(f"text {i} short,{i % 2}\n" for i in range(20))
+    csv_file = tmp_path / "d.csv"
+    csv_file.write_text("text,label\n" + rows)
+    from_file = RunConfig(dataset=str(csv_file), train_size=10, eval_size=4)
+    assert training_token_lengths(from_file, (tmp_path / "d.csv").read_bytes()) == training_token_lengths(from_file)
+    before = training_token_lengths(from_file)
+    csv_file.write_text("text,label\n" + rows.replace("short", "now a good deal longer than it was"))
+    os.utime(csv_file, (csv_file.stat().st_atime, csv_file.stat().st_mtime + 10))
+    after = training_token_lengths(from_file)  # the edited file is read again, not answered from the cache
+    assert before is not None and after is not None and sum(after) > sum(before)
+    assert training_token_lengths(RunConfig(dataset=str(tmp_path / "gone.csv"))) is None
+    assert training_token_lengths(from_file, b"no,header\n") is None  # unreadable: the data section says why
 
 
 def test_length_grouped_batches_cover_every_index_once() -> None:

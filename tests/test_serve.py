@@ -1,0 +1,37 @@
+"""How `make run` serves the app (`lab_ui.serve`, `.streamlit/config.toml`): what is ready before the first view."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from bert_lab import data
+from bert_lab.config import RunConfig
+from bert_lab.runs.service import Lab
+from lab_ui import serve
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_warm_up_reads_and_tokenizes_the_launch_pages_default_data(lab: Lab) -> None:
+    data._training_token_lengths.cache_clear()
+    serve.warm_up()  # $BERT_LAB_NO_AUTOSTART (conftest): no worker is started
+    hits = data._training_token_lengths.cache_info().hits
+    assert data.training_token_lengths(RunConfig()) is not None  # the launch page's first view asks this
+    assert data._training_token_lengths.cache_info().hits == hits + 1  # answered from what warm_up computed
+    assert not lab.data.worker_lock.exists()
+
+
+def test_no_page_relies_on_magic() -> None:
+    """The served app runs with `runner.magicEnabled = false`: a bare expression in a page would silently vanish."""
+    shown = []
+    for script in [ROOT / "app.py", *sorted((ROOT / "pages").glob("*.py"))]:
+        tree = ast.parse(script.read_text())
+        bodies = [tree.body] + [n.body for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.ClassDef)]
+        docstrings = {id(body[0]) for body in bodies if isinstance(getattr(body[0], "value", None), ast.Constant)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Expr) and not isinstance(node.value, ast.Call | ast.Await | ast.Yield):
+                if id(node) not in docstrings:
+                    shown.append(f"{script.name}:{node.lineno}")
+    assert not shown, f"bare expressions that magic would have shown: {shown}"
+    assert "magicEnabled = false" in (ROOT / ".streamlit" / "config.toml").read_text()
