@@ -99,12 +99,13 @@ def in_browser(repeats: int, idle_s: float) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="minilm", help="for the store measurement (the browser's is the default)")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3, help="0: the browser only")
     parser.add_argument("--browser-repeats", type=int, default=5, help="0: the stores only")
     parser.add_argument("--idle-s", type=float, default=8.0, help="idle time before each click")
     args = parser.parse_args()
     print(f"CPU: {cpu()}", flush=True)
-    stores = {backend: in_store(args.model, args.repeats, args.idle_s, backend) for backend in ("sqlite", "postgresql")}
+    backends = ("sqlite", "postgresql") if args.repeats else ()
+    stores = {backend: in_store(args.model, args.repeats, args.idle_s, backend) for backend in backends}
     drawn = in_browser(args.browser_repeats, args.idle_s) if args.browser_repeats else []
     for backend, latencies in stores.items():
         print(
