@@ -1,10 +1,10 @@
 """The launch page's first render in a real browser: page request → every widget drawn, cold and warm.
 
-Starts `streamlit run app.py` on a fresh data folder (so the first page view also starts the background worker and
-its warm spare, as `make run` does), opens headless Debian Chromium through Playwright and times, for each view, from
-`page.goto` until the page is complete: the Launch button and the learning-rate preview chart are drawn and no
-skeleton placeholder is left. The first view after the server starts, in a browser with an empty cache, is the
-cold one; later views (new tabs of the same browser) are warm. Targets: cold under 2 s, warm under 1 s.
+Starts the app as `make run` does (`python -m lab_ui.serve`: warmed up, its background worker warm) on a fresh data
+folder, opens headless Debian Chromium through Playwright and times, for each view, from `page.goto` until the page
+is complete: the Launch button and the learning-rate preview chart are drawn and no skeleton placeholder is left. The
+first view after the server starts, in a browser with an empty cache, is the cold one; later views (new tabs of the
+same browser) are warm. Targets: cold under 2 s, warm under 1 s.
 
     .venv/bin/python bench/first_render.py [--repeats 3] [--warm 5]
 """

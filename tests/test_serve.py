@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import tomllib
 from pathlib import Path
 
 from bert_lab import data
@@ -34,4 +35,8 @@ def test_no_page_relies_on_magic() -> None:
                 if id(node) not in docstrings:
                     shown.append(f"{script.name}:{node.lineno}")
     assert not shown, f"bare expressions that magic would have shown: {shown}"
-    assert "magicEnabled = false" in (ROOT / ".streamlit" / "config.toml").read_text()
+
+
+def test_the_served_app_skips_magic_and_the_forced_collection_after_each_run() -> None:
+    settings = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert settings["runner"] == {"magicEnabled": False, "postScriptGC": False}
