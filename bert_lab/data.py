@@ -551,39 +551,46 @@ def token_lengths(texts: Sequence[str], tokenizer_json: Path) -> list[int]:
     return [len(encoding.ids) for encoding in tokenizer.encode_batch(list(texts))]
 
 
+_TOKEN_LENGTHS: dict[tuple[Any, ...], tuple[int, ...] | None] = {}  # training_token_lengths' last answers, oldest first
+
+
 def training_token_lengths(config: RunConfig, upload: bytes | None = None) -> tuple[int, ...] | None:
     """Uncut token counts of the training texts a run with `config` draws (from `upload`, an uploaded CSV's bytes,
     when given), or None when the model has no tokenizer.json here or the data cannot be read.
 
-    Kept per process (8 answers), so the launch page's reruns and views ask once, and the server can ask for the
-    default config before its first view (`lab_ui.serve`). An edited CSV file is read again."""
+    The last 8 answers are kept per process, so the launch page's reruns and views ask once and the server can ask
+    for the default config before its first view (`lab_ui.serve`). They are keyed by an upload's digest, not its
+    bytes (nothing keeps an old upload alive), and by a CSV file's modification time (an edited file is read again)."""
     from bert_lab import model_files
 
     tokenizer_json = model_files.tokenizer_file(config.model)
     if tokenizer_json is None:
         return None
-    source = upload if upload is not None else config.dataset
     try:
-        stamp = 0.0 if upload is not None or source in BUNDLED else Path(source).expanduser().stat().st_mtime
+        if upload is not None:
+            source: Any = hashlib.sha256(upload).hexdigest()
+        elif config.dataset in BUNDLED:
+            source = config.dataset
+        else:
+            source = (config.dataset, Path(config.dataset).expanduser().stat().st_mtime)
     except OSError:
         return None
-    columns, sizes = (config.text_column, config.label_column), (config.train_size, config.eval_size, config.seed)
-    return _training_token_lengths(source, stamp, tokenizer_json, columns, sizes)
+    key = (source, tokenizer_json, config.text_column, config.label_column)
+    key += (config.train_size, config.eval_size, config.seed)
+    if key in _TOKEN_LENGTHS:
+        return _TOKEN_LENGTHS[key]
+    lengths = _count_training_tokens(config, upload, tokenizer_json)
+    if len(_TOKEN_LENGTHS) >= 8:
+        _TOKEN_LENGTHS.pop(next(iter(_TOKEN_LENGTHS)), None)  # the oldest
+    _TOKEN_LENGTHS[key] = lengths
+    return lengths
 
 
-@functools.lru_cache(maxsize=8)
-def _training_token_lengths(
-    source: str | bytes, stamp: float, tokenizer_json: Path, columns: tuple[str | None, str | None], sizes: tuple
-) -> tuple[int, ...] | None:
-    text_column, label_column = columns
+def _count_training_tokens(config: RunConfig, upload: bytes | None, tokenizer_json: Path) -> tuple[int, ...] | None:
+    columns = {"text_column": config.text_column, "label_column": config.label_column}
     try:
-        ds = (
-            read_csv_dataset(source, text_column=text_column, label_column=label_column)
-            if isinstance(source, bytes)
-            else load_dataset(source, text_column=text_column, label_column=label_column)
-        )
-        train_size, eval_size, seed = sizes
-        train_set, _ = split_dataset(ds, train_size=train_size, eval_size=eval_size, seed=seed)
+        ds = read_csv_dataset(upload, **columns) if upload is not None else load_dataset(config.dataset, **columns)
+        train_set, _ = split_dataset(ds, train_size=config.train_size, eval_size=config.eval_size, seed=config.seed)
     except (DataError, OSError):
         return None
     return tuple(token_lengths(train_set.texts, tokenizer_json))

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from bert_lab import data as data_module
 from bert_lab.data import (
     BUNDLED,
     DataError,
@@ -355,6 +356,11 @@ def test_training_token_lengths_are_those_of_the_texts_a_run_trains_on(tmp_path:
     assert before is not None and after is not None and sum(after) > sum(before)
     assert training_token_lengths(RunConfig(dataset=str(tmp_path / "gone.csv"))) is None
     assert training_token_lengths(from_file, b"no,header\n") is None  # unreadable: the data section says why
+    kept = [part for key in data_module._TOKEN_LENGTHS for part in key]
+    assert not any(isinstance(part, bytes) for part in kept)  # an upload is kept by its digest, not its bytes
+    for seed in range(10):
+        training_token_lengths(RunConfig(dataset="sms_spam", train_size=40, eval_size=20, seed=seed))
+    assert len(data_module._TOKEN_LENGTHS) == 8  # the last 8 answers
 
 
 def test_length_grouped_batches_cover_every_index_once() -> None:
