@@ -575,8 +575,15 @@ def training_token_lengths(config: RunConfig, upload: bytes | None = None) -> tu
             source = (config.dataset, Path(config.dataset).expanduser().stat().st_mtime)
     except OSError:
         return None
-    key = (source, tokenizer_json, config.text_column, config.label_column)
-    key += (config.train_size, config.eval_size, config.seed)
+    key = (
+        source,
+        tokenizer_json,
+        config.text_column,
+        config.label_column,
+        config.train_size,
+        config.eval_size,
+        config.seed,
+    )
     if key in _TOKEN_LENGTHS:
         return _TOKEN_LENGTHS[key]
     lengths = _count_training_tokens(config, upload, tokenizer_json)

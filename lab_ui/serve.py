@@ -3,10 +3,10 @@
 `make run` and `make workshop` start the app this way. Plain `streamlit run app.py` works too, but its first page view
 pays for what this does beforehand (bench/first_render.py, 2 cores): importing what the pages import, reading and
 tokenizing the default dataset for the launch page's padding note (the first script run took 1.5 s in the server,
-0.26 s after this), and starting the background
-worker and waiting until it is warm (its spare run process importing torch took CPU from the first view: cold
-2.7-3.1 s, 2.1 s without a worker starting). Streamlit runs every page in this process, so what is imported here is
-imported for them. The price: the server answers ~5 s after it starts instead of ~2 s.
+0.26 s after this), and starting the background worker and waiting until it is warm (its spare run process importing
+torch took CPU from the first view: cold 2.7-3.1 s, 2.1 s without a worker starting). Streamlit runs every page in
+this process, so what is imported here is imported for them. The price: the server answers ~5 s after it starts
+instead of ~2 s.
 """
 
 from __future__ import annotations
