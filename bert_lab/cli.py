@@ -553,7 +553,7 @@ def run_worker(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: L
 
 
 def run_workers(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: Lab) -> int:
-    from bert_lab.runs.describe import format_duration
+    from bert_lab.runs.describe import worker_facts
     from bert_lab.worker import live_workers
 
     leases = live_workers(lab.store)
@@ -563,10 +563,10 @@ def run_workers(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: 
     if not leases:
         print("no worker is serving this store: queued runs wait (start one with `python -m bert_lab worker`)")
     now = time.time()
-    for w in leases:
-        age = format_duration(now - w.started_at)
+    for facts in (worker_facts(w, now) for w in leases):
         print(
-            f"{w.host} (pid {w.pid}): {w.slots} slot(s), serving for {age}, last heard {now - w.renewed_at:.0f} s ago"
+            f"{facts['worker']}: {facts['slots']} slot(s), serving for {facts['serving for']}, "
+            f"last heard {facts['last heard']}"
         )
     return 0
 

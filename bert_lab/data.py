@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from bert_lab import model_files
+
 if TYPE_CHECKING:
     import pandas as pd
     import torch
@@ -561,8 +563,6 @@ def training_token_lengths(config: RunConfig, upload: bytes | None = None) -> tu
     The last 8 answers are kept per process, so the launch page's reruns and views ask once and the server can ask
     for the default config before its first view (`lab_ui.serve`). They are keyed by an upload's digest, not its
     bytes (nothing keeps an old upload alive), and by a CSV file's modification time (an edited file is read again)."""
-    from bert_lab import model_files
-
     tokenizer_json = model_files.tokenizer_file(config.model)
     if tokenizer_json is None:
         return None

@@ -12,7 +12,7 @@ import streamlit as st
 
 from bert_lab import worker
 from bert_lab.runs import workshop
-from bert_lab.runs.describe import format_duration, queue_places
+from bert_lab.runs.describe import format_duration, queue_places, worker_facts
 from bert_lab.runs.metrics import METRICS
 from bert_lab.runs.records import WorkerLease
 from bert_lab.runs.status import Status
@@ -118,16 +118,7 @@ def render_workers(workers: list[WorkerLease]) -> None:
         f"Workers, on every machine (one that stops renewing its lease drops out within {worker.LEASE_S:.0f} s):"
     )
     now = time.time()
-    rows = [
-        {
-            "worker": f"{w.host} (pid {w.pid})",
-            "slots": w.slots,
-            "serving for": format_duration(now - w.started_at),
-            "last heard": f"{max(0.0, now - w.renewed_at):.0f} s ago",
-        }
-        for w in workers
-    ]
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    st.dataframe(pd.DataFrame([worker_facts(w, now) for w in workers]), hide_index=True, width="stretch")
 
 
 render_state()

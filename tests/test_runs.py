@@ -584,3 +584,15 @@ def test_describe_workers_names_each_machine_and_its_slots() -> None:
     assert describe.describe_workers([lease("lab-a", slots=1)]) == "Background worker on lab-a (1 slot)"
     two = [lease("gpu-a", slots=4), lease("gpu-b", slots=2)]
     assert describe.describe_workers(two) == "2 background workers: gpu-a (4 slots), gpu-b (2 slots)"
+
+
+def test_worker_facts_say_which_worker_its_slots_and_when_it_was_last_heard() -> None:
+    lease = WorkerLease("gpu-a", 11, slots=4, started_at=1000.0, renewed_at=1090.0)
+    assert describe.worker_facts(lease, now=1093.4) == {
+        "worker": "gpu-a (pid 11)",
+        "slots": 4,
+        "serving for": describe.format_duration(93.4),
+        "last heard": "3 s ago",
+    }
+    # another machine's clock a little ahead: its renewal is "just now", never in the future
+    assert describe.worker_facts(lease, now=1088.0)["last heard"] == "0 s ago"

@@ -156,3 +156,14 @@ def describe_workers(workers: Sequence[WorkerLease]) -> str:
     "2 background workers: gpu-a (4 slots), gpu-b (4 slots)"."""
     each = ", ".join(f"{w.host} ({w.slots} slot{'s' if w.slots != 1 else ''})" for w in workers)
     return f"Background worker on {each}" if len(workers) == 1 else f"{len(workers)} background workers: {each}"
+
+
+def worker_facts(worker: WorkerLease, now: float) -> dict[str, Any]:
+    """One worker's line in the Host view's table and in `python -m bert_lab workers`: which, its slots, how long it
+    has served, when it last renewed its lease (never "in the future", whatever another machine's clock says)."""
+    return {
+        "worker": f"{worker.host} (pid {worker.pid})",
+        "slots": worker.slots,
+        "serving for": format_duration(now - worker.started_at),
+        "last heard": f"{max(0.0, now - worker.renewed_at):.0f} s ago",
+    }
