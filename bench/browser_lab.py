@@ -46,14 +46,17 @@ def postgres_database(folder: Path) -> tuple[LocalPostgres, str]:
     return server, server.create_database("lab")
 
 
-def start_app(home: Path, port: int, *, log: Path | None = None) -> subprocess.Popen[bytes]:
-    """`streamlit run app.py` over the data folder `home`, returned once it answers its health check."""
+def start_app(home: Path, port: int, *, log: Path | None = None, script: Path | None = None) -> subprocess.Popen[bytes]:
+    """`streamlit run app.py` over the data folder `home` (or `streamlit run script`, run in its own folder, which
+    holds its `.streamlit/` settings), returned once it answers its health check."""
     env = {k: v for k, v in os.environ.items() if k != "BERT_LAB_NO_AUTOSTART"}
     env |= {"BERT_LAB_HOME": str(home), "PYTHONPATH": str(ROOT)}
     out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - the child keeps its own copy
-    command = [sys.executable, "-m", "lab_ui.serve", "--server.port", str(port),
+    serve = ["-m", "lab_ui.serve"] if script is None else ["-m", "streamlit", "run", script.name]
+    command = [sys.executable, *serve, "--server.port", str(port),
                "--server.headless", "true", "--browser.gatherUsageStats", "false"]  # fmt: skip
-    app = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    cwd = script.parent if script else ROOT
+    app = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     if log:
         out.close()
     deadline = time.monotonic() + 60
