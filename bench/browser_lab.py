@@ -1,8 +1,8 @@
 """What the benchmarks that drive the real app share: the CPU's name, a free port, the app started and stopped.
 
-The app is started as `make run` starts it (`streamlit run app.py` on a data folder of its own); its first page view
-starts the background worker, as for a person. Playwright drives Debian's Chromium (`playwright install` cannot
-download browsers here).
+The app is started as `make run` starts it (`python -m lab_ui.serve`: warmed up, then `streamlit run app.py`) on a
+data folder of its own, its background worker started and warm before it serves. Playwright drives Debian's Chromium
+(`playwright install` cannot download browsers here).
 """
 
 from __future__ import annotations
@@ -47,8 +47,8 @@ def postgres_database(folder: Path) -> tuple[LocalPostgres, str]:
 
 
 def start_app(home: Path, port: int, *, log: Path | None = None, script: Path | None = None) -> subprocess.Popen[bytes]:
-    """`streamlit run app.py` over the data folder `home` (or `streamlit run script`, run in its own folder, which
-    holds its `.streamlit/` settings), returned once it answers its health check."""
+    """The app, as `make run` starts it, over the data folder `home` (or `streamlit run script`, run in its own
+    folder, which holds its `.streamlit/` settings), returned once it answers its health check."""
     env = {k: v for k, v in os.environ.items() if k != "BERT_LAB_NO_AUTOSTART"}
     env |= {"BERT_LAB_HOME": str(home), "PYTHONPATH": str(ROOT)}
     out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - the child keeps its own copy

@@ -4,10 +4,11 @@ In the store: a real worker on a temporary data folder (as `make run` starts it)
 another (what the Launch button calls) and timed until their first `train_loss` point can be read; with the default
 SQLite store, then with a PostgreSQL store (a real server started here).
 
-In the browser (the figure a person sees): `streamlit run app.py` on a fresh data folder, headless Chromium on the
-launch page with the default settings (MiniLM, 2,000 rotten_tomatoes snippets; each click a new seed, given in the
-address, so the cache cannot answer), the worker warm and idle; timed from the click on "Launch run" until the
-launched run's loss curve on that page holds a point. Target: under 3 s (warm worker, MiniLM, 2-core CPU).
+In the browser (the figure a person sees): the app as `make run` starts it, on a fresh data folder, headless
+Chromium on the launch page with the default settings (MiniLM, 2,000 rotten_tomatoes snippets; each click a new
+seed, given in the address, so the cache cannot answer), the worker warm and idle; timed from the click on "Launch
+run" until the launched run's loss curve on that page holds a point. Target: under 3 s (warm worker, MiniLM, 2-core
+CPU).
 
     .venv/bin/python bench/first_point.py [--model minilm] [--repeats 3] [--browser-repeats 5]
 """

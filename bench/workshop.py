@@ -1,6 +1,6 @@
 """Workshop load: 30 participants on one 2-core lab, with 10 real browser tabs watching the Runs page.
 
-One run of the real system, as `make workshop` runs it: `streamlit run app.py` over a fresh data folder (the app
+One run of the real system, as `make workshop` runs it (`python -m lab_ui.serve`) over a fresh data folder (the app
 starts the worker); 30 simulated participants submit tiny-model runs through `service.submit` (what the launch page
 calls) at random moments of the first minute; 10 headless-Chromium tabs stay on the Runs page (its live view
 refreshing) while every 3 s one tab after another is reloaded and timed until its runs table is drawn, for 10
