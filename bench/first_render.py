@@ -32,14 +32,14 @@ DRAWN_JS = """() => {
   const skeleton = document.querySelector('[data-testid="stSkeleton"]') !== null;
   return button && chart && !skeleton;
 }"""
-# The widget kinds the launch page draws (their data-testid) and how a stock page draws one of each.
+# The widget kinds the launch page draws (their data-testid) and how a stock page draws one of each in a column.
 WIDGETS = {
-    "stSlider": 'st.select_slider(f"Knob {i}", options=[0.001, 0.01, 0.1, 1.0], value=0.01, help=HELP)',
-    "stNumberInput": 'st.number_input(f"Knob {i}", min_value=0, value=10, step=1, help=HELP)',
-    "stSelectbox": 'st.selectbox(f"Knob {i}", ["one", "two", "three"], help=HELP)',
-    "stRadio": 'st.radio(f"Knob {i}", ["one", "two"], help=HELP)',
-    "stCheckbox": 'st.checkbox(f"Knob {i}", help=HELP)',
-    "stTextInput": 'st.text_input(f"Knob {i}", help=HELP)',
+    "stSlider": 'select_slider("{label}", options=[0.001, 0.01, 0.1, 1.0], value=0.01, help=HELP)',
+    "stNumberInput": 'number_input("{label}", min_value=0, value=10, step=1, help=HELP)',
+    "stSelectbox": 'selectbox("{label}", ["one", "two", "three"], help=HELP)',
+    "stRadio": 'radio("{label}", ["one", "two"], help=HELP)',
+    "stCheckbox": 'checkbox("{label}", help=HELP)',
+    "stTextInput": 'text_input("{label}", help=HELP)',
 }
 COUNT_JS = "ids => Object.fromEntries(ids.map(id => [id, document.querySelectorAll(`[data-testid=${id}]`).length]))"
 PEER = """import altair as alt
@@ -49,10 +49,7 @@ import streamlit as st
 HELP = "One line of help, as the launch page's knobs have."
 st.set_page_config(page_title="Stock page", layout="wide")
 st.title("A stock Streamlit page")
-columns = st.columns(3)
-for i, draw in enumerate({draws!r}):
-    with columns[i % 3]:
-        eval(draw)
+{widgets}
 st.altair_chart(alt.Chart(pd.DataFrame({{"step": range(100), "lr": [1 - s / 100 for s in range(100)]}})).mark_line()
                 .encode(x="step", y="lr"))
 st.button("Launch run", type="primary")
@@ -95,7 +92,7 @@ def time_server(
     url = f"http://127.0.0.1:{port}/"
     try:
         times = {"cold": [time_view(context, url)]}
-        time.sleep(3)  # the worker and its warm spare settle, as between two people's clicks
+        time.sleep(3)  # the app's worker and warm spare settle, as between two people's clicks (peers: alike)
         times["warm"] = [time_view(context, url) for _ in range(warm)]
         if script is not None:
             return times, {}
@@ -113,7 +110,9 @@ def peer_script(folder: Path, counts: dict[str, int]) -> Path:
     """A stock page with `counts` widgets of each kind, run with the repository's `.streamlit/` settings."""
     shutil.copytree(ROOT / ".streamlit", folder / ".streamlit", dirs_exist_ok=True)
     script = folder / "stock.py"
-    script.write_text(PEER.format(draws=[WIDGETS[kind] for kind, n in counts.items() for _ in range(n)]))
+    kinds = [kind for kind, n in counts.items() for _ in range(n)]
+    widgets = [f"columns[{i % 3}].{WIDGETS[kind].format(label=f'Knob {i}')}" for i, kind in enumerate(kinds)]
+    script.write_text(PEER.format(widgets="\n".join(["columns = st.columns(3)", *widgets] if widgets else [])))
     return script
 
 
