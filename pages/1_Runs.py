@@ -22,7 +22,7 @@ from bert_lab.runs.metrics import EVAL_METRICS, METRICS, charted
 from bert_lab.runs.records import Run
 from bert_lab.runs.status import Status
 from bert_lab.runs.store import RunStore, StoreError
-from bert_lab.runs.workshop import NotAllowedError, QueueFullError
+from bert_lab.runs.workshop import NotAllowedError, QueueFullError, whose
 from lab_ui import live, page
 
 lab = page.start(run_counts=False)  # the live fragment below keeps them current
@@ -172,7 +172,7 @@ def render_actions(store: RunStore, selected: list[Run]) -> None:
     who = page.actor()
     mine = who is None or who.may_change(run.owner)  # in a workshop: your own runs (the host: every run)
     if not mine:
-        pick.caption(f"{page.md(run.owner or 'Nobody')}'s run: only they or the host can change it.")
+        pick.caption(f"This run {page.md(whose(run.owner))} can change it.")
     verbs = (  # label, icon, action, disabled, help
         ("Cancel", "stop_circle", "cancel", not mine or not run.is_active or run.cancel_requested,
          "Stop it at its current step; it saves a checkpoint so it can be resumed."),

@@ -12,7 +12,7 @@ import streamlit as st
 
 from bert_lab import worker
 from bert_lab.runs import workshop
-from bert_lab.runs.describe import format_duration, queue_places, worker_facts
+from bert_lab.runs.describe import format_duration, owner_label, queue_places, worker_facts
 from bert_lab.runs.metrics import METRICS
 from bert_lab.runs.records import WorkerLease
 from bert_lab.runs.status import Status
@@ -66,7 +66,7 @@ def render_state() -> None:
             {
                 "place": places[r.id][0],
                 "run": f"#{r.id} {r.name}",
-                "participant": r.owner,
+                "participant": owner_label(r.owner),
                 "starts in": format_duration(places[r.id][1]) if places[r.id][1] else "next",
             }
             for r in queued
@@ -75,7 +75,7 @@ def render_state() -> None:
     render_workers(workers)
     if running:
         on = {r.id: f" on {r.host}" if r.host else "" for r in running}
-        st.caption("Training now: " + "; ".join(page.md(f"#{r.id} {r.owner or 'nobody'}{on[r.id]}") for r in running))
+        st.caption("Training now: " + "; ".join(page.md(f"#{r.id} {owner_label(r.owner)}{on[r.id]}") for r in running))
 
     st.subheader("Participants")
     people = workshop.participants(runs)
@@ -83,7 +83,9 @@ def render_state() -> None:
         st.info("No runs yet.")
         return
     table = pd.DataFrame(people)
-    table["their runs"] = [f"/Runs?owner={quote(str(p['participant']))}" for p in people]
+    # The Runs page filters by a name: runs without an owner have no page of their own there.
+    table["their runs"] = [f"/Runs?owner={quote(str(p['participant']))}" if p["participant"] else "" for p in people]
+    table["participant"] = table["participant"].map(owner_label)
     st.dataframe(
         table,
         hide_index=True,
@@ -98,7 +100,7 @@ def render_state() -> None:
     for dataset, rows in boards.items():
         st.markdown(f"**{page.md(dataset)}**")
         st.dataframe(
-            pd.DataFrame(rows),
+            pd.DataFrame(rows).assign(participant=lambda board: board["participant"].map(owner_label)),
             hide_index=True,
             width="stretch",
             column_config={

@@ -71,8 +71,8 @@ def test_a_participant_sees_their_own_runs_and_changes_only_those(open_page: Ope
     at.session_state["_selected_ids"] = [eve.id]
     at.run()
     [cancel] = [b for b in at.button if b.label == "Cancel"]
-    assert cancel.disabled and "only they or the host can change it" in everything_said(at)
-    assert f"{page.md(HOSTILE)}'s run" in everything_said(at)  # escaped: markdown shows it as typed
+    said = everything_said(at)  # the name escaped: markdown shows it as typed
+    assert cancel.disabled and f"This run {page.md(f'belongs to {HOSTILE}: only {HOSTILE} or the host')}" in said
     host = open_page(page.RUNS_PAGE, {page.ACTOR_KEY: Actor("host", host=True), "_selected_ids": [eve.id]})
     host.toggle(key="everyone").set_value(True).run()
     [cancel] = [b for b in host.button if b.label == "Cancel"]
@@ -103,6 +103,23 @@ def test_the_host_view_shows_the_queue_participants_and_leaderboard(open_page: O
     at.number_input(key="queue_cap").set_value(5).run()
     assert Settings.read(lab.data) == Settings(queue_cap=5, paused=True)
     assert json.loads(lab.data.workshop.read_text()) == {"queue_cap": 5, "paused": True}
+
+
+def test_the_host_view_names_a_run_without_an_owner_and_gives_it_no_link(open_page: OpenPage, lab: Lab) -> None:
+    """A run launched from the command line has no owner: the host view names it "nobody", not a blank cell, and
+    gives it no "their runs" link (the Runs page filters by a name: an empty one would open everyone's runs)."""
+    for owner in ("", "Ana"):
+        run = lab.store.create_run(TINY, owner=owner)
+        lab.store.claim_run(run.id, pid=1)
+        lab.store.add_metrics(run.id, [(10, 1.0, 5.0, "accuracy", 0.8), (10, 1.0, 5.0, "f1", 0.75)])
+        lab.store.set_status(run.id, Status.FINISHED)
+    lab.store.create_run(TINY, owner="")
+    at = open_page(page.HOST_PAGE, {page.ACTOR_KEY: Actor("host", host=True)})
+    queue, people, board = (frame.value for frame in at.dataframe)
+    assert list(queue["participant"]) == ["nobody"]
+    assert list(people["participant"]) == ["nobody", "Ana"] and list(people["runs"]) == [2, 1]
+    assert list(people["their runs"]) == ["", "/Runs?owner=Ana"]
+    assert sorted(board["participant"]) == ["Ana", "nobody"]
 
 
 def test_the_host_view_and_sidebar_show_the_workers_of_every_machine(

@@ -62,6 +62,9 @@ def test_a_participant_changes_only_their_own_runs_and_the_host_any(lab: Lab) ->
     assert again.owner == "ben" and again.config["seed"] == TINY.seed + 1
     service.delete(lab, run.id, actor=ana)
     assert [r.id for r in lab.store.list_runs()] == [again.id]
+    nobodys = service.submit(lab, TINY)  # from the command line: no owner, so the host's alone
+    with pytest.raises(NotAllowedError, match=f"run {nobodys.id} belongs to nobody: only the host can cancel it"):
+        service.cancel(lab, nobodys.id, actor=ben)
 
 
 def test_the_queue_cap_refuses_runs_past_it_and_stores_nothing(lab: Lab, passcodes: None) -> None:

@@ -48,6 +48,12 @@ def run_label(run: Run) -> str:
     return f"#{run.id} {run.name}"
 
 
+def owner_label(owner: str) -> str:
+    """How a run's owner is named: their name, or "nobody" for a run launched without one (from the command line,
+    or outside a workshop)."""
+    return owner or "nobody"
+
+
 def badge(status: Status) -> str:
     return BADGES[status]
 

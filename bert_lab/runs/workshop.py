@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from bert_lab.runs.describe import owner_label
 from bert_lab.runs.layout import DataFolder
 from bert_lab.runs.records import Run
 from bert_lab.runs.status import Status
@@ -47,8 +48,13 @@ class Actor:
     def check(self, owner: str, thing: str, verb: str) -> None:
         """NotAllowedError naming `thing` ("run 5") and its owner, unless this actor may `verb` it."""
         if not self.may_change(owner):
-            owner = owner or "nobody"
-            raise NotAllowedError(f"{thing} belongs to {owner}: only {owner} or the host can {verb} it")
+            raise NotAllowedError(f"{thing} {whose(owner)} can {verb} it")
+
+
+def whose(owner: str) -> str:
+    """Whose a run or group is and who may change it: "belongs to Ana: only Ana or the host" ("belongs to nobody:
+    only the host" for one launched without an owner)."""
+    return f"belongs to {owner_label(owner)}: only {owner + ' or ' if owner else ''}the host"
 
 
 @dataclass(frozen=True)
