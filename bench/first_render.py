@@ -56,11 +56,16 @@ st.button("Launch run", type="primary")
 """
 
 
+def wait_drawn(page: object) -> None:
+    """Until the launch page (or a stock page) is complete: see DRAWN_JS."""
+    page.wait_for_function(DRAWN_JS, timeout=60_000, polling=20)  # type: ignore[attr-defined]
+
+
 def time_view(context: object, url: str) -> float:
     page = context.new_page()  # type: ignore[attr-defined]
     started = time.perf_counter()
     page.goto(url)
-    page.wait_for_function(DRAWN_JS, timeout=60_000, polling=20)
+    wait_drawn(page)
     elapsed = time.perf_counter() - started
     page.close()
     return elapsed
@@ -74,7 +79,7 @@ def time_sidebar_link(context: object, url: str) -> float:
     page.wait_for_timeout(1000)  # the Runs page settles
     started = time.perf_counter()
     page.get_by_test_id("stSidebar").get_by_role("link", name="Launch a run").click()
-    page.wait_for_function(DRAWN_JS, timeout=60_000, polling=20)
+    wait_drawn(page)
     elapsed = time.perf_counter() - started
     page.close()
     return elapsed
@@ -99,7 +104,7 @@ def time_server(
         times["link"] = [time_sidebar_link(context, url) for _ in range(warm)]
         page = context.new_page()
         page.goto(url)
-        page.wait_for_function(DRAWN_JS, timeout=60_000, polling=20)
+        wait_drawn(page)
         return times, page.evaluate(COUNT_JS, list(WIDGETS))
     finally:
         context.close()

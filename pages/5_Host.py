@@ -12,7 +12,7 @@ import streamlit as st
 
 from bert_lab import worker
 from bert_lab.runs import workshop
-from bert_lab.runs.describe import format_duration, owner_label, queue_places, worker_facts
+from bert_lab.runs.describe import format_duration, owner_label, queue_places, run_label, worker_facts
 from bert_lab.runs.metrics import METRICS
 from bert_lab.runs.records import WorkerLease
 from bert_lab.runs.status import Status
@@ -65,7 +65,7 @@ def render_state() -> None:
         rows = [
             {
                 "place": places[r.id][0],
-                "run": f"#{r.id} {r.name}",
+                "run": run_label(r),
                 "participant": owner_label(r.owner),
                 "starts in": format_duration(places[r.id][1]) if places[r.id][1] else "next",
             }
@@ -100,7 +100,7 @@ def render_state() -> None:
     for dataset, rows in boards.items():
         st.markdown(f"**{page.md(dataset)}**")
         st.dataframe(
-            pd.DataFrame(rows).assign(participant=lambda board: board["participant"].map(owner_label)),
+            pd.DataFrame(rows),
             hide_index=True,
             width="stretch",
             column_config={

@@ -120,7 +120,7 @@ def participants(runs: Sequence[Run]) -> list[dict[str, object]]:
 
 def leaderboard(runs: Sequence[Run], latest: Mapping[int, Mapping[str, float]]) -> dict[str, list[dict[str, object]]]:
     """Per dataset, each participant's best finished run by accuracy (then F1), best first, with the settings that
-    got it."""
+    got it (runs without an owner count as one participant, "nobody")."""
     best: dict[str, dict[str, tuple[float, float, Run]]] = {}
     for run in runs:
         scores = latest.get(run.id, {})
@@ -133,7 +133,13 @@ def leaderboard(runs: Sequence[Run], latest: Mapping[int, Mapping[str, float]]) 
             best[dataset][run.owner] = mine
     return {
         dataset: [
-            {"participant": owner, "accuracy": acc, "f1": f1, "run": run.id, "settings": settings_of(run.config)}
+            {
+                "participant": owner_label(owner),
+                "accuracy": acc,
+                "f1": f1,
+                "run": run.id,
+                "settings": settings_of(run.config),
+            }
             for owner, (acc, f1, run) in sorted(by_owner.items(), key=lambda item: item[1][:2], reverse=True)
         ]
         for dataset, by_owner in sorted(best.items())
