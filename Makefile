@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PORT ?= 8501
 
-.PHONY: install run workshop test lint bench clean
+.PHONY: install run workshop stop test lint bench clean
 
 $(STAMP): requirements.txt requirements-data.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,14 +19,19 @@ run: install
 	$(PY) -m lab_ui.serve --server.address 127.0.0.1 --server.port $(PORT) --server.headless true \
 		--browser.gatherUsageStats false
 
-# A workshop: every network interface, behind a passcode for participants and another for the host.
+# A workshop: every network interface, behind a passcode for participants and another for the host (the library's
+# rule: both set, not spaces, not the same; lab_ui.serve checks it again). STREAMLIT_ARGS adds flags, such as HTTPS:
+# STREAMLIT_ARGS="--server.sslCertFile cert.pem --server.sslKeyFile key.pem".
+STREAMLIT_ARGS ?=
 workshop: install
-	@test -n "$$BERT_LAB_PASSCODE" -a -n "$$BERT_LAB_HOST_PASSCODE" || { echo "make workshop: set BERT_LAB_PASSCODE \
-	(participants) and BERT_LAB_HOST_PASSCODE (you) first; nothing was started" >&2; exit 2; }
-	@test "$$BERT_LAB_PASSCODE" != "$$BERT_LAB_HOST_PASSCODE" || { echo "make workshop: the two passcodes must \
-	differ" >&2; exit 2; }
+	@$(PY) -m bert_lab.runs.workshop || { echo "make workshop: nothing was started" >&2; exit 2; }
 	$(PY) -m lab_ui.serve --server.address 0.0.0.0 --server.port $(PORT) --server.headless true \
-		--server.maxUploadSize 5 --browser.gatherUsageStats false
+		--server.maxUploadSize 5 --browser.gatherUsageStats false $(STREAMLIT_ARGS)
+
+# Ctrl-C on `make run` / `make workshop` stops the worker the app started; this ends one left behind (a killed app, a
+# worker started by hand), its runs stopping where they are (interrupted: resume them).
+stop: install
+	$(PY) -m bert_lab stop
 
 test: install
 	$(PY) -m ruff check .

@@ -36,7 +36,7 @@ MODELS = {
     "folder": "A local model folder or a cached Hugging Face id",
 }
 WORKSHOP = workshop.enabled()
-WORKSHOP_SOURCES, WORKSHOP_MODELS = SOURCES[:2], ("minilm", "tiny")  # no paths on the server's disk
+WORKSHOP_SOURCES, WORKSHOP_MODELS = SOURCES[:2], workshop.OFFERED_MODELS  # no paths on the server's disk
 SCHEDULE_NAMES = {
     "constant": "Constant",
     "exponential": "Exponential decay",
@@ -155,7 +155,9 @@ def init_state() -> list[str]:
     clone = page.take_clone()
     problems: list[str] = []
     if "_launch_values" not in st.session_state and clone is None and st.query_params:
-        fields, problems = link.config_from_query(st.query_params.to_dict())
+        fields, problems = link.config_from_query(
+            st.query_params.to_dict(), allow=lambda config: workshop.check_config(config, lab.data, page.actor())
+        )
         saved = widget_values({**BASE.to_dict(), **fields}) if fields else {}
     if clone is not None:
         saved = {**saved, **widget_values(clone)}
@@ -434,7 +436,8 @@ sweep_mode = st.toggle(
 )
 if sweep_mode:
     if upload is not None and config is not None:
-        config = RunConfig(**{**config.to_dict(), "dataset": str(service.stage_upload(lab, upload, config.dataset))})
+        staged = service.stage_upload(lab, upload, config.dataset, owner=owner.strip())
+        config = RunConfig(**{**config.to_dict(), "dataset": str(staged)})
     sweep_form.render_sweep_form(lab, config, name=run_name.strip(), owner=owner.strip(), problem=data_problem)
     sweep_form.render_last_group()
 launch = button_col.button(
@@ -448,10 +451,10 @@ launch = button_col.button(
 if launch and config is not None:
     try:
         if upload is not None:
-            staged = service.stage_upload(lab, upload, data_fields["dataset"])
+            staged = service.stage_upload(lab, upload, data_fields["dataset"], owner=owner.strip())
             config = RunConfig(**{**config.to_dict(), "dataset": str(staged)})
-        run = service.submit(lab, config, name=run_name.strip(), owner=owner.strip())
-    except (data.DataError, ConfigError, workshop.QueueFullError) as exc:
+        run = service.submit(lab, config, name=run_name.strip(), owner=owner.strip(), actor=page.actor())
+    except (data.DataError, ConfigError, workshop.QueueFullError, workshop.ServerPathError) as exc:
         st.error(f"Nothing was queued: {page.md(exc)}")
     else:
         st.session_state[launched.LAUNCHED_KEY] = (run.id, run.name)
@@ -466,7 +469,7 @@ if (last := st.session_state.get(launched.LAUNCHED_KEY)) and not sweep_mode:
 
 if config is not None:  # the address always holds these settings: copy it, bookmark it, send it
     query = link.query_from_config(config, hidden=HIDDEN)
-    st.query_params.from_dict(query)
+    st.query_params.from_dict({**query, **page.token_query()})  # the sign-in token stays; a shared link has none
     with st.popover("Share these settings", icon=":material/link:"):
         st.caption("Opening this link restores every setting that differs from the defaults (copy it on the right).")
         st.code(link.url(st.context.url, query), language=None, wrap_lines=True)

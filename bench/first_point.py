@@ -16,6 +16,7 @@ CPU).
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -43,7 +44,7 @@ def in_store(model: str, repeats: int, idle_s: float, backend: str) -> list[floa
         server, url = postgres_database(Path(tmp) / "postgres") if backend == "postgresql" else (None, None)
         lab = Lab.open(Path(tmp) / "lab", url)
         command = [sys.executable, "-m", "bert_lab", "worker", *lab.flags()]
-        worker = subprocess.Popen(command)
+        worker = subprocess.Popen(command, env={**os.environ, **lab.environment()})
         try:
             while not worker_alive(lab.data):
                 time.sleep(0.05)

@@ -1,5 +1,5 @@
 """Command line: `python -m bert_lab COMMAND`: train, lr-find, submit, clone, sweep, runs, show, groups, group, cancel,
-resume, delete, export, worker, workers.
+resume, delete, export, worker (`--restart`: started again whenever it dies), workers, stop.
 
 Every RunConfig field is a flag (`--batch-size`, `--lr`, …, plus `--epochs` for `num_epochs`), generated from the
 dataclass so the CLI can never fall behind the config. Bad flags and values exit with code 2 and a message naming
@@ -89,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
             default=None,
             metavar="URL",
             help="run store: sqlite:///PATH or postgresql://USER@HOST:PORT/DB "
-            "[$BERT_LAB_STORE or sqlite:///<data folder>/runs.sqlite]",
+            "[$BERT_LAB_STORE or sqlite:///<data folder>/runs.sqlite]; a password goes in $BERT_LAB_STORE, "
+            "$PGPASSWORD or ~/.pgpass, not here (every user sees a command line)",
         )
         p.add_argument(
             "--artifacts",
@@ -160,6 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--stale-after-s", type=float, default=30.0, help="silent heartbeat → interrupted [30]")
     worker.add_argument("--cancel-timeout-s", type=float, default=30.0, help="kill a cancelled run after [30]")
     worker.add_argument("--memory-limit-mb", type=int, default=None, help="address-space cap per run")
+    worker.add_argument("--restart", action="store_true", help="start the worker again whenever it dies")
+    with_home(sub.add_parser("stop", help="stop this data folder's worker; its runs stop, resumable"))
     workers = with_home(sub.add_parser("workers", help="the workers serving this store now, on every machine"))
     workers.add_argument("--json", action="store_true", help="a JSON list instead of a table")
     job = with_home(sub.add_parser("run-job", help=argparse.SUPPRESS))
@@ -175,11 +178,13 @@ def main(argv: list[str] | None = None) -> int:
         return run_train(parser, args)
     if args.command == "lr-find":
         return run_lr_find(parser, args)
-    from bert_lab.runs.store import StoreError
+    from bert_lab.runs.store import LONG_PATIENCE_S, PATIENCE_S, StoreError
     from bert_lab.runs.workshop import NotAllowedError, QueueFullError
 
+    # A worker and a run's process outlive an outage of the store; a person at the prompt is told after seconds.
+    patience_s = LONG_PATIENCE_S if args.command in ("worker", "run-job") else PATIENCE_S
     try:
-        with Lab.open(args.home, args.store, args.artifacts) as lab:
+        with Lab.open(args.home, args.store, args.artifacts, patience_s=patience_s) as lab:
             return COMMANDS[args.command](parser, args, lab)
     except (StoreError, QueueFullError, NotAllowedError) as exc:
         parser.exit(2, f"{parser.prog} {args.command}: error: {exc}\n")
@@ -536,8 +541,18 @@ def run_export(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: L
 
 
 def run_worker(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: Lab) -> int:
-    from bert_lab.worker import Worker, serve
+    from bert_lab.worker import Worker, serve, supervise
 
+    if args.restart:
+        options = [
+            f"--max-concurrent={args.max_concurrent}",
+            f"--slots-per-gpu={args.slots_per_gpu}",
+            f"--stale-after-s={args.stale_after_s}",
+            f"--cancel-timeout-s={args.cancel_timeout_s}",
+            *([f"--memory-limit-mb={args.memory_limit_mb}"] if args.memory_limit_mb else []),
+            *(["--exit-when-idle"] if args.exit_when_idle else []),
+        ]
+        return supervise(lab, options)
     worker = Worker(
         lab,
         max_concurrent=args.max_concurrent,
@@ -550,6 +565,17 @@ def run_worker(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: L
     if code:
         print(f"a worker is already running for {lab.data.path}", file=sys.stderr)
     return code
+
+
+def run_stop(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: Lab) -> int:
+    from bert_lab.worker import stop_worker
+
+    pid = stop_worker(lab.data, lab.store)
+    if pid is None:
+        print(f"no worker serves {lab.data.path} on this machine")
+    else:
+        print(f"stopped the worker of {lab.data.path} (pid {pid}); its runs stopped where they were: resume them")
+    return 0
 
 
 def run_workers(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: Lab) -> int:
@@ -591,5 +617,6 @@ COMMANDS = {
     "export": run_export,
     "worker": run_worker,
     "workers": run_workers,
+    "stop": run_stop,
     "run-job": run_job_command,
 }

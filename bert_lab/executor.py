@@ -19,11 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from bert_lab.runs.layout import ARTIFACTS_ENV, HOME_ENV
 from bert_lab.runs.placement import FRACTION_ENV, gpu_memory_mb
 from bert_lab.runs.records import Run
 from bert_lab.runs.service import Lab
-from bert_lab.runs.store import STORE_ENV
 
 WORKER_PID_ENV = "BERT_LAB_WORKER_PID"  # a run's process stops (resumably) when the worker that started it dies
 
@@ -166,9 +164,7 @@ class LocalExecutor:
         return {
             **os.environ,
             **fraction,
-            HOME_ENV: str(self.lab.data.path),
-            STORE_ENV: self.lab.store.url,
-            ARTIFACTS_ENV: str(self.lab.data.root),
+            **self.lab.environment(),  # the store's URL here, not on the command line: it may hold a password
             WORKER_PID_ENV: str(os.getpid()),
             "PYTHONUNBUFFERED": "1",
             "TOKENIZERS_PARALLELISM": "false",

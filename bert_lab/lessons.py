@@ -17,6 +17,7 @@ from bert_lab.config import RunConfig
 from bert_lab.runs.metrics import METRICS
 from bert_lab.runs.records import Group
 from bert_lab.runs.service import Lab, submit_group
+from bert_lab.runs.workshop import Actor
 from bert_lab.sweeps.report import ConfigResult, GroupReport
 
 QUICK = RunConfig(dataset="rotten_tomatoes", train_size=800, eval_size=400, max_length=48, batch_size=16)
@@ -62,8 +63,9 @@ class Lesson:
         return sorted({k for _, changes in self.arms for k in changes})
 
 
-def launch(lab: Lab, lesson: Lesson, *, owner: str = "", model: str | None = None) -> Group:
-    """Queue the lesson's runs as one group (on `model` instead of the lesson's own, if given)."""
+def launch(lab: Lab, lesson: Lesson, *, owner: str = "", model: str | None = None, actor: Actor | None = None) -> Group:
+    """Queue the lesson's runs as one group (on `model` instead of the lesson's own, if given; in a workshop a
+    participant `actor` may not name a model folder: workshop.ServerPathError)."""
     pairs = lesson.configs(model)
     spec = {"lesson": lesson.slug, "knobs": lesson.knobs, "seeds": lesson.seeds}
     return submit_group(
@@ -75,6 +77,7 @@ def launch(lab: Lab, lesson: Lesson, *, owner: str = "", model: str | None = Non
         metric=lesson.metric,
         spec=spec,
         run_names=[f"{lesson.title}: {label}" for label, _ in pairs],
+        actor=actor,
     )
 
 

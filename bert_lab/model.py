@@ -7,6 +7,7 @@ in the local Hugging Face cache (loaded with `local_files_only`, never downloade
 
 from __future__ import annotations
 
+import shutil
 from functools import lru_cache
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from transformers.utils import logging as hf_logging
 
 from bert_lab.config import RunConfig
 from bert_lab.model_files import TINY, ModelError, bundled_model_dir, resolve_model  # noqa: F401 (re-exported)
+from bert_lab.runs.layout import staged, swap_in
 
 hf_logging.set_verbosity_error()  # "some weights are newly initialized" is expected: the head is new
 hf_logging.disable_progress_bar()
@@ -127,8 +129,14 @@ def use_cpu_dropout(model: nn.Module) -> None:
 
 
 def save_model(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, folder: Path) -> Path:
-    """A `save_pretrained` folder (safetensors) that `pipeline("text-classification", model=folder)` loads."""
-    folder.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
+    """A `save_pretrained` folder (safetensors) that `pipeline("text-classification", model=folder)` loads, put in
+    place whole: written beside it first, so a write that fails (a full disk) leaves no half-written model to load."""
+    tmp = staged(folder)
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        swap_in(tmp, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return folder

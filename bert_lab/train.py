@@ -27,7 +27,7 @@ from bert_lab.config import RunConfig
 from bert_lab.evaluate import Predictions, predict, write_eval_report
 from bert_lab.model import load_model, load_tokenizer, save_model, use_cpu_dropout
 from bert_lab.optim import build_optimizer, penalty, split_decay_params, weight_stats
-from bert_lab.runs.layout import CHECKPOINT_ACCELERATE, CHECKPOINT_STATE, RunFolder
+from bert_lab.runs.layout import CHECKPOINT_ACCELERATE, CHECKPOINT_STATE, RunFolder, staged, swap_in
 from bert_lab.runs.metrics import METRICS, improved
 from bert_lab.runs.records import EvalRecord, Hooks, StepRecord, TrainResult
 from bert_lab.runs.status import Status
@@ -114,7 +114,7 @@ def train(
     # --- resume ---------------------------------------------------------------------------------------------------
     state = {"step": 0, "first_loss": None, "best": None, "bad_evals": 0, "elapsed_s": 0.0, "train_s": 0.0}
     checkpoint_dir = folder.checkpoint if folder is not None and checkpoint else None
-    if resume and folder is not None and folder.checkpoint_state.exists():
+    if resume and folder is not None and folder.complete_checkpoint() is not None:
         accelerator.load_state(str(folder.checkpoint / CHECKPOINT_ACCELERATE))
         state.update(json.loads(folder.checkpoint_state.read_text()))
         log(f"resumed from step {state['step']}")
@@ -337,16 +337,22 @@ def _any_process(accelerator: Accelerator, flag: bool) -> bool:
 
 
 def save_checkpoint(accelerator: Accelerator, folder: Path, state: dict) -> None:
-    """Model, optimizer, scheduler and RNG states plus our counters; replaces the previous checkpoint whole."""
-    tmp = folder.with_name(folder.name + ".tmp")
-    accelerator.save_state(str(tmp / CHECKPOINT_ACCELERATE))
-    # Every process writes its own RNG state into `tmp` (accelerate does not wait for them): move it only when all have.
-    accelerator.wait_for_everyone()
+    """Model, optimizer, scheduler and RNG states plus our counters; replaces the previous checkpoint whole. Written
+    beside it first, our counters last (what marks it whole); a write that fails (a full disk) leaves the previous
+    one as it was and nothing half-written behind."""
+    tmp = staged(folder)
     if accelerator.is_main_process:
-        (tmp / CHECKPOINT_STATE).write_text(json.dumps(state))
-        old = folder.with_name(folder.name + ".old")
-        if folder.exists():
-            folder.rename(old)
-        tmp.rename(folder)
-        shutil.rmtree(old, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)  # what a process killed mid-write left
+    accelerator.wait_for_everyone()
+    try:
+        accelerator.save_state(str(tmp / CHECKPOINT_ACCELERATE))
+        # Every process writes its own RNG state into `tmp` (accelerate does not wait for them): move it only when
+        # all have.
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            (tmp / CHECKPOINT_STATE).write_text(json.dumps(state))
+            swap_in(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     accelerator.wait_for_everyone()

@@ -13,20 +13,23 @@ CLI never kill a process or recover a run: that happens here alone, however many
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import logging
 import math
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO
 
 from bert_lab.config import DEFAULTS
-from bert_lab.executor import Execution, Executor, LocalExecutor
+from bert_lab.executor import Execution, Executor, LocalExecutor, kill_group, pid_alive
 from bert_lab.runs.describe import LESS_MEMORY, OUT_OF_MEMORY, looks_out_of_memory
 from bert_lab.runs.layout import DataFolder
 from bert_lab.runs.placement import USABLE, place, run_memory_mb, slots_per_gpu
@@ -34,13 +37,17 @@ from bert_lab.runs.queue import fair_order
 from bert_lab.runs.records import Run, WorkerLease
 from bert_lab.runs.service import Lab
 from bert_lab.runs.status import Status
-from bert_lab.runs.store import RunStore, StoreError, UnknownRunError
+from bert_lab.runs.store import RunStore, StoreError, StoreUnavailable, UnknownRunError
 from bert_lab.runs.workshop import Settings
 
 HOST_ENV = "BERT_LAB_HOST"  # this machine's name in the store (default: its hostname)
 LEASE_S = 10.0  # a worker whose lease was not renewed for this long is gone (it renews every quarter of it)
 OUTPUT_TAIL_LINES = 15
 FULL = -1  # no GPU has room for the run now
+RESTART_BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0)  # `worker --restart`: pauses before restarts that come in a row
+RESTART_RESET_S = 60.0  # a worker that served this long before it ended is restarted after the shortest pause
+OUTAGE_BACKOFF_S = 1.0  # after a pass the store's outage cut short, the next pass waits at least this long
+log = logging.getLogger(__name__)  # warnings reach the worker's log (stderr) without any set-up
 # (queued, running, each owner's latest start) → the queued runs, first to start first
 ClaimOrder = Callable[[Sequence[Run], Sequence[Run], Mapping[str, float]], list[Run]]
 
@@ -60,6 +67,7 @@ class Worker:
     gpu_of: dict[int, tuple[int, float] | None] = field(default_factory=dict)  # each child's GPU and reserved MB
     cancel_seen_at: dict[int, float] = field(default_factory=dict)
     renewed_at: float = -math.inf  # when this worker last renewed its lease (time.monotonic)
+    unreachable_since: float | None = None  # when a pass last found the store unreachable, until one gets through
 
     def __post_init__(self) -> None:
         self.host = this_host()
@@ -76,13 +84,33 @@ class Worker:
     # --- the loop ---------------------------------------------------------------------------------------------------
     def run(self, *, exit_when_idle: bool = False) -> None:
         while self.lab.data.path.exists():  # a deleted data folder has nothing left to serve
-            self.step()
-            if exit_when_idle and not self.children and not self.store.list_runs(statuses=[Status.QUEUED]):
+            if self.step() and exit_when_idle and self._idle():
                 return
-            time.sleep(self.poll_interval_s)
+            time.sleep(self.poll_interval_s if self.unreachable_since is None else OUTAGE_BACKOFF_S)
 
-    def step(self) -> None:
-        """One pass: renew the lease, reap finished children, enforce cancels, recover lost runs, start queued ones."""
+    def _idle(self) -> bool:
+        try:
+            return not self.children and not self.store.list_runs(statuses=[Status.QUEUED])
+        except StoreUnavailable:
+            return False
+
+    def step(self) -> bool:
+        """One pass: renew the lease, reap finished children, enforce cancels, recover lost runs, start queued ones.
+        A store that stays unreachable for the store's patience ends the pass (said once in the log, with when it
+        is back); the next pass goes on where this one stopped. False when the pass was cut short."""
+        try:
+            self._step()
+        except StoreUnavailable as exc:
+            if self.unreachable_since is None:
+                self.unreachable_since = time.time()
+                log.warning("worker %s: %s; retrying until it is back", os.getpid(), exc)
+            return False
+        if self.unreachable_since is not None:
+            gone_s, self.unreachable_since = time.time() - self.unreachable_since, None
+            log.warning("worker %s: the run store is reachable again (after %.0f s or more)", os.getpid(), gone_s)
+        return True
+
+    def _step(self) -> None:
         self.renew_lease()
         self._reap()
         self._enforce_cancels()
@@ -98,26 +126,25 @@ class Worker:
             self.renewed_at = time.monotonic()
 
     def stop(self) -> None:
-        """Ask every child to stop at its current step (used on SIGTERM), and let the executor go."""
-        for run_id in self.children:
-            try:
-                self.store.request_cancel(run_id)
-            except StoreError:
-                pass  # it ended meanwhile
+        """Stop serving (on SIGTERM: Ctrl-C on the app, `make stop`, a service manager): the warm spare goes. The
+        runs' own processes see that their worker is gone and stop at their current step with a checkpoint, as
+        `interrupted` (resume them to go on); `stop_worker` waits for them."""
         self.executor.close()
 
     def recover_lost_runs(self) -> list[int]:
         """Running runs that lost their process become `interrupted` (resumable from their last checkpoint, on any
         machine). A run's heartbeat is its lease: silent for `stale_after_s`, it has expired, wherever the run was
         (then its process, if it is on this machine and still there, is killed). A run of this machine whose
-        process is gone is interrupted at once; a process id means nothing on another machine."""
+        process is gone is interrupted at once; a process id means nothing on another machine. After an outage of
+        the store no run could beat: their leases count from when this worker got through to it again."""
         now, recovered = time.time(), []
         for run in self.store.list_runs(statuses=[Status.RUNNING]):
             if run.id in self.children:
                 continue
             here = run.host in (None, self.host)
             dead = here and run.pid is not None and not self.executor.alive(run)
-            silent = now - (run.heartbeat_at or run.started_at or now) > self.stale_after_s
+            beat = max(run.heartbeat_at or run.started_at or now, self.store.reachable_since)
+            silent = now - beat > self.stale_after_s
             if not (dead or silent):
                 continue
             if here and not dead:
@@ -166,12 +193,13 @@ class Worker:
             threads = self._threads(int(run.config.get("num_processes", 1)) if gpu is None else 1)
             share = None if gpu is None else USABLE / self.slots_per_gpu  # its cap on the GPU's memory
             child = self.executor.start(run, gpu=gpu, threads=threads, memory_fraction=share)
-            self.store.update_run(run.id, pid=child.pid)
-            where = f"{threads} thread(s) per process" if gpu is None else f"GPU {gpu}, at most {share:.0%} of it"
-            self.store.add_event(run.id, f"started on {self.host} (pid {child.pid}, {where})")
+            # kept before the store is told: in an outage, a child it does not know of would go unwatched
             self.children[run.id], self.gpu_of[run.id] = child, None if gpu is None else (gpu, need_mb)
             if run.cache_key:
                 training.add(run.cache_key)
+            self.store.update_run(run.id, pid=child.pid)
+            where = f"{threads} thread(s) per process" if gpu is None else f"GPU {gpu}, at most {share:.0%} of it"
+            self.store.add_event(run.id, f"started on {self.host} (pid {child.pid}, {where})")
 
     def _ask_searches(self) -> None:
         """Queue the next trials of open searches as slots free up (imported here: the app imports this module)."""
@@ -188,16 +216,14 @@ class Worker:
             code = child.exit_code()
             if code is None:
                 continue
+            run = self.store.get_run(run_id)  # the store first: in an outage the child waits for the next pass
+            if run.status == Status.RUNNING and run.cancel_requested:
+                self._end(run_id, Status.CANCELLED, "cancelled (the run's process was stopped)")
+            elif run.status == Status.RUNNING:  # else the run's process recorded its own ending
+                self._end(run_id, Status.FAILED, describe_exit(code, child.output_tail(OUTPUT_TAIL_LINES)))
             del self.children[run_id]
             self.gpu_of.pop(run_id, None)
             self.cancel_seen_at.pop(run_id, None)
-            run = self.store.get_run(run_id)
-            if run.status != Status.RUNNING:
-                continue  # the run's process recorded its own ending
-            if run.cancel_requested:
-                self._end(run_id, Status.CANCELLED, "cancelled (the run's process was stopped)")
-            else:
-                self._end(run_id, Status.FAILED, describe_exit(code, child.output_tail(OUTPUT_TAIL_LINES)))
 
     def _enforce_cancels(self) -> None:
         now = time.time()
@@ -225,6 +251,8 @@ class Worker:
     def _end(self, run_id: int, status: Status, error: str) -> bool:
         try:
             self.store.set_status(run_id, status, error=error)
+        except StoreUnavailable:
+            raise
         except StoreError:
             return False  # someone else (the run itself) recorded its ending first
         return True
@@ -300,6 +328,7 @@ def ensure_worker(lab: Lab, *, nice: int = 0) -> bool:
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            env={**os.environ, **lab.environment()},  # the store's URL (it may hold a password): not in `ps`
             start_new_session=True,
             preexec_fn=(lambda: os.nice(nice)) if nice else None,
         )
@@ -315,6 +344,73 @@ def wait_until_warm(data: DataFolder, *, timeout_s: float) -> bool:
             return False
         time.sleep(0.1)
     return True
+
+
+def worker_pid(data: DataFolder) -> int | None:
+    """The process id of the worker serving `data` on this machine (None when none is)."""
+    if not worker_alive(data):
+        return None
+    text = data.worker_lock.read_text().strip()
+    return int(text) if text.isdigit() else None
+
+
+def stop_worker(data: DataFolder, store: RunStore, *, timeout_s: float = 60.0) -> int | None:
+    """Stop the worker serving `data` on this machine (`python -m bert_lab stop`, `make stop`, the app on Ctrl-C),
+    then wait until the runs it trained here have stopped too (each at its current step, with a checkpoint: they
+    become `interrupted`); what is still there after `timeout_s` is killed. Returns the worker's pid, or None when
+    none was serving."""
+    pid = worker_pid(data)
+    if pid is None:
+        return None
+    runs = [r.pid for r in store.list_runs(statuses=[Status.RUNNING]) if r.pid and r.host in (None, this_host())]
+    deadline = time.monotonic() + timeout_s
+    for victim in (pid, *runs):
+        _end_process(victim, deadline)
+    return pid
+
+
+def _end_process(pid: int, deadline: float) -> None:
+    """SIGTERM `pid` (a run's process then stops at its current step with a checkpoint) and wait until it has gone;
+    SIGKILL its process group at `deadline`."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, signal.SIGTERM)
+    while pid_alive(pid):
+        if time.monotonic() >= deadline:
+            kill_group(pid)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+            return
+        time.sleep(0.1)
+
+
+def supervise(lab: Lab, options: Sequence[str], *, backoff_s: Sequence[float] = RESTART_BACKOFF_S) -> int:
+    """`python -m bert_lab worker --restart …`: run `lab`'s worker (`python -m bert_lab worker` with `options`) as a
+    child process and start it again whenever it ends other than by finishing its work (a crash, a kill -9, another
+    worker holding the data folder for now), after a pause that grows while restarts come quickly: for a machine that
+    only trains (a GPU host) without a service manager; `docs/bert-lab-worker.service` is the systemd way. SIGTERM or
+    SIGINT stops the worker (its runs stop where they are, `interrupted`) and then this loop."""
+    stopping = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stopping.set())
+    quick = 0  # restarts in a row that came soon after the start before
+    while not stopping.is_set():
+        started = time.monotonic()
+        command = [sys.executable, "-m", "bert_lab", "worker", *lab.flags(), *options]
+        child = subprocess.Popen(command, env={**os.environ, **lab.environment()})
+        while child.poll() is None and not stopping.is_set():
+            stopping.wait(0.5)
+        if stopping.is_set():
+            break
+        if child.returncode == 0 or not lab.data.path.exists():
+            return 0  # its work is done (--exit-when-idle), or its data folder is gone
+        quick = quick + 1 if time.monotonic() - started < RESTART_RESET_S else 0
+        pause = backoff_s[min(quick, len(backoff_s) - 1)]
+        print(f"worker: exited with code {child.returncode}; starting it again in {pause:g} s", file=sys.stderr)
+        stopping.wait(pause)
+    if child.poll() is None:
+        child.send_signal(signal.SIGTERM)
+        child.wait()
+    return 0
 
 
 def serve(worker: Worker, *, exit_when_idle: bool = False) -> int:

@@ -13,7 +13,7 @@ from bert_lab.runs.describe import badge
 from bert_lab.runs.service import Lab
 from bert_lab.runs.status import Status
 from bert_lab.runs.store import UnknownRunError
-from bert_lab.runs.workshop import QueueFullError
+from bert_lab.runs.workshop import QueueFullError, ServerPathError
 from lab_ui import page
 
 FINDER_KEY = "_lr_find_run"  # this tab's range-test run id
@@ -27,8 +27,9 @@ def render_find_button(lab: Lab, config: RunConfig | None) -> None:
     if st.button("Find a learning rate", key="lr_find", icon=":material/search:", disabled=config is None, help=HELP):
         assert config is not None
         try:
-            run = service.submit(lab, range_test_config(config), name="LR range test", owner=page.owner())
-        except QueueFullError as exc:
+            test = range_test_config(config)
+            run = service.submit(lab, test, name="LR range test", owner=page.owner(), actor=page.actor())
+        except (QueueFullError, ServerPathError) as exc:
             st.error(page.md(exc))
             return
         st.session_state[FINDER_KEY] = run.id

@@ -19,8 +19,10 @@ import streamlit as st
 from bert_lab import worker
 from bert_lab.runs import workshop
 from bert_lab.runs.describe import Note, describe_workers
+from bert_lab.runs.layout import DataFolder
 from bert_lab.runs.records import Run
 from bert_lab.runs.service import Lab
+from bert_lab.runs.store import StoreUnavailable
 from bert_lab.runs.workshop import Actor
 
 NO_AUTOSTART_ENV = "BERT_LAB_NO_AUTOSTART"
@@ -28,27 +30,70 @@ WORKER_NICE = 10  # the worker and its runs yield the CPU to the app, so pages d
 LAUNCH_PAGE, RUNS_PAGE, PLAYGROUND_PAGE = "app.py", "pages/1_Runs.py", "pages/2_Playground.py"
 GROUPS_PAGE, LESSONS_PAGE, HOST_PAGE = "pages/3_Groups.py", "pages/4_Lessons.py", "pages/5_Host.py"
 ACTOR_KEY = "_actor"  # the signed-in workshop participant or host (workshop.Actor), per browser session
+TOKEN_KEY = "_token"  # its sign-in token (workshop.token), also kept in the address so a reload or new tab has it
 CLONE_KEY = "_clone_config"  # session-state hand-off from the Runs page's "Clone" to the launch page
+PAGE_PATIENCE_S = 5.0  # how long a page's store call waits for a store that is away (then: UNREACHABLE)
+UNREACHABLE = "The run store is unreachable, retrying…"
+UNREACHABLE_RETRY_S = 3.0  # the page tries the store again this often
 
 
 def start(*, run_counts: bool = True) -> Lab:
     """Page config, the workshop sign-in (nothing else is drawn until it passes), lab, worker, sidebar.
     `run_counts=False` leaves the run counts to a live fragment."""
     st.set_page_config(page_title="BERT Lab", page_icon=":material/science:", layout="wide")
-    if workshop.enabled() and actor() is None:
+    if workshop.enabled() and resume_sign_in() is None:
         render_sign_in()
         st.stop()
-    lab = open_lab()
-    render_sidebar(lab, worker_starting=ensure_worker(lab))
-    if run_counts:
-        with st.sidebar:
-            render_run_counts(lab.store.list_runs())
+    try:
+        lab = open_lab()
+        render_sidebar(lab, worker_starting=ensure_worker(lab))
+        if run_counts:
+            with st.sidebar:
+                render_run_counts(lab.store.list_runs())
+    except StoreUnavailable:
+        render_unreachable()
+        st.stop()
     return lab
 
 
 def actor() -> Actor | None:
     """Who this browser session is in a workshop (None outside workshop mode: one person, acting on every run)."""
     return st.session_state.get(ACTOR_KEY) if workshop.enabled() else None
+
+
+def resume_sign_in() -> Actor | None:
+    """Who this browser is, from its token (this session's, else the address's: a reload, a new tab); the token is
+    put back in the address, which Streamlit clears on each page change. A token that no longer holds (a released
+    name, a restarted workshop) signs the browser out."""
+    token = st.session_state.get(TOKEN_KEY) or st.query_params.get(workshop.TOKEN_PARAM, "")
+    who = workshop.signed_in(DataFolder.default(), token) if token else None
+    if who is None:
+        forget_sign_in()
+        return None
+    st.session_state[ACTOR_KEY], st.session_state[TOKEN_KEY] = who, token
+    if st.query_params.get(workshop.TOKEN_PARAM) != token:
+        st.query_params[workshop.TOKEN_PARAM] = token
+    return who
+
+
+def forget_sign_in() -> None:
+    """Sign this browser out: its session and the token in its address (the name stays claimed: see Sign out)."""
+    for key in (ACTOR_KEY, TOKEN_KEY):
+        st.session_state.pop(key, None)
+    if workshop.TOKEN_PARAM in st.query_params:
+        del st.query_params[workshop.TOKEN_PARAM]
+
+
+def client_address() -> str:
+    """The browser's network address, which wrong passcodes are counted by ("" on this machine, or unknown)."""
+    address = st.context.ip_address
+    return address if isinstance(address, str) else ""
+
+
+def token_query() -> dict[str, str]:
+    """The sign-in token as a query parameter, for links this browser opens in a new tab ({} outside a workshop)."""
+    token = st.session_state.get(TOKEN_KEY)
+    return {workshop.TOKEN_PARAM: token} if actor() is not None and token else {}
 
 
 def owner() -> str:
@@ -59,23 +104,54 @@ def owner() -> str:
 
 def render_sign_in() -> None:
     st.title(":material/science: BERT Lab workshop")
-    st.caption("Enter the workshop's passcode and your name. Your name marks the runs you launch.")
+    st.caption(
+        "Enter the workshop's passcode and your name. Your name marks the runs you launch and is yours for the "
+        "workshop: this page's address keeps you signed in (reloads, new tabs)."
+    )
     with st.form("sign_in"):
         passcode = st.text_input("Passcode", type="password", key="_passcode")
         name = st.text_input("Your name", key="_name", max_chars=workshop.MAX_NAME)
         if st.form_submit_button("Enter", type="primary"):
+            data = DataFolder.default()
             try:
-                st.session_state[ACTOR_KEY] = workshop.sign_in(passcode, name)
+                who = workshop.sign_in(passcode, name, data, client=client_address())
             except ValueError as exc:
                 st.error(md(str(exc)))
             else:
                 st.session_state.pop("_passcode", None)
+                st.session_state[TOKEN_KEY] = workshop.token(data, who)
                 st.rerun()
 
 
 def open_lab() -> Lab:
-    """A fresh handle for this script run (SQLite connections are per thread; Streamlit reruns on new ones)."""
-    return Lab.open()
+    """A fresh handle for this script run (SQLite connections are per thread; Streamlit reruns on new ones). A call
+    to a store that is away waits `PAGE_PATIENCE_S` (saying so in a toast), then raises StoreUnavailable."""
+    toasted = False
+
+    def say_waiting(waited_s: float, error: BaseException) -> None:
+        nonlocal toasted
+        if not toasted:
+            st.toast(UNREACHABLE, icon=":material/cloud_off:")
+            toasted = True
+
+    return Lab.open(patience_s=PAGE_PATIENCE_S, on_wait=say_waiting)
+
+
+def render_unreachable() -> None:
+    """The page in place of a traceback while the store is away; it comes back by itself once the store does."""
+    st.warning(
+        f"**{UNREACHABLE}** Runs keep training meanwhile and catch up once it is back.", icon=":material/cloud_off:"
+    )
+
+    @st.fragment(run_every=UNREACHABLE_RETRY_S)
+    def retry() -> None:
+        try:
+            Lab.open(patience_s=0.0).close()
+        except StoreUnavailable:
+            return
+        st.rerun()
+
+    retry()
 
 
 def ensure_worker(lab: Lab) -> bool:
@@ -104,8 +180,10 @@ def render_sidebar(lab: Lab, *, worker_starting: bool = False) -> None:
         st.divider()
         if who is not None:
             st.caption(f"Signed in as **{md(who.name)}**" + (" (host)" if who.host else ""))
-            if st.button("Sign out", key="sign_out"):
-                st.session_state.pop(ACTOR_KEY, None)
+            # Signing out ends this browser's session only: the name stays claimed, so nobody else can take it (and
+            # with it these runs). To come back, its owner asks the host to release it (Host view), then signs in.
+            if st.button("Sign out", key="sign_out", help="Your name stays yours: only the host can release it."):
+                forget_sign_in()
                 st.rerun()
             if not who.host:
                 return  # a participant needs neither the worker's state nor paths on the server

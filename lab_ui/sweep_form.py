@@ -22,6 +22,7 @@ from bert_lab.sweeps.spec import (
     MAX_SEEDS,
     SweepError,
     SweepSpec,
+    allow_for,
     check,
     choices_of,
     format_value,
@@ -78,8 +79,9 @@ def render_knob(method: str, knob: str, base: RunConfig) -> tuple[list[Any] | No
     return None, parse_range(knob, text)
 
 
-def sweep_spec(base: RunConfig) -> SweepSpec:
-    """The sweep the widgets describe; raises SweepError naming what is wrong."""
+def sweep_spec(lab: Lab, base: RunConfig) -> SweepSpec:
+    """The sweep the widgets describe; raises SweepError naming what is wrong (in a workshop, a value that names a
+    file or folder of the server, as `launch` would)."""
     method = st.radio("Method", list(METHODS), format_func=METHODS.get, key="sweep_method", horizontal=True)
     left, middle, right = st.columns([2, 1, 1])
     knobs = left.multiselect("Knobs to vary (1 to 3)", list(KNOBS), default=["lr"], max_selections=3, key="sweep_knobs")
@@ -105,7 +107,7 @@ def sweep_spec(base: RunConfig) -> SweepSpec:
     spec = SweepSpec(
         method=method, grid=grid, ranges=ranges, seeds=seeds, trials=trials, metric=metric, sweep_seed=sweep_seed
     )
-    check(base, spec)
+    check(base, spec, allow=allow_for(lab, page.actor()))
     return spec
 
 
@@ -119,7 +121,7 @@ def render_sweep_form(lab: Lab, base: RunConfig | None, *, name: str, owner: str
         "several seeds, so the Groups page can tell a real difference from seed noise."
     )
     try:
-        spec = sweep_spec(base)
+        spec = sweep_spec(lab, base)
     except SweepError as exc:
         st.error(f"**This sweep can't be queued**: {page.md(exc)}")
         return
@@ -146,12 +148,12 @@ def render_sweep_form(lab: Lab, base: RunConfig | None, *, name: str, owner: str
             st.rerun()
         if yes.button("Queue them", type="primary", key="sweep_confirm", width="stretch"):
             from bert_lab.data import DataError
-            from bert_lab.runs.workshop import QueueFullError
+            from bert_lab.runs.workshop import QueueFullError, ServerPathError
 
             st.session_state.pop(PENDING, None)
             try:
-                group = launch(lab, base, spec, name=name, owner=owner)
-            except (SweepError, DataError, QueueFullError) as exc:
+                group = launch(lab, base, spec, name=name, owner=owner, actor=page.actor())
+            except (SweepError, DataError, QueueFullError, ServerPathError) as exc:
                 st.error(f"Nothing was queued: {page.md(exc)}")
                 return
             st.session_state["_last_group"] = (group.id, group.name)

@@ -22,7 +22,7 @@ from bert_lab.runs.metrics import EVAL_METRICS, METRICS, charted
 from bert_lab.runs.records import Run
 from bert_lab.runs.status import Status
 from bert_lab.runs.store import RunStore, StoreError
-from bert_lab.runs.workshop import NotAllowedError, QueueFullError, whose
+from bert_lab.runs.workshop import NotAllowedError, QueueFullError, ServerPathError, whose
 from lab_ui import live, page
 
 lab = page.start(run_counts=False)  # the live fragment below keeps them current
@@ -152,7 +152,7 @@ def act(action: str, run_id: int) -> None:
             elif action == "again":
                 service.run_again(acting, run_id, actor=who)
                 page.ensure_worker(acting)
-    except (StoreError, NotAllowedError, QueueFullError) as exc:
+    except (StoreError, NotAllowedError, QueueFullError, ServerPathError) as exc:
         st.session_state["_action_error"] = str(exc)
 
 

@@ -8,7 +8,7 @@ import streamlit as st
 from bert_lab import plots
 from bert_lab.lessons import LESSONS, Lesson, launch, reading
 from bert_lab.runs.describe import estimate_run_s, format_duration
-from bert_lab.runs.workshop import QueueFullError
+from bert_lab.runs.workshop import QueueFullError, ServerPathError
 from bert_lab.sweeps import figures
 from bert_lab.sweeps.report import read_group
 from lab_ui import page
@@ -75,8 +75,9 @@ st.caption(
 )
 if st.button("Run this lesson", type="primary", icon=":material/play_arrow:", key="lesson_run"):
     try:
-        launch(lab, lesson, owner=page.owner(), model=None if model == lesson.base.model else model)
-    except QueueFullError as exc:
+        model_ = None if model == lesson.base.model else model
+        launch(lab, lesson, owner=page.owner(), model=model_, actor=page.actor())
+    except (QueueFullError, ServerPathError) as exc:
         st.error(page.md(exc))
     else:
         page.ensure_worker(lab)

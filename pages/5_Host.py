@@ -1,17 +1,18 @@
 """Host view: the queue and the workers serving it, on every machine, with their slots (pause the queue, set the cap
-on each participant's queued runs), runs per participant with a link to each one's runs, and a leaderboard per
-dataset. In a workshop only the host sees it."""
+on each participant's queued runs), the names taken (release one), runs per participant with a link to each one's
+runs (it carries the host's sign-in, so the new tab is signed in), and a leaderboard per dataset. In a workshop only
+the host sees it."""
 
 from __future__ import annotations
 
 import time
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import pandas as pd
 import streamlit as st
 
 from bert_lab import worker
-from bert_lab.runs import workshop
+from bert_lab.runs import names, workshop
 from bert_lab.runs.describe import format_duration, owner_label, queue_places, run_label, worker_facts
 from bert_lab.runs.metrics import METRICS
 from bert_lab.runs.records import WorkerLease
@@ -49,6 +50,27 @@ if (paused, cap) != (settings.paused, settings.queue_cap):
     st.toast("Saved: the worker and every page use it from now on.")
 
 
+def render_names() -> None:
+    """The names taken in this workshop, and a button that releases one."""
+    claimed = sorted(c.name for c in names.claims(lab.data).values())
+    with st.expander(f"Names taken ({len(claimed)})", icon=":material/badge:"):
+        st.caption(
+            "A name belongs to the browser that claimed it (look-alikes count as the same name). Release one whose "
+            "owner signed out or lost their page: whoever holds it is signed out, and the next to sign in with it "
+            "owns its runs."
+        )
+        pick, go = st.columns([3, 1], vertical_alignment="bottom")
+        name = pick.selectbox("Name", claimed, index=None, placeholder="Pick a name", key="release_name")
+        if go.button("Release", key="release", disabled=name is None, width="stretch") and name is not None:
+            workshop.release(lab.data, name)
+            st.toast(f"Released {page.md(name)}: it can be claimed again.")
+            st.rerun()
+
+
+if workshop.enabled():
+    render_names()
+
+
 @st.fragment(run_every=5.0)
 def render_state() -> None:
     with page.open_lab() as live:
@@ -84,7 +106,11 @@ def render_state() -> None:
         return
     table = pd.DataFrame(people)
     # The Runs page filters by a name: runs without an owner have no page of their own there.
-    table["their runs"] = [f"/Runs?owner={quote(str(p['participant']))}" if p["participant"] else "" for p in people]
+    signed = page.token_query()  # the new tab opens signed in as the host
+    table["their runs"] = [
+        f"/Runs?{urlencode({'owner': p['participant'], **signed}, quote_via=quote)}" if p["participant"] else ""
+        for p in people
+    ]
     table["participant"] = table["participant"].map(owner_label)
     st.dataframe(
         table,

@@ -122,7 +122,7 @@ def test_reporter_turns_a_cancel_request_into_should_stop(lab: Lab) -> None:
         asked = time.monotonic()
         assert reporter.stop_requested.wait(SOON_S), "the cancel request did not reach the training loop"
         assert time.monotonic() - asked < SOON_S
-        assert reporter.should_stop() and not reporter.orphaned
+        assert reporter.should_stop() and not reporter.interrupted
     finally:
         reporter.close()
     assert lab.store.get_run(run_id).status == Status.RUNNING  # the loop stops; the run records its own ending
@@ -133,7 +133,7 @@ def test_reporter_stops_an_orphaned_run_when_its_worker_is_gone(lab: Lab) -> Non
     reporter = StoreReporter(lab.store, run_id, worker_pid=dead_pid()).start()
     try:
         assert reporter.stop_requested.wait(SOON_S), "the worker's death did not stop the run"
-        assert reporter.orphaned and reporter.should_stop()
+        assert reporter.interrupted and reporter.should_stop()
     finally:
         reporter.close()
     assert not lab.store.get_run(run_id).cancel_requested

@@ -1,14 +1,26 @@
-"""How `make run` serves the app (`lab_ui.serve`, `.streamlit/config.toml`): what is ready before the first view."""
+"""How `make run` serves the app (`lab_ui.serve`, `.streamlit/config.toml`): what is ready before the first view, and
+that its worker lives and ends with it."""
 
 from __future__ import annotations
 
 import ast
+import os
+import signal
+import subprocess
+import sys
+import time
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
+from local_postgres import free_port
 
 from bert_lab import data
 from bert_lab.config import RunConfig
+from bert_lab.executor import pid_alive
 from bert_lab.runs.service import Lab
+from bert_lab.worker import worker_pid
 from lab_ui import serve
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,3 +51,51 @@ def test_no_page_relies_on_magic() -> None:
 def test_the_served_app_skips_magic_and_the_forced_collection_after_each_run() -> None:
     settings = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
     assert settings["runner"] == {"magicEnabled": False, "postScriptGC": False}
+
+
+# --- the worker the app starts: kept alive while the app runs, stopped with it ----------------------------------------
+def served(home: Path) -> subprocess.Popen[bytes]:
+    """`make run`'s app on a free port over `home`, with its worker (started and warm before it serves)."""
+    env = {k: v for k, v in os.environ.items() if k != "BERT_LAB_NO_AUTOSTART"} | {"BERT_LAB_HOME": str(home)}
+    command = [sys.executable, "-m", "lab_ui.serve", "--server.address", "127.0.0.1", "--server.port", str(free_port())]
+    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def wait_for(condition: Callable[[], object], timeout_s: float, what: str) -> object:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if value := condition():
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+def spare_of(lab: Lab) -> str:
+    """The warm spare's pid as the worker wrote it ("" while a new worker has not written it yet)."""
+    try:
+        return lab.data.worker_warm.read_text()
+    except FileNotFoundError:
+        return ""
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_the_app_starts_its_worker_again_when_it_dies_and_stops_it_when_it_stops(
+    lab: Lab, stop_signal: signal.Signals
+) -> None:
+    """Ctrl-C (SIGINT) or SIGTERM on `make run` leaves nothing behind: the worker it started and that worker's warm
+    spare stop with it. While it runs, a worker killed by the system is started again without anyone viewing a page."""
+    app = served(lab.data.path)
+    try:
+        first = wait_for(lambda: worker_pid(lab.data), 90, "the app's worker")
+        spare = int(wait_for(lambda: spare_of(lab), 60, "its warm spare"))
+        os.kill(first, signal.SIGKILL)
+        second = wait_for(lambda: (pid := worker_pid(lab.data)) != first and pid, 30, "a new worker")
+        assert pid_alive(second)
+        spare = int(wait_for(lambda: (p := spare_of(lab)) != str(spare) and p, 60, "the new worker's spare"))
+        app.send_signal(stop_signal)
+        assert app.wait(timeout=60) in (0, -stop_signal)
+        assert not pid_alive(second) and not pid_alive(spare) and worker_pid(lab.data) is None
+    finally:
+        app.kill()
+        for pid in filter(None, [worker_pid(lab.data)]):
+            os.kill(pid, signal.SIGKILL)

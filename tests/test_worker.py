@@ -32,6 +32,7 @@ from bert_lab.worker import (
     this_host,
     wait_until_warm,
     worker_alive,
+    worker_pid,
 )
 
 TINY = dict(model="tiny", dataset="sms_spam", train_size=200, eval_size=50, max_length=32, batch_size=16)
@@ -399,3 +400,67 @@ def test_a_new_worker_says_when_it_is_warm_and_an_old_mark_is_not_believed(lab: 
         os.killpg(worker_pid, signal.SIGTERM)
         wait_for(lambda: not pid_alive(worker_pid), 30, "the worker to stop")
     wait_for(lambda: not pid_alive(spare), 30, "its spare to stop with it")
+
+
+# --- stopping and restarting a worker ---------------------------------------------------------------------------------
+def bert_lab(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "bert_lab", *args, "--home", str(lab.data.path)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+
+def test_stop_ends_the_worker_and_its_runs_stop_where_they_are_resumable(lab: Lab) -> None:
+    """`python -m bert_lab stop` (`make stop`): the worker goes, and the run it trained stops at its current step with
+    a checkpoint (SIGTERM reaches it too), `interrupted`, with no process of the lab left."""
+    run_id = submit(lab, "long", **LONG)
+    start_worker(lab)
+    wait_for(lambda: lab.store.read_metrics(run_id, names=["train_loss"]), what="first points")
+    worker, child = worker_pid(lab.data), lab.store.get_run(run_id).pid
+    assert worker and child
+    done = bert_lab(lab, "stop")
+    assert done.returncode == 0 and f"pid {worker}" in done.stdout, done.stdout + done.stderr
+    assert not pid_alive(worker) and not pid_alive(child) and worker_pid(lab.data) is None
+    run = lab.store.get_run(run_id)
+    assert run.status == Status.INTERRUPTED and lab.data.run(run_id).checkpoint_state.exists()
+    assert json.loads(lab.data.run(run_id).checkpoint_state.read_text())["step"] == run.summary["eval_step"]
+    assert "no worker serves" in bert_lab(lab, "stop").stdout
+
+
+def test_a_worker_under_restart_is_started_again_when_it_dies(lab: Lab) -> None:
+    """`python -m bert_lab worker --restart` (a GPU host without systemd): a worker killed by the system comes back,
+    still serving the queue; a worker stopped on purpose ends the loop."""
+    supervisor = subprocess.Popen(
+        [sys.executable, "-m", "bert_lab", "worker", "--restart", "--home", str(lab.data.path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        first = int(wait_for(lambda: worker_pid(lab.data), 60, "the first worker"))  # type: ignore[arg-type]
+        os.kill(first, signal.SIGKILL)
+        second = int(wait_for(lambda: (pid := worker_pid(lab.data)) != first and pid, 60, "a new worker"))  # type: ignore[arg-type]
+        run_id = submit(lab, "after the restart", **SHORT)
+        wait_for(lambda: lab.store.get_run(run_id).status == Status.FINISHED, 120, "the queue served again")
+        assert bert_lab(lab, "stop").returncode == 0 and not pid_alive(second)
+        assert supervisor.wait(timeout=30) == 0
+        assert "exited with code -9; starting it again" in supervisor.stderr.read()  # type: ignore[union-attr]
+    finally:
+        supervisor.kill()
+        if pid := worker_pid(lab.data):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_the_systemd_unit_restarts_a_worker_and_lets_its_runs_stop_resumably() -> None:
+    """docs/bert-lab-worker.service: what it starts is the CLI's worker (it answers `--help`), restarted whatever
+    ended it, stopped by SIGTERM to each process of the unit (the worker's and each run's handler), then killed."""
+    import configparser
+
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.optionxform = str  # type: ignore[assignment,method-assign]
+    unit.read_string((Path(__file__).parents[1] / "docs" / "bert-lab-worker.service").read_text())
+    service = unit["Service"]
+    assert (service["Restart"], service["KillMode"], service["KillSignal"]) == ("always", "control-group", "SIGTERM")
+    python, *args = service["ExecStart"].split()
+    assert python.endswith("/.venv/bin/python") and args == ["-m", "bert_lab", "worker"]
+    assert "BERT_LAB_STORE" not in service["ExecStart"] and "EnvironmentFile" in service  # the URL stays off `ps`
+    done = subprocess.run([sys.executable, *args, "--help"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "--restart" in done.stdout

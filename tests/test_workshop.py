@@ -1,19 +1,24 @@
-"""Workshop mode in the library: signing in, who may change which run, the cap on queued runs (also on the command
-line), and the host pausing the queue."""
+"""Workshop mode in the library: passcodes (spaces are none), signing in (a name claimed once, a token that signs the
+same browser in again, wrong passcodes slowed down), who may change which run, the server's files out of a
+participant's reach at every verb that stores a config, the cap on queued runs (also on the command line), and the
+host pausing the queue."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from bert_lab.config import RunConfig
 from bert_lab.runs import service, workshop
+from bert_lab.runs.layout import DataFolder
+from bert_lab.runs.names import NameTakenError
 from bert_lab.runs.service import Lab
 from bert_lab.runs.status import Status
-from bert_lab.runs.workshop import Actor, NotAllowedError, QueueFullError, Settings, sign_in
+from bert_lab.runs.workshop import Actor, NotAllowedError, QueueFullError, ServerPathError, Settings, sign_in
 from bert_lab.worker import Worker
 
 TINY = RunConfig(model="tiny", dataset="sms_spam", train_size=32, eval_size=16, max_length=16)
@@ -25,24 +30,188 @@ def passcodes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(workshop.HOST_PASSCODE_ENV, "host-only-7")
 
 
-def test_sign_in_needs_the_passcode_and_a_name_and_knows_the_host(passcodes: None) -> None:
+def test_sign_in_needs_the_passcode_and_a_name_and_knows_the_host(passcodes: None, tmp_path: Path) -> None:
+    data = DataFolder(tmp_path)
     assert workshop.enabled()
-    assert sign_in(" tulip-42 ", "  Ana   B ") == Actor("Ana B")
-    assert sign_in("host-only-7", "") == Actor("host", host=True)
+    assert sign_in(" tulip-42 ", "  Ana   B ", data) == Actor("Ana B")
+    assert sign_in("host-only-7", "", data) == Actor("host", host=True)
     with pytest.raises(ValueError, match="not this workshop's"):
-        sign_in("tulip-41", "Ana")
+        sign_in("tulip-41", "Cy", data)
     with pytest.raises(ValueError, match="enter your name"):
-        sign_in("tulip-42", "   ")
+        sign_in("tulip-42", " \u200b  ", data)  # invisible characters are no name
     with pytest.raises(ValueError, match="at most 40"):
-        sign_in("tulip-42", "x" * 41)
+        sign_in("tulip-42", "x" * 41, data)
+    with pytest.raises(NameTakenError, match="is the host's"):
+        sign_in("tulip-42", "HOST", data)
 
 
-def test_without_a_passcode_there_is_no_workshop_and_no_way_in(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_a_passcode_there_is_no_workshop_and_no_way_in(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv(workshop.PASSCODE_ENV, raising=False)
     monkeypatch.delenv(workshop.HOST_PASSCODE_ENV, raising=False)
     assert not workshop.enabled()
     with pytest.raises(ValueError):
-        sign_in("", "Ana")  # an empty passcode never matches an unset one
+        sign_in("", "Ana", DataFolder(tmp_path))  # an empty passcode never matches an unset one
+
+
+@pytest.mark.parametrize(
+    ("participants", "host", "problem"),
+    [
+        ("   ", "host-only-7", "BERT_LAB_PASSCODE (the participants' passcode) is only spaces"),
+        (None, "host-only-7", "BERT_LAB_PASSCODE (the participants' passcode) is not set"),
+        ("tulip-42", "\t ", "BERT_LAB_HOST_PASSCODE (the host's passcode) is only spaces"),
+        (" tulip-42", "tulip-42 ", "must differ"),
+    ],
+)
+def test_a_passcode_of_spaces_is_no_passcode_and_the_two_must_differ(
+    monkeypatch: pytest.MonkeyPatch, participants: str | None, host: str, problem: str
+) -> None:
+    """One rule for "is a passcode set" (stripped), used by the app, `make workshop` and `lab_ui.serve`."""
+    for env, value in ((workshop.PASSCODE_ENV, participants), (workshop.HOST_PASSCODE_ENV, host)):
+        monkeypatch.delenv(env, raising=False) if value is None else monkeypatch.setenv(env, value)
+    assert workshop.requested() and any(problem in p for p in workshop.problems())
+    assert workshop.enabled() == bool((participants or "").strip())
+    done = subprocess.run([sys.executable, "-m", "bert_lab.runs.workshop"], capture_output=True, text=True)
+    assert done.returncode == 2 and problem in done.stderr
+
+
+def test_both_passcodes_set_and_different_make_a_workshop(passcodes: None) -> None:
+    assert workshop.problems() == [] and workshop.enabled()
+    assert subprocess.run([sys.executable, "-m", "bert_lab.runs.workshop"]).returncode == 0
+
+
+def test_a_name_is_claimed_once_and_look_alikes_are_refused(passcodes: None, tmp_path: Path) -> None:
+    data = DataFolder(tmp_path)
+    assert sign_in("tulip-42", "ana", data) == Actor("ana")
+    for look_alike in ("ana", "Ana", "ana\u200b", "\u0430na", "\u202eana", "ＡＮＡ", "an\u03b1"):
+        with pytest.raises(NameTakenError, match="the name 'ana' is taken"):
+            sign_in("tulip-42", look_alike, data)
+    with pytest.raises(NameTakenError):
+        sign_in("host-only-7", "ana", data)  # not even the host takes a participant's name
+    assert sign_in("host-only-7", "", data) == sign_in("host-only-7", "", data)  # the host, on two devices
+
+
+def test_a_token_signs_the_same_name_in_until_the_host_releases_it(
+    passcodes: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = DataFolder(tmp_path)
+    ana = sign_in("tulip-42", "ana", data)
+    token = workshop.token(data, ana)
+    assert workshop.signed_in(data, token) == ana
+    assert workshop.signed_in(DataFolder(tmp_path), token) == ana  # another process reads the same files
+    claim, encoded, mac = token.split(".")
+    forged = f"{claim}.{encoded[:-2]}{'A' if encoded[-2] != 'A' else 'B'}{encoded[-1]}.{mac}"
+    assert workshop.signed_in(data, forged) is None and workshop.signed_in(data, "junk") is None
+    assert oct(data.workshop_secret.stat().st_mode & 0o777) == "0o600"
+    monkeypatch.setenv(workshop.PASSCODE_ENV, "tulip-43")  # a new workshop: old tokens sign nobody in
+    assert workshop.signed_in(data, token) is None
+    monkeypatch.setenv(workshop.PASSCODE_ENV, "tulip-42")
+    assert workshop.release(data, "ANA") and not workshop.release(data, "ana")
+    assert workshop.signed_in(data, token) is None
+    again = sign_in("tulip-42", "ana", data)
+    assert workshop.signed_in(data, workshop.token(data, again)) == ana and workshop.token(data, again) != token
+
+
+def test_wrong_passcodes_make_a_client_wait_longer_each_time(passcodes: None, tmp_path: Path) -> None:
+    data, tries = DataFolder(tmp_path), workshop.Tries()
+    for _ in range(workshop.FREE_TRIES - 1):
+        tries.failed(data, "10.0.0.9", now=100.0)
+    tries.check(data, "10.0.0.9", now=100.0)  # still free
+    waits = []
+    for _ in range(4):
+        tries.failed(data, "10.0.0.9", now=100.0)
+        with pytest.raises(workshop.TooManyTriesError, match=r"try again in \d+ s") as refused:
+            tries.check(data, "10.0.0.9", now=100.0)
+        waits.append(int(str(refused.value).split(" in ")[1].split()[0]))
+    assert waits == [5, 10, 20, 40]
+    tries.check(data, "10.0.0.8", now=100.0)  # another client is not held up
+    tries.check(data, "10.0.0.9", now=141.0)  # the wait is over
+    tries.forget(data, "10.0.0.9")
+    tries.check(data, "10.0.0.9", now=100.0)
+
+
+def test_sign_in_refuses_a_waiting_client_even_the_right_passcode(passcodes: None, tmp_path: Path) -> None:
+    data = DataFolder(tmp_path)
+    for _ in range(workshop.FREE_TRIES):
+        with pytest.raises(ValueError, match="not this workshop's"):
+            sign_in("wrong", "eve", data, client="10.1.1.1")
+    with pytest.raises(workshop.TooManyTriesError, match="try again in 5 s"):
+        sign_in("tulip-42", "eve", data, client="10.1.1.1")
+    assert sign_in("tulip-42", "ben", data, client="10.1.1.2") == Actor("ben")
+
+
+SERVER_PATHS = ["/etc", "/nonexistent/model", "runs/1/model", "../../etc/passwd.csv"]
+
+
+@pytest.mark.parametrize("path", SERVER_PATHS)
+def test_a_participant_names_no_server_path_at_any_verb(lab: Lab, passcodes: None, path: str) -> None:
+    """Every way a participant's config reaches the store refuses a model or dataset on the server, before anything is
+    stored, with the same words whether the path exists or not (and the path in no run's name)."""
+    from bert_lab import lessons
+    from bert_lab.lr_find import range_test_config
+    from bert_lab.sweeps.spec import SweepError, SweepSpec, launch
+
+    ana = Actor("ana")
+    ours = service.submit(lab, TINY, owner="ana", actor=ana)
+    model, dataset = RunConfig(**{**TINY.to_dict(), "model": path}), RunConfig(**{**TINY.to_dict(), "dataset": path})
+    said = set()
+    attempts = [
+        lambda: service.submit(lab, model, owner="ana", actor=ana),
+        lambda: service.submit(lab, dataset, owner="ana", actor=ana),
+        lambda: service.submit(lab, range_test_config(model), owner="ana", actor=ana),
+        lambda: service.submit_group(lab, [TINY, model], owner="ana", actor=ana),
+        lambda: service.clone(lab, ours.id, changes={"model": path}, owner="ana", actor=ana),
+        lambda: launch(lab, TINY, SweepSpec(method="grid", grid={"model": ["tiny", path]}, seeds=1), actor=ana),
+        lambda: lessons.launch(lab, next(iter(lessons.LESSONS.values())), owner="ana", model=path, actor=ana),
+    ]
+    for attempt in attempts:
+        with pytest.raises((ServerPathError, SweepError)) as refused:
+            attempt()
+        said.add(str(refused.value))
+    assert [r.id for r in lab.store.list_runs()] == [ours.id] and not lab.store.list_groups()
+    assert all(path not in message for message in said)
+    host_run = lab.store.create_run(model.to_dict(), owner="host")  # the host may use the server's models
+    with pytest.raises(ServerPathError):
+        service.run_again(lab, host_run.id, actor=ana)
+    assert len(lab.store.list_runs()) == 2
+    service.clone(lab, ours.id, changes={"model": "minilm"}, actor=ana)  # an offered model is fine
+    grid = SweepSpec(method="grid", grid={"model": [path]}, seeds=1)
+    with pytest.raises(SweepError, match="model: a workshop offers minilm and tiny only"):
+        launch(lab, TINY, grid, actor=ana)
+
+
+def test_the_same_refusal_whether_a_path_exists_or_not(lab: Lab, passcodes: None, tmp_path: Path) -> None:
+    ana = Actor("ana")
+    messages = set()
+    for path in (str(lab.data.run(1).path), "/etc", "/no/such/folder", str(tmp_path / "x.csv")):
+        for field in ("model", "dataset"):
+            with pytest.raises(ServerPathError) as refused:
+                workshop.check_config({**TINY.to_dict(), field: path}, lab.data, ana)
+            messages.add((field, str(refused.value)))
+    assert len(messages) == 2
+
+
+def test_a_participant_may_train_on_their_own_upload_only(lab: Lab, passcodes: None) -> None:
+    csv = b"text,label\n" + b"".join(b"good %d,pos\nbad %d,neg\n" % (i, i) for i in range(20))
+    anas = service.stage_upload(lab, csv, "mine.csv", owner="ana")
+    assert anas.parent == lab.data.uploads_of("ana") != lab.data.uploads_of("ben")
+    config = RunConfig(**{**TINY.to_dict(), "dataset": str(anas)})
+    assert service.submit(lab, config, owner="ana", actor=Actor("ana")).config["dataset"] == str(anas)
+    with pytest.raises(ServerPathError, match="dataset"):
+        service.submit(lab, config, owner="ben", actor=Actor("ben"))
+    sneaky = str(lab.data.uploads_of("ben") / ".." / anas.parent.name / anas.name)
+    with pytest.raises(ServerPathError, match="dataset"):
+        service.submit(lab, RunConfig(**{**TINY.to_dict(), "dataset": sneaky}), owner="ben", actor=Actor("ben"))
+    assert service.submit(lab, config, owner="ben", actor=Actor("host", host=True))  # the host may
+
+
+def test_outside_a_workshop_or_for_the_host_paths_are_fine(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    somewhere = {**TINY.to_dict(), "model": "/some/folder"}
+    workshop.check_config(somewhere, lab.data, Actor("ana"))  # no workshop: one person, their own machine
+    monkeypatch.setenv(workshop.PASSCODE_ENV, "tulip-42")
+    workshop.check_config(somewhere, lab.data, Actor("host", host=True))
+    workshop.check_config(somewhere, lab.data, None)  # the operator's command line
+    with pytest.raises(ServerPathError):
+        workshop.check_config(somewhere, lab.data, Actor("ana"))
 
 
 def test_a_participant_changes_only_their_own_runs_and_the_host_any(lab: Lab) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import math
 import statistics
 from collections.abc import Sequence
@@ -36,6 +37,14 @@ class Note:
 
 LESS_MEMORY = "lower the batch size or the max length"  # what to do about running out of memory
 OUT_OF_MEMORY = f"out of memory: {LESS_MEMORY}"
+
+
+DISK_FULL = "the disk is full: free some space, then resume the run (it goes on from its last checkpoint)"
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether an error is a write that found no room (no space left, or over the user's quota)."""
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 def looks_out_of_memory(text: str) -> bool:

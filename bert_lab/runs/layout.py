@@ -5,11 +5,12 @@
         worker.lock  worker.log  standby.log  worker.warm
     <artifact root>/             what every machine reads: the data folder itself, unless `--artifacts`
                                  (`$BERT_LAB_ARTIFACTS`) names a folder they share (several machines, one store)
-        workshop.json
-        uploads/<name>-<hash>.csv
+        workshop.json  names.json  workshop.secret   the host's settings; claimed names; what signs tokens
+        uploads/<name>-<hash>.csv  uploads/<owner hash>/<name>-<hash>.csv   a workshop participant's own
         runs/<id>/
             output.log           the run process's stdout and stderr
-            checkpoint/          the latest checkpoint (removed when the run finishes)
+            checkpoint/          the latest checkpoint (removed when the run finishes); .tmp and .old beside it
+                                 only while it is replaced (`swap_in`), as model.tmp/ while the model is saved
             model/               the fine-tuned model, ready for `pipeline`
             run_config.json  eval_report.json
 
@@ -18,7 +19,9 @@ Every path is decided here; the store keeps rows, never files.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -50,6 +53,17 @@ class RunFolder:
     def checkpoint_state(self) -> Path:
         return self.checkpoint / CHECKPOINT_STATE
 
+    def complete_checkpoint(self) -> Path | None:
+        """The latest whole checkpoint, or None. A process killed while it replaced its checkpoint (`swap_in`) may
+        leave the folder missing: the staged one is whole once its state file is in it (written last), else the
+        one it was replacing still is; whichever it is goes back in place."""
+        for candidate in (self.checkpoint, staged(self.checkpoint), replaced(self.checkpoint)):
+            if (candidate / CHECKPOINT_STATE).exists():
+                if candidate != self.checkpoint:
+                    swap_in(candidate, self.checkpoint)
+                return self.checkpoint
+        return None
+
     @property
     def has_model(self) -> bool:
         """Whether the run saved a fine-tuned model (a finished or stopped run; not a diverged one)."""
@@ -70,6 +84,27 @@ class RunFolder:
     def create(self) -> RunFolder:
         self.path.mkdir(parents=True, exist_ok=True)
         return self
+
+
+def staged(folder: Path) -> Path:
+    """Where `folder`'s next version is written before `swap_in` puts it in place (`checkpoint.tmp`)."""
+    return folder.with_name(folder.name + ".tmp")
+
+
+def replaced(folder: Path) -> Path:
+    """Where `folder`'s previous version waits while `swap_in` puts the new one in place (`checkpoint.old`)."""
+    return folder.with_name(folder.name + ".old")
+
+
+def swap_in(new: Path, folder: Path) -> None:
+    """Put the whole folder `new` where `folder` is (two renames, so `folder` is always the old or the new whole;
+    between them, `RunFolder.complete_checkpoint` finds either), then drop the old one."""
+    old = replaced(folder)
+    shutil.rmtree(old, ignore_errors=True)
+    if folder.exists():
+        folder.rename(old)
+    new.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 @dataclass(frozen=True)
@@ -103,6 +138,13 @@ class DataFolder:
     def uploads(self) -> Path:
         return self.root / "uploads"
 
+    def uploads_of(self, owner: str) -> Path:
+        """Where `owner`'s uploads are kept (a folder named by a hash of the name; the uploads folder itself for no
+        owner): in a workshop a participant may train on these and on no other file."""
+        if not owner:
+            return self.uploads
+        return self.uploads / hashlib.sha256(owner.encode()).hexdigest()[:16]
+
     @property
     def models(self) -> Path:
         """Models trained by `python -m bert_lab train` without `--out`."""
@@ -120,6 +162,16 @@ class DataFolder:
     def workshop(self) -> Path:
         """The host's workshop settings (JSON: queue cap per participant, queue paused)."""
         return self.root / "workshop.json"
+
+    @property
+    def names(self) -> Path:
+        """The workshop's claimed names (JSON: a name's look-alike key → its claim; see `runs/names.py`)."""
+        return self.root / "names.json"
+
+    @property
+    def workshop_secret(self) -> Path:
+        """The random secret that, with the passcodes, signs workshop sign-in tokens (only its owner may read it)."""
+        return self.root / "workshop.secret"
 
     @property
     def worker_log(self) -> Path:

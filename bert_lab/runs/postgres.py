@@ -8,6 +8,10 @@ UPDATE SKIP LOCKED`) and a read-then-write holds the run's row (`SELECT … FOR 
 Schema changes are this module's own numbered scripts (MIGRATIONS), applied in one transaction under an advisory
 lock (two machines starting at once migrate once) and recorded in `schema_version`. Not Alembic: it would bring
 SQLAlchemy for a handful of tables whose two dialects differ only in their DDL, and SQLite keeps its own scripts too.
+
+A lost connection (the server restarting, `AdminShutdown`, a broken socket, a refused connect) is transient: the
+call is retried whole on a new connection (`runs/retry.py`); TCP keepalives notice a server that vanished without a
+word. The URL's password is never shown: messages carry `redacted(url)`.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from typing import Any
 import psycopg
 
 from bert_lab.runs.sql import SQLStore
-from bert_lab.runs.store import StoreError
+from bert_lab.runs.store import PATIENCE_S, StoreError, WaitCallback, redacted
 
 MIGRATIONS: list[str] = [
     """
@@ -64,7 +68,14 @@ MIGRATIONS: list[str] = [
     """
     CREATE INDEX metrics_run_name ON metrics (run_id, name, id)
     """,
+    """
+    ALTER TABLE runs ADD COLUMN metrics_writer TEXT;
+    ALTER TABLE runs ADD COLUMN metrics_batch INTEGER NOT NULL DEFAULT 0
+    """,
 ]
+# A transaction that lost to another (serialization failure, deadlock) is rolled back whole: it may simply go again.
+_RETRYABLE_STATES = {"40001", "40P01"}
+_KEEPALIVES = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3}
 MIGRATION_LOCK = 0x6265_7274  # the advisory lock that serialises migrations ("bert")
 _NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
@@ -92,10 +103,14 @@ def _rows(cursor: psycopg.Cursor[Any]) -> Callable[[Sequence[Any]], _Row]:
 class PostgresStore(SQLStore):
     """The `RunStore` in a PostgreSQL database."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, patience_s: float = PATIENCE_S, on_wait: WaitCallback | None = None) -> None:
         self._url = url
-        super().__init__()
-        self._migrate()
+        super().__init__(patience_s=patience_s, on_wait=on_wait)
+        try:
+            self._retrying(self._migrate)
+        except BaseException:
+            self.close()
+            raise
 
     @property
     def url(self) -> str:
@@ -103,10 +118,13 @@ class PostgresStore(SQLStore):
 
     # --- connection -------------------------------------------------------------------------------------------------
     def _connect(self) -> psycopg.Connection[Any]:
-        try:
-            return psycopg.connect(self._url, autocommit=True, row_factory=_rows, connect_timeout=10)
-        except psycopg.OperationalError as exc:
-            raise StoreError(f"cannot reach the PostgreSQL store at {self._url}: {exc}".strip()) from exc
+        return psycopg.connect(self._url, autocommit=True, row_factory=_rows, connect_timeout=10, **_KEEPALIVES)
+
+    def _transient(self, exc: BaseException) -> bool:
+        """A connection lost, refused or closed, the server shutting down, or a transaction that lost a race."""
+        if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+            return True
+        return isinstance(exc, psycopg.Error) and exc.sqlstate in _RETRYABLE_STATES
 
     @contextmanager
     def _write(self) -> Iterator[psycopg.Connection[Any]]:
@@ -133,22 +151,18 @@ class PostgresStore(SQLStore):
 
     def _migrate(self) -> None:
         """Bring the schema to `len(MIGRATIONS)` in one transaction; refuse a database from newer code."""
-        try:
-            with self._write() as conn:
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
-                conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-                row = conn.execute("SELECT version FROM schema_version").fetchone()
-                version = 0 if row is None else int(row[0])
-                if version > len(MIGRATIONS):
-                    raise StoreError(
-                        f"{self._url} has schema version {version}, newer than this code knows ({len(MIGRATIONS)});"
-                        " upgrade bert_lab to open it"
-                    )
-                for script in MIGRATIONS[version:]:
-                    for statement in filter(str.strip, script.split(";")):
-                        conn.execute(statement)
-                conn.execute("DELETE FROM schema_version")
-                conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (len(MIGRATIONS),))
-        except BaseException:
-            self.close()
-            raise
+        with self._write() as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = conn.execute("SELECT version FROM schema_version").fetchone()
+            version = 0 if row is None else int(row[0])
+            if version > len(MIGRATIONS):
+                raise StoreError(
+                    f"{redacted(self._url)} has schema version {version}, newer than this code knows"
+                    f" ({len(MIGRATIONS)}); upgrade bert_lab to open it"
+                )
+            for script in MIGRATIONS[version:]:
+                for statement in filter(str.strip, script.split(";")):
+                    conn.execute(statement)
+            conn.execute("DELETE FROM schema_version")
+            conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (len(MIGRATIONS),))

@@ -16,10 +16,10 @@ from typing import Any
 from bert_lab.config import RunConfig
 from bert_lab.runs import workshop
 from bert_lab.runs.cache import cache_key
-from bert_lab.runs.layout import DataFolder
+from bert_lab.runs.layout import ARTIFACTS_ENV, HOME_ENV, DataFolder
 from bert_lab.runs.records import Group, Run
 from bert_lab.runs.status import ACTIVE, RESUMABLE, Status
-from bert_lab.runs.store import RunStore, StoreError, open_store, store_url
+from bert_lab.runs.store import PATIENCE_S, STORE_ENV, RunStore, StoreError, WaitCallback, open_store, store_url
 from bert_lab.runs.workshop import Actor
 
 
@@ -29,18 +29,33 @@ class Lab:
     data: DataFolder
 
     @classmethod
-    def open(cls, home: Path | str | None = None, store: str | None = None, artifacts: Path | str | None = None) -> Lab:
+    def open(
+        cls,
+        home: Path | str | None = None,
+        store: str | None = None,
+        artifacts: Path | str | None = None,
+        *,
+        patience_s: float = PATIENCE_S,
+        on_wait: WaitCallback | None = None,
+    ) -> Lab:
         """The lab in data folder `home` (else `$BERT_LAB_HOME`, else `./lab_data`) with the store at URL `store`
         (else `$BERT_LAB_STORE`, else `runs.sqlite` in the data folder) and run folders under `artifacts` (else
-        `$BERT_LAB_ARTIFACTS`, else the data folder)."""
+        `$BERT_LAB_ARTIFACTS`, else the data folder). Each store call rides through an outage of up to `patience_s`
+        seconds (`open_store`)."""
         data = DataFolder.default(home, artifacts)
         data.path.mkdir(parents=True, exist_ok=True)
         data.root.mkdir(parents=True, exist_ok=True)
-        return cls(open_store(store or store_url(data)), data)
+        return cls(open_store(store or store_url(data), patience_s=patience_s, on_wait=on_wait), data)
 
     def flags(self) -> list[str]:
-        """The command-line flags that open this same lab in another process (`Lab.open` from the CLI)."""
-        return ["--home", str(self.data.path), "--store", self.store.url, "--artifacts", str(self.data.root)]
+        """The command-line flags that open this same lab in another process (`Lab.open` from the CLI), with
+        `environment()` in its environment: the store's URL travels there, never on a command line (`ps` shows
+        those to every user of the machine, and the URL may hold a password)."""
+        return ["--home", str(self.data.path), "--artifacts", str(self.data.root)]
+
+    def environment(self) -> dict[str, str]:
+        """The environment variables that open this same lab in another process: data folder, store, artifacts."""
+        return {HOME_ENV: str(self.data.path), STORE_ENV: self.store.url, ARTIFACTS_ENV: str(self.data.root)}
 
     def close(self) -> None:
         self.store.close()
@@ -52,10 +67,20 @@ class Lab:
         self.close()
 
 
-def submit(lab: Lab, config: RunConfig, *, name: str = "", owner: str = "", group_id: str | None = None) -> Run:
+def submit(
+    lab: Lab,
+    config: RunConfig,
+    *,
+    name: str = "",
+    owner: str = "",
+    group_id: str | None = None,
+    actor: Actor | None = None,
+) -> Run:
     """Queue a run after checking its dataset loads (a bad CSV raises DataError and nothing is stored). A CSV file is
     staged into the data folder first, so the run does not depend on the original staying where it was. A run that
-    computes what a finished run computed (same cache key) is answered from it at once (`Run.cached_from`)."""
+    computes what a finished run computed (same cache key) is answered from it at once (`Run.cached_from`). In a
+    workshop a participant `actor` may name no file or folder of the server (workshop.ServerPathError)."""
+    workshop.check_config(config.to_dict(), lab.data, actor)
     _check_dataset(config)
     _check_queue_cap(lab, owner, 1)
     staged = _staged(lab, config).to_dict()
@@ -72,14 +97,17 @@ def submit_group(
     metric: str = "f1",
     spec: dict[str, Any] | None = None,
     run_names: Sequence[str] | None = None,
+    actor: Actor | None = None,
 ) -> Group:
     """Queue runs launched together (a sweep, a lesson, seed replicates) as one new group, judged by `metric`. Every
-    config is checked before anything is stored, and the group and its runs are stored in one transaction: one bad
-    config queues nothing."""
+    config is checked before anything is stored (in a workshop, for the server's files first, as `submit` does), and
+    the group and its runs are stored in one transaction: one bad config queues nothing."""
     if not configs:
         raise ValueError("a group needs at least one run")
     if run_names is not None and len(run_names) != len(configs):
         raise ValueError(f"{len(run_names)} run names for {len(configs)} configs")
+    for config in configs:
+        workshop.check_config(config.to_dict(), lab.data, actor)
     for config in configs:
         _check_dataset(config)
     _check_queue_cap(lab, owner, len(configs))
@@ -91,7 +119,8 @@ def submit_group(
 
 
 def add_to_group(lab: Lab, group: Group, configs: Sequence[RunConfig], names: Sequence[str]) -> list[Run]:
-    """Queue more runs in an existing group (a search's next trial)."""
+    """Queue more runs in an existing group (a search's next trial, drawn by the worker from the spec that `launch`
+    checked, every range's ends and choices included, for the participant who launched it)."""
     staged = [_staged(lab, c).to_dict() for c in configs]
     return [
         lab.store.create_run(c, name=n, owner=group.owner, group_id=group.id, cache_key=cache_key(c))
@@ -122,11 +151,12 @@ def delete_group(lab: Lab, group_id: str, *, actor: Actor | None = None) -> None
         _remove_folder(lab, run.id, heirs.get(run.id))
 
 
-def stage_upload(lab: Lab, data: bytes, filename: str) -> Path:
-    """Keep uploaded CSV bytes under the data folder's uploads, named by content so the same file is kept once."""
+def stage_upload(lab: Lab, data: bytes, filename: str, *, owner: str = "") -> Path:
+    """Keep uploaded CSV bytes under the data folder's uploads (`owner`'s own folder there, in a workshop the only
+    files a participant may train on), named by content so the same file is kept once."""
     digest = hashlib.sha256(data).hexdigest()[:16]
     stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in Path(filename).stem)[:40] or "data"
-    path = lab.data.uploads / f"{stem}-{digest}.csv"
+    path = lab.data.uploads_of(owner) / f"{stem}-{digest}.csv"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
@@ -171,17 +201,24 @@ def run_again(lab: Lab, run_id: int, *, actor: Actor | None = None) -> Run:
     same = [r for r in lab.store.list_runs() if {**r.config, "seed": 0} == {**old.config, "seed": 0}]
     seed = max(int(r.config.get("seed", 0)) for r in same) + 1
     owner = old.owner if actor is None else actor.name
-    return clone(lab, run_id, changes={"seed": seed}, name=f"{old.name} (seed {seed})", owner=owner)
+    return clone(lab, run_id, changes={"seed": seed}, name=f"{old.name} (seed {seed})", owner=owner, actor=actor)
 
 
 def clone(
-    lab: Lab, run_id: int, *, changes: dict[str, Any] | None = None, name: str = "", owner: str | None = None
+    lab: Lab,
+    run_id: int,
+    *,
+    changes: dict[str, Any] | None = None,
+    name: str = "",
+    owner: str | None = None,
+    actor: Actor | None = None,
 ) -> Run:
     """Queue a copy of a run, its config updated with `changes` (validated like any new run), owned by `owner`
-    (default: the run's owner)."""
+    (default: the run's owner), submitted by `actor` (in a workshop a participant cannot copy a server path)."""
     old = lab.store.get_run(run_id)
     config = RunConfig.from_dict({**old.config, **(changes or {})})
-    return submit(lab, config, name=name or f"{old.name} (clone)", owner=old.owner if owner is None else owner)
+    owner = old.owner if owner is None else owner
+    return submit(lab, config, name=name or f"{old.name} (clone)", owner=owner, actor=actor)
 
 
 def _allowed(lab: Lab, run_id: int, actor: Actor | None, verb: str) -> Run:

@@ -4,11 +4,13 @@ A backend subclass supplies a new connection and its transactions (`_connect`, `
 and process is kept here), how a new row's id comes back
 (`_insert`), how a row is locked for a read-then-write (`_lock_run`), its placeholders (`_sql`) and its migrations.
 Statements here use `?` and `:name` placeholders; status changes are compare-and-set (`UPDATE … WHERE status IN …`),
-so two processes, or two machines, can never both claim a run.
+so two processes, or two machines, can never both claim a run. Every public method retries a lost connection or a
+locked database (`@retried`, `runs/retry.py`), the backend saying which errors are transient (`_transient`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -21,8 +23,9 @@ from dataclasses import fields, replace
 from typing import Any, Self
 
 from bert_lab.runs.records import Group, MetricPoint, Point, Run, RunEvent, WorkerLease
+from bert_lab.runs.retry import Retries, retried
 from bert_lab.runs.status import TERMINAL, Status
-from bert_lab.runs.store import StoreError, UnknownGroupError, UnknownRunError
+from bert_lab.runs.store import PATIENCE_S, StoreError, UnknownGroupError, UnknownRunError, WaitCallback
 
 # Columns set when a run enters a status (named parameters :now and :error are always bound).
 _ON_ENTER: dict[Status, str] = {
@@ -69,10 +72,11 @@ def _marks(values: Iterable[Any]) -> tuple[str, list[Any]]:
     return ", ".join("?" * len(params)) or "NULL", params
 
 
-class SQLStore:
+class SQLStore(Retries):
     """The `RunStore` methods over a SQL database; see the module's docstring for what a backend adds."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, patience_s: float = PATIENCE_S, on_wait: WaitCallback | None = None) -> None:
+        super().__init__(patience_s=patience_s, on_wait=on_wait)
         self._local = threading.local()  # this thread's connection, and the process that opened it
         self._all: list[Any] = []  # every connection opened, for `close`
         self._lock = threading.Lock()
@@ -86,6 +90,16 @@ class SQLStore:
             with self._lock:
                 self._all.append(conn)
         return conn
+
+    def _drop_connection(self) -> None:
+        """Close and forget this thread's connection (after a transient error: the next attempt opens a new one)."""
+        conn, self._local.conn = getattr(self._local, "conn", None), None
+        if conn is None:
+            return
+        with self._lock:
+            self._all = [c for c in self._all if c is not conn]
+        with contextlib.suppress(Exception):
+            conn.close()
 
     # --- what a backend supplies ------------------------------------------------------------------------------------
     def _connect(self) -> Any:
@@ -141,6 +155,7 @@ class SQLStore:
         return heir
 
     # --- runs -------------------------------------------------------------------------------------------------------
+    @retried
     def create_run(
         self,
         config: dict[str, Any],
@@ -161,6 +176,7 @@ class SQLStore:
                 self._execute("UPDATE runs SET name = ? WHERE id = ?", (f"run-{run_id}", run_id))
             return self.answer_from_cache(run_id) or self.get_run(run_id)
 
+    @retried
     def answer_from_cache(self, run_id: int) -> Run | None:
         with self._write():
             source = self._execute(
@@ -178,12 +194,14 @@ class SQLStore:
             )
             return self.get_run(run_id)
 
+    @retried
     def get_run(self, run_id: int) -> Run:
         row = self._execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
         if row is None:
             raise UnknownRunError(run_id)
         return _run_from_row(row)
 
+    @retried
     def list_runs(
         self,
         *,
@@ -207,10 +225,12 @@ class SQLStore:
         sql = f"SELECT * FROM runs WHERE {' AND '.join(where)} ORDER BY id DESC"
         return [_run_from_row(row) for row in self._execute(sql, params)]
 
+    @retried
     def last_started_by_owner(self) -> dict[str, float]:
         sql = "SELECT owner, MAX(started_at) FROM runs WHERE started_at IS NOT NULL GROUP BY owner"
         return {row[0]: row[1] for row in self._execute(sql)}
 
+    @retried
     def claim_run(self, run_id: int, *, pid: int, device: str | None = None, host: str | None = None) -> Run | None:
         now = time.time()
         with self._write():
@@ -220,8 +240,12 @@ class SQLStore:
                 (Status.RUNNING, now, pid, now, device, host, run_id, Status.QUEUED),
             ).rowcount
             run = self.get_run(run_id)  # raises UnknownRunError for an unknown id
+            mine = (run.status, run.pid, run.host) == (Status.RUNNING, pid, host)
+            if not claimed and mine and self._retry_attempt > 1:
+                return run  # this claim's first attempt committed, its answer was lost
             return run if claimed else None
 
+    @retried
     def set_status(self, run_id: int, status: Status, *, error: str | None = None) -> Run:
         status = Status(status)
         sources = {f"from{i}": s for i, s in enumerate(s for s in Status if s.can_become(status))}
@@ -231,9 +255,12 @@ class SQLStore:
             params = {"to": status, "id": run_id, "now": time.time(), "error": error, **sources}
             if self._execute(sql, params).rowcount == 0:
                 current = self.get_run(run_id).status
+                if current == status and self._retry_attempt > 1:
+                    return self.get_run(run_id)  # this change's first attempt committed, its answer was lost
                 raise StoreError(f"run {run_id}: cannot change status from {current} to {status}")
             return self.get_run(run_id)
 
+    @retried
     def update_run(
         self,
         run_id: int,
@@ -257,6 +284,7 @@ class SQLStore:
                 self._execute(f"UPDATE runs SET {assignments} WHERE id = ?", [*changes.values(), run_id])
             return self.get_run(run_id)
 
+    @retried
     def heartbeat(self, run_id: int, *, progress: float | None = None) -> None:
         """Record that the run's process is alive (and optionally its progress, 0..1)."""
         with self._write():
@@ -264,6 +292,7 @@ class SQLStore:
             if self._execute(sql, (time.time(), progress, run_id)).rowcount == 0:
                 raise UnknownRunError(run_id)
 
+    @retried
     def request_cancel(self, run_id: int) -> Run:
         """Cancel a queued run now; ask a running one to stop (its process sees `cancel_requested`)."""
         with self._write():
@@ -276,6 +305,7 @@ class SQLStore:
             self._execute("UPDATE runs SET cancel_requested = 1 WHERE id = ?", (run_id,))
             return self.get_run(run_id)
 
+    @retried
     def delete_run(self, run_id: int) -> int | None:
         with self._write():
             self._lock_run(run_id)
@@ -284,6 +314,7 @@ class SQLStore:
             return self._delete_run(run_id)
 
     # --- groups -----------------------------------------------------------------------------------------------------
+    @retried
     def create_group(
         self,
         *,
@@ -305,23 +336,27 @@ class SQLStore:
                 self.create_run(config, name=run_name, owner=owner, group_id=group_id, cache_key=cache_key)
             return self.get_group(group_id)
 
+    @retried
     def get_group(self, group_id: str) -> Group:
         row = self._execute("SELECT * FROM groups WHERE id = ?", (group_id,)).fetchone()
         if row is None:
             raise UnknownGroupError(group_id)
         return _group_from_row(row)
 
+    @retried
     def list_groups(self, *, owner: str | None = None) -> list[Group]:
         sql, params = "SELECT * FROM groups", []
         if owner is not None:
             sql, params = sql + " WHERE owner = ?", [owner]
         return [_group_from_row(row) for row in self._execute(sql + " ORDER BY created_at DESC", params)]
 
+    @retried
     def set_group_stopped(self, group_id: str, stopped: bool) -> Group:
         with self._write():
             self._execute("UPDATE groups SET stopped = ? WHERE id = ?", (int(stopped), group_id))
             return self.get_group(group_id)
 
+    @retried
     def delete_group(self, group_id: str) -> dict[int, int]:
         with self._write():
             self.get_group(group_id)
@@ -335,20 +370,40 @@ class SQLStore:
             return {run_id: heir for run_id, heir in heirs.items() if heir is not None}
 
     # --- metrics and events -----------------------------------------------------------------------------------------
-    def add_metrics(self, run_id: int, points: Iterable[Point]) -> None:
-        """Append (step, epoch, elapsed_s, name, value) points in one transaction; NaN is kept (as NULL)."""
+    @retried
+    def add_metrics(self, run_id: int, points: Iterable[Point], *, batch: tuple[str, int] | None = None) -> bool:
+        """Append (step, epoch, elapsed_s, name, value) points in one transaction; NaN is kept (as NULL). A numbered
+        `batch` (writer, n) is applied once: see `RunStore.add_metrics`."""
         rows = [(run_id, step, epoch, elapsed_s, name, value) for step, epoch, elapsed_s, name, value in points]
-        if not rows:
-            return
+        if not rows and batch is None:
+            return True
         with self._write():
+            if batch is not None and not self._take_batch(run_id, *batch):
+                return False
             sql = "INSERT INTO metrics (run_id, step, epoch, elapsed_s, name, value) VALUES (?, ?, ?, ?, ?, ?)"
-            self._execute_many(sql, rows)
+            if rows:
+                self._execute_many(sql, rows)
+            return True
 
+    def _take_batch(self, run_id: int, writer: str, number: int) -> bool:
+        """Inside a write: record batch `number` of `writer` as the last applied to run `run_id`; False when it (or a
+        later one of the same writer) already was."""
+        sql = (
+            "UPDATE runs SET metrics_writer = ?, metrics_batch = ? WHERE id = ?"
+            " AND (metrics_writer IS NULL OR metrics_writer != ? OR metrics_batch < ?)"
+        )
+        if self._execute(sql, (writer, number, run_id, writer, number)).rowcount:
+            return True
+        self.get_run(run_id)  # UnknownRunError when there is no such run
+        return False
+
+    @retried
     def delete_metrics_after(self, run_id: int, step: int) -> int:
         """Drop points past `step` (a resumed run rewinds to its checkpoint and writes them again); returns how many."""
         with self._write():
             return self._execute("DELETE FROM metrics WHERE run_id = ? AND step > ?", (run_id, step)).rowcount
 
+    @retried
     def read_metrics(
         self,
         run_ids: int | Iterable[int],
@@ -375,6 +430,7 @@ class SQLStore:
             if point.id > seen(reader)
         ]
 
+    @retried
     def latest_metrics(
         self, run_ids: Iterable[int], *, names: Iterable[str] | None = None
     ) -> dict[int, dict[str, float]]:
@@ -410,16 +466,19 @@ class SQLStore:
             readers.setdefault(sources.get(run_id) or run_id, []).append(run_id)
         return readers
 
+    @retried
     def add_event(self, run_id: int, message: str, level: str = "info") -> None:
         with self._write():
             sql = "INSERT INTO events (run_id, time, level, message) VALUES (?, ?, ?, ?)"
             self._execute(sql, (run_id, time.time(), level, message))
 
+    @retried
     def read_events(self, run_id: int, since_id: int = 0) -> list[RunEvent]:
         sql = "SELECT id, run_id, time, level, message FROM events WHERE run_id = ? AND id > ? ORDER BY id"
         return [RunEvent(*row) for row in self._execute(sql, (run_id, since_id))]
 
     # --- workers ----------------------------------------------------------------------------------------------------
+    @retried
     def renew_worker(self, host: str, pid: int, *, slots: int) -> None:
         now = time.time()
         with self._write():
@@ -430,10 +489,12 @@ class SQLStore:
             self._execute(sql, (host, pid, slots, now, now))
             self._execute("DELETE FROM workers WHERE renewed_at < ?", (now - FORGET_WORKERS_AFTER_S,))
 
+    @retried
     def live_workers(self, *, within_s: float) -> list[WorkerLease]:
         sql = "SELECT host, pid, slots, started_at, renewed_at FROM workers WHERE renewed_at >= ? ORDER BY host, pid"
         return [WorkerLease(*row) for row in self._execute(sql, (time.time() - within_s,))]
 
+    @retried
     def end_worker(self, host: str, pid: int) -> None:
         with self._write():
             self._execute("DELETE FROM workers WHERE host = ? AND pid = ?", (host, pid))

@@ -3,6 +3,10 @@
 The UI, the worker and every training subprocess open their own store on the same file. SQLite in WAL mode lets
 readers poll while one writer appends; writers take the lock up front (`BEGIN IMMEDIATE`) and wait on the busy
 timeout instead of failing, so a read-then-write needs no row lock. The store's logic is `sql.SQLStore`'s.
+
+A lock held past the busy timeout (or one SQLite reports at once, as when two processes switch a fresh file to WAL
+together) is "database is locked": a transient error, so the whole call, opening the store included, is retried
+(`runs/retry.py`) until the opener's patience is spent.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bert_lab.runs.sql import SQLStore
-from bert_lab.runs.store import StoreError
+from bert_lab.runs.store import PATIENCE_S, StoreError, WaitCallback
 
 MIGRATIONS: list[str] = [
     """
@@ -62,7 +66,13 @@ MIGRATIONS: list[str] = [
     """
     CREATE INDEX metrics_run_name ON metrics (run_id, name, id);
     """,
+    """
+    ALTER TABLE runs ADD COLUMN metrics_writer TEXT;
+    ALTER TABLE runs ADD COLUMN metrics_batch INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
+BUSY_TIMEOUT_S = 30.0  # SQLite's own wait for a lock, within one attempt (at most the opener's patience)
+_BUSY = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 def _statements(script: str) -> Iterator[str]:
@@ -79,11 +89,17 @@ def _statements(script: str) -> Iterator[str]:
 class SQLiteStore(SQLStore):
     """The `RunStore` in one SQLite file (by default `runs.sqlite` in the data folder)."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(
+        self, path: Path | str, *, patience_s: float = PATIENCE_S, on_wait: WaitCallback | None = None
+    ) -> None:
         self._path = Path(path)
         self._path.parent.mkdir(parents=True, exist_ok=True)
-        super().__init__()
-        self._migrate()
+        super().__init__(patience_s=patience_s, on_wait=on_wait)
+        try:
+            self._retrying(self._migrate)
+        except BaseException:
+            self.close()
+            raise
 
     @property
     def url(self) -> str:
@@ -91,10 +107,11 @@ class SQLiteStore(SQLStore):
 
     # --- connection -------------------------------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self._path, timeout=30.0, isolation_level=None, check_same_thread=False)
+        timeout_s = max(0.05, min(BUSY_TIMEOUT_S, self.patience_s))
+        conn = sqlite3.connect(self._path, timeout=timeout_s, isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA busy_timeout = 30000")
-        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000):d}")
+        conn.execute("PRAGMA journal_mode = WAL")  # two fresh openers at once: one may be "locked" at once (retried)
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
         return conn
@@ -114,21 +131,24 @@ class SQLiteStore(SQLStore):
             raise
         conn.execute("COMMIT")
 
+    def _transient(self, exc: BaseException) -> bool:
+        """ "database is locked" (or "table is locked"): another connection holds the lock; it will let go."""
+        if not isinstance(exc, sqlite3.OperationalError):
+            return False
+        code = getattr(exc, "sqlite_errorcode", None)
+        return (code & 0xFF) in _BUSY if code is not None else "is locked" in str(exc)
+
     def _migrate(self) -> None:
         """Bring the schema to `len(MIGRATIONS)` in one transaction; refuse a database from newer code."""
         conn = self._conn()
-        try:
-            if self._schema_version(conn) == len(MIGRATIONS):
-                return
-            with self._write():
-                version = self._schema_version(conn)
-                for script in MIGRATIONS[version:]:
-                    for statement in _statements(script):
-                        conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {len(MIGRATIONS):d}")
-        except BaseException:
-            self.close()
-            raise
+        if self._schema_version(conn) == len(MIGRATIONS):
+            return
+        with self._write():
+            version = self._schema_version(conn)
+            for script in MIGRATIONS[version:]:
+                for statement in _statements(script):
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {len(MIGRATIONS):d}")
 
     def _schema_version(self, conn: sqlite3.Connection) -> int:
         version = int(conn.execute("PRAGMA user_version").fetchone()[0])

@@ -9,18 +9,30 @@ folders belong to `bert_lab.runs.layout`. Status changes are compare-and-set, fo
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol, Self
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from bert_lab.runs.layout import DataFolder
 from bert_lab.runs.records import Group, MetricPoint, Point, Run, RunEvent, WorkerLease
 from bert_lab.runs.status import Status
 
 STORE_ENV = "BERT_LAB_STORE"
+PATIENCE_S = 10.0  # how long a store call keeps retrying by default: a person is waiting (a page, the CLI)
+LONG_PATIENCE_S = 30 * 60.0  # a worker's or a run's: they outlive an outage of the store rather than give up
+MASK = "****"  # what a password is shown as
+# (seconds this call has waited so far, the error it is waiting out): told before each wait of a retrying call
+WaitCallback = Callable[[float, BaseException], None]
 
 
 class StoreError(RuntimeError):
     """A store operation that cannot be done: bad status change, unknown schema, deleting a running run."""
+
+
+class StoreUnavailable(StoreError):
+    """The run store is unreachable: a call kept retrying (connection lost, database locked) for its whole patience
+    and gave up. Nothing it was asked to write was written; trying again later is right."""
 
 
 class UnknownRunError(StoreError, KeyError):
@@ -54,7 +66,14 @@ class UnknownGroupError(StoreError, KeyError):
 class RunStore(Protocol):
     @property
     def url(self) -> str:
-        """What `open_store` takes to open this store again (in another process)."""
+        """What `open_store` takes to open this store again (in another process). It may hold a password: show
+        `redacted(url)`, and hand it to a child process in its environment (`STORE_ENV`), never on its command line."""
+        ...
+
+    @property
+    def reachable_since(self) -> float:
+        """When this handle last got through to the store after failing to (time.time(); 0.0 if it never failed):
+        a worker gives runs' heartbeats a grace from then, as they could not beat during the outage."""
         ...
 
     # --- runs ---
@@ -166,8 +185,11 @@ class RunStore(Protocol):
         ...
 
     # --- metric points and events ---
-    def add_metrics(self, run_id: int, points: Iterable[Point]) -> None:
-        """Append (step, epoch, elapsed_s, name, value) points in one transaction; NaN is kept."""
+    def add_metrics(self, run_id: int, points: Iterable[Point], *, batch: tuple[str, int] | None = None) -> bool:
+        """Append (step, epoch, elapsed_s, name, value) points in one transaction; NaN is kept. A `batch` (writer,
+        n) is the writer's n-th batch (n counting up from 1; the writer a name unique to it, e.g. a reporter's random
+        id): the store keeps the last batch it applied for the run in the same transaction and skips one it already
+        has, so a write repeated after its COMMIT went unanswered lands exactly once. False when it was skipped."""
         ...
 
     def delete_metrics_after(self, run_id: int, step: int) -> int:
@@ -223,18 +245,71 @@ def store_url(data: DataFolder) -> str:
     return os.environ.get(STORE_ENV) or f"sqlite:///{data.sqlite}"
 
 
-def open_store(url: str) -> RunStore:
+def open_store(url: str, *, patience_s: float = PATIENCE_S, on_wait: WaitCallback | None = None) -> RunStore:
     """The store at `url`: `sqlite:///relative/path.sqlite`, `sqlite:////absolute/path.sqlite`, or a PostgreSQL
-    database, `postgresql://user[:password]@host[:port]/database` (for a lab on several machines)."""
+    database, `postgresql://user[:password]@host[:port]/database` (for a lab on several machines; the password can
+    stay out of the URL: `PGPASSWORD` or `~/.pgpass`). Each call retries a lost connection or a locked database for
+    up to `patience_s` seconds (telling `on_wait` before each wait), then raises StoreUnavailable: pages wait a few
+    seconds, workers and runs `LONG_PATIENCE_S`. Opening it (its migrations) is such a call too."""
     scheme, sep, rest = url.partition("://")
     if scheme == "sqlite" and sep and rest.startswith("/") and len(rest) > 1:
         from bert_lab.runs.sqlite import SQLiteStore
 
-        return SQLiteStore(rest[1:])
-    if scheme in ("postgresql", "postgres") and sep and rest:
+        return SQLiteStore(rest[1:], patience_s=patience_s, on_wait=on_wait)
+    if scheme in POSTGRES_SCHEMES and sep and rest:
         from bert_lab.runs.postgres import PostgresStore
 
-        return PostgresStore(url)
+        return PostgresStore(url, patience_s=patience_s, on_wait=on_wait)
     raise StoreError(
-        f"unsupported store URL {url!r}: use sqlite:///path/to/runs.sqlite or postgresql://user@host:port/database"
+        f"unsupported store URL {redacted(url)!r}: use sqlite:///path/to/runs.sqlite or"
+        " postgresql://user@host:port/database"
     )
+
+
+# --- showing a URL ----------------------------------------------------------------------------------------------------
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+_URL_PASSWORD = re.compile(r"^[^:/]+://[^/@:]*:([^@/]*)@")
+
+
+def redacted(url: str) -> str:
+    """`url` with its password (in the user part or a `password=` parameter) shown as `MASK`: the one way a store URL
+    is shown or logged. A URL psycopg cannot read is shown as its scheme only."""
+    scheme = url.partition("://")[0]
+    if scheme not in POSTGRES_SCHEMES:
+        return url
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    try:
+        params = conninfo_to_dict(url)
+    except Exception:  # noqa: BLE001 - its error would quote the whole URL
+        return f"{scheme}://{MASK}"
+    if "password" not in params:
+        return url
+    parts = urlsplit(url)
+    user, at, hosts = parts.netloc.rpartition("@")
+    netloc = f"{user.partition(':')[0]}:{MASK}@{hosts}" if ":" in user else parts.netloc
+    query = [(key, MASK if key == "password" else value) for key, value in parse_qsl(parts.query, True)]
+    shown = urlunsplit(parts._replace(netloc=netloc, query=urlencode(query, safe="*")))
+    try:
+        if conninfo_to_dict(shown).get("password") == MASK:
+            return shown
+    except Exception:  # noqa: BLE001, S110 - the rebuilt URL did not parse: show psycopg's own form below
+        pass
+    return make_conninfo("", **{**params, "password": MASK})
+
+
+def masked(text: str, url: str) -> str:
+    """`text` (an error message, a log line) with `url` redacted and its password masked wherever else it shows."""
+    text = text.replace(url, redacted(url))
+    found = _URL_PASSWORD.match(url)
+    secrets = {found.group(1), unquote(found.group(1))} if found else set()
+    if url.partition("://")[0] in POSTGRES_SCHEMES:
+        from psycopg.conninfo import conninfo_to_dict
+
+        try:
+            secrets.add(conninfo_to_dict(url).get("password") or "")
+        except Exception:  # noqa: BLE001, S110 - unreadable: the user part's password was taken above
+            pass
+    for secret in sorted(filter(None, secrets), key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    return text

@@ -1,21 +1,36 @@
 """Workshop mode: many participants on one lab, each acting on their own runs, the host on all of them.
 
-A lab is in workshop mode when `$BERT_LAB_PASSCODE` is set (`make workshop` refuses to start without it): the app
-asks every browser session for that passcode and a name, and the name owns the runs that session launches. Whoever
-enters `$BERT_LAB_HOST_PASSCODE` is the host. The host's settings (the cap on each participant's queued runs, a paused
-queue) live in the data folder's `workshop.json`, where the worker and every page read them.
+A lab is in workshop mode when `$BERT_LAB_PASSCODE` is set (spaces alone are no passcode; `make workshop` and
+`lab_ui.serve` refuse to serve a workshop without both passcodes, told apart: `problems()`, or
+`python -m bert_lab.runs.workshop`). The app asks every browser for that passcode and a name, and the name owns the
+runs that browser launches: it is claimed for the workshop (`runs/names.py`; look-alikes count as the same name), and
+the browser keeps a signed token in its address (`token`, `signed_in`) so reloads and new tabs stay signed in, until
+the host releases the name. Wrong passcodes from one client make it wait longer each time (`Tries`). Whoever enters
+`$BERT_LAB_HOST_PASSCODE` is the host. A participant's config names no file or folder of the server
+(`check_config`, called by every service verb that stores a config). The host's settings (the cap on each
+participant's queued runs, a paused queue) live in the data folder's `workshop.json`, where the worker and every page
+read them.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import hmac
 import json
+import math
 import os
+import secrets
+import sys
+import threading
+import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from bert_lab.config import MINILM_ALIASES
+from bert_lab.runs import names
 from bert_lab.runs.describe import owner_label
 from bert_lab.runs.layout import DataFolder
 from bert_lab.runs.records import Run
@@ -24,6 +39,10 @@ from bert_lab.runs.status import Status
 PASSCODE_ENV, HOST_PASSCODE_ENV = "BERT_LAB_PASSCODE", "BERT_LAB_HOST_PASSCODE"
 MAX_NAME = 40
 UPLOAD_LIMIT_MB = 5  # a participant's CSV upload, in workshop mode
+OFFERED_MODELS = ("minilm", "tiny")  # the only models a participant may name (the launch page's two choices)
+TOKEN_PARAM = "signin"  # the page address's query parameter that holds a browser's sign-in token
+FREE_TRIES = 3  # wrong passcodes a client may give before it has to wait
+FIRST_WAIT_S, MAX_WAIT_S = 5.0, 300.0  # the wait after the first wrong passcode past the free ones; doubling up to this
 
 
 class NotAllowedError(PermissionError):
@@ -32,6 +51,14 @@ class NotAllowedError(PermissionError):
 
 class QueueFullError(ValueError):
     """A participant already has as many runs queued as the host allows."""
+
+
+class ServerPathError(ValueError):
+    """A participant's config names a file or folder of the server (a model or dataset path)."""
+
+
+class TooManyTriesError(ValueError):
+    """A client gave too many wrong passcodes lately; the message says when it may try again."""
 
 
 @dataclass(frozen=True)
@@ -83,27 +110,171 @@ class Settings:
         return new
 
 
+# --- passcodes -------------------------------------------------------------------------------------------------------
+def passcode(env: str) -> str:
+    """The passcode in environment variable `env`, stripped: "" (no passcode) when unset or only spaces."""
+    return os.environ.get(env, "").strip()
+
+
 def enabled() -> bool:
-    """Workshop mode: a participants' passcode is set."""
-    return bool(os.environ.get(PASSCODE_ENV, "").strip())
+    """Workshop mode: a participants' passcode is set (after stripping)."""
+    return bool(passcode(PASSCODE_ENV))
 
 
-def sign_in(passcode: str, name: str) -> Actor:
-    """The actor for a passcode and a name, or ValueError saying what is wrong (never which passcode was close)."""
+def requested() -> bool:
+    """Whether the environment asks for a workshop: either passcode variable holds anything, even only spaces."""
+    return any(os.environ.get(env, "") for env in (PASSCODE_ENV, HOST_PASSCODE_ENV))
+
+
+def problems() -> list[str]:
+    """Why this environment cannot serve a workshop ([] when it can): both passcodes set, not spaces, not equal."""
+    found = []
+    for env, whose_ in ((PASSCODE_ENV, "participants'"), (HOST_PASSCODE_ENV, "host's")):
+        if not passcode(env):
+            state = "only spaces" if os.environ.get(env, "") else "not set"
+            found.append(f"${env} (the {whose_} passcode) is {state}")
+    if passcode(PASSCODE_ENV) and passcode(PASSCODE_ENV) == passcode(HOST_PASSCODE_ENV):
+        found.append(f"${PASSCODE_ENV} and ${HOST_PASSCODE_ENV} must differ")
+    return found
+
+
+# --- signing in -------------------------------------------------------------------------------------------------------
+def sign_in(passcode_: str, name: str, data: DataFolder, *, client: str = "") -> Actor:
+    """The actor for a passcode and a name, its name claimed for this workshop; ValueError saying what is wrong (never
+    which passcode was close): a wrong passcode (`client` then waits longer each time: TooManyTriesError), a missing
+    or long name, or a name another browser holds (names.NameTakenError)."""
     if not enabled():
         raise ValueError("this lab is not running a workshop: there is nothing to sign in to")
-    name = " ".join(name.split())
-    given = passcode.strip().encode()
-    host = os.environ.get(HOST_PASSCODE_ENV, "").strip().encode()
-    if host and hmac.compare_digest(given, host):
-        return Actor(name or "host", host=True)
-    if not hmac.compare_digest(given, os.environ.get(PASSCODE_ENV, "").strip().encode()):
+    TRIES.check(data, client)
+    name, given = names.clean(name), passcode_.strip().encode()
+    if passcode(HOST_PASSCODE_ENV) and hmac.compare_digest(given, passcode(HOST_PASSCODE_ENV).encode()):
+        actor = Actor(name or "host", host=True)
+    elif hmac.compare_digest(given, passcode(PASSCODE_ENV).encode()):
+        actor = Actor(name)
+    else:
+        TRIES.failed(data, client)
         raise ValueError("that passcode is not this workshop's")
-    if not name:
+    TRIES.forget(data, client)
+    if not actor.host and names.key(actor.name) == "host":
+        raise names.NameTakenError("the name 'host' is the host's: pick another")
+    if not actor.name:
         raise ValueError("enter your name: it marks your runs")
-    if len(name) > MAX_NAME:
+    if len(actor.name) > MAX_NAME:
         raise ValueError(f"a name of at most {MAX_NAME} characters, please")
-    return Actor(name)
+    names.claim(data, actor.name, host=actor.host)
+    return actor
+
+
+def token(data: DataFolder, actor: Actor) -> str:
+    """The token that signs `actor` in again (kept in the page's address): its name and claim, signed."""
+    held = names.holder(data, actor.name)
+    if held is None:
+        raise ValueError(f"the name {actor.name!r} is not claimed in this workshop")
+    payload = f"{held.claim}.{base64.urlsafe_b64encode(held.name.encode()).decode().rstrip('=')}"  # URL-clean
+    return f"{payload}.{_mac(data, payload)}"
+
+
+def signed_in(data: DataFolder, token_: str) -> Actor | None:
+    """The actor a token signs in: None unless its signature holds (this workshop's passcodes and secret) and its
+    name is still claimed by the same claim (a released name's old tokens sign nobody in)."""
+    payload, _, mac = token_.rpartition(".")
+    if not enabled() or not payload or not hmac.compare_digest(mac.encode(), _mac(data, payload).encode()):
+        return None
+    claim, _, encoded = payload.partition(".")
+    try:
+        name = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+    except ValueError:
+        return None
+    held = names.holder(data, name)
+    if held is None or not hmac.compare_digest(held.claim.encode(), claim.encode()):
+        return None
+    return Actor(held.name, host=held.host)
+
+
+def release(data: DataFolder, name: str) -> bool:
+    """Free a claimed name (the host's button): whoever held it is signed out at their next page view, and the name
+    (with its runs) can be claimed again. False if it was not claimed."""
+    return names.release(data, name)
+
+
+def _mac(data: DataFolder, payload: str) -> str:
+    """HMAC-SHA256 of `payload` under a key from this workshop's passcodes and the data folder's random secret."""
+    material = f"{passcode(PASSCODE_ENV)}\0{passcode(HOST_PASSCODE_ENV)}".encode()
+    key = hmac.new(_secret(data), material, hashlib.sha256).digest()
+    return hmac.new(key, payload.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def _secret(data: DataFolder) -> bytes:
+    """The data folder's signing secret, made once (32 random bytes, readable by its owner only)."""
+    path = data.workshop_secret
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{secrets.token_hex(4)}")
+        tmp.write_bytes(secrets.token_bytes(32))
+        tmp.chmod(0o600)
+        try:
+            os.link(tmp, path)  # atomic, and the first process to make it wins
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    return path.read_bytes()
+
+
+@dataclass
+class Tries:
+    """Wrong passcodes per client (its address) in this process, which serves every browser: after `FREE_TRIES`, a
+    client waits `FIRST_WAIT_S`, then twice as long after each further wrong one, up to `MAX_WAIT_S`."""
+
+    failures: dict[tuple[str, str], tuple[int, float]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def check(self, data: DataFolder, client: str, now: float | None = None) -> None:
+        """TooManyTriesError saying how long to wait, while `client` must wait."""
+        _, until = self.failures.get((str(data.root), client), (0, 0.0))
+        wait_s = until - (time.time() if now is None else now)
+        if wait_s > 0:
+            raise TooManyTriesError(f"too many wrong passcodes from here: try again in {math.ceil(wait_s)} s")
+
+    def failed(self, data: DataFolder, client: str, now: float | None = None) -> None:
+        with self.lock:
+            count, _ = self.failures.get((str(data.root), client), (0, 0.0))
+            count += 1
+            wait_s = 0.0 if count < FREE_TRIES else min(MAX_WAIT_S, FIRST_WAIT_S * 2 ** (count - FREE_TRIES))
+            self.failures[(str(data.root), client)] = (count, (time.time() if now is None else now) + wait_s)
+
+    def forget(self, data: DataFolder, client: str) -> None:
+        with self.lock:
+            self.failures.pop((str(data.root), client), None)
+
+
+TRIES = Tries()
+
+
+# --- what a participant may name -------------------------------------------------------------------------------------
+def check_config(config: Mapping[str, object], data: DataFolder, actor: Actor | None) -> None:
+    """ServerPathError unless `config` names nothing of the server's, when a participant (not the host; no actor:
+    the operator) submits it in a workshop: the model one of `OFFERED_MODELS`, the dataset a bundled one or the
+    participant's own upload. The message is the same whether a named path exists or not."""
+    if actor is None or actor.host or not enabled():
+        return
+    from bert_lab.data import BUNDLED  # numpy: only when a participant submits
+
+    found = []
+    if str(config.get("model", "")).lower() not in {*OFFERED_MODELS, *MINILM_ALIASES}:
+        found.append(f"model: a workshop offers {' and '.join(OFFERED_MODELS)} only, not a folder or another name")
+    dataset = str(config.get("dataset", ""))
+    if dataset not in BUNDLED and not _own_upload(data, actor.name, dataset):
+        found.append("dataset: a bundled dataset or a CSV you upload; the server's files are out of reach")
+    if found:
+        raise ServerPathError("; ".join(found))
+
+
+def _own_upload(data: DataFolder, owner: str, dataset: str) -> bool:
+    """Whether `dataset` is a CSV in `owner`'s uploads (as written and with links followed)."""
+    mine = data.uploads_of(owner)
+    written = Path(os.path.abspath(dataset))
+    return written.parent == Path(os.path.abspath(mine)) and Path(dataset).resolve().parent == mine.resolve()
 
 
 # --- what the host sees ---------------------------------------------------------------------------------------------
@@ -146,6 +317,16 @@ def leaderboard(runs: Sequence[Run], latest: Mapping[int, Mapping[str, float]]) 
     }
 
 
+def main(argv: Sequence[str]) -> int:
+    """`python -m bert_lab.runs.workshop`: exit 0 when this environment can serve a workshop, else 2 with why."""
+    found = problems()
+    for problem in found:
+        print(f"workshop: {problem}", file=sys.stderr)
+    if found:
+        print("workshop: set both passcodes (not only spaces, and not the same)", file=sys.stderr)
+    return 2 if found else 0
+
+
 def settings_of(config: Mapping[str, object]) -> str:
     """The knobs that matter most, in one line: model, optimizer and learning rate, schedule, batch, data size."""
     c = config
@@ -154,3 +335,7 @@ def settings_of(config: Mapping[str, object]) -> str:
         f"{c.get('schedule')} · batch {c.get('batch_size')} · {c.get('train_size')} examples × "
         f"{c.get('num_epochs')} epoch(s) · seed {c.get('seed')}"
     )
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -10,16 +10,18 @@ from __future__ import annotations
 import itertools
 import math
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
 
 from bert_lab.config import CHOICES, FIELD_TYPES, ConfigError, RunConfig, parse_field
+from bert_lab.runs import workshop
 from bert_lab.runs.metrics import SCORES
 from bert_lab.runs.records import Group
 from bert_lab.runs.service import Lab, submit_group
+from bert_lab.runs.workshop import Actor
 
 Method = Literal["grid", "random", "search"]
 METHODS: tuple[str, ...] = typing.get_args(Method)
@@ -202,9 +204,9 @@ def parse_assignments(items: Sequence[str], parse: Any, flag: str) -> dict[str, 
 
 
 # --- checking and expanding -------------------------------------------------------------------------------------------
-def check(base: RunConfig, spec: SweepSpec) -> None:
-    """Raise SweepError naming the first problem: method, knob count, seeds, metric, a value the config refuses, or
-    more runs than the cap."""
+def check(base: RunConfig, spec: SweepSpec, *, allow: Callable[[RunConfig], None] | None = None) -> None:
+    """Raise SweepError naming the first problem: method, knob count, seeds, metric, a value the config refuses (or
+    `allow` refuses, raising ValueError: a workshop's rule on the server's files), or more runs than the cap."""
     if spec.method not in METHODS:
         raise SweepError(f"method: must be one of {', '.join(METHODS)}, got {spec.method!r}")
     knobs = spec.knobs
@@ -225,11 +227,11 @@ def check(base: RunConfig, spec: SweepSpec) -> None:
         if not values:
             raise SweepError(f"{knob}: no values given")
         for value in values:
-            _config(base, {knob: value})
+            _allowed(_config(base, {knob: value}), allow)
     for knob, r in spec.ranges.items():
         ends = r.choices or (r.low, r.high)
         for value in ends:
-            _config(base, {knob: value})
+            _allowed(_config(base, {knob: value}), allow)
     if spec.num_runs > MAX_RUNS:
         shape = " × ".join(str(len(v)) for v in spec.grid.values()) if spec.method == "grid" else str(spec.trials)
         raise SweepError(
@@ -278,6 +280,20 @@ def format_value(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+def allow_for(lab: Lab, actor: Actor | None) -> Callable[[RunConfig], None]:
+    """The check that a config names nothing of the server's, for `actor` (in a workshop: workshop.check_config)."""
+    return lambda config: workshop.check_config(config.to_dict(), lab.data, actor)
+
+
+def _allowed(config: RunConfig, allow: Callable[[RunConfig], None] | None) -> None:
+    """SweepError with `allow`'s reason when it refuses `config` (the value itself is not repeated)."""
+    if allow is not None:
+        try:
+            allow(config)
+        except ValueError as exc:
+            raise SweepError(str(exc)) from None
+
+
 def _config(base: RunConfig, params: dict[str, Any]) -> RunConfig:
     try:
         return replace(base, **params)
@@ -287,10 +303,14 @@ def _config(base: RunConfig, params: dict[str, Any]) -> RunConfig:
 
 
 # --- launching --------------------------------------------------------------------------------------------------------
-def launch(lab: Lab, base: RunConfig, spec: SweepSpec, *, name: str = "", owner: str = "") -> Group:
+def launch(
+    lab: Lab, base: RunConfig, spec: SweepSpec, *, name: str = "", owner: str = "", actor: Actor | None = None
+) -> Group:
     """Check the sweep, then queue it as one group (all its runs, or a search's first trial; the worker asks the
-    search for the rest as slots free up). Raises SweepError (or DataError for the dataset) with nothing queued."""
-    check(base, spec)
+    search for the rest as slots free up). Raises SweepError (or DataError for the dataset) with nothing queued; in
+    a workshop a participant `actor`'s sweep may name no file or folder of the server, in any value."""
+    workshop.check_config(base.to_dict(), lab.data, actor)
+    check(base, spec, allow=allow_for(lab, actor))
     name = name or f"{spec.method} {' × '.join(spec.knobs)}"
     if spec.method == "search":
         from bert_lab.sweeps.search import next_params
@@ -305,7 +325,15 @@ def launch(lab: Lab, base: RunConfig, spec: SweepSpec, *, name: str = "", owner:
             names.append(run_name(name, params, config.seed))
     stored = {**spec.to_dict(), "base": base.to_dict()}
     return submit_group(
-        lab, configs, name=name, owner=owner, method=spec.method, metric=spec.metric, spec=stored, run_names=names
+        lab,
+        configs,
+        name=name,
+        owner=owner,
+        method=spec.method,
+        metric=spec.metric,
+        spec=stored,
+        run_names=names,
+        actor=actor,
     )
 
 

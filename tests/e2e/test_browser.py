@@ -364,3 +364,39 @@ def test_a_workshop_two_participants_each_see_their_own_runs(served_app: tuple[s
         pages["Ana"].get_by_text("Everyone's runs").click()
         wait_until(partial(table_with, pages["Ana"], "ben-first"), 60, "everyone's runs in Ana's table")
         browser.close()
+
+
+@pytest.mark.parametrize("app_env", [WORKSHOP_ENV])
+def test_a_workshop_name_survives_a_reload_and_belongs_to_one_browser(served_app: tuple[str, Path]) -> None:
+    """Ana signs in; a reload and a new tab keep her signed in (the token in the address). Another browser typing
+    "ana", or a look-alike with a Cyrillic а, is refused."""
+    from playwright.sync_api import expect, sync_playwright
+
+    url, _ = served_app
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+
+        def sign_in(name: str) -> Any:
+            page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+            page.set_default_timeout(TIMEOUT_MS)
+            page.goto(url)
+            page.get_by_label("Passcode").fill("tulip-42")
+            page.get_by_label("Your name").fill(name)
+            page.get_by_role("button", name="Enter").click()
+            return page
+
+        ana = sign_in("ana")
+        expect(ana.get_by_text("Signed in as ana")).to_be_visible()
+        wait_until(lambda: "signin=" in ana.url, 30, "the sign-in token in the address")
+        ana.reload()
+        expect(ana.get_by_text("Signed in as ana")).to_be_visible()
+        token = ana.url.split("signin=")[1].split("&")[0]
+        tab = ana.context.new_page()  # a new tab, as the host view's "their runs" link opens one
+        tab.goto(f"{url}/Runs?signin={token}")
+        expect(tab.get_by_text("Signed in as ana")).to_be_visible()
+        for other in ("ana", "\u0430na"):
+            ben = sign_in(other)
+            expect(ben.get_by_text("the name 'ana' is taken")).to_be_visible()
+            assert "Signed in as" not in ben.inner_text("body")
+        ana.screenshot(path=str(ARTIFACTS / "21-workshop-reloaded.png"), full_page=True)
+        browser.close()
