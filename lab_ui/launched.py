@@ -44,7 +44,7 @@ def render_launched() -> None:
             return
         has_points = not live.load_points(lab.store, [run]).empty
     every = interval_s(run, has_points, st.session_state.get(COST_KEY, 0.0))
-    st.fragment(run_every=every)(render_live)(run.id, every)
+    page.live(every)(render_live)(run.id, every)
 
 
 def render_live(run_id: int, every: float | None) -> None:

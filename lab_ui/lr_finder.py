@@ -83,7 +83,7 @@ def render_finder(lab: Lab) -> None:
         return
     with st.container(border=True):
         if run.status.is_active:
-            st.fragment(run_every=1.5)(render_live)(lab, run_id)
+            page.live(1.5)(render_live)(lab, run_id)
             return
         if run.status != Status.FINISHED:
             st.error(f"The LR range test #{run.id} {run.status}: {page.md(run.error or '')}")

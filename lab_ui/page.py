@@ -8,10 +8,11 @@ train). No torch here: the pages that import this module stay light.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, ParamSpec
 
 import pandas as pd
 import streamlit as st
@@ -25,6 +26,7 @@ from bert_lab.runs.service import Lab
 from bert_lab.runs.store import StoreUnavailable
 from bert_lab.runs.workshop import Actor
 
+P = ParamSpec("P")
 NO_AUTOSTART_ENV = "BERT_LAB_NO_AUTOSTART"
 WORKER_NICE = 10  # the worker and its runs yield the CPU to the app, so pages draw at once even while a run trains
 LAUNCH_PAGE, RUNS_PAGE, PLAYGROUND_PAGE = "app.py", "pages/1_Runs.py", "pages/2_Playground.py"
@@ -135,6 +137,23 @@ def open_lab() -> Lab:
             toasted = True
 
     return Lab.open(patience_s=PAGE_PATIENCE_S, on_wait=say_waiting)
+
+
+def live(run_every: float | None) -> Callable[[Callable[P, None]], Callable[P, None]]:
+    """`st.fragment(run_every=…)` for a page's live part: while the store is away it says so in place of a traceback
+    and tries again at its next refresh (the page around it stays as it was)."""
+
+    def wrap(body: Callable[P, None]) -> Callable[P, None]:
+        @functools.wraps(body)
+        def guarded(*args: P.args, **kwargs: P.kwargs) -> None:
+            try:
+                body(*args, **kwargs)
+            except StoreUnavailable:
+                st.warning(f"**{UNREACHABLE}** This part refreshes once it is back.", icon=":material/cloud_off:")
+
+        return st.fragment(run_every=run_every)(guarded)
+
+    return wrap
 
 
 def render_unreachable() -> None:

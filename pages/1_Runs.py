@@ -403,7 +403,7 @@ def settled_is_stale(selected: list[Run], latest: dict[int, dict[str, float]]) -
     return runs != drawn_runs or (evals != drawn_evals and time.monotonic() - drawn_at >= SETTLE_EVERY_S)
 
 
-@st.fragment(run_every=refresh_s)
+@page.live(refresh_s)
 def render_live() -> None:
     """The part of the page that changes at every step: the runs table, the actions and the per-step curves."""
     started = time.perf_counter()

@@ -185,4 +185,4 @@ def render_group(group_id: str) -> None:
 
 
 active = any(r.is_active for r in lab.store.list_runs(group_id=group_id))
-st.fragment(run_every=REFRESH_S if active else IDLE_REFRESH_S)(render_group)(group_id)
+page.live(REFRESH_S if active else IDLE_REFRESH_S)(render_group)(group_id)

@@ -84,4 +84,4 @@ if st.button("Run this lesson", type="primary", icon=":material/play_arrow:", ke
 group_id = latest_group(lesson)
 if group_id is not None:
     active = any(r.is_active for r in lab.store.list_runs(group_id=group_id))
-    st.fragment(run_every=3.0 if active else None)(render_lesson_runs)(group_id)
+    page.live(3.0 if active else None)(render_lesson_runs)(group_id)

@@ -71,7 +71,7 @@ if workshop.enabled():
     render_names()
 
 
-@st.fragment(run_every=5.0)
+@page.live(5.0)
 def render_state() -> None:
     with page.open_lab() as live:
         runs = live.store.list_runs()

@@ -470,3 +470,30 @@ def test_a_page_says_the_store_is_unreachable_instead_of_a_traceback(
         outage_server.start()
     at.run()
     assert not at.exception and not any("unreachable" in w.value for w in at.warning)  # back by itself
+
+
+def live_part_while_the_store_is_away() -> None:
+    """A page whose live part (`page.live`, as the Runs, Groups, Lessons, Host and launch pages draw theirs) meets
+    a store that stays away."""
+    import streamlit as st
+
+    from bert_lab.runs.store import StoreUnavailable
+    from lab_ui import page
+
+    st.title("before")
+
+    def body() -> None:
+        st.write("drawn before the store call")
+        raise StoreUnavailable("the run store at postgresql://db/lab is unreachable (retried for 5 s)")
+
+    page.live(2.0)(body)()
+    st.write("after")
+
+
+def test_a_pages_live_part_says_the_store_is_unreachable_and_the_page_around_it_stays() -> None:
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_function(live_part_while_the_store_is_away).run()
+    assert not at.exception
+    assert any("unreachable, retrying" in w.value for w in at.warning)
+    assert [t.value for t in at.title] == ["before"] and at.markdown[-1].value == "after"
