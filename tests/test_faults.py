@@ -35,7 +35,7 @@ from bert_lab.runs.metrics import EVAL_METRICS, STEP_METRICS
 from bert_lab.runs.records import EvalRecord, StepRecord
 from bert_lab.runs.service import Lab
 from bert_lab.runs.status import Status
-from bert_lab.runs.store import MASK, RunStore, StoreUnavailable, masked, open_store, redacted
+from bert_lab.runs.store import MASK, RunStore, StoreError, StoreUnavailable, masked, open_store, redacted
 from bert_lab.worker import Worker, ensure_worker, live_workers
 
 if TYPE_CHECKING:
@@ -415,6 +415,22 @@ def with_password(server: LocalPostgres) -> str:
         admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{PASSWORD}'")
         admin.execute(f"CREATE DATABASE {role} OWNER {role}")
     return f"postgresql://{role}:{PASSWORD}@127.0.0.1:{server.port}/{role}"
+
+
+def test_a_store_that_refuses_the_lab_says_so_at_once_rather_than_waiting_out_the_patience(
+    postgres_server: LocalPostgres,
+) -> None:
+    """A wrong password, role or database is no outage: a worker (30 min of patience) must not sit it out silently."""
+    started = time.monotonic()
+    for url, said in [
+        (with_password(postgres_server).rsplit("/", 1)[0] + "/no_such_db", 'database "no_such_db" does not exist'),
+        (f"postgresql://nobody:{PASSWORD}@127.0.0.1:{postgres_server.port}/postgres", 'role "nobody" does not exist'),
+    ]:
+        with pytest.raises(StoreError, match="refused this lab") as caught:
+            open_store(url, patience_s=600)
+        assert said in str(caught.value) and PASSWORD not in str(caught.value)
+        assert not isinstance(caught.value, StoreUnavailable)
+    assert time.monotonic() - started < 30
 
 
 def test_the_store_password_is_on_no_command_line_and_in_no_message(

@@ -24,7 +24,7 @@ from typing import Any
 import psycopg
 
 from bert_lab.runs.sql import SQLStore
-from bert_lab.runs.store import PATIENCE_S, StoreError, WaitCallback, redacted
+from bert_lab.runs.store import PATIENCE_S, StoreError, WaitCallback, masked, redacted
 
 MIGRATIONS: list[str] = [
     """
@@ -75,6 +75,9 @@ MIGRATIONS: list[str] = [
 ]
 # A transaction that lost to another (serialization failure, deadlock) is rolled back whole: it may simply go again.
 _RETRYABLE_STATES = {"40001", "40P01"}
+# The server answered and refused who we are (a restarting server says "starting up" or "shutting down" instead): no
+# retry cures a wrong password or a database that is not there, so it is said at once.
+_REFUSED = re.compile(r"does not exist|password authentication failed|no pg_hba\.conf entry")
 _KEEPALIVES = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3}
 MIGRATION_LOCK = 0x6265_7274  # the advisory lock that serialises migrations ("bert")
 _NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
@@ -118,7 +121,13 @@ class PostgresStore(SQLStore):
 
     # --- connection -------------------------------------------------------------------------------------------------
     def _connect(self) -> psycopg.Connection[Any]:
-        return psycopg.connect(self._url, autocommit=True, row_factory=_rows, connect_timeout=10, **_KEEPALIVES)
+        try:
+            return psycopg.connect(self._url, autocommit=True, row_factory=_rows, connect_timeout=10, **_KEEPALIVES)
+        except psycopg.OperationalError as exc:
+            if _REFUSED.search(str(exc)):
+                text = f"the PostgreSQL store at {redacted(self._url)} refused this lab: {exc}"
+                raise StoreError(masked(text, self._url)) from exc
+            raise
 
     def _transient(self, exc: BaseException) -> bool:
         """A connection lost, refused or closed, the server shutting down, or a transaction that lost a race."""
