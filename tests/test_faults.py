@@ -24,6 +24,7 @@ import psutil
 import psycopg
 import pytest
 from local_postgres import LocalPostgres
+from waiting import wait_for
 
 from bert_lab import runner
 from bert_lab.config import RunConfig
@@ -54,15 +55,6 @@ def through_an_outage(steps_per_s: float) -> RunConfig:
 
 
 PASSWORD = "s3cret-Pw_" + uuid.uuid4().hex[:8]
-
-
-def wait_for(condition: Callable[[], object], timeout_s: float, what: str) -> object:
-    deadline = time.time() + timeout_s
-    while time.time() < deadline:
-        if value := condition():
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
 
 
 def step(n: int, total: int) -> StepRecord:

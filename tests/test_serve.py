@@ -8,13 +8,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import tomllib
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from local_postgres import free_port
+from waiting import wait_for
 
 from bert_lab import data
 from bert_lab.config import RunConfig
@@ -59,15 +58,6 @@ def served(home: Path) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if k != "BERT_LAB_NO_AUTOSTART"} | {"BERT_LAB_HOME": str(home)}
     command = [sys.executable, "-m", "lab_ui.serve", "--server.address", "127.0.0.1", "--server.port", str(free_port())]
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def wait_for(condition: Callable[[], object], timeout_s: float, what: str) -> object:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if value := condition():
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
 
 
 def spare_of(lab: Lab) -> str:

@@ -10,11 +10,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from waiting import wait_for
 
 from bert_lab.config import RunConfig
 from bert_lab.executor import LocalExecutor, pid_alive
@@ -67,16 +68,6 @@ def worker_here(lab: Lab, **options: object) -> Iterator[Worker]:
         for child in worker.children.values():
             child.kill()
         worker.executor.close()
-
-
-def wait_for(condition: Callable[[], object], timeout_s: float = 90.0, what: str = "condition") -> object:
-    deadline = time.time() + timeout_s
-    while time.time() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
 
 
 SEEDS = itertools.count(1)

@@ -109,11 +109,6 @@ class PostgresStore(SQLStore):
     def __init__(self, url: str, *, patience_s: float = PATIENCE_S, on_wait: WaitCallback | None = None) -> None:
         self._url = url
         super().__init__(patience_s=patience_s, on_wait=on_wait)
-        try:
-            self._retrying(self._migrate)
-        except BaseException:
-            self.close()
-            raise
 
     @property
     def url(self) -> str:

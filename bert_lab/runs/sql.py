@@ -76,10 +76,17 @@ class SQLStore(Retries):
     """The `RunStore` methods over a SQL database; see the module's docstring for what a backend adds."""
 
     def __init__(self, *, patience_s: float = PATIENCE_S, on_wait: WaitCallback | None = None) -> None:
+        """Open the store: its schema brought up to date (`_migrate`, retried like any call; nothing stays open when
+        that fails). A backend sets what `_connect` needs first."""
         super().__init__(patience_s=patience_s, on_wait=on_wait)
         self._local = threading.local()  # this thread's connection, and the process that opened it
         self._all: list[Any] = []  # every connection opened, for `close`
         self._lock = threading.Lock()
+        try:
+            self._retrying(self._migrate)
+        except BaseException:
+            self.close()
+            raise
 
     def _conn(self) -> Any:
         """This thread's connection (a forked child opens its own rather than reuse its parent's)."""
@@ -104,6 +111,10 @@ class SQLStore(Retries):
     # --- what a backend supplies ------------------------------------------------------------------------------------
     def _connect(self) -> Any:
         """A new DB-API connection, set up for this backend."""
+        raise NotImplementedError
+
+    def _migrate(self) -> None:
+        """Bring the schema to the backend's latest version in one transaction; refuse a database from newer code."""
         raise NotImplementedError
 
     def _write(self) -> AbstractContextManager[Any]:

@@ -95,11 +95,6 @@ class SQLiteStore(SQLStore):
         self._path = Path(path)
         self._path.parent.mkdir(parents=True, exist_ok=True)
         super().__init__(patience_s=patience_s, on_wait=on_wait)
-        try:
-            self._retrying(self._migrate)
-        except BaseException:
-            self.close()
-            raise
 
     @property
     def url(self) -> str:

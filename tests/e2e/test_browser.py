@@ -15,13 +15,14 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 from local_postgres import free_port
+from waiting import wait_for
 
 from bert_lab.runs.layout import DataFolder
 from bert_lab.runs.service import Lab
@@ -60,15 +61,6 @@ TRACES_JS = """(title) => {
 LAUNCHED_CURVE_HAS_POINTS_JS = """() => [...document.querySelectorAll('[data-testid="stVegaLiteChart"] svg')]
   .filter(svg => svg.textContent.includes('Training loss'))
   .some(svg => [...svg.querySelectorAll('.mark-line path')].some(p => (p.getAttribute('d') || '').length > 0))"""
-
-
-def wait_until(condition: Callable[[], Any], timeout_s: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if value := condition():
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
 
 
 def stop_group(pid: int, sig: int = signal.SIGTERM) -> None:
@@ -121,7 +113,7 @@ def served_app(app_env: dict[str, str]) -> Iterator[tuple[str, Path]]:
             return False
 
     try:
-        wait_until(healthy, 90, "the Streamlit server")
+        wait_for(healthy, 90, "the Streamlit server")
         yield url, home
     finally:
         stop_group(app.pid)
@@ -204,9 +196,7 @@ def test_launch_watch_compare_cancel_and_try(served_app: tuple[str, Path]) -> No
         expect(page.get_by_text("Queued run #1 tiny-lr1e-3")).to_be_visible()
         # The launch page follows the run it launched: its first loss points are drawn there, with no second page.
         expect(page.get_by_text("#1 tiny-lr1e-3 · ▶ running · step")).to_be_visible(timeout=120_000)
-        wait_until(
-            lambda: page.evaluate(LAUNCHED_CURVE_HAS_POINTS_JS), 30, "the launched run's curve on the launch page"
-        )
+        wait_for(lambda: page.evaluate(LAUNCHED_CURVE_HAS_POINTS_JS), 30, "the launched run's curve on the launch page")
         shot("03-launched")
         first = store.get_run(1)
         assert (first.config["model"], first.config["lr"], first.config["batch_size"]) == ("tiny", 1e-3, 4)
@@ -214,20 +204,20 @@ def test_launch_watch_compare_cancel_and_try(served_app: tuple[str, Path]) -> No
 
         # --- 3. the Runs page: the curve appears, then grows (live, no reload) --------------------------------------
         goto_page("Runs: watch and compare", "Runs")
-        drawn = wait_until(
+        drawn = wait_for(
             lambda: (t := traces("Training loss")) and t[0]["n"] > 0 and t, 120, "the first training-loss points"
         )
         first_last = drawn[0]["last"]
         stored = len(store.read_metrics(1, names=["train_loss"]))
         shot("04-runs-first-points")
-        wait_until(
+        wait_for(
             lambda: (t := traces("Training loss")) and t[0]["last"] > first_last + 20,
             60,
             "the training-loss curve to grow",
         )
         assert len(store.read_metrics(1, names=["train_loss"])) > stored
         # The evaluation curves are redrawn only when an evaluation lands (not at every refresh), still without reload.
-        wait_until(lambda: (t := traces("Accuracy")) and t[0]["n"] > 0, 120, "the first evaluation on the Runs page")
+        wait_for(lambda: (t := traces("Accuracy")) and t[0]["n"] > 0, 120, "the first evaluation on the Runs page")
         shot("05-runs-growing")
 
         # --- 4. a second run with another learning rate (the launch page kept the other settings) -------------------
@@ -246,18 +236,18 @@ def test_launch_watch_compare_cancel_and_try(served_app: tuple[str, Path]) -> No
         page.get_by_label("Act on run", exact=True).click()
         page.get_by_role("option", name="#1 tiny-lr1e-3").click()
         page.get_by_role("button", name="Cancel").click()
-        wait_until(lambda: store.get_run(1).status == Status.CANCELLED, 90, "run 1 to be cancelled")
+        wait_for(lambda: store.get_run(1).status == Status.CANCELLED, 90, "run 1 to be cancelled")
         shot("06-runs-cancelled")
 
         # --- 6. both runs overlaid, one line each ---------------------------------------------------------------------
-        wait_until(lambda: store.get_run(2).status == Status.FINISHED, 150, "run 2 to finish")
-        lines = wait_until(
+        wait_for(lambda: store.get_run(2).status == Status.FINISHED, 150, "run 2 to finish")
+        lines = wait_for(
             lambda: (t := traces("Training loss")) and len([x for x in t if x["n"] > 0]) == 2 and t,
             60,
             "two training-loss lines",
         )
         assert {line["name"] for line in lines} == {"#1 tiny-lr1e-3", "#2 tiny-lr1e-4"}
-        wait_until(
+        wait_for(
             lambda: (t := traces("Accuracy")) and all(x["n"] > 0 for x in t) and len(t) == 2, 60, "two accuracy lines"
         )
         expect(page.get_by_text("Shaded rows differ between the selected runs.")).to_be_visible()
@@ -275,7 +265,7 @@ def test_launch_watch_compare_cancel_and_try(served_app: tuple[str, Path]) -> No
         goto_page("Playground: try a model", "Playground")
         expect(page.get_by_role("heading", name="Evaluation set")).to_be_visible()
         page.get_by_text("Compare with a second run").click()
-        wait_until(
+        wait_for(
             lambda: (
                 page.evaluate(
                     "() => [...document.querySelectorAll('.js-plotly-plot')]"
@@ -358,11 +348,11 @@ def test_a_workshop_two_participants_each_see_their_own_runs(served_app: tuple[s
 
         for name, page in pages.items():
             mine, theirs = ("ana-first", "ben-first") if name == "Ana" else ("ben-first", "ana-first")
-            cells = wait_until(partial(table_with, page, mine), 60, f"{mine} in {name}'s table")
+            cells = wait_for(partial(table_with, page, mine), 60, f"{mine} in {name}'s table")
             assert not [c for c in cells if theirs in c] and theirs not in (page.text_content("body") or "")
             page.screenshot(path=str(ARTIFACTS / f"20-workshop-{name}.png"), full_page=True)
         pages["Ana"].get_by_text("Everyone's runs").click()
-        wait_until(partial(table_with, pages["Ana"], "ben-first"), 60, "everyone's runs in Ana's table")
+        wait_for(partial(table_with, pages["Ana"], "ben-first"), 60, "everyone's runs in Ana's table")
         browser.close()
 
 
@@ -387,7 +377,7 @@ def test_a_workshop_name_survives_a_reload_and_belongs_to_one_browser(served_app
 
         ana = sign_in("ana")
         expect(ana.get_by_text("Signed in as ana")).to_be_visible()
-        wait_until(lambda: "signin=" in ana.url, 30, "the sign-in token in the address")
+        wait_for(lambda: "signin=" in ana.url, 30, "the sign-in token in the address")
         ana.reload()
         expect(ana.get_by_text("Signed in as ana")).to_be_visible()
         token = ana.url.split("signin=")[1].split("&")[0]
