@@ -11,6 +11,9 @@ instead of ~2 s.
 It refuses to serve (exit 2, saying why) a workshop whose passcodes do not hold (`workshop.problems`: a passcode of
 spaces is none), whether the environment asks for one (either passcode given) or the address reaches beyond this
 machine: the full single-user app must never be open to the network.
+
+While it serves, it starts the worker again if that dies (`keep_worker_alive`, whether or not a page is viewed); when
+it stops (Ctrl-C, SIGTERM) it stops the worker it started, and that worker's runs stop where they are, resumable.
 """
 
 from __future__ import annotations
