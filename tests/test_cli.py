@@ -6,6 +6,7 @@ import csv
 import json
 import math
 import re
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -225,11 +226,15 @@ def test_sweep_queues_a_group_that_the_worker_trains_and_group_reads(tmp_path: P
     assert (report["id"], report["name"], report["method"], report["metric"]) == (group_id, "<i>lr</i>", "grid", "f1")
     assert report["counts"] == {"finished": 4}
     assert sorted(c["params"]["lr"] for c in report["configs"]) == [1e-4, 3e-3]
+    with Lab.open(home) as lab:
+        latest = lab.store.latest_metrics([i for c in report["configs"] for i in c["run_ids"]])
     for config in report["configs"]:
         assert config["n"] == 2 and len(config["run_ids"]) == 2
         for metric in ("accuracy", "f1", "eval_loss"):
-            stats = config[metric]
-            assert stats["ci95"][0] <= stats["mean"] <= stats["ci95"][1] and stats["std"] >= 0
+            stats, values = config[metric], [latest[i][metric] for i in config["run_ids"]]  # its two seeds' numbers
+            assert stats["mean"] == pytest.approx(statistics.mean(values))
+            assert stats["std"] == pytest.approx(statistics.stdev(values), abs=1e-12)
+            assert stats["ci95"][0] <= stats["mean"] <= stats["ci95"][1]
     assert report["best"] == report["configs"][0]["params"]
     verdict = report["verdict"]
     assert verdict["a"] == report["best"] and verdict["metric"] == "f1" and isinstance(verdict["real"], bool)

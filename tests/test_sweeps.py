@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from statistics import mean
 
 import pytest
 
@@ -267,8 +268,11 @@ def test_a_sweep_on_the_bundled_minilm_is_trained_and_judged(lab: Lab) -> None:
     report = read_group(lab.store, group.id)
     assert report.counts == {"finished": 4}
     assert sorted(c.params["lr"] for c in report.configs) == [1e-4, 3e-3]
+    latest = lab.store.latest_metrics([r.id for c in report.configs for r in c.runs])
     for config in report.configs:
-        assert config.stats("accuracy").n == 2 and 0.0 < config.stats("accuracy").mean <= 1.0
+        accuracies = [latest[r.id]["accuracy"] for r in config.runs]  # each seed's final accuracy
+        assert config.stats("accuracy").n == 2 and config.stats("accuracy").mean == pytest.approx(mean(accuracies))
         assert {r.config["model"] for r in config.runs} == {"minilm"}
+        assert all(r.status == Status.FINISHED and r.summary["steps"] == 6 for r in config.runs)  # 96 / 16: trained
     verdict = report.verdict()
     assert verdict is not None and verdict.a is report.best and not math.isnan(verdict.diff)

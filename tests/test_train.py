@@ -215,18 +215,30 @@ def test_real_minilm_beats_the_majority_class() -> None:
     assert result.eval.accuracy > majority + 0.05, (result.eval.accuracy, majority)
 
 
-def test_padding_to_max_length_costs_time_but_changes_no_result() -> None:
+def test_padding_to_max_length_costs_time_but_changes_no_result(monkeypatch: pytest.MonkeyPatch) -> None:
     """Padding tokens are masked out of attention and never reach the head: padding every batch to max length
     computes the same losses as padding each batch to its longest text (in fp32, up to rounding; without dropout,
-    whose random masks depend on the batch's shape)."""
-    runs = {}
+    whose random masks depend on the batch's shape). The model really was given batches that wide (or not)."""
+    from transformers import BertForSequenceClassification
+
+    widths: list[int] = []  # the token width of every batch the model is given
+    forward = BertForSequenceClassification.forward
+
+    def seen(self: object, *args: object, **kwargs: torch.Tensor) -> object:
+        widths.append(int(kwargs["input_ids"].shape[1]))
+        return forward(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(BertForSequenceClassification, "forward", seen)
+    runs, shapes = {}, {}
     for padding in ("dynamic", "max_length"):
         rec = Recorder()
         config = RunConfig(
             **{**TINY, "max_length": 128}, padding=padding, precision="fp32", eval_every_steps=5, dropout=0.0
         )
+        widths.clear()
         train(config, hooks=rec.hooks())
-        runs[padding] = rec
+        runs[padding], shapes[padding] = rec, set(widths)
+    assert shapes["max_length"] == {128} and min(shapes["dynamic"]) < 128 and len(shapes["dynamic"]) > 1
     dynamic, padded = runs["dynamic"], runs["max_length"]
     assert [s.loss for s in padded.steps] == pytest.approx([s.loss for s in dynamic.steps], rel=1e-3)
     assert [e.loss for e in padded.evals] == pytest.approx([e.loss for e in dynamic.evals], rel=1e-3)
