@@ -43,7 +43,7 @@ Q, R, F, X, C, D, INT, P = (
     Status.INTERRUPTED,
     Status.PRUNED,
 )
-ALLOWED = {(Q, R), (Q, C), (R, F), (R, X), (R, C), (R, D), (R, INT), (R, P), (INT, Q), (C, Q)}  # status.py's diagram
+ALLOWED = {(Q, R), (Q, C), (Q, F), (R, F), (R, X), (R, C), (R, D), (R, INT), (R, P), (INT, Q), (C, Q)}  # the diagram
 
 
 # === status =========================================================================================================

@@ -764,3 +764,48 @@ def test_a_postgresql_claim_skips_a_run_another_machine_is_claiming(postgres_dat
             assert time.monotonic() - started < 2  # skipped, not waited for
         claimed = store.claim_run(run.id, pid=1, host="b")  # the other let go without claiming it
         assert claimed is not None and claimed.host == "b"
+
+
+def test_every_status_the_store_writes_is_a_change_the_table_allows(store: RunStore) -> None:
+    """Each verb that moves a run (claim, cancel, the cache's answer, set_status, resume) is watched from outside:
+    every change it makes to any run is in `TRANSITIONS`, and a new run starts queued or answered from the cache."""
+    seen: dict[int, Status] = {}
+    changes: list[tuple[Status, Status]] = []
+
+    def watch() -> None:
+        for run in store.list_runs():
+            before = seen.get(run.id)
+            if before is None:
+                assert run.status in (Status.QUEUED, Status.FINISHED) and (
+                    run.status == Status.QUEUED or run.cached_from
+                )
+            elif before != run.status:
+                assert before.can_become(run.status), f"run {run.id}: {before} -> {run.status}"
+                changes.append((before, run.status))
+            seen[run.id] = run.status
+
+    source, twin = store.create_run({"k": 1}, cache_key="k").id, store.create_run({"k": 1}, cache_key="k").id
+    other = store.create_run({}).id
+    watch()
+    for step in (
+        lambda: store.claim_run(source, pid=1),
+        lambda: store.set_status(source, Status.FINISHED),
+        lambda: store.answer_from_cache(twin),  # queued -> finished, from the cache
+        lambda: store.create_run({"k": 1}, cache_key="k"),  # answered as it is made
+        lambda: store.request_cancel(other),  # queued -> cancelled
+        lambda: store.set_status(other, Status.QUEUED),  # resumed
+        lambda: store.claim_run(other, pid=2),
+        lambda: store.request_cancel(other),  # running: asked, no change yet
+        lambda: store.set_status(other, Status.INTERRUPTED),
+    ):
+        step()
+        watch()
+    assert changes == [
+        (Status.QUEUED, Status.RUNNING),
+        (Status.RUNNING, Status.FINISHED),
+        (Status.QUEUED, Status.FINISHED),
+        (Status.QUEUED, Status.CANCELLED),
+        (Status.CANCELLED, Status.QUEUED),
+        (Status.QUEUED, Status.RUNNING),
+        (Status.RUNNING, Status.INTERRUPTED),
+    ]

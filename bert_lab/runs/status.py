@@ -1,7 +1,8 @@
 """A run's status: the states a run can be in, which changes are allowed, and which states are active or resumable.
 
     queued ──► running ──► finished | diverged | pruned | failed | cancelled | interrupted
-      │                                                  │            │
+      │ │                                                │            │
+      │ └──► finished (answered from the result cache)   │            │
       └──► cancelled ◄─────── resume (back to queued) ───┴────────────┘
 
 Every other module names statuses through `Status`; only the store writes them, through `Status.can_become`.
@@ -42,7 +43,7 @@ TERMINAL = frozenset(
 )
 RESUMABLE = frozenset({Status.INTERRUPTED, Status.CANCELLED})
 TRANSITIONS: dict[Status, frozenset[Status]] = {
-    Status.QUEUED: frozenset({Status.RUNNING, Status.CANCELLED}),
+    Status.QUEUED: frozenset({Status.RUNNING, Status.CANCELLED, Status.FINISHED}),  # finished: from the cache
     Status.RUNNING: TERMINAL,
     **{status: frozenset({Status.QUEUED}) for status in RESUMABLE},
 }
