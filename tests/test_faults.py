@@ -32,11 +32,12 @@ from bert_lab.executor import LocalExecutor, pid_alive
 from bert_lab.runner import StoreReporter
 from bert_lab.runs import service
 from bert_lab.runs import sqlite as sqlite_module
+from bert_lab.runs.backends import open_store
 from bert_lab.runs.metrics import EVAL_METRICS, STEP_METRICS
 from bert_lab.runs.records import EvalRecord, StepRecord
 from bert_lab.runs.service import Lab
 from bert_lab.runs.status import Status
-from bert_lab.runs.store import MASK, RunStore, StoreError, StoreUnavailable, masked, open_store, redacted
+from bert_lab.runs.store import MASK, RunStore, StoreError, StoreUnavailable, masked, redacted
 from bert_lab.worker import Worker, ensure_worker, live_workers
 
 if TYPE_CHECKING:
@@ -220,7 +221,7 @@ def test_fresh_sqlite_stores_opened_at_once_never_fail(tmp_path: Path) -> None:
 
 def test_fresh_sqlite_stores_opened_by_processes_at_once(tmp_path: Path) -> None:
     code = (
-        "import sys, time\nfrom bert_lab.runs.store import open_store\n"
+        "import sys, time\nfrom bert_lab.runs.backends import open_store\n"
         "while time.time() < float(sys.argv[2]): pass\n"
         "s = open_store(f'sqlite:///{sys.argv[1]}'); s.create_run({}); s.close()\n"
     )

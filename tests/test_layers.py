@@ -1,4 +1,5 @@
-"""The layers hold (docs/architecture.md): the library never imports the pages' toolkit or their shared code."""
+"""The layers hold (docs/architecture.md): the library never imports the pages' toolkit or their shared code, and
+the store's interface knows none of its backends (they are registered by URL scheme in `runs/backends.py`)."""
 
 from __future__ import annotations
 
@@ -8,19 +9,28 @@ from pathlib import Path
 LIBRARY = Path(__file__).resolve().parents[1] / "bert_lab"
 
 
-def imported(path: Path) -> set[str]:
-    """The top-level names of every module `path` imports, wherever in the file (function-level imports too)."""
+def imports(path: Path) -> set[str]:
+    """Every module `path` imports, by its full name, wherever in the file (function-level imports too)."""
     names = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
-            names |= {alias.name.split(".")[0] for alias in node.names}
+            names |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            names.add(node.module.split(".")[0])
+            names.add(node.module)
     return names
 
 
 def test_nothing_in_the_library_imports_streamlit_or_the_pages_code() -> None:
     modules = sorted(LIBRARY.rglob("*.py"))
     assert len(modules) > 30
-    offending = {str(m.relative_to(LIBRARY)): imported(m) & {"streamlit", "lab_ui", "pages"} for m in modules}
-    assert {m: names for m, names in offending.items() if names} == {}
+    found = {
+        str(m.relative_to(LIBRARY)): {n for n in imports(m) if n.split(".")[0] in ("streamlit", "lab_ui")}
+        for m in modules
+    }
+    assert {m: names for m, names in found.items() if names} == {}
+
+
+def test_the_store_interface_imports_none_of_its_backends() -> None:
+    backends = {"bert_lab.runs.sqlite", "bert_lab.runs.postgres", "bert_lab.runs.backends"}
+    assert imports(LIBRARY / "runs" / "store.py") & backends == set()
+    assert {"bert_lab.runs.sqlite", "bert_lab.runs.postgres"} <= imports(LIBRARY / "runs" / "backends.py")

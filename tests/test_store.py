@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from bert_lab.runs import sqlite as sqlite_module
+from bert_lab.runs.backends import open_store, store_url
 from bert_lab.runs.layout import DataFolder
 from bert_lab.runs.records import MetricPoint
 from bert_lab.runs.sqlite import MIGRATIONS, SQLiteStore
@@ -29,8 +30,6 @@ from bert_lab.runs.store import (
     StoreUnavailable,
     UnknownGroupError,
     UnknownRunError,
-    open_store,
-    store_url,
 )
 
 SPAWN = multiprocessing.get_context("spawn")

@@ -15,11 +15,12 @@ from typing import Any
 
 from bert_lab.config import RunConfig
 from bert_lab.runs import workshop
+from bert_lab.runs.backends import open_store, store_url
 from bert_lab.runs.cache import cache_key
 from bert_lab.runs.layout import ARTIFACTS_ENV, HOME_ENV, DataFolder
 from bert_lab.runs.records import Group, Run
 from bert_lab.runs.status import ACTIVE, RESUMABLE, Status
-from bert_lab.runs.store import PATIENCE_S, STORE_ENV, RunStore, StoreError, WaitCallback, open_store, store_url
+from bert_lab.runs.store import PATIENCE_S, STORE_ENV, RunStore, StoreError, WaitCallback
 from bert_lab.runs.workshop import Actor
 
 

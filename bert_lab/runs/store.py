@@ -8,13 +8,11 @@ folders belong to `bert_lab.runs.layout`. Status changes are compare-and-set, fo
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol, Self
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
-from bert_lab.runs.layout import DataFolder
 from bert_lab.runs.records import Group, MetricPoint, Point, Run, RunEvent, WorkerLease
 from bert_lab.runs.status import Status
 
@@ -238,32 +236,6 @@ class RunStore(Protocol):
     def __enter__(self) -> Self: ...
 
     def __exit__(self, *exc: object) -> None: ...
-
-
-def store_url(data: DataFolder) -> str:
-    """`$BERT_LAB_STORE`, else the SQLite file in the data folder."""
-    return os.environ.get(STORE_ENV) or f"sqlite:///{data.sqlite}"
-
-
-def open_store(url: str, *, patience_s: float = PATIENCE_S, on_wait: WaitCallback | None = None) -> RunStore:
-    """The store at `url`: `sqlite:///relative/path.sqlite`, `sqlite:////absolute/path.sqlite`, or a PostgreSQL
-    database, `postgresql://user[:password]@host[:port]/database` (for a lab on several machines; the password can
-    stay out of the URL: `PGPASSWORD` or `~/.pgpass`). Each call retries a lost connection or a locked database for
-    up to `patience_s` seconds (telling `on_wait` before each wait), then raises StoreUnavailable: pages wait a few
-    seconds, workers and runs `LONG_PATIENCE_S`. Opening it (its migrations) is such a call too."""
-    scheme, sep, rest = url.partition("://")
-    if scheme == "sqlite" and sep and rest.startswith("/") and len(rest) > 1:
-        from bert_lab.runs.sqlite import SQLiteStore
-
-        return SQLiteStore(rest[1:], patience_s=patience_s, on_wait=on_wait)
-    if scheme in POSTGRES_SCHEMES and sep and rest:
-        from bert_lab.runs.postgres import PostgresStore
-
-        return PostgresStore(url, patience_s=patience_s, on_wait=on_wait)
-    raise StoreError(
-        f"unsupported store URL {redacted(url)!r}: use sqlite:///path/to/runs.sqlite or"
-        " postgresql://user@host:port/database"
-    )
 
 
 # --- showing a URL ----------------------------------------------------------------------------------------------------
