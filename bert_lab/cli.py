@@ -373,7 +373,8 @@ def run_list(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: Lab
 
 def run_sweep(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: Lab) -> int:
     from bert_lab.data import DataError
-    from bert_lab.sweeps.spec import SweepError, SweepSpec, launch, parse_assignments, parse_range, parse_values
+    from bert_lab.sweeps.launch import launch
+    from bert_lab.sweeps.spec import SweepError, SweepSpec, parse_assignments, parse_range, parse_values
 
     base = config_from_args(parser, args)
     try:

@@ -15,6 +15,7 @@ from bert_lab.config import RunConfig
 from bert_lab.runs.describe import estimate_run_s, format_duration
 from bert_lab.runs.metrics import label
 from bert_lab.runs.service import Lab
+from bert_lab.sweeps.launch import allow_for, launch
 from bert_lab.sweeps.spec import (
     KNOBS,
     LOG_KNOBS,
@@ -22,12 +23,10 @@ from bert_lab.sweeps.spec import (
     MAX_SEEDS,
     SweepError,
     SweepSpec,
-    allow_for,
     check,
     choices_of,
     format_value,
     is_numeric,
-    launch,
     parse_range,
     parse_values,
 )

@@ -1,9 +1,11 @@
-"""The layers hold (docs/architecture.md): the library never imports the pages' toolkit or their shared code, and
-the store's interface knows none of its backends (they are registered by URL scheme in `runs/backends.py`)."""
+"""The layers hold (docs/architecture.md): the library never imports the pages' toolkit or their shared code, its
+modules import each other without a circle (function-level imports included), and the store's interface knows none of
+its backends (they are registered by URL scheme in `runs/backends.py`)."""
 
 from __future__ import annotations
 
 import ast
+import graphlib
 from pathlib import Path
 
 LIBRARY = Path(__file__).resolve().parents[1] / "bert_lab"
@@ -34,3 +36,32 @@ def test_the_store_interface_imports_none_of_its_backends() -> None:
     backends = {"bert_lab.runs.sqlite", "bert_lab.runs.postgres", "bert_lab.runs.backends"}
     assert imports(LIBRARY / "runs" / "store.py") & backends == set()
     assert {"bert_lab.runs.sqlite", "bert_lab.runs.postgres"} <= imports(LIBRARY / "runs" / "backends.py")
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(LIBRARY.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def test_the_librarys_modules_import_each_other_without_a_circle() -> None:
+    """`spec` ↔ `search` ↔ `report` and `store` ↔ its backends once imported each other behind function-level
+    imports; a circle like that hides which module is the lower one."""
+    modules = {module_name(m): m for m in LIBRARY.rglob("*.py")}
+    graph = {}
+    for name, path in modules.items():
+        named = imports(path) | {f"{n}.{a}" for n in imports(path) for a in _imported_names(path, n)}
+        graph[name] = {
+            m for m in named if m in modules and m not in (name, "bert_lab") and not name.startswith(m + ".")
+        }
+    order = list(graphlib.TopologicalSorter(graph).static_order())  # CycleError names the circle
+    assert order.index("bert_lab.runs.store") < order.index("bert_lab.runs.backends")
+
+
+def _imported_names(path: Path, module: str) -> set[str]:
+    """The names `from module import …` takes in `path` (a submodule among them counts as imported)."""
+    return {
+        alias.name
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ImportFrom) and node.module == module
+        for alias in node.names
+    }

@@ -16,6 +16,7 @@ from bert_lab.runs import service
 from bert_lab.runs.service import Lab
 from bert_lab.runs.status import Status
 from bert_lab.sweeps import search
+from bert_lab.sweeps.launch import launch
 from bert_lab.sweeps.report import read_group
 from bert_lab.sweeps.spec import (
     Range,
@@ -23,7 +24,6 @@ from bert_lab.sweeps.spec import (
     SweepSpec,
     check,
     draw,
-    launch,
     parse_assignments,
     parse_range,
     parse_values,

@@ -148,7 +148,8 @@ def test_a_participant_names_no_server_path_at_any_verb(lab: Lab, passcodes: Non
     stored, with the same words whether the path exists or not (and the path in no run's name)."""
     from bert_lab import lessons
     from bert_lab.lr_find import range_test_config
-    from bert_lab.sweeps.spec import SweepError, SweepSpec, launch
+    from bert_lab.sweeps.launch import launch
+    from bert_lab.sweeps.spec import SweepError, SweepSpec
 
     ana = Actor("ana")
     ours = service.submit(lab, TINY, owner="ana", actor=ana)

@@ -21,6 +21,7 @@ from bert_lab.runs.records import Group, Run
 from bert_lab.runs.status import Status
 from bert_lab.runs.store import RunStore
 from bert_lab.sweeps.spec import describe_params
+from bert_lab.sweeps.study import new_study
 
 REPORTED = ("accuracy", "f1", "eval_loss")  # the scores every config's table shows
 POWER = 0.8  # "seeds that would likely settle it": enough for an 80% chance that the 95% interval excludes zero
@@ -317,8 +318,6 @@ def _ped_anova(configs: list[ConfigResult], knobs: list[str], metric: str) -> di
     import optuna
     from optuna.distributions import CategoricalDistribution, FloatDistribution
     from optuna.trial import create_trial
-
-    from bert_lab.sweeps.search import new_study
 
     study = new_study(metric)
     dists: dict[str, Any] = {}

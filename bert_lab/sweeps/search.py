@@ -25,26 +25,18 @@ from bert_lab.runs.records import Group, Run
 from bert_lab.runs.service import Lab, add_to_group
 from bert_lab.runs.status import ACTIVE, Status
 from bert_lab.runs.store import RunStore
+from bert_lab.sweeps.report import ConfigResult, read_group
 from bert_lab.sweeps.spec import Range, SweepSpec, is_integer, run_name, runs_of
+from bert_lab.sweeps.study import new_study
 
 if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution
     from optuna.trial import FrozenTrial
 
-    from bert_lab.sweeps.report import ConfigResult
 
 PRUNE_WORST = 25.0  # percent: a run in the worst quarter of the finished runs at the same evaluation is clearly losing
 PRUNE_AFTER_RUNS = 4  # finished runs needed before anything is pruned
 STARTUP_TRIALS = (3, 10)  # random trials before TPE models the space: a third of the budget, within these bounds
-
-
-def new_study(metric: str, sampler: Any = None) -> Any:
-    """A quiet in-memory Optuna study that maximises `metric` (minimises a loss)."""
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    direction = "maximize" if METRICS[metric].higher_is_better else "minimize"
-    return optuna.create_study(direction=direction, sampler=sampler)
 
 
 def distributions(spec: SweepSpec) -> dict[str, BaseDistribution]:
@@ -149,8 +141,6 @@ def ask_due_trials(lab: Lab, slots: int) -> list[Run]:
 
 
 def _queue_trial(lab: Lab, group: Group, spec: SweepSpec) -> list[Run]:
-    from bert_lab.sweeps.report import read_group
-
     base = RunConfig.from_dict(group.spec["base"])
     params = next_params(spec, read_group(lab.store, group.id).configs)
     configs = runs_of(base, spec, params)

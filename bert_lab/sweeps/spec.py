@@ -1,6 +1,7 @@
 """What a sweep is: a base config, 1–3 knobs to vary, how (a grid of values, N random draws from ranges, or a Bayesian
 search through Optuna), k seeds per config and the score it is judged by. Parsed from the command line's
-`lr=1e-4,3e-3` and `lr=1e-5:1e-3:log`, checked against the config before anything is queued, expanded into runs.
+`lr=1e-4,3e-3` and `lr=1e-5:1e-3:log`, checked against the config before anything is queued, expanded into runs
+(`launch.py` queues them as one group).
 
 Every problem is one `SweepError` naming the knob and what is wrong; nothing is queued until the whole sweep is good.
 """
@@ -17,11 +18,7 @@ from typing import Any, Literal
 import numpy as np
 
 from bert_lab.config import CHOICES, FIELD_TYPES, ConfigError, RunConfig, parse_field
-from bert_lab.runs import workshop
 from bert_lab.runs.metrics import SCORES
-from bert_lab.runs.records import Group
-from bert_lab.runs.service import Lab, submit_group
-from bert_lab.runs.workshop import Actor
 
 Method = Literal["grid", "random", "search"]
 METHODS: tuple[str, ...] = typing.get_args(Method)
@@ -280,11 +277,6 @@ def format_value(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def allow_for(lab: Lab, actor: Actor | None) -> Callable[[RunConfig], None]:
-    """The check that a config names nothing of the server's, for `actor` (in a workshop: workshop.check_config)."""
-    return lambda config: workshop.check_config(config.to_dict(), lab.data, actor)
-
-
 def _allowed(config: RunConfig, allow: Callable[[RunConfig], None] | None) -> None:
     """SweepError with `allow`'s reason when it refuses `config` (the value itself is not repeated)."""
     if allow is not None:
@@ -300,41 +292,6 @@ def _config(base: RunConfig, params: dict[str, Any]) -> RunConfig:
     except ConfigError as exc:
         problems = (f"{k}={format_value(params.get(k))}: {v}" for k, v in exc.problems.items())
         raise SweepError("; ".join(problems)) from None
-
-
-# --- launching --------------------------------------------------------------------------------------------------------
-def launch(
-    lab: Lab, base: RunConfig, spec: SweepSpec, *, name: str = "", owner: str = "", actor: Actor | None = None
-) -> Group:
-    """Check the sweep, then queue it as one group (all its runs, or a search's first trial; the worker asks the
-    search for the rest as slots free up). Raises SweepError (or DataError for the dataset) with nothing queued; in
-    a workshop a participant `actor`'s sweep may name no file or folder of the server, in any value."""
-    workshop.check_config(base.to_dict(), lab.data, actor)
-    check(base, spec, allow=allow_for(lab, actor))
-    name = name or f"{spec.method} {' × '.join(spec.knobs)}"
-    if spec.method == "search":
-        from bert_lab.sweeps.search import next_params
-
-        drawn = [next_params(spec, [])]
-    else:
-        drawn = draw(spec)
-    configs, names = [], []
-    for params in drawn:
-        for config in runs_of(base, spec, params):
-            configs.append(config)
-            names.append(run_name(name, params, config.seed))
-    stored = {**spec.to_dict(), "base": base.to_dict()}
-    return submit_group(
-        lab,
-        configs,
-        name=name,
-        owner=owner,
-        method=spec.method,
-        metric=spec.metric,
-        spec=stored,
-        run_names=names,
-        actor=actor,
-    )
 
 
 def choices_of(knob: str) -> tuple[str, ...]:
