@@ -20,6 +20,7 @@ from typing import Any
 
 from bert_lab.config import CHOICES, FIELD_TYPES, ConfigError, RunConfig, field_help
 from bert_lab.runs.layout import DataFolder, RunFolder
+from bert_lab.runs.metrics import HEADLINE
 from bert_lab.runs.records import StepRecord, TrainResult
 from bert_lab.runs.service import Lab
 from bert_lab.runs.status import Status
@@ -123,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument("--search", choices=("optuna",), default=None, help="Bayesian search (TPE) over the ranges")
     how.add_argument("--trials", type=int, default=None, metavar="N", help="configs the search tries [12]")
     how.add_argument("--seeds", type=int, default=1, metavar="K", help="runs per config, seeds base, base+1, … [1]")
-    how.add_argument("--metric", choices=("accuracy", "f1", "eval_loss"), default="f1", help="judged by [f1]")
+    how.add_argument("--metric", choices=HEADLINE, default="f1", help="judged by [f1]")
     how.add_argument("--sweep-seed", type=int, default=0, help="seeds the random draws and the search [0]")
     how.add_argument("--no-prune", action="store_true", help="search: never stop a losing trial early")
     how.add_argument("--name", default="", help="the group's name [method × knobs]")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from bert_lab.config import RunConfig
-from bert_lab.runs.metrics import METRICS
+from bert_lab.runs.metrics import HEADLINE, METRICS
 from bert_lab.runs.records import Group
 from bert_lab.runs.service import Lab, submit_group
 from bert_lab.runs.workshop import Actor
@@ -86,7 +86,7 @@ def reading(lesson: Lesson, report: GroupReport) -> list[str]:
     the two best arms (which says when the gap is within seed noise), and runs that learned nothing."""
     lines = []
     for config in report.configs:
-        acc, f1, loss = (config.stats(m) for m in ("accuracy", "f1", "eval_loss"))
+        acc, f1, loss = (config.stats(m) for m in HEADLINE)
         if not acc.n:
             continue
         spread = f" (seeds from {min(config.values['accuracy']):.3f} to {max(config.values['accuracy']):.3f})"

@@ -13,7 +13,7 @@ import streamlit as st
 
 from bert_lab.config import RunConfig
 from bert_lab.runs.describe import estimate_run_s, format_duration
-from bert_lab.runs.metrics import label
+from bert_lab.runs.metrics import HEADLINE, label
 from bert_lab.runs.service import Lab
 from bert_lab.sweeps.launch import allow_for, launch
 from bert_lab.sweeps.spec import (
@@ -85,7 +85,8 @@ def sweep_spec(lab: Lab, base: RunConfig) -> SweepSpec:
     left, middle, right = st.columns([2, 1, 1])
     knobs = left.multiselect("Knobs to vary (1 to 3)", list(KNOBS), default=["lr"], max_selections=3, key="sweep_knobs")
     seeds = middle.slider("Seeds per config", 1, MAX_SEEDS, 3, key="sweep_seeds")
-    metric = right.selectbox("Judged by", ["f1", "accuracy", "eval_loss"], format_func=label, key="sweep_metric")
+    judged = sorted(HEADLINE, key=lambda m: m != "f1")  # F1 first: the default
+    metric = right.selectbox("Judged by", judged, format_func=label, key="sweep_metric")
     trials = 0
     if method != "grid":
         trials = int(

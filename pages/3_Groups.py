@@ -15,7 +15,7 @@ import streamlit as st
 
 from bert_lab import plots
 from bert_lab.runs import service
-from bert_lab.runs.metrics import METRICS, label
+from bert_lab.runs.metrics import HEADLINE, METRICS, label
 from bert_lab.runs.status import Status
 from bert_lab.runs.store import StoreError
 from bert_lab.runs.workshop import NotAllowedError
@@ -160,7 +160,8 @@ def render_group(group_id: str) -> None:
 
     st.subheader("Curves: mean over seeds")
     left, right = st.columns([1, 1])
-    curve = left.selectbox("Curve", ["f1", "accuracy", "eval_loss", "train_loss"], format_func=label, key="band_metric")
+    curves = [*sorted(HEADLINE, key=lambda m: m != "f1"), "train_loss"]  # F1 first: the default
+    curve = left.selectbox("Curve", curves, format_func=label, key="band_metric")
     band = right.radio("Band", list(figures.BANDS), format_func=figures.BANDS.get, horizontal=True, key="band")
     points = plots.points_frame(lab.store.read_metrics([r.id for r in report.runs], names=[curve]))
     st.plotly_chart(figures.band_figure(report, points, curve, band=band), key="band_chart")

@@ -16,14 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from bert_lab.runs.metrics import METRICS
+from bert_lab.runs.metrics import HEADLINE, METRICS
 from bert_lab.runs.records import Group, Run
 from bert_lab.runs.status import Status
 from bert_lab.runs.store import RunStore
 from bert_lab.sweeps.spec import describe_params
 from bert_lab.sweeps.study import new_study
 
-REPORTED = ("accuracy", "f1", "eval_loss")  # the scores every config's table shows
+REPORTED = HEADLINE  # the scores every config's table shows
 POWER = 0.8  # "seeds that would likely settle it": enough for an 80% chance that the 95% interval excludes zero
 MAX_SEEDS_ADVISED = 100
 
