@@ -265,7 +265,7 @@ def test_tabs_watching_runs_share_one_small_budget(open_page: OpenPage, lab: Lab
     assert len(live._watching) == 1
     cost = first.session_state["_refresh_cost_s"]  # the page measured its own refresh
     assert cost > 0 and live._watching["test session id"][1] == live.refresh_interval(cost, active=True)
-    assert shown_interval(first) == pytest.approx(live.refresh_interval(cost, active=True), rel=1.0)
+    assert within_twice(shown_interval(first), live.refresh_interval(cost, active=True))
     # 50 other tabs watched a second ago (AppTest has one session id, so they are entered as the page enters a tab);
     # one that last refreshed a minute ago has been closed and no longer counts.
     now = time.monotonic()
@@ -275,7 +275,13 @@ def test_tabs_watching_runs_share_one_small_budget(open_page: OpenPage, lab: Lab
     cost = second.session_state["_refresh_cost_s"]
     interval = live._watching["test session id"][1]
     assert interval > 2.0 and interval == pytest.approx(live.refresh_interval(cost, active=True, watchers=51))
-    assert shown_interval(second) == pytest.approx(interval, rel=1.0)  # it redraws itself when it moves further
+    assert within_twice(shown_interval(second), interval)  # it redraws itself when it moves further
+
+
+def within_twice(shown_s: float, interval_s: float) -> bool:
+    """The page's own rule (`live.interval_moved`): the interval its caption shows, measured at the refresh before,
+    is redrawn once the interval moves more than twofold; the caption rounds to the second."""
+    return (shown_s - 0.5) / 2 <= interval_s <= 2 * (shown_s + 0.5)
 
 
 def shown_interval(at: AppTest) -> float:
