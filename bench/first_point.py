@@ -16,10 +16,8 @@ CPU).
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -43,8 +41,7 @@ def in_store(model: str, repeats: int, idle_s: float, backend: str) -> list[floa
     with tempfile.TemporaryDirectory() as tmp:
         server, url = postgres_database(Path(tmp) / "postgres") if backend == "postgresql" else (None, None)
         lab = Lab.open(Path(tmp) / "lab", url)
-        command = [sys.executable, "-m", "bert_lab", "worker", *lab.flags()]
-        worker = subprocess.Popen(command, env={**os.environ, **lab.environment()})
+        worker = subprocess.Popen(*lab.command("worker"))
         try:
             while not worker_alive(lab.data):
                 time.sleep(0.05)

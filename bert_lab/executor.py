@@ -101,7 +101,7 @@ class LocalExecutor:
         log_path = self.lab.data.run(run.id).create().log
         process = self._hand_to_spare(run.id) if num_processes == 1 and gpu is None else None
         if process is None:
-            command = [sys.executable, "-m", "bert_lab", "run-job", str(run.id), *self.lab.flags()]
+            command, _ = self.lab.command("run-job", str(run.id))  # its environment: `_env`
             if num_processes > 1:
                 command = launch_command(num_processes) + command[2:]
             with open(log_path, "ab") as log:
@@ -133,7 +133,7 @@ class LocalExecutor:
             return
         with open(self.lab.data.standby_log, "ab") as log:
             self.spare = subprocess.Popen(
-                [sys.executable, "-m", "bert_lab", "run-job", "--standby", *self.lab.flags()],
+                self.lab.command("run-job", "--standby")[0],
                 stdin=subprocess.PIPE,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -321,14 +321,14 @@ def ensure_worker(lab: Lab, *, nice: int = 0) -> bool:
     if worker_alive(lab.data):
         return False
     lab.data.worker_warm.unlink(missing_ok=True)  # the new worker says when it is warm (`wait_until_warm`)
-    command = [sys.executable, "-m", "bert_lab", "worker", *lab.flags()]
+    command, env = lab.command("worker")
     with open(lab.data.worker_log, "ab") as log:
         subprocess.Popen(
             command,
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env={**os.environ, **lab.environment()},  # the store's URL (it may hold a password): not in `ps`
+            env=env,
             start_new_session=True,
             preexec_fn=(lambda: os.nice(nice)) if nice else None,
         )
@@ -395,8 +395,8 @@ def supervise(lab: Lab, options: Sequence[str], *, backoff_s: Sequence[float] = 
     quick = 0  # restarts in a row that came soon after the start before
     while not stopping.is_set():
         started = time.monotonic()
-        command = [sys.executable, "-m", "bert_lab", "worker", *lab.flags(), *options]
-        child = subprocess.Popen(command, env={**os.environ, **lab.environment()})
+        command, env = lab.command("worker", *options)
+        child = subprocess.Popen(command, env=env)
         while child.poll() is None and not stopping.is_set():
             stopping.wait(0.5)
         if stopping.is_set():

@@ -342,8 +342,7 @@ def test_a_worker_and_its_run_ride_through_a_60_s_postgresql_outage(
     url = outage_server.create_database()
     with Lab.open(tmp_path / "lab", url, patience_s=180) as lab:
         probe = service.submit(lab, RunConfig(**PROBE), name="probe").id
-        command = [sys.executable, "-m", "bert_lab", "worker", *lab.flags()]
-        env = {**os.environ, **lab.environment()}
+        command, env = lab.command("worker")
         worker = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         try:
             measured = wait_for(lambda: (r := lab.store.get_run(probe)).status == Status.FINISHED and r, 180, "probe")
@@ -431,7 +430,7 @@ def test_the_store_password_is_on_no_command_line_and_in_no_message(
 ) -> None:
     url = with_password(postgres_server)
     with Lab.open(tmp_path / "lab", url) as lab:
-        assert PASSWORD not in " ".join(lab.flags())
+        assert PASSWORD not in " ".join(lab.command("worker")[0]) and url in lab.command("worker")[1].values()
         run_id = service.submit(lab, RunConfig(**SHORT), name="secret").id
         assert ensure_worker(lab)
         seen: dict[int, str] = {}

@@ -37,8 +37,6 @@ class Note:
 
 LESS_MEMORY = "lower the batch size or the max length"  # what to do about running out of memory
 OUT_OF_MEMORY = f"out of memory: {LESS_MEMORY}"
-
-
 DISK_FULL = "the disk is full: free some space, then resume the run (it goes on from its last checkpoint)"
 
 

@@ -7,7 +7,9 @@ a process (the worker alone does). A `Lab` is the store plus the data folder the
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -48,11 +50,21 @@ class Lab:
         data.root.mkdir(parents=True, exist_ok=True)
         return cls(open_store(store or store_url(data), patience_s=patience_s, on_wait=on_wait), data)
 
-    def flags(self) -> list[str]:
-        """The command-line flags that open this same lab in another process (`Lab.open` from the CLI), with
-        `environment()` in its environment: the store's URL travels there, never on a command line (`ps` shows
-        those to every user of the machine, and the URL may hold a password)."""
-        return ["--home", str(self.data.path), "--artifacts", str(self.data.root)]
+    def command(self, *args: str) -> tuple[list[str], dict[str, str]]:
+        """`python -m bert_lab ARGS` for another process of this same lab, and the environment to start it in. The
+        data folder is on its command line (`ps` shows which lab a process serves); the store's URL travels only in
+        its environment (`ps` shows command lines to every user of the machine, and the URL may hold a password)."""
+        argv = [
+            sys.executable,
+            "-m",
+            "bert_lab",
+            *args,
+            "--home",
+            str(self.data.path),
+            "--artifacts",
+            str(self.data.root),
+        ]
+        return argv, {**os.environ, **self.environment()}
 
     def environment(self) -> dict[str, str]:
         """The environment variables that open this same lab in another process: data folder, store, artifacts."""
