@@ -16,10 +16,11 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from bert_lab import data, plots
-from bert_lab.config import CHOICES, MINILM_ALIASES, OPTIMIZERS, SCHEDULES, ConfigError, RunConfig, field_help
+from bert_lab.core.config import CHOICES, MINILM_ALIASES, OPTIMIZERS, SCHEDULES, ConfigError, RunConfig, field_help
+from bert_lab.engine import data
+from bert_lab.engine.schedules import count_steps, lr_curve
+from bert_lab.figures import launch_charts
 from bert_lab.runs import service, workshop
-from bert_lab.schedules import count_steps, lr_curve
 from lab_ui import launched, link, lr_finder, page, sweep_form
 
 lab = page.start(run_counts=False)  # drawn at the end, after a launch
@@ -280,7 +281,7 @@ def render_schedule_preview(config: RunConfig, n_train: int) -> int:
     total = count_steps(n_train, config.batch_size, config.grad_accum_steps, config.num_epochs)[1]
     # Vega-Lite, not plotly: plotly's 4.7 MB script would cost every new tab ~0.9 s before its widgets show.
     st.altair_chart(
-        plots.lr_schedule_chart(lr_curve(config, total), warmup_steps=config.warmup_steps), key="lr_preview"
+        launch_charts.lr_schedule_chart(lr_curve(config, total), warmup_steps=config.warmup_steps), key="lr_preview"
     )
     st.caption(
         f"{n_train:,} training examples ÷ batch {config.batch_size} × {config.num_epochs:g} epoch(s) = "

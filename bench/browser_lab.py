@@ -20,7 +20,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # the library, and the tests' P
 
 from local_postgres import LocalPostgres, free_port  # noqa: E402, F401 - free_port: for the benches
 
-from bert_lab.runs.layout import DataFolder  # noqa: E402
+from bert_lab.core.layout import DataFolder  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]

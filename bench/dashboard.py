@@ -22,9 +22,9 @@ from browser_lab import ROOT, cpu, postgres_database
 
 
 def seed(store: object, runs: int, steps: int) -> list[int]:
-    from bert_lab.config import RunConfig
+    from bert_lab.core.config import RunConfig
+    from bert_lab.core.metrics import EVAL_METRICS
     from bert_lab.runs import records
-    from bert_lab.runs.metrics import EVAL_METRICS
     from bert_lab.runs.status import Status
 
     ids = []

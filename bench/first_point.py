@@ -24,10 +24,10 @@ from pathlib import Path
 
 from browser_lab import CHROMIUM, CHROMIUM_ARGS, cpu, free_port, postgres_database, start_app, stop_app
 
-from bert_lab.config import RunConfig
+from bert_lab.core.config import RunConfig
+from bert_lab.processes.worker import worker_alive
 from bert_lab.runs import service
 from bert_lab.runs.service import Lab
-from bert_lab.worker import worker_alive
 
 # The launched run's curve: a Vega-Lite chart drawn as SVG, titled "Training loss", whose line has a point.
 CURVE_HAS_A_POINT_JS = """() => [...document.querySelectorAll('[data-testid="stVegaLiteChart"] svg')]

@@ -65,7 +65,7 @@ def prepare(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     import torch
     from transformers import BertConfig, BertForSequenceClassification
 
-    from bert_lab.model import load_tokenizer
+    from bert_lab.engine.model import load_tokenizer
 
     out: dict[str, Any] = {"peak": measure_peak(args.peak_n), "folders": {}}
     tokenizer = load_tokenizer("tiny")  # the bundled uncased WordPiece tokenizer, without MiniLM's weights
@@ -137,7 +137,7 @@ def run_trainer(args: argparse.Namespace) -> dict[str, Any]:
         set_seed,
     )
 
-    from bert_lab.model import load_tokenizer
+    from bert_lab.engine.model import load_tokenizer
     from bert_lab.runs.status import Status
 
     class Clock(TrainerCallback):

@@ -51,9 +51,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def run_bert_lab(args: argparse.Namespace, started: float) -> list[dict[str, float]]:
-    from bert_lab.config import RunConfig
+    from bert_lab.core.config import RunConfig
+    from bert_lab.engine.train import train
     from bert_lab.runs.records import Hooks
-    from bert_lab.train import train
 
     evals: list[dict[str, float]] = []
     config = RunConfig(
@@ -84,9 +84,9 @@ def run_trainer(args: argparse.Namespace, started: float) -> list[dict[str, floa
         set_seed,
     )
 
-    from bert_lab.config import RunConfig
-    from bert_lab.data import load_dataset, split_dataset
-    from bert_lab.model import TINY, load_model, load_tokenizer, resolve_model
+    from bert_lab.core.config import RunConfig
+    from bert_lab.engine.data import load_dataset, split_dataset
+    from bert_lab.engine.model import TINY, load_model, load_tokenizer, resolve_model
 
     set_seed(args.seed)
     evals: list[dict[str, float]] = []
@@ -138,7 +138,7 @@ def contend(args: argparse.Namespace) -> None:
     """Child side: one contender in this fresh process; the clock starts before anything is read."""
     import torch
 
-    import bert_lab.train  # noqa: F401  (imports happen before the clock, as for a warm run process)
+    import bert_lab.engine.train  # noqa: F401  (imports happen before the clock, as for a warm run process)
 
     torch.set_num_threads(os.cpu_count() or 1)
     started = time.perf_counter()

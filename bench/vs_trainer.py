@@ -1,10 +1,10 @@
 """Benchmark: bert_lab's training engine against Hugging Face `Trainer` on the same work, side by side.
 
 Contenders, alternated in this order within each repeat: `trainer` (Trainer, fp32 default), `bert_lab`
-(`bert_lab.train.train` with its defaults: precision auto, length-grouped batches) and `trainer_bf16` (Trainer with
-bf16=True). Each runs in a fresh child process (this script with the hidden `--worker` flag), so peak RSS, imports
-and model load are counted per contender; this process only imports the standard library. A dedicated child measures
-the matrix-product peak (fp32 and bf16 autocast) so useful FLOP/s can be put against it.
+(`bert_lab.engine.train.train` with its defaults: precision auto, length-grouped batches) and `trainer_bf16`
+(Trainer with bf16=True). Each runs in a fresh child process (this script with the hidden `--worker` flag), so peak
+RSS, imports and model load are counted per contender; this process only imports the standard library. A dedicated
+child measures the matrix-product peak (fp32 and bf16 autocast) so useful FLOP/s can be put against it.
 
     .venv/bin/python bench/vs_trainer.py                     # the full comparison (2,000 examples, minilm)
     .venv/bin/python bench/vs_trainer.py --train-size 128 --eval-size 64 --model tiny --json out.json
@@ -68,7 +68,7 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
         return measure_peak()
     import transformers  # noqa: F401  (heavy imports happen here, before the clock starts)
 
-    import bert_lab.train  # noqa: F401
+    import bert_lab.engine.train  # noqa: F401
 
     import_s = time.perf_counter() - t0
     started = time.perf_counter()
@@ -83,7 +83,7 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def load_split(args: argparse.Namespace) -> tuple[Any, Any]:
-    from bert_lab.data import load_dataset, split_dataset
+    from bert_lab.engine.data import load_dataset, split_dataset
 
     return split_dataset(
         load_dataset(args.dataset), train_size=args.train_size, eval_size=args.eval_size, seed=args.seed
@@ -91,8 +91,8 @@ def load_split(args: argparse.Namespace) -> tuple[Any, Any]:
 
 
 def run_bert_lab(args: argparse.Namespace, overrides: dict[str, Any]) -> dict[str, Any]:
-    from bert_lab.config import RunConfig
-    from bert_lab.train import train
+    from bert_lab.core.config import RunConfig
+    from bert_lab.engine.train import train
 
     config = RunConfig(
         dataset=args.dataset,
@@ -163,9 +163,9 @@ def run_trainer(args: argparse.Namespace, *, bf16: bool) -> dict[str, Any]:
         set_seed,
     )
 
-    from bert_lab.config import RunConfig
-    from bert_lab.metrics import classification_metrics
-    from bert_lab.model import TINY, load_model, load_tokenizer, resolve_model
+    from bert_lab.core.config import RunConfig
+    from bert_lab.engine.model import TINY, load_model, load_tokenizer, resolve_model
+    from bert_lab.engine.scores import classification_metrics
     from bert_lab.runs.status import Status
 
     set_seed(args.seed)  # before the model: the new head is initialised as in bert_lab (which seeds first too)
@@ -224,7 +224,7 @@ def count_work(args: argparse.Namespace) -> dict[str, int]:
     import torch
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
-    from bert_lab.model import TINY, load_tokenizer, resolve_model, tiny_bert_config
+    from bert_lab.engine.model import TINY, load_tokenizer, resolve_model, tiny_bert_config
 
     train_set = load_split(args)[0]
     tokenizer = load_tokenizer(args.model)

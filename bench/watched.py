@@ -47,7 +47,7 @@ def cpu_used(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, f
 
 
 def train_once(lab: object, seed: int, owner: str, tabs: list[object], url: str, app_pid: int) -> dict[str, float]:
-    from bert_lab.config import RunConfig
+    from bert_lab.core.config import RunConfig
     from bert_lab.runs import service
     from bert_lab.runs.status import Status
 

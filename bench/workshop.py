@@ -46,11 +46,11 @@ def main() -> None:
 def run(home: Path, args: argparse.Namespace) -> list[str]:
     from playwright.sync_api import sync_playwright
 
-    from bert_lab.config import RunConfig
-    from bert_lab.lessons import LESSONS, launch
+    from bert_lab.core.config import RunConfig
     from bert_lab.runs import service
     from bert_lab.runs.service import Lab
     from bert_lab.runs.status import Status
+    from bert_lab.teaching.lessons import LESSONS, launch
 
     lab = Lab.open(home)
     port = free_port()

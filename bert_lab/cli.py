@@ -18,9 +18,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bert_lab.config import CHOICES, FIELD_TYPES, ConfigError, RunConfig, field_help
-from bert_lab.runs.layout import DataFolder, RunFolder
-from bert_lab.runs.metrics import HEADLINE
+from bert_lab.core.config import CHOICES, FIELD_TYPES, ConfigError, RunConfig, field_help
+from bert_lab.core.layout import DataFolder, RunFolder
+from bert_lab.core.metrics import HEADLINE
 from bert_lab.runs.records import StepRecord, TrainResult
 from bert_lab.runs.service import Lab
 from bert_lab.runs.status import Status
@@ -194,10 +194,10 @@ def main(argv: list[str] | None = None) -> int:
 
 # --- train ------------------------------------------------------------------------------------------------------------
 def run_train(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    from bert_lab.data import DataError
-    from bert_lab.model import ModelError
+    from bert_lab.engine.data import DataError
+    from bert_lab.engine.model import ModelError
+    from bert_lab.engine.train import train
     from bert_lab.runs.records import Hooks
-    from bert_lab.train import train
 
     config = config_from_args(parser, args)
     out = args.out or DataFolder.default().models / time.strftime("train-%Y%m%d-%H%M%S")
@@ -240,10 +240,10 @@ def run_train(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
 
 def run_lr_find(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    from bert_lab.data import DataError
-    from bert_lab.lr_find import RangeTest, range_test_config
-    from bert_lab.model import ModelError
-    from bert_lab.train import train
+    from bert_lab.engine.data import DataError
+    from bert_lab.engine.model import ModelError
+    from bert_lab.engine.train import train
+    from bert_lab.teaching.lr_find import RangeTest, range_test_config
 
     base = config_from_args(parser, args)
     try:
@@ -308,7 +308,7 @@ def _progress_bar() -> Any:
 
 # --- run store commands -----------------------------------------------------------------------------------------------
 def run_submit(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: Lab) -> int:
-    from bert_lab.data import DataError
+    from bert_lab.engine.data import DataError
     from bert_lab.runs import service
 
     config = config_from_args(parser, args)
@@ -324,7 +324,7 @@ LIST_COLUMNS = ("train_loss", "accuracy", "f1")  # the latest value of each, in 
 
 
 def run_clone(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: Lab) -> int:
-    from bert_lab.data import DataError
+    from bert_lab.engine.data import DataError
     from bert_lab.runs import service
 
     try:
@@ -373,7 +373,7 @@ def run_list(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: Lab
 
 
 def run_sweep(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: Lab) -> int:
-    from bert_lab.data import DataError
+    from bert_lab.engine.data import DataError
     from bert_lab.sweeps.launch import launch
     from bert_lab.sweeps.spec import SweepError, SweepSpec, parse_assignments, parse_range, parse_values
 
@@ -476,8 +476,8 @@ def render_group(report: Any) -> str:
 
 
 def run_show(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: Lab) -> int:
-    from bert_lab.annotate import annotate
-    from bert_lab.plots import points_frame
+    from bert_lab.figures.curves import points_frame
+    from bert_lab.teaching.annotate import annotate
 
     run = lab.store.get_run(args.id)
     notes = annotate(run, points_frame(lab.store.read_metrics(run.id)))
@@ -530,7 +530,7 @@ def run_delete(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: L
 
 
 def run_export(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: Lab) -> int:
-    from bert_lab.export import metrics_frame
+    from bert_lab.figures.export import metrics_frame
 
     run = lab.store.get_run(args.id)
     frame = metrics_frame(lab.store.read_metrics(run.id))
@@ -543,7 +543,7 @@ def run_export(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: L
 
 
 def run_worker(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: Lab) -> int:
-    from bert_lab.worker import Worker, serve, supervise
+    from bert_lab.processes.worker import Worker, serve, supervise
 
     if args.restart:
         options = [
@@ -570,7 +570,7 @@ def run_worker(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: L
 
 
 def run_stop(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: Lab) -> int:
-    from bert_lab.worker import stop_worker
+    from bert_lab.processes.worker import stop_worker
 
     pid = stop_worker(lab.data, lab.store)
     if pid is None:
@@ -581,8 +581,8 @@ def run_stop(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: Lab
 
 
 def run_workers(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: Lab) -> int:
+    from bert_lab.processes.worker import live_workers
     from bert_lab.runs.describe import worker_facts
-    from bert_lab.worker import live_workers
 
     leases = live_workers(lab.store)
     if args.json:
@@ -600,7 +600,7 @@ def run_workers(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: 
 
 
 def run_job_command(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: Lab) -> int:
-    from bert_lab.runner import run_job, standby
+    from bert_lab.processes.runner import run_job, standby
 
     return standby(lab) if args.standby else run_job(lab, args.id)
 

@@ -12,9 +12,9 @@ import time
 import pandas as pd
 import streamlit as st
 
-from bert_lab import plots
+from bert_lab.core.metrics import METRICS
+from bert_lab.figures import launch_charts
 from bert_lab.runs.describe import badge, eta_s, format_duration, run_label
-from bert_lab.runs.metrics import METRICS
 from bert_lab.runs.records import Run
 from bert_lab.runs.store import UnknownRunError
 from lab_ui import live, page
@@ -54,7 +54,7 @@ def render_live(run_id: int, every: float | None) -> None:
         frame = live.load_points(lab.store, [run])
     st.caption(status_line(run, frame))
     if not frame.empty:  # not before: an empty chart redrawn at every quick poll takes CPU from the starting run
-        st.altair_chart(plots.loss_chart(frame, run.id), key="launched_curve")
+        st.altair_chart(launch_charts.loss_chart(frame, run.id), key="launched_curve")
     wanted = interval_s(run, not frame.empty, live.typical_cost(COST_KEY, time.perf_counter() - started))
     if live.interval_moved(every, wanted):
         st.rerun(scope="app")  # the first point came, the run ended, or refreshing got dearer: a new interval

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import urlencode
 
-from bert_lab.config import DEFAULTS, ConfigError, RunConfig, parse_field
+from bert_lab.core.config import DEFAULTS, ConfigError, RunConfig, parse_field
 from bert_lab.runs.workshop import TOKEN_PARAM
 
 HIDE = "hide"

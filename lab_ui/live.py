@@ -12,8 +12,8 @@ import pandas as pd
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from bert_lab import plots
-from bert_lab.export import metrics_frame
+from bert_lab.figures import curves
+from bert_lab.figures.export import metrics_frame
 from bert_lab.runs.records import MetricPoint, Run
 from bert_lab.runs.store import RunStore
 from lab_ui.page import open_lab
@@ -85,7 +85,7 @@ def load_points(store: RunStore, runs: Iterable[Run]) -> pd.DataFrame:
         key = (run.status, run.resume_count)
         entry = cache.get(run.id)
         if entry is None or entry["key"] != key:
-            entry = {"key": key, "last_id": 0, "frame": plots.points_frame([])}
+            entry = {"key": key, "last_id": 0, "frame": curves.points_frame([])}
         entries[run.id] = entry
     new: dict[int, list[MetricPoint]] = {}
     for point in store.read_metrics(list(entries), since_id={i: e["last_id"] for i, e in entries.items()}):
@@ -93,7 +93,7 @@ def load_points(store: RunStore, runs: Iterable[Run]) -> pd.DataFrame:
     frames = []
     for run_id, entry in entries.items():
         if points := new.get(run_id):
-            frame = plots.points_frame(points)
+            frame = curves.points_frame(points)
             if entry["last_id"]:  # a tail: the newest point of a step wins (a resumed run writes some again)
                 frame = pd.concat([entry["frame"], frame], ignore_index=True).drop_duplicates(
                     ["name", "step"], keep="last"
@@ -102,7 +102,7 @@ def load_points(store: RunStore, runs: Iterable[Run]) -> pd.DataFrame:
         cache[run_id] = entry
         frames.append(entry["frame"])
     frames = [f for f in frames if not f.empty]
-    return pd.concat(frames, ignore_index=True) if frames else plots.points_frame([])
+    return pd.concat(frames, ignore_index=True) if frames else curves.points_frame([])
 
 
 def curves_csv(run_ids: Sequence[int]) -> str:

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import streamlit as st
 
-from bert_lab import plots
-from bert_lab.config import RunConfig
-from bert_lab.lr_find import NUM_STEPS, RangeTest, range_test_config
+from bert_lab.core.config import RunConfig
+from bert_lab.figures import run_charts
 from bert_lab.runs import service
 from bert_lab.runs.describe import badge
 from bert_lab.runs.service import Lab
 from bert_lab.runs.status import Status
 from bert_lab.runs.store import UnknownRunError
 from bert_lab.runs.workshop import QueueFullError, ServerPathError
+from bert_lab.teaching.lr_find import NUM_STEPS, RangeTest, range_test_config
 from lab_ui import page
 
 FINDER_KEY = "_lr_find_run"  # this tab's range-test run id
@@ -59,7 +59,7 @@ def render_curve(test: RangeTest) -> float | None:
     except ValueError:
         return None
     marks = {"suggested (valley)": found.suggested_lr, "steepest": found.steep_lr, "minimum ÷ 10": found.min_lr}
-    st.plotly_chart(plots.lr_find_figure(found.lrs, found.losses, marks), key="lr_find_chart")
+    st.plotly_chart(run_charts.lr_find_figure(found.lrs, found.losses, marks), key="lr_find_chart")
     return found.suggested_lr
 
 

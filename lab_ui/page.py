@@ -17,10 +17,10 @@ from typing import Any, ParamSpec
 import pandas as pd
 import streamlit as st
 
-from bert_lab import worker
+from bert_lab.core.layout import DataFolder
+from bert_lab.processes import worker
 from bert_lab.runs import workshop
 from bert_lab.runs.describe import Note, describe_workers
-from bert_lab.runs.layout import DataFolder
 from bert_lab.runs.records import Run
 from bert_lab.runs.service import Lab
 from bert_lab.runs.store import StoreUnavailable

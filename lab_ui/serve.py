@@ -45,11 +45,19 @@ def warm_up() -> None:
     import lab_ui.live  # noqa: F401
     import lab_ui.lr_finder  # noqa: F401
     import lab_ui.sweep_form  # noqa: F401
-    from bert_lab import data, model_files, plots, schedules, worker  # noqa: F401
-    from bert_lab.config import RunConfig
+    from bert_lab.core.config import RunConfig
+    from bert_lab.engine import (
+        data,  # noqa: F401
+        model_files,  # noqa: F401
+        schedules,  # noqa: F401
+    )
+    from bert_lab.figures import curves  # noqa: F401
+    from bert_lab.processes import worker  # noqa: F401
     from lab_ui import page
 
-    data.training_token_lengths(RunConfig())  # the default data read and tokenized once (bert_lab.data keeps both)
+    data.training_token_lengths(
+        RunConfig()
+    )  # the default data read and tokenized once (bert_lab.engine.data keeps both)
     inspect.stack()  # Streamlit's first element in a process looks at the stack, which reads every module's path once
     with page.open_lab() as lab:
         if page.ensure_worker(lab):
@@ -70,7 +78,7 @@ def stop_own_worker() -> None:
     wait for its runs to stop where they are (`interrupted`: resumable)."""
     import psutil
 
-    from bert_lab import worker
+    from bert_lab.processes import worker
     from lab_ui import page
 
     with page.open_lab() as lab:

@@ -11,9 +11,9 @@ from typing import Any
 
 import streamlit as st
 
-from bert_lab.config import RunConfig
+from bert_lab.core.config import RunConfig
+from bert_lab.core.metrics import HEADLINE, label
 from bert_lab.runs.describe import estimate_run_s, format_duration
-from bert_lab.runs.metrics import HEADLINE, label
 from bert_lab.runs.service import Lab
 from bert_lab.sweeps.launch import allow_for, launch
 from bert_lab.sweeps.spec import (
@@ -147,7 +147,7 @@ def render_sweep_form(lab: Lab, base: RunConfig | None, *, name: str, owner: str
             st.session_state.pop(PENDING, None)
             st.rerun()
         if yes.button("Queue them", type="primary", key="sweep_confirm", width="stretch"):
-            from bert_lab.data import DataError
+            from bert_lab.engine.data import DataError
             from bert_lab.runs.workshop import QueueFullError, ServerPathError
 
             st.session_state.pop(PENDING, None)

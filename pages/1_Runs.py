@@ -14,15 +14,16 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from bert_lab import plots, worker
-from bert_lab.annotate import Annotation, annotate
+from bert_lab.core.metrics import EVAL_METRICS, METRICS, charted
+from bert_lab.figures import curves, run_charts, tables
+from bert_lab.processes import worker
 from bert_lab.runs import service
 from bert_lab.runs.describe import badge, eta_s, explain, format_duration, queue_places, run_label
-from bert_lab.runs.metrics import EVAL_METRICS, METRICS, charted
 from bert_lab.runs.records import Run
 from bert_lab.runs.status import Status
 from bert_lab.runs.store import RunStore, StoreError
 from bert_lab.runs.workshop import NotAllowedError, QueueFullError, ServerPathError, whose
+from bert_lab.teaching.annotate import Annotation, annotate
 from lab_ui import live, page
 
 lab = page.start(run_counts=False)  # the live fragment below keeps them current
@@ -263,7 +264,7 @@ def render_controls() -> dict:
         key="view",
         help="Overlaid: one chart per metric, a line per run. Side by side: a small panel per run.",
     )
-    x_col.radio("X axis", list(plots.X_LABELS), format_func=plots.X_LABELS.get, horizontal=True, key="x_axis")
+    x_col.radio("X axis", list(curves.X_LABELS), format_func=curves.X_LABELS.get, horizontal=True, key="x_axis")
     smooth_col.slider(
         "Smoothing (EMA)",
         0.0,
@@ -282,7 +283,7 @@ def chart_options() -> dict:
     state = st.session_state
     return {
         "view": state.get("view", "Overlaid"),
-        "x": state.get("x_axis", next(iter(plots.X_LABELS))),
+        "x": state.get("x_axis", next(iter(curves.X_LABELS))),
         "smoothing": state.get("smoothing", 0.6),
         "log_loss": state.get("log_loss", False),
     }
@@ -297,7 +298,7 @@ def render_curves(
         for pair in (curves[i : i + 2] for i in range(0, len(curves), 2)):
             for col, metric in zip(st.columns(2), pair):
                 marks = [(run_id, a.step, note_text(run_id, a)) for run_id, a in notes if a.metric == metric]
-                figure = plots.curve_figure(
+                figure = run_charts.curve_figure(
                     frame, metric, labels, x=x, smoothing=smoothing, log_y=log_axis(metric, options["log_loss"]),
                     marks=marks,
                 )  # fmt: skip
@@ -307,7 +308,7 @@ def render_curves(
         for metric in curves:
             log_y = log_axis(metric, options["log_loss"])
             st.plotly_chart(
-                plots.small_multiples_figure(frame, metric, labels, x=x, smoothing=smoothing, log_y=log_y),
+                run_charts.small_multiples_figure(frame, metric, labels, x=x, smoothing=smoothing, log_y=log_y),
                 key=f"panels_{metric}",
             )
             st.caption(METRICS[metric].caption)
@@ -321,11 +322,11 @@ def render_hyperparameters(selected: list[Run], labels: dict[int, str]) -> None:
     st.subheader("Hyperparameters")
     several = len(selected) > 1
     only = st.toggle("Only the ones that differ", value=several, disabled=not several, key="only_diff")
-    table = plots.config_diff({labels[r.id]: r.config for r in selected}, only_differences=only and several)
+    table = tables.config_diff({labels[r.id]: r.config for r in selected}, only_differences=only and several)
     if table.empty:
         st.info("The selected runs have the same hyperparameters.")
         return
-    st.dataframe(plots.style_diff(table), width="stretch")
+    st.dataframe(tables.style_diff(table), width="stretch")
     st.caption("Shaded rows differ between the selected runs." if several else "Select more runs to compare.")
 
 
@@ -355,7 +356,7 @@ def render_results(
     if evaluated.empty:
         chart.info("No evaluation yet: runs evaluate about five times, the first after ~20% of their steps.")
     else:
-        chart.plotly_chart(plots.final_metrics_figure(evaluated), key="final_metrics")
+        chart.plotly_chart(run_charts.final_metrics_figure(evaluated), key="final_metrics")
     scores = ["train_loss", *(e.name for e in EVAL_METRICS)]
     shown = table.drop(columns=["run_id"]).rename(columns={"label": "run", **{n: METRICS[n].label for n in scores}})
     numbers.dataframe(

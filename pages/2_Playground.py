@@ -1,7 +1,7 @@
 """Playground: type sentences and see what a trained run predicts; compare two runs; inspect their mistakes.
 
-The model is loaded (and cached) through `bert_lab.predict`, imported only here and only when predicting: the other
-pages never load torch.
+The model is loaded (and cached) through `bert_lab.engine.predict`, imported only here and only when predicting: the
+other pages never load torch.
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from bert_lab import plots
-from bert_lab.data import BUNDLED
-from bert_lab.prediction_diff import DiffError, compare_predictions, read_report
+from bert_lab.core.metrics import METRICS
+from bert_lab.engine.data import BUNDLED
+from bert_lab.figures import run_charts
 from bert_lab.runs.describe import badge, run_label
-from bert_lab.runs.metrics import METRICS
 from bert_lab.runs.records import Run
+from bert_lab.teaching.prediction_diff import DiffError, compare_predictions, read_report
 from lab_ui import page
 
 lab = page.start()
@@ -52,7 +52,7 @@ EXAMPLES = {
 
 @st.cache_resource(max_entries=4, show_spinner=False)
 def load_classifier(model_dir: str, stamp: float, max_length: int) -> Any:
-    from bert_lab.predict import load_classifier as load  # torch and transformers: only on this page, only now
+    from bert_lab.engine.predict import load_classifier as load  # torch and transformers: only on this page, only now
 
     return load(model_dir, max_length=max_length)
 
@@ -88,7 +88,7 @@ def render_predictions(run: Run, sentences: list[str]) -> pd.DataFrame:
             tuple(sentences),
         )
     st.plotly_chart(
-        plots.probabilities_figure(result, label_names), key=f"probs_{run.id}", config={"displayModeBar": False}
+        run_charts.probabilities_figure(result, label_names), key=f"probs_{run.id}", config={"displayModeBar": False}
     )
     st.dataframe(
         result[["text", "predicted", "confidence"]],
@@ -111,7 +111,7 @@ def render_eval_report(run: Run) -> None:
     b.metric(METRICS["f1"].label, f"{report.get('f1', 0):.3f}")
     c.metric(f"Mistakes (of {report.get('eval_size', 0):,})", f"{report.get('misclassified_count', 0):,}")
     st.plotly_chart(
-        plots.confusion_figure(
+        run_charts.confusion_figure(
             report["confusion"], report["label_names"], title=f"Confusion matrix at step {report.get('step', '?')}"
         ),
         key=f"confusion_{run.id}",

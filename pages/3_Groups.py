@@ -13,13 +13,12 @@ import math
 import pandas as pd
 import streamlit as st
 
-from bert_lab import plots
+from bert_lab.core.metrics import HEADLINE, METRICS, label
+from bert_lab.figures import group_charts
 from bert_lab.runs import service
-from bert_lab.runs.metrics import HEADLINE, METRICS, label
 from bert_lab.runs.status import Status
 from bert_lab.runs.store import StoreError
 from bert_lab.runs.workshop import NotAllowedError
-from bert_lab.sweeps import figures
 from bert_lab.sweeps.report import REPORTED, ConfigResult, GroupReport, Stats, importance, read_group
 from lab_ui import page
 
@@ -162,17 +161,19 @@ def render_group(group_id: str) -> None:
     left, right = st.columns([1, 1])
     curves = [*sorted(HEADLINE, key=lambda m: m != "f1"), "train_loss"]  # F1 first: the default
     curve = left.selectbox("Curve", curves, format_func=label, key="band_metric")
-    band = right.radio("Band", list(figures.BANDS), format_func=figures.BANDS.get, horizontal=True, key="band")
-    points = plots.points_frame(lab.store.read_metrics([r.id for r in report.runs], names=[curve]))
-    st.plotly_chart(figures.band_figure(report, points, curve, band=band), key="band_chart")
+    band = right.radio(
+        "Band", list(group_charts.BANDS), format_func=group_charts.BANDS.get, horizontal=True, key="band"
+    )
+    points = curves.points_frame(lab.store.read_metrics([r.id for r in report.runs], names=[curve]))
+    st.plotly_chart(group_charts.band_figure(report, points, curve, band=band), key="band_chart")
 
     st.subheader("Which knob mattered")
     left, right = st.columns([3, 2])
     if sum(len(c.values.get(report.metric, [])) for c in scored) >= 2:
-        left.plotly_chart(figures.parallel_figure(report), key="parallel")
+        left.plotly_chart(group_charts.parallel_figure(report), key="parallel")
     method, shares = importance(report)
     if shares:
-        right.plotly_chart(figures.importance_figure(method, shares), key="importance")
+        right.plotly_chart(group_charts.importance_figure(method, shares), key="importance")
         if method.startswith("main"):
             noise = shares.get("seed noise", math.nan)
             right.caption(

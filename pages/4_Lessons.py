@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from bert_lab import plots
-from bert_lab.lessons import LESSONS, Lesson, launch, reading
+from bert_lab.figures import curves, group_charts
 from bert_lab.runs.describe import estimate_run_s, format_duration
 from bert_lab.runs.workshop import QueueFullError, ServerPathError
-from bert_lab.sweeps import figures
 from bert_lab.sweeps.report import read_group
+from bert_lab.teaching.lessons import LESSONS, Lesson, launch, reading
 from lab_ui import page
 
 lab = page.start()
@@ -42,10 +41,10 @@ def render_lesson_runs(group_id: str) -> None:
     if lines and not any(r.is_active for r in report.runs):
         st.success("**What happened**\n\n" + "\n".join(f"- {page.md(line)}" for line in lines))
     charts = ["train_loss", lesson.metric, *lesson.shows, *lesson.charts]
-    points = plots.points_frame(lab.store.read_metrics([r.id for r in report.runs], names=charts))
+    points = curves.points_frame(lab.store.read_metrics([r.id for r in report.runs], names=charts))
     for pair in (charts[i : i + 2] for i in range(0, len(charts), 2)):
         for col, metric in zip(st.columns(2), pair):
-            figure = figures.band_figure(report, points, metric, name_of=lesson.arm_of, x=lesson.x)
+            figure = group_charts.band_figure(report, points, metric, name_of=lesson.arm_of, x=lesson.x)
             col.plotly_chart(figure, key=f"lesson_{metric}")
     st.page_link(
         page.GROUPS_PAGE,

@@ -11,10 +11,10 @@ from urllib.parse import quote, urlencode
 import pandas as pd
 import streamlit as st
 
-from bert_lab import worker
+from bert_lab.core.metrics import METRICS
+from bert_lab.processes import worker
 from bert_lab.runs import names, workshop
 from bert_lab.runs.describe import format_duration, owner_label, queue_places, run_label, worker_facts
-from bert_lab.runs.metrics import METRICS
 from bert_lab.runs.records import WorkerLease
 from bert_lab.runs.status import Status
 from bert_lab.runs.workshop import Settings

@@ -14,13 +14,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bert_lab.annotate import annotate, collapse, lr_too_low, overfitting, plateau, series, spikes
-from bert_lab.config import RunConfig
-from bert_lab.runner import run_job
+from bert_lab.core.config import RunConfig
+from bert_lab.engine.train import train
+from bert_lab.processes.runner import run_job
 from bert_lab.runs.records import Hooks, Run, points
 from bert_lab.runs.service import Lab
 from bert_lab.runs.status import Status
-from bert_lab.train import train
+from bert_lab.teaching.annotate import annotate, collapse, lr_too_low, overfitting, plateau, series, spikes
 
 STEPS = np.arange(1, 101)
 HEALTHY = 0.7 * np.exp(-STEPS / 40) + 0.2 + 0.01 * np.sin(STEPS)  # falls the whole run, a little noise

@@ -175,7 +175,7 @@ def test_pages_do_not_import_torch() -> None:
 
 
 def test_find_a_learning_rate_then_use_its_suggestion(lab: Lab, open_page: OpenPage) -> None:
-    from bert_lab.runner import run_job
+    from bert_lab.processes.runner import run_job
 
     at = open_page(state={"model_choice": "tiny", "bundled": "sms_spam", "max_length": 32})
     at.button(key="lr_find").click().run()
@@ -200,7 +200,7 @@ def test_find_a_learning_rate_then_use_its_suggestion(lab: Lab, open_page: OpenP
 
 def test_the_launched_run_is_followed_live_on_the_launch_page(lab: Lab, open_page: OpenPage) -> None:
     """Launch answers on the page itself: queued, then (once trained) its loss curve and its scores."""
-    from bert_lab.runner import run_job
+    from bert_lab.processes.runner import run_job
 
     at = open_page(state={"model_choice": "tiny", "bundled": "sms_spam", "max_length": 32, "train_size": 200})
     at.button(key="launch").click().run()
@@ -222,7 +222,7 @@ def test_the_launched_run_is_followed_live_on_the_launch_page(lab: Lab, open_pag
 
 
 def test_the_launched_run_view_polls_fast_only_until_its_first_point(lab: Lab) -> None:
-    from bert_lab.config import RunConfig
+    from bert_lab.core.config import RunConfig
     from lab_ui import live
     from lab_ui.launched import FIRST_POINT_POLL_S, interval_s
 

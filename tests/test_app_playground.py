@@ -14,7 +14,7 @@ import pytest
 from page_view import titles
 from streamlit.testing.v1 import AppTest
 
-from bert_lab.config import RunConfig
+from bert_lab.core.config import RunConfig
 from bert_lab.runs.service import Lab
 from bert_lab.runs.status import Status
 from lab_ui import page
@@ -40,7 +40,7 @@ def test_playground_without_models_points_to_the_launch_page(open_page: OpenPage
 
 
 def test_playground_predicts_compares_and_shows_mistakes(open_page: OpenPage, lab: Lab) -> None:
-    from bert_lab.train import train
+    from bert_lab.engine.train import train
 
     config = RunConfig(model="tiny", dataset="sms_spam", train_size=64, eval_size=32, max_length=32)
     runs = []
@@ -82,7 +82,7 @@ def test_the_playground_loads_a_model_trained_on_another_machine(
 ) -> None:
     """Several machines: a worker host trains into the shared artifact root and records the run in PostgreSQL; the
     app host, with its own data folder, finds the model there and predicts with it."""
-    from bert_lab.train import train
+    from bert_lab.engine.train import train
 
     shared = tmp_path / "shared"  # the folder both machines mount
     config = RunConfig(model="tiny", dataset="sms_spam", train_size=64, eval_size=32, max_length=32)

@@ -18,8 +18,8 @@ import pytest
 from page_view import array, figures, titles
 from streamlit.testing.v1 import AppTest
 
-from bert_lab.config import RunConfig
-from bert_lab.executor import pid_alive
+from bert_lab.core.config import RunConfig
+from bert_lab.processes.executor import pid_alive
 from bert_lab.runs import service
 from bert_lab.runs.describe import run_label
 from bert_lab.runs.records import Run

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from bert_lab.config import RunConfig
+from bert_lab.core.config import RunConfig
+from bert_lab.core.layout import DataFolder
 from bert_lab.runs import names, workshop
 from bert_lab.runs.describe import run_label
-from bert_lab.runs.layout import DataFolder
 from bert_lab.runs.service import Lab
 from bert_lab.runs.status import Status
 from bert_lab.runs.workshop import Actor, Settings
@@ -173,7 +173,7 @@ def test_the_host_views_link_opens_one_participants_runs(open_page: OpenPage, la
 def test_the_playground_keeps_a_participants_upload_to_themselves(
     open_page: OpenPage, lab: Lab, tmp_path: Path
 ) -> None:
-    from bert_lab.model import load_model, load_tokenizer, save_model
+    from bert_lab.engine.model import load_model, load_tokenizer, save_model
 
     saved = save_model(load_model(RunConfig(model="tiny"), ["ham", "spam"]), load_tokenizer("tiny"), tmp_path / "m")
 

@@ -7,12 +7,12 @@ import time
 from dataclasses import fields
 from pathlib import Path
 
-from bert_lab.config import RunConfig
+from bert_lab.core.config import RunConfig
+from bert_lab.processes.worker import Worker
 from bert_lab.runs import service
 from bert_lab.runs.cache import cache_key
 from bert_lab.runs.service import Lab
 from bert_lab.runs.status import Status
-from bert_lab.worker import Worker
 
 TINY = RunConfig(model="tiny", dataset="sms_spam", train_size=48, eval_size=16, max_length=16, batch_size=16)
 

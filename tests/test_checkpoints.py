@@ -15,14 +15,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from bert_lab.config import RunConfig
-from bert_lab.runner import run_job
+from bert_lab.core.config import RunConfig
+from bert_lab.core.layout import RunFolder, staged
+from bert_lab.engine.train import train
+from bert_lab.processes.runner import run_job
 from bert_lab.runs import service
-from bert_lab.runs.layout import RunFolder, staged
 from bert_lab.runs.records import Hooks
 from bert_lab.runs.service import Lab
 from bert_lab.runs.status import Status
-from bert_lab.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 # 10 steps, a checkpoint at every second one: the second checkpoint (step 4) replaces the first (step 2).
@@ -33,9 +33,9 @@ KILLED_WHILE_CHECKPOINTING = """
 import os, signal, sys
 from pathlib import Path
 import torch
-from bert_lab.config import RunConfig
-from bert_lab.runs.layout import RunFolder
-from bert_lab.train import train
+from bert_lab.core.config import RunConfig
+from bert_lab.core.layout import RunFolder
+from bert_lab.engine.train import train
 
 folder, moment = RunFolder(Path(sys.argv[1])), sys.argv[2]
 config = RunConfig.from_dict(__import__("json").loads(sys.argv[3]))

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from bert_lab.config import CHOICES, ConfigError, RunConfig, field_help
-from bert_lab.runs.metrics import SCORES
+from bert_lab.core.config import CHOICES, ConfigError, RunConfig, field_help
+from bert_lab.core.metrics import SCORES
 
 
 def test_defaults_are_valid_and_round_trip_through_json() -> None:

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from bert_lab import data as data_module
-from bert_lab.data import (
+from bert_lab.engine import data as data_module
+from bert_lab.engine.data import (
     BUNDLED,
     DataError,
     TextDataset,
@@ -322,8 +322,8 @@ def test_padding_stats_count_cut_texts_and_padding_as_training_batches_them() ->
 
 
 def test_token_lengths_count_what_training_tokenizes_before_the_cut() -> None:
-    from bert_lab.model import load_tokenizer
-    from bert_lab.model_files import tokenizer_file
+    from bert_lab.engine.model import load_tokenizer
+    from bert_lab.engine.model_files import tokenizer_file
 
     texts = ["a fine film", "ok", "word " * 300]
     lengths = token_lengths(texts, tokenizer_file("minilm"))
@@ -334,8 +334,8 @@ def test_token_lengths_count_what_training_tokenizes_before_the_cut() -> None:
 
 
 def test_training_token_lengths_are_those_of_the_texts_a_run_trains_on(tmp_path: Path) -> None:
-    from bert_lab.config import RunConfig
-    from bert_lab.model_files import tokenizer_file
+    from bert_lab.core.config import RunConfig
+    from bert_lab.engine.model_files import tokenizer_file
 
     config = RunConfig(dataset="sms_spam", train_size=40, eval_size=20, seed=3)
     train_set, _ = split_dataset(load_dataset("sms_spam"), train_size=40, eval_size=20, seed=3)

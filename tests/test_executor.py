@@ -9,8 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-from bert_lab.config import RunConfig
-from bert_lab.executor import LocalExecutor, kill_group, launch_command, pid_alive, read_tail
+from bert_lab.core.config import RunConfig
+from bert_lab.processes.executor import LocalExecutor, kill_group, launch_command, pid_alive, read_tail
 from bert_lab.runs.service import Lab
 
 FAMILY = (

@@ -26,19 +26,19 @@ import pytest
 from local_postgres import LocalPostgres
 from waiting import wait_for
 
-from bert_lab import runner
-from bert_lab.config import RunConfig
-from bert_lab.executor import LocalExecutor, pid_alive
-from bert_lab.runner import StoreReporter
+from bert_lab.core.config import RunConfig
+from bert_lab.core.metrics import EVAL_METRICS, STEP_METRICS
+from bert_lab.processes import runner
+from bert_lab.processes.executor import LocalExecutor, pid_alive
+from bert_lab.processes.runner import StoreReporter
+from bert_lab.processes.worker import Worker, ensure_worker, live_workers
 from bert_lab.runs import service
 from bert_lab.runs import sqlite as sqlite_module
 from bert_lab.runs.backends import open_store
-from bert_lab.runs.metrics import EVAL_METRICS, STEP_METRICS
 from bert_lab.runs.records import EvalRecord, StepRecord
 from bert_lab.runs.service import Lab
 from bert_lab.runs.status import Status
 from bert_lab.runs.store import MASK, RunStore, StoreError, StoreUnavailable, masked, redacted
-from bert_lab.worker import Worker, ensure_worker, live_workers
 
 if TYPE_CHECKING:
     from streamlit.testing.v1 import AppTest
@@ -305,7 +305,7 @@ def test_a_worker_pass_survives_an_unreachable_store_and_goes_on(
         finally:
             outage_server.start()
         assert worker.step() and worker.unreachable_since is None
-        said = [r.getMessage() for r in caplog.records if r.name == "bert_lab.worker"]
+        said = [r.getMessage() for r in caplog.records if r.name == "bert_lab.processes.worker"]
         assert len(said) == 2 and "unreachable" in said[0] and "reachable again" in said[1]  # once, and when back
         assert f"127.0.0.1:{outage_server.port}" in said[0]  # which store
 

@@ -17,11 +17,12 @@ import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
 
-from bert_lab.config import RunConfig
-from bert_lab.runs import Hooks, Status
+from bert_lab.core.config import RunConfig
+from bert_lab.engine.train import train
+from bert_lab.processes.worker import Worker
+from bert_lab.runs.records import Hooks
 from bert_lab.runs.service import Lab, submit
-from bert_lab.train import train
-from bert_lab.worker import Worker
+from bert_lab.runs.status import Status
 
 ROOT = Path(__file__).resolve().parents[1]
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -54,7 +55,7 @@ def fresh_accelerate_state() -> None:
 @pytest.fixture
 def accelerators(monkeypatch: pytest.MonkeyPatch) -> list[RecordingAccelerator]:
     RecordingAccelerator.made = []
-    monkeypatch.setattr("bert_lab.train.Accelerator", RecordingAccelerator)
+    monkeypatch.setattr("bert_lab.engine.train.Accelerator", RecordingAccelerator)
     return RecordingAccelerator.made
 
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from bert_lab.lessons import LESSONS, launch, reading
 from bert_lab.runs.service import Lab
 from bert_lab.runs.status import Status
 from bert_lab.sweeps.report import read_group
+from bert_lab.teaching.lessons import LESSONS, launch, reading
 from lab_ui import page
 
 OpenPage = Callable[..., AppTest]

@@ -9,7 +9,7 @@ from typing import Any
 
 from streamlit.testing.v1 import AppTest
 
-from bert_lab.config import RunConfig
+from bert_lab.core.config import RunConfig
 from bert_lab.runs.service import Lab
 from lab_ui.link import config_from_query, hidden, query_from_config, url
 

@@ -11,12 +11,12 @@ import sys
 import numpy as np
 import pytest
 
-from bert_lab.config import RunConfig
-from bert_lab.lr_find import BETA, RangeTest, range_test_config, suggest, valley
-from bert_lab.runner import run_job
+from bert_lab.core.config import RunConfig
+from bert_lab.engine.schedules import lr_curve
+from bert_lab.processes.runner import run_job
 from bert_lab.runs.service import Lab
 from bert_lab.runs.status import Status
-from bert_lab.schedules import lr_curve
+from bert_lab.teaching.lr_find import BETA, RangeTest, range_test_config, suggest, valley
 
 TINY = RunConfig(model="tiny", dataset="sms_spam", train_size=200, eval_size=50, max_length=32, batch_size=16)
 

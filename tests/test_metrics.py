@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from bert_lab.metrics import classification_metrics
+from bert_lab.engine.scores import classification_metrics
 
 
 def test_metrics_by_hand() -> None:

@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from bert_lab.config import RunConfig
-from bert_lab.model import CpuDropout, ModelError, load_model, load_tokenizer, resolve_model, use_cpu_dropout
+from bert_lab.core.config import RunConfig
+from bert_lab.engine.model import CpuDropout, ModelError, load_model, load_tokenizer, resolve_model, use_cpu_dropout
 
 
 def dropouts(model: nn.Module) -> dict[str, float]:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from bert_lab.core.layout import DataFolder
 from bert_lab.runs import names
-from bert_lab.runs.layout import DataFolder
 
 
 @pytest.mark.parametrize(

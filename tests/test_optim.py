@@ -4,9 +4,9 @@ import pytest
 import torch
 from torch import nn
 
-from bert_lab.config import RunConfig
-from bert_lab.model import load_model
-from bert_lab.optim import build_optimizer, penalty, split_decay_params
+from bert_lab.core.config import RunConfig
+from bert_lab.engine.model import load_model
+from bert_lab.engine.optim import build_optimizer, penalty, split_decay_params
 
 
 def tiny_bert() -> nn.Module:

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from bert_lab import executor as executor_module
-from bert_lab.config import RunConfig
-from bert_lab.executor import LocalExecutor
-from bert_lab.model import load_model
-from bert_lab.runs.placement import (
+from bert_lab.core.config import RunConfig
+from bert_lab.engine.model import load_model
+from bert_lab.processes import executor as executor_module
+from bert_lab.processes.executor import LocalExecutor
+from bert_lab.processes.placement import (
     CONTEXT_MB,
     FRACTION_ENV,
     MAX_SLOTS_PER_GPU,
@@ -20,8 +20,8 @@ from bert_lab.runs.placement import (
     run_memory_mb,
     slots_per_gpu,
 )
+from bert_lab.processes.worker import FULL, Worker
 from bert_lab.runs.service import Lab
-from bert_lab.worker import FULL, Worker
 
 
 @pytest.mark.parametrize("model", ["minilm", "tiny"])

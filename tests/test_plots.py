@@ -7,11 +7,11 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from bert_lab import plots
-from bert_lab.config import RunConfig
-from bert_lab.runs.metrics import CATALOGUE
+from bert_lab.core.config import RunConfig
+from bert_lab.core.metrics import CATALOGUE
+from bert_lab.engine.schedules import lr_curve
+from bert_lab.figures import curves, launch_charts, run_charts, tables
 from bert_lab.runs.records import MetricPoint
-from bert_lab.schedules import lr_curve
 
 
 def long_frame(runs: int = 2, steps: int = 100, eval_every: int = 10, seed: int = 0) -> pd.DataFrame:
@@ -27,7 +27,7 @@ def long_frame(runs: int = 2, steps: int = 100, eval_every: int = 10, seed: int 
             ]
             if s % eval_every == 0:
                 rows += [(run_id, s, *clock, "accuracy", 0.5 + s / steps / 3), (run_id, s, *clock, "f1", 0.5)]
-    return pd.DataFrame(rows, columns=plots.POINT_COLUMNS)
+    return pd.DataFrame(rows, columns=curves.POINT_COLUMNS)
 
 
 def lines(fig: go.Figure) -> list:
@@ -35,26 +35,26 @@ def lines(fig: go.Figure) -> list:
 
 
 def test_one_line_per_run_in_the_run_colour() -> None:
-    fig = plots.curve_figure(long_frame(runs=3), "train_loss", {1: "#1 a", 2: "#2 b", 3: "#3 c"}, smoothing=0.0)
+    fig = run_charts.curve_figure(long_frame(runs=3), "train_loss", {1: "#1 a", 2: "#2 b", 3: "#3 c"}, smoothing=0.0)
     assert [t.name for t in fig.data] == ["#1 a", "#2 b", "#3 c"]
-    assert [t.line.color for t in fig.data] == [plots.run_color(i) for i in (1, 2, 3)]
-    assert len({plots.run_color(i) for i in range(1, 11)}) == 10
+    assert [t.line.color for t in fig.data] == [curves.run_color(i) for i in (1, 2, 3)]
+    assert len({curves.run_color(i) for i in range(1, 11)}) == 10
 
 
 def test_smoothing_draws_the_smoothed_line_over_the_faint_raw_one() -> None:
-    fig = plots.curve_figure(long_frame(), "train_loss", {1: "a", 2: "b"}, smoothing=0.9)
+    fig = run_charts.curve_figure(long_frame(), "train_loss", {1: "a", 2: "b"}, smoothing=0.9)
     raw = [t for t in fig.data if t.name.endswith("(raw)")]
     assert len(raw) == 2 and all(t.opacity < 0.5 and t.showlegend is False for t in raw)
     assert np.std(np.diff(lines(fig)[0].y)) < np.std(np.diff(raw[0].y))
-    evals = plots.curve_figure(long_frame(), "accuracy", {1: "a"}, smoothing=0.9)
+    evals = run_charts.curve_figure(long_frame(), "accuracy", {1: "a"}, smoothing=0.9)
     assert len(evals.data) == 1 and evals.data[0].mode == "lines+markers"  # evaluations are never smoothed
 
 
 def test_ema_is_bias_corrected_and_skips_nan() -> None:
-    assert np.allclose(plots.ema([1.0, 2.0, 3.0], 0.0), [1, 2, 3])
-    assert np.allclose(plots.ema([5.0] * 10, 0.9), 5.0)  # no pull towards 0 at the start
-    assert plots.ema([2.0, 4.0], 0.5)[0] == 2.0
-    smoothed = plots.ema([1.0, np.nan, 1.0, 3.0], 0.5)
+    assert np.allclose(curves.ema([1.0, 2.0, 3.0], 0.0), [1, 2, 3])
+    assert np.allclose(curves.ema([5.0] * 10, 0.9), 5.0)  # no pull towards 0 at the start
+    assert curves.ema([2.0, 4.0], 0.5)[0] == 2.0
+    smoothed = curves.ema([1.0, np.nan, 1.0, 3.0], 0.5)
     assert np.isnan(smoothed[1]) and np.isfinite(smoothed[[0, 2, 3]]).all() and 1 < smoothed[3] < 3
 
 
@@ -62,17 +62,17 @@ def test_downsampling_keeps_first_last_and_spikes_and_caps_points() -> None:
     y = np.sin(np.linspace(0, 20, 2000))
     y[1234] = 50.0
     y[777] = -50.0
-    keep = plots.downsample(y, 500)
+    keep = curves.downsample(y, 500)
     assert len(keep) <= 500 and keep[0] == 0 and keep[-1] == 1999
     assert 1234 in keep and 777 in keep and np.all(np.diff(keep) > 0)
-    assert list(plots.downsample(np.arange(10.0), 500)) == list(range(10))  # short series stay whole
-    assert len(plots.downsample(np.full(1001, np.nan), 100)) <= 100
+    assert list(curves.downsample(np.arange(10.0), 500)) == list(range(10))  # short series stay whole
+    assert len(curves.downsample(np.full(1001, np.nan), 100)) <= 100
 
 
 def test_long_curves_are_drawn_downsampled_and_the_data_is_untouched() -> None:
     frame = long_frame(runs=1, steps=5000)
     before = frame.copy()
-    fig = plots.curve_figure(frame, "train_loss", {1: "a"}, smoothing=0.0, max_points=300)
+    fig = run_charts.curve_figure(frame, "train_loss", {1: "a"}, smoothing=0.0, max_points=300)
     assert len(fig.data[0].x) <= 300 and fig.data[0].x[0] == 1 and fig.data[0].x[-1] == 5000
     pd.testing.assert_frame_equal(frame, before)
 
@@ -82,19 +82,19 @@ def test_long_curves_are_drawn_downsampled_and_the_data_is_untouched() -> None:
     [("step", "Optimizer step", 100), ("epoch", "Epoch", 1.0), ("elapsed_s", "Elapsed seconds", 25.0)],
 )
 def test_x_axis_choice(x: str, title: str, last: float) -> None:
-    fig = plots.curve_figure(long_frame(), "train_loss", {1: "a"}, x=x)
+    fig = run_charts.curve_figure(long_frame(), "train_loss", {1: "a"}, x=x)
     assert fig.layout.xaxis.title.text == title and fig.data[0].x[-1] == pytest.approx(last)
 
 
 def test_log_scale_and_empty_charts_say_why() -> None:
-    assert plots.curve_figure(long_frame(), "train_loss", {1: "a"}, log_y=True).layout.yaxis.type == "log"
-    empty = plots.curve_figure(long_frame().query("name != 'accuracy'"), "accuracy", {1: "a"})
+    assert run_charts.curve_figure(long_frame(), "train_loss", {1: "a"}, log_y=True).layout.yaxis.type == "log"
+    empty = run_charts.curve_figure(long_frame().query("name != 'accuracy'"), "accuracy", {1: "a"})
     assert "No evaluation yet" in empty.layout.annotations[0].text and empty.layout.xaxis.visible is False
 
 
 def test_side_by_side_has_one_panel_per_run_with_shared_axes() -> None:
     labels = {i: f"#{i}" for i in range(1, 6)}
-    fig = plots.small_multiples_figure(long_frame(runs=5), "train_loss", labels, columns=4)
+    fig = run_charts.small_multiples_figure(long_frame(runs=5), "train_loss", labels, columns=4)
     assert [t.xaxis for t in lines(fig)] == ["x", "x2", "x3", "x4", "x5"]
     assert fig.layout.yaxis5.matches == "y" and fig.layout.xaxis5.matches == "x"
     assert [a.text for a in fig.layout.annotations] == list(labels.values())
@@ -103,25 +103,25 @@ def test_side_by_side_has_one_panel_per_run_with_shared_axes() -> None:
 
 def test_config_diff_marks_and_highlights_the_differing_hyperparameters() -> None:
     a, b = RunConfig().to_dict(), RunConfig(lr=3e-5, dropout=0.2).to_dict()
-    table = plots.config_diff({"#1": a, "#2": b})
+    table = tables.config_diff({"#1": a, "#2": b})
     assert set(table.index[table["differs"]]) == {"lr", "dropout"}
     assert table.loc["dropout", "#1"] == "model default" and table.loc["lr", "#2"] == "3e-05"
-    only = plots.config_diff({"#1": a, "#2": b}, only_differences=True)
+    only = tables.config_diff({"#1": a, "#2": b}, only_differences=True)
     assert set(only.index) == {"dropout", "lr"}
-    html = plots.style_diff(table).to_html()
+    html = tables.style_diff(table).to_html()
     shaded = {i for i, name in enumerate(table.index) if f"row{i}_col0" in html.split("</style>")[0]}
     assert {table.index[i] for i in shaded} == {"lr", "dropout"}
-    assert not plots.config_diff({"#1": a})["differs"].any()  # one run: nothing to highlight
+    assert not tables.config_diff({"#1": a})["differs"].any()  # one run: nothing to highlight
 
 
 def test_schedule_preview_plots_the_training_schedule() -> None:
     config = RunConfig(schedule="cosine", warmup_steps=10, lr=2e-4)
-    chart = plots.lr_schedule_chart(lr_curve(config, 200), warmup_steps=10)
+    chart = launch_charts.lr_schedule_chart(lr_curve(config, 200), warmup_steps=10)
     curve, warmup_end, _ = chart.layer
     assert curve.data["lr"].tolist() == lr_curve(config, 200) and curve.data["step"].tolist() == list(range(200))
     assert chart.title == "Learning rate at each optimizer step"
     assert warmup_end.data["step"].tolist() == [10]  # the end of warmup is marked
-    assert len(plots.lr_schedule_chart(lr_curve(config, 200)).layer) == 1  # no warmup, no mark
+    assert len(launch_charts.lr_schedule_chart(lr_curve(config, 200)).layer) == 1  # no warmup, no mark
 
 
 def test_result_figures() -> None:
@@ -135,12 +135,12 @@ def test_result_figures() -> None:
             "f1": [0.65, None],
         }
     )
-    bars = plots.final_metrics_figure(table)
-    assert [t.name for t in bars.data] == ["#1", "#2"] and bars.data[1].marker.color == plots.run_color(2)
-    heat = plots.confusion_figure([[5, 1], [2, 7]], ["ham", "spam"], title="t")
+    bars = run_charts.final_metrics_figure(table)
+    assert [t.name for t in bars.data] == ["#1", "#2"] and bars.data[1].marker.color == curves.run_color(2)
+    heat = run_charts.confusion_figure([[5, 1], [2, 7]], ["ham", "spam"], title="t")
     assert heat.data[0].z.tolist() == [[5, 1], [2, 7]] and list(heat.data[0].x) == ["ham", "spam"]
     probs = pd.DataFrame({"text": ["a", "b"], "ham": [0.9, 0.2], "spam": [0.1, 0.8]})
-    assert [t.name for t in plots.probabilities_figure(probs, ["ham", "spam"]).data] == ["ham", "spam"]
+    assert [t.name for t in run_charts.probabilities_figure(probs, ["ham", "spam"]).data] == ["ham", "spam"]
 
 
 def test_ten_long_runs_are_drawn_downsampled_and_the_data_is_left_untouched() -> None:
@@ -152,10 +152,10 @@ def test_ten_long_runs_are_drawn_downsampled_and_the_data_is_left_untouched() ->
     labels = {i: f"#{i}" for i in range(1, 11)}
     for metric in ("train_loss", "accuracy", "lr"):
         for x in ("step", "epoch"):
-            fig = plots.curve_figure(frame, metric, labels, x=x, smoothing=0.6)
+            fig = run_charts.curve_figure(frame, metric, labels, x=x, smoothing=0.6)
             assert {t.name for t in fig.data} >= set(labels.values())
-            assert all(len(t.x) <= plots.MAX_POINTS and np.all(np.diff(t.x) > 0) for t in fig.data)
-        plots.small_multiples_figure(frame, metric, labels, smoothing=0.6)
+            assert all(len(t.x) <= curves.MAX_POINTS and np.all(np.diff(t.x) > 0) for t in fig.data)
+        run_charts.small_multiples_figure(frame, metric, labels, smoothing=0.6)
     pd.testing.assert_frame_equal(frame, before)
 
 
@@ -167,9 +167,9 @@ def test_each_catalogue_metric_is_drawn_as_its_entry_says() -> None:
         for s in steps
         if m.per == "step" or s % 10 == 0
     ]
-    frame = pd.DataFrame(rows, columns=plots.POINT_COLUMNS)
+    frame = pd.DataFrame(rows, columns=curves.POINT_COLUMNS)
     for metric in CATALOGUE:
-        fig = plots.curve_figure(frame, metric.name, {1: "a"}, smoothing=0.9)
+        fig = run_charts.curve_figure(frame, metric.name, {1: "a"}, smoothing=0.9)
         assert fig.layout.title.text == metric.label, metric.name
         raw = [t for t in fig.data if t.name.endswith("(raw)")]
         assert len(raw) == (1 if metric.smoothed else 0), metric.name  # evaluations and knob traces: never smoothed
@@ -183,13 +183,13 @@ def test_each_catalogue_metric_is_drawn_as_its_entry_says() -> None:
 
 def test_loss_chart_draws_one_runs_smoothed_loss_over_its_raw_line() -> None:
     points = [MetricPoint(i, 3, i, 0.0, 0.0, "train_loss", v) for i, v in enumerate([1.0, 0.2, 0.9, 0.1], start=1)]
-    chart = plots.loss_chart(plots.points_frame(points), 3, smoothing=0.6)
+    chart = launch_charts.loss_chart(curves.points_frame(points), 3, smoothing=0.6)
     faint, line = chart.layer
     assert list(chart.data["step"]) == [1, 2, 3, 4] and list(chart.data["raw"]) == [1.0, 0.2, 0.9, 0.1]
-    assert list(chart.data["smoothed"]) == pytest.approx(list(plots.ema([1.0, 0.2, 0.9, 0.1], 0.6)))
+    assert list(chart.data["smoothed"]) == pytest.approx(list(curves.ema([1.0, 0.2, 0.9, 0.1], 0.6)))
     assert (faint.encoding.y.shorthand, line.encoding.y.shorthand) == ("raw:Q", "smoothed:Q")
-    assert line.mark.color == faint.mark.color == plots.run_color(3) and faint.mark.opacity < 1
-    empty = plots.loss_chart(plots.points_frame([]), 3)  # before the first point: empty axes, no error
+    assert line.mark.color == faint.mark.color == curves.run_color(3) and faint.mark.opacity < 1
+    empty = launch_charts.loss_chart(curves.points_frame([]), 3)  # before the first point: empty axes, no error
     assert empty.data.empty and empty.to_dict()["title"] == "Training loss"
     [first] = points[:1]
-    assert plots.loss_chart(plots.points_frame([first]), 3).layer[1].mark.point is True  # a lone point shows
+    assert launch_charts.loss_chart(curves.points_frame([first]), 3).layer[1].mark.point is True  # a lone point shows

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bert_lab.prediction_diff import DiffError, compare_predictions, read_report
+from bert_lab.teaching.prediction_diff import DiffError, compare_predictions, read_report
 
 
 def report(predicted: list[int], labels: list[int], texts: list[str] | None = None) -> dict[str, object]:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from bert_lab.config import RunConfig
+from bert_lab.core.config import RunConfig
+from bert_lab.processes.worker import Worker
 from bert_lab.runs.describe import queue_places
 from bert_lab.runs.queue import expected_starts, fair_order
 from bert_lab.runs.records import Run
 from bert_lab.runs.service import Lab
 from bert_lab.runs.status import Status
-from bert_lab.worker import Worker
 
 BASE = Run(0, "", "", Status.QUEUED, {}, 0.0, None, None, None, 0.0, None, None, None, None, False, {}, 0)
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from bert_lab.config import RunConfig
-from bert_lab.runner import FLUSH_INTERVAL_S, StoreReporter, explain_failure, run_job
+from bert_lab.core.config import RunConfig
+from bert_lab.core.metrics import CATALOGUE, EVAL_METRICS, STEP_METRICS
+from bert_lab.processes.runner import FLUSH_INTERVAL_S, StoreReporter, explain_failure, run_job
 from bert_lab.runs import service
-from bert_lab.runs.metrics import CATALOGUE, EVAL_METRICS, STEP_METRICS
 from bert_lab.runs.records import EvalRecord, StepRecord
 from bert_lab.runs.service import Lab
 from bert_lab.runs.status import Status

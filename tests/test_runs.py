@@ -14,11 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from bert_lab.config import ConfigError, RunConfig
-from bert_lab.data import DataError
-from bert_lab.runs import describe, service
-from bert_lab.runs.layout import DataFolder, RunFolder
-from bert_lab.runs.metrics import (
+from bert_lab.core.config import ConfigError, RunConfig
+from bert_lab.core.layout import DataFolder, RunFolder
+from bert_lab.core.metrics import (
     CATALOGUE,
     EVAL_METRICS,
     METRICS,
@@ -28,6 +26,8 @@ from bert_lab.runs.metrics import (
     improved,
     label,
 )
+from bert_lab.engine.data import DataError
+from bert_lab.runs import describe, service
 from bert_lab.runs.records import EvalRecord, Hooks, Run, StepRecord, WorkerLease, points
 from bert_lab.runs.service import Lab
 from bert_lab.runs.status import ACTIVE, RESUMABLE, TERMINAL, TRANSITIONS, Status

@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from bert_lab.config import RunConfig
-from bert_lab.schedules import lr_at, lr_curve, lr_factor
+from bert_lab.core.config import RunConfig
+from bert_lab.engine.schedules import lr_at, lr_curve, lr_factor
 
 
 def test_constant_is_flat() -> None:
@@ -60,8 +60,8 @@ def test_unknown_schedule_is_refused() -> None:
 
 
 def test_count_steps_matches_the_training_plan() -> None:
-    from bert_lab.schedules import count_steps
-    from bert_lab.train import plan_steps
+    from bert_lab.engine.schedules import count_steps
+    from bert_lab.engine.train import plan_steps
 
     for n, batch, accum, epochs, procs in [
         (100, 8, 3, 1.5, 1),

@@ -15,11 +15,11 @@ import pytest
 from local_postgres import free_port
 from waiting import wait_for
 
-from bert_lab import data
-from bert_lab.config import RunConfig
-from bert_lab.executor import pid_alive
+from bert_lab.core.config import RunConfig
+from bert_lab.engine import data
+from bert_lab.processes.executor import pid_alive
+from bert_lab.processes.worker import worker_pid
 from bert_lab.runs.service import Lab
-from bert_lab.worker import worker_pid
 from lab_ui import serve
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
+from bert_lab.core.layout import DataFolder
 from bert_lab.runs import sqlite as sqlite_module
 from bert_lab.runs.backends import open_store, store_url
-from bert_lab.runs.layout import DataFolder
 from bert_lab.runs.records import MetricPoint
 from bert_lab.runs.sqlite import MIGRATIONS, SQLiteStore
 from bert_lab.runs.status import Status

@@ -9,9 +9,10 @@ from statistics import mean
 
 import pytest
 
-from bert_lab.config import RunConfig
-from bert_lab.data import DataError
-from bert_lab.runner import run_job
+from bert_lab.core.config import RunConfig
+from bert_lab.engine.data import DataError
+from bert_lab.processes.runner import run_job
+from bert_lab.processes.worker import Worker
 from bert_lab.runs import service
 from bert_lab.runs.service import Lab
 from bert_lab.runs.status import Status
@@ -29,7 +30,6 @@ from bert_lab.sweeps.spec import (
     parse_values,
     runs_of,
 )
-from bert_lab.worker import Worker
 
 TINY = RunConfig(model="tiny", dataset="sms_spam", train_size=64, eval_size=32, max_length=32, batch_size=16)
 

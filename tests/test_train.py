@@ -11,14 +11,14 @@ import pytest
 import torch
 from transformers import pipeline
 
-from bert_lab.config import RunConfig
-from bert_lab.executor import launch_command
-from bert_lab.optim import split_decay_params
-from bert_lab.runs.layout import RunFolder
-from bert_lab.runs.metrics import NEAR_ZERO
+from bert_lab.core.config import RunConfig
+from bert_lab.core.layout import RunFolder
+from bert_lab.core.metrics import NEAR_ZERO
+from bert_lab.engine.optim import split_decay_params
+from bert_lab.engine.train import plan_steps, train
+from bert_lab.processes.executor import launch_command
 from bert_lab.runs.records import EvalRecord, Hooks, StepRecord
 from bert_lab.runs.status import Status
-from bert_lab.train import plan_steps, train
 
 TINY = dict(model="tiny", dataset="sms_spam", train_size=160, eval_size=64, max_length=32, batch_size=16, lr=1e-3)
 # Tests that compare numbers name the precision they mean (`auto` is bf16 on one machine, fp32 on another) and run
@@ -250,7 +250,7 @@ from pathlib import Path
 import torch
 import accelerate.accelerator
 from accelerate import Accelerator
-from bert_lab.train import save_checkpoint
+from bert_lab.engine.train import save_checkpoint
 
 accelerator = Accelerator(cpu=True)
 if accelerator.process_index == 1:  # the outside world, slowed: process 1 writes its RNG state a second late

@@ -17,14 +17,10 @@ from pathlib import Path
 import pytest
 from waiting import wait_for
 
-from bert_lab.config import RunConfig
-from bert_lab.executor import LocalExecutor, pid_alive
-from bert_lab.runs import service
-from bert_lab.runs.layout import DataFolder
-from bert_lab.runs.records import Run
-from bert_lab.runs.service import Lab
-from bert_lab.runs.status import Status
-from bert_lab.worker import (
+from bert_lab.core.config import RunConfig
+from bert_lab.core.layout import DataFolder
+from bert_lab.processes.executor import LocalExecutor, pid_alive
+from bert_lab.processes.worker import (
     LEASE_S,
     Worker,
     describe_exit,
@@ -35,6 +31,10 @@ from bert_lab.worker import (
     worker_alive,
     worker_pid,
 )
+from bert_lab.runs import service
+from bert_lab.runs.records import Run
+from bert_lab.runs.service import Lab
+from bert_lab.runs.status import Status
 
 TINY = dict(model="tiny", dataset="sms_spam", train_size=200, eval_size=50, max_length=32, batch_size=16)
 LONG = dict(TINY, train_size=2000, num_epochs=3.0, eval_every_steps=10)  # ~375 steps: long enough to interrupt

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from bert_lab.config import RunConfig
+from bert_lab.core.config import RunConfig
+from bert_lab.core.layout import DataFolder
+from bert_lab.processes.worker import Worker
 from bert_lab.runs import service, workshop
-from bert_lab.runs.layout import DataFolder
 from bert_lab.runs.names import NameTakenError
 from bert_lab.runs.service import Lab
 from bert_lab.runs.status import Status
 from bert_lab.runs.workshop import Actor, NotAllowedError, QueueFullError, ServerPathError, Settings, sign_in
-from bert_lab.worker import Worker
 
 TINY = RunConfig(model="tiny", dataset="sms_spam", train_size=32, eval_size=16, max_length=16)
 
@@ -146,10 +146,10 @@ SERVER_PATHS = ["/etc", "/nonexistent/model", "runs/1/model", "../../etc/passwd.
 def test_a_participant_names_no_server_path_at_any_verb(lab: Lab, passcodes: None, path: str) -> None:
     """Every way a participant's config reaches the store refuses a model or dataset on the server, before anything is
     stored, with the same words whether the path exists or not (and the path in no run's name)."""
-    from bert_lab import lessons
-    from bert_lab.lr_find import range_test_config
     from bert_lab.sweeps.launch import launch
     from bert_lab.sweeps.spec import SweepError, SweepSpec
+    from bert_lab.teaching import lessons
+    from bert_lab.teaching.lr_find import range_test_config
 
     ana = Actor("ana")
     ours = service.submit(lab, TINY, owner="ana", actor=ana)

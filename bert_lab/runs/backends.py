@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from bert_lab.runs.layout import DataFolder
+from bert_lab.core.layout import DataFolder
 from bert_lab.runs.store import PATIENCE_S, POSTGRES_SCHEMES, STORE_ENV, RunStore, StoreError, WaitCallback, redacted
 
 Opener = Callable[[str, float, WaitCallback | None], RunStore]  # (URL, patience_s, on_wait) -> the open store

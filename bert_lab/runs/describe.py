@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from bert_lab.config import DEFAULTS
+from bert_lab.core.config import DEFAULTS
 from bert_lab.runs.queue import expected_starts, fair_order
 from bert_lab.runs.records import Run, WorkerLease
 from bert_lab.runs.status import Status

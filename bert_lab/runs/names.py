@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
-from bert_lab.runs.layout import DataFolder
+from bert_lab.core.layout import DataFolder
 
 # Cyrillic and Greek letters (lowercase: keys are casefolded first) drawn like a Latin one; digits like letters.
 CONFUSABLES = str.maketrans(

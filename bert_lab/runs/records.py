@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bert_lab.runs.metrics import EVAL_METRICS, STEP_METRICS
+from bert_lab.core.metrics import EVAL_METRICS, STEP_METRICS
 from bert_lab.runs.status import Status
 
 Point = tuple[int, float, float, str, float]  # (step, epoch, elapsed_s, metric name, value)

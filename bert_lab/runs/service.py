@@ -15,11 +15,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from bert_lab.config import RunConfig
+from bert_lab.core.config import RunConfig
+from bert_lab.core.layout import ARTIFACTS_ENV, HOME_ENV, DataFolder
 from bert_lab.runs import workshop
 from bert_lab.runs.backends import open_store, store_url
 from bert_lab.runs.cache import cache_key
-from bert_lab.runs.layout import ARTIFACTS_ENV, HOME_ENV, DataFolder
 from bert_lab.runs.records import Group, Run
 from bert_lab.runs.status import ACTIVE, RESUMABLE, Status
 from bert_lab.runs.store import PATIENCE_S, STORE_ENV, RunStore, StoreError, WaitCallback
@@ -264,7 +264,7 @@ def _check_queue_cap(lab: Lab, owner: str, adding: int) -> None:
 
 def _check_dataset(config: RunConfig) -> None:
     """Raise DataError naming the problem when the config's dataset cannot be loaded."""
-    from bert_lab.data import load_dataset  # pandas and the CSV reader: only when submitting
+    from bert_lab.engine.data import load_dataset  # pandas and the CSV reader: only when submitting
 
     load_dataset(config.dataset, text_column=config.text_column, label_column=config.label_column)
 

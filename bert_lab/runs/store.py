@@ -3,7 +3,7 @@
 Pages, the CLI, the worker and each run's process are handed a `RunStore` (opened from a URL by `open_store`), never
 a concrete class. SQLite in the data folder is the embedded default; another backend implements the same Protocol
 and passes the same tests (`tests/test_store.py` runs against the interface). A store keeps rows, not files: run
-folders belong to `bert_lab.runs.layout`. Status changes are compare-and-set, following `Status.can_become`.
+folders belong to `bert_lab.core.layout`. Status changes are compare-and-set, following `Status.can_become`.
 """
 
 from __future__ import annotations

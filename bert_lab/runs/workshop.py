@@ -29,10 +29,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from bert_lab.config import MINILM_ALIASES
+from bert_lab.core.config import MINILM_ALIASES
+from bert_lab.core.layout import DataFolder
 from bert_lab.runs import names
 from bert_lab.runs.describe import owner_label
-from bert_lab.runs.layout import DataFolder
 from bert_lab.runs.records import Run
 from bert_lab.runs.status import Status
 
@@ -258,7 +258,7 @@ def check_config(config: Mapping[str, object], data: DataFolder, actor: Actor | 
     participant's own upload. The message is the same whether a named path exists or not."""
     if actor is None or actor.host or not enabled():
         return
-    from bert_lab.data import BUNDLED  # numpy: only when a participant submits
+    from bert_lab.engine.data import BUNDLED  # numpy: only when a participant submits
 
     found = []
     if str(config.get("model", "")).lower() not in {*OFFERED_MODELS, *MINILM_ALIASES}:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from bert_lab.config import RunConfig
+from bert_lab.core.config import RunConfig
 from bert_lab.runs import workshop
 from bert_lab.runs.records import Group
 from bert_lab.runs.service import Lab, submit_group

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from bert_lab.runs.metrics import HEADLINE, METRICS
+from bert_lab.core.metrics import HEADLINE, METRICS
 from bert_lab.runs.records import Group, Run
 from bert_lab.runs.status import Status
 from bert_lab.runs.store import RunStore

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bert_lab.config import RunConfig
-from bert_lab.runs.metrics import METRICS
+from bert_lab.core.config import RunConfig
+from bert_lab.core.metrics import METRICS
 from bert_lab.runs.records import Group, Run
 from bert_lab.runs.service import Lab, add_to_group
 from bert_lab.runs.status import ACTIVE, Status

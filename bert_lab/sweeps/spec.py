@@ -17,8 +17,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from bert_lab.config import CHOICES, FIELD_TYPES, ConfigError, RunConfig, parse_field
-from bert_lab.runs.metrics import SCORES
+from bert_lab.core.config import CHOICES, FIELD_TYPES, ConfigError, RunConfig, parse_field
+from bert_lab.core.metrics import SCORES
 
 Method = Literal["grid", "random", "search"]
 METHODS: tuple[str, ...] = typing.get_args(Method)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bert_lab.runs.metrics import METRICS
+from bert_lab.core.metrics import METRICS
 
 
 def new_study(metric: str, sampler: Any = None) -> Any:

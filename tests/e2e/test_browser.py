@@ -24,7 +24,7 @@ import pytest
 from local_postgres import free_port
 from waiting import wait_for
 
-from bert_lab.runs.layout import DataFolder
+from bert_lab.core.layout import DataFolder
 from bert_lab.runs.service import Lab
 from bert_lab.runs.status import Status
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from bert_lab.runs.placement import FRACTION_ENV, gpu_memory_mb
+from bert_lab.processes.placement import FRACTION_ENV, gpu_memory_mb
 from bert_lab.runs.records import Run
 from bert_lab.runs.service import Lab
 

@@ -23,13 +23,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bert_lab import model_files
+from bert_lab.engine import model_files
 
 if TYPE_CHECKING:
     import pandas as pd
     import torch
 
-    from bert_lab.config import RunConfig
+    from bert_lab.core.config import RunConfig
 
 MAX_CSV_BYTES = 50_000_000
 MAX_CLASSES = 50

@@ -12,7 +12,7 @@ import typing
 from dataclasses import dataclass, fields
 from typing import Any, Literal, get_args
 
-from bert_lab.runs.metrics import SCORES
+from bert_lab.core.metrics import SCORES
 
 Optimizer = Literal["sgd", "momentum", "adam", "adamw"]
 Schedule = Literal["constant", "exponential", "step", "linear", "cosine", "range_test"]

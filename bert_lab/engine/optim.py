@@ -12,8 +12,8 @@ import math
 import torch
 from torch import nn
 
-from bert_lab.config import RunConfig
-from bert_lab.runs.metrics import NEAR_ZERO
+from bert_lab.core.config import RunConfig
+from bert_lab.core.metrics import NEAR_ZERO
 
 
 def split_decay_params(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:

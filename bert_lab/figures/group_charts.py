@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from bert_lab.plots import PALETTE, X_LABELS, ema
-from bert_lab.runs.metrics import METRICS, label
+from bert_lab.core.metrics import METRICS, label
+from bert_lab.figures.curves import PALETTE, X_LABELS, ema
 from bert_lab.sweeps.report import ConfigResult, GroupReport
 from bert_lab.sweeps.spec import LOG_KNOBS, format_value
 

@@ -12,8 +12,8 @@ import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.utils import gather_object
 
-from bert_lab import data as data_lib
-from bert_lab.metrics import classification_metrics
+from bert_lab.engine import data as data_lib
+from bert_lab.engine.scores import classification_metrics
 
 MAX_REPORTED_ERRORS = 200
 
@@ -80,7 +80,7 @@ def write_eval_report(path: Path, predictions: Predictions, eval_set: data_lib.T
         **predictions.metrics,
         "misclassified": wrong[:MAX_REPORTED_ERRORS],
         "misclassified_count": len(wrong),
-        # every example, for comparing two runs example by example (bert_lab.prediction_diff)
+        # every example, for comparing two runs example by example (bert_lab.teaching.prediction_diff)
         "texts": list(eval_set.texts),
         "labels": [int(y) for y in eval_set.labels],
         "predicted": [int(p) for p in predictions.preds],

@@ -26,16 +26,16 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from bert_lab.config import RunConfig
-from bert_lab.executor import WORKER_PID_ENV, pid_alive
-from bert_lab.lr_find import RangeTest
+from bert_lab.core.config import RunConfig
+from bert_lab.core.metrics import STEP_METRICS
+from bert_lab.processes.executor import WORKER_PID_ENV, pid_alive
+from bert_lab.processes.placement import FRACTION_ENV
 from bert_lab.runs.describe import DISK_FULL, OUT_OF_MEMORY, is_disk_full, looks_out_of_memory
-from bert_lab.runs.metrics import STEP_METRICS
-from bert_lab.runs.placement import FRACTION_ENV
 from bert_lab.runs.records import EvalRecord, Hooks, Point, StepRecord, points
 from bert_lab.runs.service import Lab
 from bert_lab.runs.status import Status
 from bert_lab.runs.store import RunStore, StoreUnavailable
+from bert_lab.teaching.lr_find import RangeTest
 
 FLUSH_INTERVAL_S = 0.5
 MAX_BUFFERED_POINTS = 100_000  # points kept while the store is away (~20 MB; at 5 a step, 20,000 steps): then thinned
@@ -243,7 +243,7 @@ def run_job(lab: Lab, run_id: int) -> int:
     config: RunConfig | None = None
     range_test = RangeTest() if run.config.get("schedule") == "range_test" else None
     try:
-        from bert_lab.train import train  # heavy imports, after the heartbeat is running
+        from bert_lab.engine.train import train  # heavy imports, after the heartbeat is running
 
         if fraction := os.environ.get(FRACTION_ENV):  # sharing a GPU: this run's cap on its memory
             import torch
@@ -298,7 +298,7 @@ def run_job(lab: Lab, run_id: int) -> int:
 
 def standby(lab: Lab) -> int:
     """A warm run process: import the heavy modules now, then wait for the worker to send a run id on stdin."""
-    import bert_lab.train  # noqa: F401 - the point of standing by
+    import bert_lab.engine.train  # noqa: F401 - the point of standing by
 
     lab.data.worker_warm.write_text(str(os.getpid()))
     line = sys.stdin.readline()

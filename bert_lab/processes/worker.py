@@ -28,11 +28,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO
 
-from bert_lab.config import DEFAULTS
-from bert_lab.executor import Execution, Executor, LocalExecutor, kill_group, pid_alive
+from bert_lab.core.config import DEFAULTS
+from bert_lab.core.layout import DataFolder
+from bert_lab.processes.executor import Execution, Executor, LocalExecutor, kill_group, pid_alive
+from bert_lab.processes.placement import USABLE, place, run_memory_mb, slots_per_gpu
 from bert_lab.runs.describe import LESS_MEMORY, OUT_OF_MEMORY, looks_out_of_memory
-from bert_lab.runs.layout import DataFolder
-from bert_lab.runs.placement import USABLE, place, run_memory_mb, slots_per_gpu
 from bert_lab.runs.queue import fair_order
 from bert_lab.runs.records import Run, WorkerLease
 from bert_lab.runs.service import Lab

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from bert_lab.plots import ema
+from bert_lab.figures.curves import ema
 from bert_lab.runs.records import Run
 from bert_lab.runs.status import Status
 
@@ -44,13 +44,13 @@ class Annotation:
 
 
 def series(points: pd.DataFrame, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """(steps, values) of one metric from a points frame (`plots.points_frame`), in step order."""
+    """(steps, values) of one metric from a points frame (`curves.points_frame`), in step order."""
     part = points[points["name"] == name].sort_values("step", kind="stable")
     return part["step"].to_numpy(dtype=int), part["value"].to_numpy(dtype=float)
 
 
 def annotate(run: Run, points: pd.DataFrame) -> list[Annotation]:
-    """Every annotation of a run, in step order, from its points frame (`plots.points_frame`)."""
+    """Every annotation of a run, in step order, from its points frame (`curves.points_frame`)."""
     points = points[points["run_id"] == run.id]
     steps, loss = series(points, "train_loss")
     eval_steps, eval_loss = series(points, "eval_loss")

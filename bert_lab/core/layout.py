@@ -24,10 +24,14 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from bert_lab.runs.records import Run
+
+class StoredRun(Protocol):
+    """What `DataFolder.folder_of` needs of a run (`runs.records.Run`, a floor above)."""
+
+    id: int
+    cached_from: int | None
 
 HOME_ENV = "BERT_LAB_HOME"
 ARTIFACTS_ENV = "BERT_LAB_ARTIFACTS"
@@ -130,7 +134,7 @@ class DataFolder:
     def run(self, run_id: int) -> RunFolder:
         return RunFolder(self.root / "runs" / str(run_id))
 
-    def folder_of(self, run: Run) -> RunFolder:
+    def folder_of(self, run: StoredRun) -> RunFolder:
         """Where `run`'s model and evaluation report are: a run answered from the cache shares its source's."""
         return self.run(run.cached_from or run.id)
 

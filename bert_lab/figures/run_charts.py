@@ -1,40 +1,19 @@
-"""Plotly figure builders for the app: pure functions from DataFrames and lists to figures (no Streamlit here).
-
-Curves come as a *long* frame with one row per metric point: run_id, step, epoch, elapsed_s, name, value (see
-`points_frame`). Long runs are smoothed on their full data and then downsampled for drawing only (min/max per bucket,
-so spikes survive); the stored points are never changed. Every run keeps one colour in every figure (`run_color`).
-"""
+"""Plotly figures of runs for the Runs and Playground pages: pure functions from DataFrames and lists to figures (no
+Streamlit here). Curves come as the long frame of `curves.points_frame`, smoothed and downsampled by `curves.series`."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from bert_lab.runs.metrics import METRICS, label
+from bert_lab.core.metrics import METRICS, label
+from bert_lab.figures.curves import MAX_POINTS, X_LABELS, flagged, run_color, series, split_runs
 
-if TYPE_CHECKING:
-    import altair as alt
-
-PALETTE: tuple[str, ...] = (
-    "#1f77b4",
-    "#ff7f0e",
-    "#2ca02c",
-    "#d62728",
-    "#9467bd",
-    "#8c564b",
-    "#e377c2",
-    "#7f7f7f",
-    "#bcbd22",
-    "#17becf",
-)
-POINT_COLUMNS = ["run_id", "step", "epoch", "elapsed_s", "name", "value"]
-X_LABELS: dict[str, str] = {"step": "Optimizer step", "epoch": "Epoch", "elapsed_s": "Elapsed seconds"}
-MAX_POINTS = 500
 CLASS_PALETTE: tuple[str, ...] = (
     "#76b7b2",
     "#b07aa1",
@@ -47,72 +26,8 @@ CLASS_PALETTE: tuple[str, ...] = (
 )  # classes in the playground: neither the run colours nor good/bad hues
 
 
-def _is(metric: str, flag: str) -> bool:
-    """A catalogue flag (smoothed, share, log_scale) of `metric`; False for names not in the catalogue."""
-    return metric in METRICS and bool(getattr(METRICS[metric], flag))
-
-
 def _is_eval(metric: str) -> bool:
     return metric in METRICS and METRICS[metric].per == "eval"
-
-
-def run_color(run_id: int) -> str:
-    """The colour of run `run_id` in every figure."""
-    return PALETTE[(run_id - 1) % len(PALETTE)]
-
-
-def points_frame(points: Iterable[Any]) -> pd.DataFrame:
-    """Long frame (run_id, step, epoch, elapsed_s, name, value) from MetricPoint records."""
-    rows = [(p.run_id, p.step, p.epoch, p.elapsed_s, p.name, p.value) for p in points]
-    return pd.DataFrame(rows, columns=POINT_COLUMNS)
-
-
-# --- series helpers -------------------------------------------------------------------------------------------------
-def ema(values: Sequence[float] | np.ndarray, weight: float) -> np.ndarray:
-    """Exponential moving average with TensorBoard's `weight` (0: none, 0.99: heavy), bias-corrected at the start.
-    NaN points are skipped (they stay NaN and do not poison what follows)."""
-    y = np.asarray(values, dtype=float)
-    if weight <= 0 or len(y) == 0:
-        return y.copy()
-    return pd.Series(y).ewm(alpha=1.0 - weight, adjust=True, ignore_na=True).mean().where(~np.isnan(y)).to_numpy()
-
-
-def downsample(y: Sequence[float] | np.ndarray, max_points: int = MAX_POINTS) -> np.ndarray:
-    """Indices of at most `max_points` points to draw: always the first and last, and in each bucket between them
-    the lowest and highest value (so spikes and dips stay visible)."""
-    y = np.asarray(y, dtype=float)
-    n = len(y)
-    if n <= max_points:
-        return np.arange(n)
-    buckets = max(1, (max_points - 2) // 2)
-    inner = y[1:-1]
-    width = math.ceil(len(inner) / buckets)
-    padded = np.full(buckets * width, np.nan)
-    padded[: len(inner)] = inner
-    grid = padded.reshape(buckets, width)
-    low = np.argmin(np.where(np.isnan(grid), np.inf, grid), axis=1)
-    high = np.argmax(np.where(np.isnan(grid), -np.inf, grid), axis=1)
-    offsets = np.arange(buckets) * width + 1
-    picked = np.concatenate([[0, n - 1], offsets + low, offsets + high])
-    return np.unique(picked[picked <= n - 1])
-
-
-def split_runs(frame: pd.DataFrame, metric: str) -> dict[int, pd.DataFrame]:
-    """Each run's points of one metric, sorted by step (one pass over the frame per figure)."""
-    part = frame[frame["name"] == metric]
-    return {int(run_id): g.sort_values("step", kind="stable") for run_id, g in part.groupby("run_id", sort=False)}
-
-
-def series(
-    part: pd.DataFrame | None, metric: str, *, x: str = "step", smoothing: float = 0.0, max_points: int = MAX_POINTS
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """(x, raw y, smoothed y or None) of one run's points of `metric`, downsampled for drawing."""
-    if part is None or part.empty:
-        return np.array([]), np.array([]), None
-    xs, ys = part[x].to_numpy(dtype=float), part["value"].to_numpy(dtype=float)
-    smooth = ema(ys, smoothing) if smoothing > 0 and _is(metric, "smoothed") else None
-    keep = downsample(smooth if smooth is not None else ys, max_points)
-    return xs[keep], ys[keep], None if smooth is None else smooth[keep]
 
 
 # --- curves ---------------------------------------------------------------------------------------------------------
@@ -176,11 +91,11 @@ def _y_axis(metric: str, log_y: bool, data: list[dict] | None = None) -> dict[st
     axis: dict[str, Any] = {"type": "log" if log_y else "linear"}
     values = np.concatenate([np.asarray(t["y"], dtype=float) for t in data or []] or [np.array([])])
     values = values[np.isfinite(values)]
-    if _is(metric, "share") and len(values) and not log_y:  # zoom in on the data, never past 0 or 1
+    if flagged(metric, "share") and len(values) and not log_y:  # zoom in on the data, never past 0 or 1
         low, high = float(values.min()), float(values.max())
         pad = max(0.02, 0.1 * (high - low))
         axis["range"] = [max(0.0, low - pad), min(1.0, high + pad)]
-    if _is(metric, "log_scale"):
+    if flagged(metric, "log_scale"):
         axis.update({"tickformat": ".2~e"} if log_y else {"exponentformat": "e"})
     return axis
 
@@ -321,7 +236,7 @@ def small_multiples_figure(
     return go.Figure(data=data, layout=layout)
 
 
-# --- launch preview -------------------------------------------------------------------------------------------------
+# --- the LR range test -------------------------------------------------------------------------------------------
 def lr_find_figure(
     lrs: Sequence[float], losses: Sequence[float], marks: Mapping[str, float], *, height: int = 300
 ) -> go.Figure:
@@ -396,35 +311,6 @@ def final_metrics_figure(
     return fig
 
 
-def config_diff(configs: Mapping[str, Mapping[str, Any]], *, only_differences: bool = False) -> pd.DataFrame:
-    """Hyperparameters as rows, runs as columns (values as text), and a `differs` column."""
-    fields = list(dict.fromkeys(k for c in configs.values() for k in c))
-    table = pd.DataFrame(
-        {label: [_fmt_value(c.get(f, "—")) for f in fields] for label, c in configs.items()},
-        index=pd.Index(fields, name="hyperparameter"),
-    )
-    table["differs"] = table.nunique(axis=1) > 1 if len(configs) > 1 else False
-    return table[table["differs"]] if only_differences else table
-
-
-def style_diff(table: pd.DataFrame, color: str = "rgba(255, 196, 0, 0.35)") -> Any:
-    """A Styler that shades the rows whose values differ between runs (the `differs` column of `config_diff`)."""
-    differs = table["differs"]
-
-    def shade(row: pd.Series) -> list[str]:
-        return [f"background-color: {color}; font-weight: 600" if differs[row.name] else ""] * len(row)
-
-    return table.drop(columns="differs").style.apply(shade, axis=1)
-
-
-def _fmt_value(value: Any) -> str:
-    if value is None:
-        return "model default"
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
-
-
 # --- playground -----------------------------------------------------------------------------------------------------
 def confusion_figure(
     confusion: Sequence[Sequence[int]], label_names: Sequence[str], *, title: str = "", height: int = 380
@@ -479,42 +365,3 @@ def probabilities_figure(probs: pd.DataFrame, label_names: Sequence[str], *, hei
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "traceorder": "normal"},
     )
     return fig
-
-
-def lr_schedule_chart(lrs: Sequence[float], *, warmup_steps: int = 0, height: int = 260) -> alt.LayerChart:
-    """The learning rate at every optimizer step of the planned run (the same function training uses), the end of
-    warmup marked. Vega-Lite (Altair), not plotly: the launch page's only chart, and plotly's script would cost every
-    new tab ~0.9 s on a 2-core machine (bench/first_render.py)."""
-    import altair as alt
-
-    y = np.asarray(lrs, dtype=float)
-    keep = downsample(y, 1000)
-    frame = pd.DataFrame({"step": np.arange(len(y))[keep], "lr": y[keep]})
-    x = alt.X("step:Q", title=X_LABELS["step"])
-    lr = alt.Y("lr:Q", title="learning rate", axis=alt.Axis(format=".1e"))
-    tooltip = [alt.Tooltip("step:Q"), alt.Tooltip("lr:Q", title="lr", format=".3g")]
-    curve = alt.Chart(frame).mark_area(line={"strokeWidth": 3}, opacity=0.3).encode(x=x, y=lr, tooltip=tooltip)
-    layers = [curve]
-    if 0 < warmup_steps < len(y):
-        rule = alt.Chart(pd.DataFrame({"step": [warmup_steps]})).mark_rule(strokeDash=[2, 3]).encode(x="step:Q")
-        label = rule.mark_text(align="left", baseline="top", dx=4, text="end of warmup").encode(y=alt.value(4))
-        layers += [rule, label]
-    # A short title: the page's column is narrow, and the caption under the chart counts the steps.
-    return alt.layer(*layers).properties(title="Learning rate at each optimizer step", height=height - 60)
-
-
-def loss_chart(frame: pd.DataFrame, run_id: int, *, smoothing: float = 0.6, height: int = 240) -> alt.LayerChart:
-    """One run's training loss as it trains, its EMA over the faint raw line: the launch page's view of the run it
-    launched. Vega-Lite like the preview above it, so the launch page never loads plotly's script (which, loaded in
-    the tab at the click, slowed the first point's drawing by ~2 s while the run started: bench/first_point.py)."""
-    import altair as alt
-
-    xs, raw, smooth = series(split_runs(frame, "train_loss").get(run_id), "train_loss", smoothing=smoothing)
-    data = pd.DataFrame({"step": xs, "raw": raw, "smoothed": raw if smooth is None else smooth})
-    color, y_title = run_color(run_id), label("train_loss")
-    step = alt.X("step:Q", title=X_LABELS["step"], axis=alt.Axis(format=",d", tickMinStep=1))  # steps are whole
-    base = alt.Chart(data).encode(x=step)
-    faint = base.mark_line(color=color, opacity=0.25, strokeWidth=1).encode(y=alt.Y("raw:Q", title=y_title))
-    tooltip = [alt.Tooltip("step:Q"), alt.Tooltip("smoothed:Q", title="loss (smoothed)", format=".4f")]
-    line = base.mark_line(color=color, strokeWidth=2.5, point=len(data) == 1).encode(y="smoothed:Q", tooltip=tooltip)
-    return alt.layer(faint, line).properties(title=y_title, height=height - 60)

@@ -13,8 +13,8 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any
 
-from bert_lab.config import RunConfig
-from bert_lab.runs.metrics import HEADLINE, METRICS
+from bert_lab.core.config import RunConfig
+from bert_lab.core.metrics import HEADLINE, METRICS
 from bert_lab.runs.records import Group
 from bert_lab.runs.service import Lab, submit_group
 from bert_lab.runs.workshop import Actor

@@ -20,7 +20,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from bert_lab.model_files import TINY, ModelError, resolve_model
+from bert_lab.engine.model_files import TINY, ModelError, resolve_model
 
 CONTEXT_MB = 1000.0  # CUDA context + workspace + fragmentation, per process
 USABLE = 0.9  # of a GPU's memory: the rest for the driver and other processes

@@ -23,9 +23,9 @@ from transformers import (
 )
 from transformers.utils import logging as hf_logging
 
-from bert_lab.config import RunConfig
-from bert_lab.model_files import TINY, ModelError, bundled_model_dir, resolve_model  # noqa: F401 (re-exported)
-from bert_lab.runs.layout import staged, swap_in
+from bert_lab.core.config import RunConfig
+from bert_lab.core.layout import staged, swap_in
+from bert_lab.engine.model_files import TINY, ModelError, bundled_model_dir, resolve_model  # noqa: F401 (re-exported)
 
 hf_logging.set_verbosity_error()  # "some weights are newly initialized" is expected: the head is new
 hf_logging.disable_progress_bar()

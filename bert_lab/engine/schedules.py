@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable
 from functools import partial
 
-from bert_lab.config import RunConfig
+from bert_lab.core.config import RunConfig
 
 
 def count_steps(

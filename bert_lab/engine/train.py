@@ -22,16 +22,16 @@ from accelerate import Accelerator
 from accelerate.state import AcceleratorState
 from accelerate.utils import set_seed
 
-from bert_lab import data as data_lib
-from bert_lab.config import RunConfig
-from bert_lab.evaluate import Predictions, predict, write_eval_report
-from bert_lab.model import load_model, load_tokenizer, save_model, use_cpu_dropout
-from bert_lab.optim import build_optimizer, penalty, split_decay_params, weight_stats
-from bert_lab.runs.layout import CHECKPOINT_ACCELERATE, CHECKPOINT_STATE, RunFolder, staged, swap_in
-from bert_lab.runs.metrics import METRICS, improved
+from bert_lab.core.config import RunConfig
+from bert_lab.core.layout import CHECKPOINT_ACCELERATE, CHECKPOINT_STATE, RunFolder, staged, swap_in
+from bert_lab.core.metrics import METRICS, improved
+from bert_lab.engine import data as data_lib
+from bert_lab.engine.evaluate import Predictions, predict, write_eval_report
+from bert_lab.engine.model import load_model, load_tokenizer, save_model, use_cpu_dropout
+from bert_lab.engine.optim import build_optimizer, penalty, split_decay_params, weight_stats
+from bert_lab.engine.schedules import count_steps, factor_of
 from bert_lab.runs.records import EvalRecord, Hooks, StepRecord, TrainResult
 from bert_lab.runs.status import Status
-from bert_lab.schedules import count_steps, factor_of
 
 
 def resolve_precision(precision: str) -> Literal["no", "bf16", "fp16"]:

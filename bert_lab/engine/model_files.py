@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from bert_lab.config import MINILM_ALIASES
+from bert_lab.core.config import MINILM_ALIASES
 
 TINY = "tiny"
 
