@@ -33,6 +33,7 @@ class StoredRun(Protocol):
     id: int
     cached_from: int | None
 
+
 HOME_ENV = "BERT_LAB_HOME"
 ARTIFACTS_ENV = "BERT_LAB_ARTIFACTS"
 DEFAULT_HOME = "lab_data"
