@@ -24,23 +24,24 @@ from browser_lab import ROOT, cpu, postgres_database
 def seed(store: object, runs: int, steps: int) -> list[int]:
     from bert_lab.core.config import RunConfig
     from bert_lab.core.metrics import EVAL_METRICS
-    from bert_lab.runs import records
+    from bert_lab.engine.reports import StepRecord, points
+    from bert_lab.runs.records import RunSummary
     from bert_lab.runs.status import Status
 
     ids = []
     for i in range(runs):
         run = store.create_run(RunConfig(lr=1e-5 * (i + 1)).to_dict(), name=f"run {i}")
         store.claim_run(run.id, pid=os.getpid(), device="cpu")
-        points = []
+        batch = []
         for s in range(1, steps + 1):
             loss = 0.7 * math.exp(-s / 400) + 0.1 + 0.05 * math.sin(s)
             clock = (s, s / steps, s * 0.3)
             lr, grad_norm = 1e-4 * (1 - s / steps), 1 + 0.2 * math.cos(s)
-            points += records.points(records.StepRecord(s, steps, *clock[1:], loss, lr, grad_norm, 90.0))
+            batch += points(StepRecord(s, steps, *clock[1:], loss, lr, grad_norm, 90.0))
             if s % 100 == 0:
-                points += [(*clock, m.name, 0.8) for m in EVAL_METRICS]
-        store.add_metrics(run.id, points)
-        store.update_run(run.id, progress=1.0, summary={"total_steps": steps})
+                batch += [(*clock, m.name, 0.8) for m in EVAL_METRICS]
+        store.add_metrics(run.id, batch)
+        store.update_run(run.id, progress=1.0, summary=RunSummary(total_steps=steps))
         store.set_status(run.id, Status.FINISHED)
         ids.append(run.id)
     return ids

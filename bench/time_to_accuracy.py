@@ -52,8 +52,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def run_bert_lab(args: argparse.Namespace, started: float) -> list[dict[str, float]]:
     from bert_lab.core.config import RunConfig
+    from bert_lab.engine.reports import Hooks
     from bert_lab.engine.train import train
-    from bert_lab.runs.records import Hooks
 
     evals: list[dict[str, float]] = []
     config = RunConfig(

@@ -118,7 +118,7 @@ def run_bert_lab(args: argparse.Namespace, overrides: dict[str, Any]) -> dict[st
     return {
         "precision": res.precision,
         "device": res.device,
-        "status": res.status,
+        "stop": res.stop,
         "train_s": res.train_s,
         "own_samples_per_s": res.samples_per_s,
         "n_train": n_train,
@@ -166,7 +166,6 @@ def run_trainer(args: argparse.Namespace, *, bf16: bool) -> dict[str, Any]:
     from bert_lab.core.config import RunConfig
     from bert_lab.engine.model import TINY, load_model, load_tokenizer, resolve_model
     from bert_lab.engine.scores import classification_metrics
-    from bert_lab.runs.status import Status
 
     set_seed(args.seed)  # before the model: the new head is initialised as in bert_lab (which seeds first too)
     tokenizer = load_tokenizer(args.model)
@@ -209,7 +208,7 @@ def run_trainer(args: argparse.Namespace, *, bf16: bool) -> dict[str, Any]:
     return {
         "precision": "bf16" if bf16 else "fp32",
         "device": str(targs.device),
-        "status": Status.FINISHED,  # Trainer has no statuses: it ran to its end
+        "stop": "completed",  # Trainer has no stop causes: it ran to its end
         "train_s": train_s,
         "eval_s": eval_s,
         "n_train": len(train_data),

@@ -63,7 +63,7 @@ def train_once(lab: object, seed: int, owner: str, tabs: list[object], url: str,
     assert run.status == Status.FINISHED, run.error
     drawn = [tab.locator(".js-plotly-plot").count() for tab in tabs]
     assert all(drawn), f"a tab drew no chart: {drawn}"  # the tabs really watched
-    return {"samples_per_s": run.summary["samples_per_s"], "wall_s": wall, **used}
+    return {"samples_per_s": run.summary.samples_per_s, "wall_s": wall, **used}
 
 
 def main() -> None:

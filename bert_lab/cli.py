@@ -21,9 +21,10 @@ from typing import Any
 from bert_lab.core.config import CHOICES, FIELD_TYPES, ConfigError, RunConfig, field_help
 from bert_lab.core.layout import DataFolder, RunFolder
 from bert_lab.core.metrics import HEADLINE
-from bert_lab.runs.records import StepRecord, TrainResult
+from bert_lab.engine.reports import StepRecord, TrainResult
+from bert_lab.runs.records import RunSummary
 from bert_lab.runs.service import Lab
-from bert_lab.runs.status import Status
+from bert_lab.runs.status import Status, ending
 
 ALIASES = {"num_epochs": ["--epochs"], "grad_accum_steps": ["--grad-accum"]}
 
@@ -196,8 +197,8 @@ def main(argv: list[str] | None = None) -> int:
 def run_train(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     from bert_lab.engine.data import DataError
     from bert_lab.engine.model import ModelError
+    from bert_lab.engine.reports import Hooks
     from bert_lab.engine.train import train
-    from bert_lab.runs.records import Hooks
 
     config = config_from_args(parser, args)
     out = args.out or DataFolder.default().models / time.strftime("train-%Y%m%d-%H%M%S")
@@ -222,21 +223,16 @@ def run_train(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     finally:
         if progress is not None:
             progress.close()
-    summary = result_summary(result, config)
+    status = ending(result.stop)
     if args.json:
-        print(json.dumps(summary))
+        print(json.dumps(result_json(result, config)))
     else:
-        ev = summary["eval"]
-        print(f"{result.status}: {result.reason}")
-        print(
-            f"eval accuracy {ev.get('accuracy', float('nan')):.4f}  F1 {ev.get('f1', float('nan')):.4f}  "
-            f"loss {ev.get('loss', float('nan')):.4f}"
-        )
-        print(
-            f"{summary['train']['samples_per_s']:.1f} samples/s, wall {summary['train']['wall_s']:.1f}s; "
-            f"model in {result.model_dir}"
-        )
-    return 0 if result.status == Status.FINISHED else 1
+        nan = float("nan")
+        accuracy, f1, loss = (result.eval.accuracy, result.eval.f1, result.eval.loss) if result.eval else (nan,) * 3
+        print(f"{status}: {result.reason}")
+        print(f"eval accuracy {accuracy:.4f}  F1 {f1:.4f}  loss {loss:.4f}")
+        print(f"{result.samples_per_s:.1f} samples/s, wall {result.wall_s:.1f}s; model in {result.model_dir}")
+    return 0 if status == Status.FINISHED else 1
 
 
 def run_lr_find(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
@@ -269,11 +265,14 @@ def run_lr_find(parser: argparse.ArgumentParser, args: argparse.Namespace) -> in
     return 0
 
 
-def result_summary(result: TrainResult, config: RunConfig) -> dict[str, Any]:
+def result_json(result: TrainResult, config: RunConfig) -> dict[str, Any]:
+    """`train --json`: how the run went (its summary as a run in the store would keep it), its last evaluation, and
+    its config."""
+    summary = RunSummary.of(result, reason=result.reason)
     ev = result.eval
     return {
-        "status": result.status,
-        "reason": result.reason,
+        "status": ending(result.stop),
+        "reason": summary.reason,
         "eval": {}
         if ev is None
         else {
@@ -285,16 +284,16 @@ def result_summary(result: TrainResult, config: RunConfig) -> dict[str, Any]:
             "confusion": ev.confusion,
         },
         "train": {
-            "samples_per_s": result.samples_per_s,
-            "steps": result.steps,
-            "total_steps": result.total_steps,
+            "samples_per_s": summary.samples_per_s,
+            "steps": summary.steps,
+            "total_steps": summary.total_steps,
             "epoch": result.epoch,
-            "wall_s": result.wall_s,
-            "train_s": result.train_s,
+            "wall_s": summary.wall_s,
+            "train_s": summary.train_s,
         },
         "device": result.device,
-        "precision": result.precision,
-        "labels": result.label_names,
+        "precision": summary.precision,
+        "labels": summary.labels,
         "model_dir": result.model_dir,
         "config": config.to_dict(),
     }

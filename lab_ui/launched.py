@@ -67,7 +67,7 @@ def status_line(run: Run, frame: pd.DataFrame) -> str:
         parts.append(f"answered from the cache (run #{run.cached_from} had the same settings)")
     latest = frame.sort_values("step").groupby("name")["value"].last() if not frame.empty else pd.Series(dtype=float)
     if "train_loss" in latest:
-        steps = run.summary.get("total_steps")
+        steps = run.summary.total_steps
         last_step = int(frame.loc[frame["name"] == "train_loss", "step"].max())
         parts += [f"step {last_step}" + (f" of {steps}" if steps else ""), f"training loss {latest['train_loss']:.3f}"]
     if not run.is_active:

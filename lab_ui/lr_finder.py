@@ -93,4 +93,4 @@ def render_finder(lab: Lab) -> None:
         if suggested is not None:
             label = f"Use {suggested:.1e}"
             left.button(label, key="lr_use", type="primary", on_click=use_lr, args=(suggested,), width="stretch")
-        right.caption(f"{page.md(run.summary.get('reason', ''))}. {HELP}")
+        right.caption(f"{page.md(run.summary.reason or '')}. {HELP}")

@@ -50,7 +50,7 @@ def runs_frame(
     places = queue_places(everyone, slots=worker.total_slots(worker.live_workers(lab.store)), now=time.time())
     for run in runs:
         m, c = latest.get(run.id, {}), run.config
-        total = run.summary.get("total_steps")
+        total = run.summary.total_steps
         steps = f"{round(run.progress * total)} / {total}" if total else ""
         eta = format_duration(eta_s(run))
         if run.cached_from is not None:  # answered from a finished run with the same config, data and model

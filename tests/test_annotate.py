@@ -15,9 +15,10 @@ import pandas as pd
 import pytest
 
 from bert_lab.core.config import RunConfig
+from bert_lab.engine.reports import Hooks, points
 from bert_lab.engine.train import train
 from bert_lab.processes.runner import run_job
-from bert_lab.runs.records import Hooks, Run, points
+from bert_lab.runs.records import Run, RunSummary
 from bert_lab.runs.service import Lab
 from bert_lab.runs.status import Status
 from bert_lab.teaching.annotate import annotate, collapse, lr_too_low, overfitting, plateau, series, spikes
@@ -26,9 +27,25 @@ STEPS = np.arange(1, 101)
 HEALTHY = 0.7 * np.exp(-STEPS / 40) + 0.2 + 0.01 * np.sin(STEPS)  # falls the whole run, a little noise
 
 
-def run_record(status: Status = Status.FINISHED, summary: dict | None = None) -> Run:
+def run_record(status: Status = Status.FINISHED, summary: RunSummary | None = None) -> Run:
     return Run(
-        1, "r", "", status, {"lr": 1e-4}, 0.0, 0.0, 1.0, "cpu", 1.0, None, None, None, None, False, summary or {}, 0
+        1,
+        "r",
+        "",
+        status,
+        {"lr": 1e-4},
+        0.0,
+        0.0,
+        1.0,
+        "cpu",
+        1.0,
+        None,
+        None,
+        None,
+        None,
+        False,
+        summary or RunSummary(),
+        0,
     )
 
 
@@ -72,10 +89,10 @@ def test_overfitting_onset_at_the_eval_minimum() -> None:
 
 
 def test_collapse_reads_the_last_confusion_matrix() -> None:
-    one_class = run_record(summary={"confusion": [[58, 0], [42, 0]], "labels": ["fresh", "rotten"], "eval_step": 63})
+    one_class = run_record(summary=RunSummary(confusion=[[58, 0], [42, 0]], labels=["fresh", "rotten"], eval_step=63))
     [note] = collapse(one_class)
     assert (note.kind, note.step, note.metric) == ("collapse", 63, "f1") and "predicted 'fresh'" in note.hint
-    assert collapse(run_record(summary={"confusion": [[50, 8], [10, 32]]})) == []
+    assert collapse(run_record(summary=RunSummary(confusion=[[50, 8], [10, 32]]))) == []
 
 
 def test_real_runs_read_back_through_show(lab: Lab) -> None:
@@ -117,7 +134,7 @@ def real_run(**changes: Any) -> tuple[Run, pd.DataFrame]:
     records: list[Any] = []
     result = train(config, hooks=Hooks(on_step=records.append, on_eval=records.append))
     rows = [(1, *point) for record in records for point in points(record)]
-    summary = {"confusion": result.eval.confusion, "labels": result.label_names, "eval_step": result.eval.step}
+    summary = RunSummary(confusion=result.eval.confusion, labels=result.label_names, eval_step=result.eval.step)
     run = replace(run_record(summary=summary), config=config.to_dict())
     return run, pd.DataFrame(rows, columns=["run_id", "step", "epoch", "elapsed_s", "name", "value"])
 

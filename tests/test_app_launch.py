@@ -189,7 +189,7 @@ def test_find_a_learning_rate_then_use_its_suggestion(lab: Lab, open_page: OpenP
     lab.store.claim_run(run.id, pid=1)
     assert run_job(lab, run.id) == 0  # what the worker would do
     at.run()
-    suggested = lab.store.get_run(run.id).summary["lr_find"]["suggested_lr"]
+    suggested = lab.store.get_run(run.id).summary.lr_find["suggested_lr"]
     assert "LR range test: smoothed training loss as the learning rate rises" in titles(at)
     use = at.button(key="lr_use")
     assert use.label == f"Use {suggested:.1e}"
@@ -211,7 +211,7 @@ def test_the_launched_run_is_followed_live_on_the_launch_page(lab: Lab, open_pag
     assert run_job(lab, run.id) == 0  # what the worker would do
     at.run()
     done = read(at.caption)
-    steps = lab.store.get_run(run.id).summary["total_steps"]
+    steps = lab.store.get_run(run.id).summary.total_steps
     accuracy = lab.store.latest_metrics([run.id])[run.id]["accuracy"]
     assert f"step {steps} of {steps}" in done and f"Accuracy {accuracy:.3f}" in done and "F1" in done
     curve = vega_data(at, "Training loss")

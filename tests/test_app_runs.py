@@ -22,7 +22,7 @@ from bert_lab.core.config import RunConfig
 from bert_lab.processes.executor import pid_alive
 from bert_lab.runs import service
 from bert_lab.runs.describe import run_label
-from bert_lab.runs.records import Run
+from bert_lab.runs.records import Run, RunSummary
 from bert_lab.runs.service import Lab
 from bert_lab.runs.status import Status
 from lab_ui import live, page
@@ -83,7 +83,7 @@ def make_run(
                 )
             ]
     store.add_metrics(run.id, points)
-    store.update_run(run.id, progress=1.0 if status != Status.RUNNING else 0.5, summary={"total_steps": steps})
+    store.update_run(run.id, progress=1.0 if status != Status.RUNNING else 0.5, summary=RunSummary(total_steps=steps))
     if status != Status.RUNNING:
         store.set_status(run.id, status, error=error)
     return store.get_run(run.id)
@@ -398,7 +398,7 @@ def test_curves_carry_notes_on_what_they_show(open_page: OpenPage, lab: Lab) -> 
     healthy = make_run(lab, name="healthy")
     stuck = make_run(lab, name="stuck")
     lab.store.update_run(
-        stuck.id, summary={"confusion": [[58, 0], [42, 0]], "labels": ["fresh", "rotten"], "eval_step": 40}
+        stuck.id, summary=RunSummary(confusion=[[58, 0], [42, 0]], labels=["fresh", "rotten"], eval_step=40)
     )
     at = open_page(page.RUNS_PAGE)
     said = unescape(texts(at.markdown))

@@ -11,6 +11,7 @@ from bert_lab.core.config import RunConfig
 from bert_lab.processes.worker import Worker
 from bert_lab.runs import service
 from bert_lab.runs.cache import cache_key
+from bert_lab.runs.records import RunSummary
 from bert_lab.runs.service import Lab
 from bert_lab.runs.status import Status
 
@@ -21,7 +22,7 @@ def finish_by_hand(lab: Lab, run_id: int, accuracy: float = 0.8) -> None:
     """A finished run with two points and a model folder (no training: the cache only reads what a run left)."""
     lab.store.claim_run(run_id, pid=1, device="cpu")
     lab.store.add_metrics(run_id, [(1, 0.5, 1.0, "train_loss", 0.7), (2, 1.0, 2.0, "accuracy", accuracy)])
-    lab.store.update_run(run_id, progress=1.0, summary={"total_steps": 2, "samples_per_s": 50.0})
+    lab.store.update_run(run_id, progress=1.0, summary=RunSummary(total_steps=2, samples_per_s=50.0))
     lab.data.run(run_id).create().model.mkdir()
     lab.store.set_status(run_id, Status.FINISHED)
 

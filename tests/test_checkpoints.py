@@ -17,10 +17,10 @@ import torch
 
 from bert_lab.core.config import RunConfig
 from bert_lab.core.layout import RunFolder, staged
+from bert_lab.engine.reports import Hooks, Stop
 from bert_lab.engine.train import train
 from bert_lab.processes.runner import run_job
 from bert_lab.runs import service
-from bert_lab.runs.records import Hooks
 from bert_lab.runs.service import Lab
 from bert_lab.runs.status import Status
 
@@ -63,7 +63,7 @@ def steps_of(config: RunConfig, folder: RunFolder) -> list[int]:
     result = train(
         config, folder=folder, checkpoint=True, resume=True, hooks=Hooks(on_step=lambda r: steps.append(r.step))
     )
-    assert result.status == Status.FINISHED and folder.has_model
+    assert result.stop == Stop.COMPLETED and folder.has_model
     return steps
 
 

@@ -28,6 +28,7 @@ from waiting import wait_for
 
 from bert_lab.core.config import RunConfig
 from bert_lab.core.metrics import EVAL_METRICS, STEP_METRICS
+from bert_lab.engine.reports import EvalRecord, StepRecord
 from bert_lab.processes import runner
 from bert_lab.processes.executor import LocalExecutor, pid_alive
 from bert_lab.processes.runner import StoreReporter
@@ -35,7 +36,6 @@ from bert_lab.processes.worker import Worker, ensure_worker, live_workers
 from bert_lab.runs import service
 from bert_lab.runs import sqlite as sqlite_module
 from bert_lab.runs.backends import open_store
-from bert_lab.runs.records import EvalRecord, StepRecord
 from bert_lab.runs.service import Lab
 from bert_lab.runs.status import Status
 from bert_lab.runs.store import MASK, RunStore, StoreError, StoreUnavailable, masked, redacted
@@ -346,7 +346,7 @@ def test_a_worker_and_its_run_ride_through_a_60_s_postgresql_outage(
         worker = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         try:
             measured = wait_for(lambda: (r := lab.store.get_run(probe)).status == Status.FINISHED and r, 180, "probe")
-            steps_per_s = measured.summary["steps"] / measured.summary["train_s"]  # type: ignore[union-attr]
+            steps_per_s = measured.summary.steps / measured.summary.train_s  # type: ignore[union-attr]
             run_id = service.submit(lab, through_an_outage(steps_per_s), name="through an outage").id
             wait_for(lambda: len(losses(lab.store, run_id)) >= 5, 180, "the run to train a few steps")
             pid = lab.store.get_run(run_id).pid
@@ -362,7 +362,7 @@ def test_a_worker_and_its_run_ride_through_a_60_s_postgresql_outage(
                 lambda: (r := lab.store.get_run(run_id)).status != Status.RUNNING and r, 400, "the run to end"
             )
             assert run.status == Status.FINISHED, run.error
-            total = run.summary["total_steps"]
+            total = run.summary.total_steps
             assert losses(lab.store, run_id) == list(range(1, total + 1))  # every step's point, exactly once
             evals = [p.step for p in lab.store.read_metrics(run_id, names=["accuracy"])]
             assert evals == sorted(set(evals)) and evals[-1] == total  # each evaluation once

@@ -18,9 +18,9 @@ from accelerate import Accelerator
 from accelerate.state import AcceleratorState
 
 from bert_lab.core.config import RunConfig
+from bert_lab.engine.reports import Hooks, Stop
 from bert_lab.engine.train import train
 from bert_lab.processes.worker import Worker
-from bert_lab.runs.records import Hooks
 from bert_lab.runs.service import Lab, submit
 from bert_lab.runs.status import Status
 
@@ -62,7 +62,7 @@ def accelerators(monkeypatch: pytest.MonkeyPatch) -> list[RecordingAccelerator]:
 @needs_cuda
 def test_a_run_trains_on_the_gpu(accelerators: list[RecordingAccelerator]) -> None:
     result = train(RunConfig(**TINY, precision="fp32"))
-    assert result.status == Status.FINISHED and result.device == "cuda:0" and result.precision == "fp32"
+    assert result.stop == Stop.COMPLETED and result.device == "cuda:0" and result.precision == "fp32"
     model = accelerators[0].prepared[0]
     assert {p.device.type for p in model.parameters()} == {"cuda"}
 
@@ -71,7 +71,7 @@ def test_a_run_trains_on_the_gpu(accelerators: list[RecordingAccelerator]) -> No
 def test_bf16_run_finishes_with_finite_losses() -> None:
     losses: list[float] = []
     result = train(RunConfig(**TINY, precision="bf16"), hooks=Hooks(on_step=lambda r: losses.append(r.loss)))
-    assert result.status == Status.FINISHED and result.precision == "bf16"
+    assert result.stop == Stop.COMPLETED and result.precision == "bf16"
     assert len(losses) == result.steps and all(map(math.isfinite, losses))
     assert math.isfinite(result.eval.loss)
 
@@ -79,7 +79,7 @@ def test_bf16_run_finishes_with_finite_losses() -> None:
 @needs_cuda
 def test_fp16_run_scales_its_loss(accelerators: list[RecordingAccelerator]) -> None:
     result = train(RunConfig(**TINY, precision="fp16"))
-    assert result.status == Status.FINISHED and result.precision == "fp16"
+    assert result.stop == Stop.COMPLETED and result.precision == "fp16"
     scaler = accelerators[0].scaler  # a GradScaler: fp16 gradients would underflow without loss scaling
     assert scaler is not None and scaler.is_enabled() and scaler.get_scale() > 0
     assert math.isfinite(result.eval.loss)
@@ -99,7 +99,7 @@ def test_training_steps_do_not_wait_for_the_gpu() -> None:
             result = train(config, hooks=Hooks(on_step=lambda _: marks.append(len(caught))))
         finally:
             torch.cuda.set_sync_debug_mode("default")
-    assert result.status == Status.FINISHED and len(marks) == result.steps == 40
+    assert result.stop == Stop.COMPLETED and len(marks) == result.steps == 40
     in_steps = [w for w in caught[marks[0] : marks[-1]] if "synchroniz" in str(w.message)]
     ours = [f"{w.filename}:{w.lineno}" for w in in_steps if "masking_utils" not in w.filename]
     assert not ours, f"{len(ours)} host synchronisations in {len(marks) - 1} steps: {sorted(set(ours))}"

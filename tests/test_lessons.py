@@ -9,6 +9,7 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
+from bert_lab.runs.records import RunSummary
 from bert_lab.runs.service import Lab
 from bert_lab.runs.status import Status
 from bert_lab.sweeps.report import read_group
@@ -35,7 +36,7 @@ def finish(lab: Lab, run_id: int, accuracy: float, **more: float) -> None:
     values = {"accuracy": accuracy, "f1": accuracy - 0.02, "eval_loss": 0.5, **more}
     points = [(50, 1.0, 9.0, name, value) for name, value in values.items()]
     lab.store.add_metrics(run_id, points)
-    lab.store.update_run(run_id, summary={"confusion": [[55, 5], [10, 30]]})
+    lab.store.update_run(run_id, summary=RunSummary(confusion=[[55, 5], [10, 30]]))
     lab.store.set_status(run_id, Status.FINISHED)
 
 

@@ -97,7 +97,7 @@ def test_a_range_test_run_finishes_with_its_suggestion_and_no_model(lab: Lab) ->
     assert run_job(lab, run_id) == 0
     run = lab.store.get_run(run_id)
     assert run.status == Status.FINISHED, run.error
-    assert set(run.summary["lr_find"]) == {"suggested_lr", "steep_lr", "min_lr"}
-    assert 1e-5 <= run.summary["lr_find"]["suggested_lr"] <= 10.0
-    assert len(lab.store.read_metrics(run_id, names=["lr"])) == run.summary["steps"]
+    assert set(run.summary.lr_find) == {"suggested_lr", "steep_lr", "min_lr"}
+    assert 1e-5 <= run.summary.lr_find["suggested_lr"] <= 10.0
+    assert len(lab.store.read_metrics(run_id, names=["lr"])) == run.summary.steps
     assert not lab.data.run(run_id).model.exists() and not lab.data.run(run_id).checkpoint.exists()

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from bert_lab.runs.records import RunSummary
 from bert_lab.runs.service import Lab
 from bert_lab.runs.status import Status
 from bert_lab.sweeps.report import SEED_NOISE, Stats, compare, importance, read_group
@@ -38,7 +39,7 @@ def finished_group(
             (10, 1.0, 5.0, "eval_loss", 1 - acc),
         ]
         lab.store.add_metrics(run.id, points)
-        lab.store.update_run(run.id, summary={"confusion": [[majority, 0], [100 - majority, 0]]})
+        lab.store.update_run(run.id, summary=RunSummary(confusion=[[majority, 0], [100 - majority, 0]]))
         lab.store.set_status(run.id, Status.FINISHED)
     return group.id
 

@@ -13,9 +13,9 @@ import pytest
 
 from bert_lab.core.config import RunConfig
 from bert_lab.core.metrics import CATALOGUE, EVAL_METRICS, STEP_METRICS
+from bert_lab.engine.reports import EvalRecord, StepRecord
 from bert_lab.processes.runner import FLUSH_INTERVAL_S, StoreReporter, explain_failure, run_job
 from bert_lab.runs import service
-from bert_lab.runs.records import EvalRecord, StepRecord
 from bert_lab.runs.service import Lab
 from bert_lab.runs.status import Status
 
@@ -108,7 +108,7 @@ def test_reporter_writes_step_and_eval_points_named_by_the_catalogue(lab: Lab) -
     assert (stored[2, "f1"].epoch, stored[2, "f1"].elapsed_s) == (EVAL.epoch, EVAL.elapsed_s)
     run = lab.store.get_run(run_id)
     assert run.progress == 0.5 and run.heartbeat_at >= before
-    assert (run.summary["total_steps"], run.summary["eval_step"], run.summary["confusion"]) == (4, 2, EVAL.confusion)
+    assert (run.summary.total_steps, run.summary.eval_step, run.summary.confusion) == (4, 2, EVAL.confusion)
     assert [e.message for e in lab.store.read_events(run_id)] == ["data: 64 train / 32 eval examples"]
     assert run.status == Status.RUNNING and not reporter.should_stop()  # the run's ending is not the reporter's
 
@@ -169,10 +169,10 @@ def test_run_job_trains_a_tiny_run_to_finished_with_its_summary(lab: Lab) -> Non
     run = lab.store.get_run(run_id)
     assert (run.status, run.error, run.progress, run.device) == (Status.FINISHED, None, 1.0, "cpu")
     summary = run.summary
-    assert summary["steps"] == summary["total_steps"] == 4
-    assert summary["samples_per_s"] > 0 and 0 < summary["train_s"] <= summary["wall_s"]
-    assert summary["labels"] == ["ham", "spam"] and summary["precision"] in ("fp32", "bf16") and summary["reason"]
-    assert sum(map(sum, summary["confusion"])) == 32 and summary["eval_step"] == 4
+    assert summary.steps == summary.total_steps == 4
+    assert summary.samples_per_s > 0 and 0 < summary.train_s <= summary.wall_s
+    assert summary.labels == ["ham", "spam"] and summary.precision in ("fp32", "bf16") and summary.reason
+    assert sum(map(sum, summary.confusion)) == 32 and summary.eval_step == 4
     assert [p.step for p in lab.store.read_metrics(run_id, names=["train_loss"])] == [1, 2, 3, 4]
     folder = lab.data.run(run_id)
     assert (folder.model / "model.safetensors").exists() and folder.eval_report.exists()

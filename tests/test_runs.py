@@ -27,8 +27,9 @@ from bert_lab.core.metrics import (
     label,
 )
 from bert_lab.engine.data import DataError
+from bert_lab.engine.reports import EvalRecord, Hooks, StepRecord, points
 from bert_lab.runs import describe, service
-from bert_lab.runs.records import EvalRecord, Hooks, Run, StepRecord, WorkerLease, points
+from bert_lab.runs.records import Run, RunSummary, WorkerLease
 from bert_lab.runs.service import Lab
 from bert_lab.runs.status import ACTIVE, RESUMABLE, TERMINAL, TRANSITIONS, Status
 from bert_lab.runs.store import STORE_ENV, StoreError, UnknownRunError
@@ -197,7 +198,7 @@ def make_run(**changes: object) -> Run:
         heartbeat_at=None,
         group_id=None,
         cancel_requested=False,
-        summary={},
+        summary=RunSummary(),
         resume_count=0,
     )
     return dataclasses.replace(base, **changes)

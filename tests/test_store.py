@@ -20,7 +20,7 @@ import pytest
 from bert_lab.core.layout import DataFolder
 from bert_lab.runs import sqlite as sqlite_module
 from bert_lab.runs.backends import open_store, store_url
-from bert_lab.runs.records import MetricPoint
+from bert_lab.runs.records import MetricPoint, RunSummary
 from bert_lab.runs.sqlite import MIGRATIONS, SQLiteStore
 from bert_lab.runs.status import Status
 from bert_lab.runs.store import (
@@ -94,7 +94,7 @@ def test_create_get_and_list(store: RunStore) -> None:
     second = store.create_run({"lr": 3e-4}, name="fast")
     assert (first.name, first.status, first.owner, first.group_id) == (f"run-{first.id}", "queued", "ana", "sweep-1")
     assert first.config == {"lr": 1e-4}
-    assert (first.progress, first.summary, first.resume_count, first.cancel_requested) == (0.0, {}, 0, False)
+    assert (first.progress, first.summary, first.resume_count, first.cancel_requested) == (0.0, RunSummary(), 0, False)
     assert first.started_at is None and first.elapsed_s is None and first.is_active
     assert (first.pid, first.device, first.error, first.finished_at, first.heartbeat_at) == (None,) * 5
     assert store.get_run(second.id) == second and (second.name, second.owner, second.group_id) == ("fast", "", None)
@@ -203,11 +203,11 @@ def test_a_run_with_a_finished_runs_cache_key_is_answered_from_it(store: RunStor
     assert store.answer_from_cache(twin.id) is None
     store.claim_run(source.id, pid=1, device="cuda:0")
     store.add_metrics(source.id, [(1, 1.0, 1.0, "accuracy", 0.8), (1, 1.0, 1.0, "f1", 0.75)])
-    store.update_run(source.id, progress=1.0, summary={"total_steps": 1})
+    store.update_run(source.id, progress=1.0, summary=RunSummary(total_steps=1))
     store.set_status(source.id, Status.FINISHED)
     answered = store.answer_from_cache(twin.id)
     assert answered is not None and (answered.status, answered.cached_from) == (Status.FINISHED, source.id)
-    assert (answered.summary, answered.device, answered.progress) == ({"total_steps": 1}, "cuda:0", 1.0)
+    assert (answered.summary, answered.device, answered.progress) == (RunSummary(total_steps=1), "cuda:0", 1.0)
     later = store.create_run({"lr": 1e-4}, cache_key="k")  # answered at creation
     assert (later.status, later.cached_from) == (Status.FINISHED, source.id)
     assert store.create_run({}, cache_key="other").status == Status.QUEUED
@@ -328,10 +328,10 @@ def test_cancel_queued_and_running(store: RunStore) -> None:
 
 def test_update_and_heartbeat(store: RunStore) -> None:
     run = store.create_run({})
-    store.update_run(run.id, summary={"best_f1": 0.5, "epochs": 1}, name="renamed")
-    updated = store.update_run(run.id, progress=0.25, device="cuda:0", pid=99, summary={"epochs": 2})
+    store.update_run(run.id, summary=RunSummary(total_steps=8, steps=1), name="renamed")
+    updated = store.update_run(run.id, progress=0.25, device="cuda:0", pid=99, summary=RunSummary(steps=2))
     assert (updated.name, updated.progress, updated.device, updated.pid) == ("renamed", 0.25, "cuda:0", 99)
-    assert updated.summary == {"best_f1": 0.5, "epochs": 2}
+    assert updated.summary == RunSummary(total_steps=8, steps=2)  # merged: the fields reported replace
     assert store.update_run(run.id) == updated  # nothing given: nothing changes
     claimed = store.claim_run(run.id, pid=5)
     assert claimed is not None and claimed.heartbeat_at is not None

@@ -251,7 +251,7 @@ def test_a_pruned_trial_stops_early_and_says_why(lab: Lab) -> None:
     assert run_job(lab, run_id) == 0
     run = lab.store.get_run(run_id)
     assert run.status == Status.PRUNED and run.error is not None and run.error.startswith("pruned at evaluation")
-    assert run.summary["reason"] == run.error and run.summary["steps"] < 125
+    assert run.summary.reason == run.error and run.summary.steps < 125
     assert not lab.data.run(run_id).checkpoint.exists()
     evaluations = [p for p in lab.store.read_metrics(run_id, names=["f1"])]
     assert 2 <= len(evaluations) < 25 and not math.isnan(evaluations[-1].value)
@@ -273,6 +273,6 @@ def test_a_sweep_on_the_bundled_minilm_is_trained_and_judged(lab: Lab) -> None:
         accuracies = [latest[r.id]["accuracy"] for r in config.runs]  # each seed's final accuracy
         assert config.stats("accuracy").n == 2 and config.stats("accuracy").mean == pytest.approx(mean(accuracies))
         assert {r.config["model"] for r in config.runs} == {"minilm"}
-        assert all(r.status == Status.FINISHED and r.summary["steps"] == 6 for r in config.runs)  # 96 / 16: trained
+        assert all(r.status == Status.FINISHED and r.summary.steps == 6 for r in config.runs)  # 96 / 16: trained
     verdict = report.verdict()
     assert verdict is not None and verdict.a is report.best and not math.isnan(verdict.diff)

@@ -15,10 +15,9 @@ from bert_lab.core.config import RunConfig
 from bert_lab.core.layout import RunFolder
 from bert_lab.core.metrics import NEAR_ZERO
 from bert_lab.engine.optim import split_decay_params
+from bert_lab.engine.reports import EvalRecord, Hooks, StepRecord, Stop
 from bert_lab.engine.train import plan_steps, train
 from bert_lab.processes.executor import launch_command
-from bert_lab.runs.records import EvalRecord, Hooks, StepRecord
-from bert_lab.runs.status import Status
 
 TINY = dict(model="tiny", dataset="sms_spam", train_size=160, eval_size=64, max_length=32, batch_size=16, lr=1e-3)
 # Tests that compare numbers name the precision they mean (`auto` is bf16 on one machine, fp32 on another) and run
@@ -43,7 +42,7 @@ def test_tiny_run_reports_and_saves_a_pipeline_model(tmp_path: Path) -> None:
     rec = Recorder()
     folder = RunFolder(tmp_path / "run")
     result = train(RunConfig(**TINY, eval_every_steps=4), folder=folder, hooks=rec.hooks())
-    assert result.status == Status.FINISHED and result.steps == result.total_steps == 10
+    assert result.stop == Stop.COMPLETED and result.steps == result.total_steps == 10
     assert [s.step for s in rec.steps] == list(range(1, 11))
     assert all(s.loss > 0 and s.grad_norm > 0 and s.samples_per_s > 0 for s in rec.steps)
     assert rec.steps[-1].epoch == pytest.approx(1.0)
@@ -72,7 +71,7 @@ def test_huge_learning_rate_diverges(tmp_path: Path) -> None:
     result = train(
         RunConfig(**{**TINY, "lr": 1e3}, optimizer="sgd", max_grad_norm=0.0), folder=folder, hooks=rec.hooks()
     )
-    assert result.status == Status.DIVERGED
+    assert result.stop == Stop.DIVERGED
     assert "lower learning rate" in result.reason
     assert result.steps == len(rec.steps) < result.total_steps
     assert not folder.model.exists() and result.model_dir is None
@@ -81,7 +80,7 @@ def test_huge_learning_rate_diverges(tmp_path: Path) -> None:
 def test_should_stop_cancels_between_steps() -> None:
     rec = Recorder(stop_after=3)
     result = train(RunConfig(**TINY), hooks=rec.hooks())
-    assert result.status == Status.CANCELLED and result.steps == 3
+    assert result.stop == Stop.ASKED and result.steps == 3
     assert result.eval is not None and result.eval.step == 3  # what was trained is still evaluated
 
 
@@ -95,7 +94,7 @@ def test_early_stopping_when_the_metric_stops_improving() -> None:
         early_stopping_metric="accuracy",
     )
     result = train(config, hooks=rec.hooks())
-    assert result.status == Status.FINISHED and result.steps == 3
+    assert result.stop == Stop.EARLY_STOPPED and result.steps == 3
     assert "early stopping" in result.reason
 
 
@@ -107,10 +106,10 @@ def test_resume_from_checkpoint_matches_an_uninterrupted_run(tmp_path: Path, pre
     folder = RunFolder(tmp_path / "run")
     first = Recorder(stop_after=5)
     cut = train(config, hooks=first.hooks(), folder=folder, checkpoint=True)
-    assert cut.status == Status.CANCELLED and folder.checkpoint_state.exists()
+    assert cut.stop == Stop.ASKED and folder.checkpoint_state.exists()
     second = Recorder()
     resumed = train(config, hooks=second.hooks(), folder=folder, checkpoint=True, resume=True)
-    assert resumed.status == Status.FINISHED and second.steps[0].step == 6
+    assert resumed.stop == Stop.COMPLETED and second.steps[0].step == 6
     assert [s.loss for s in second.steps] == pytest.approx([s.loss for s in straight.steps[5:]], rel=1e-4)
     assert second.steps[0].elapsed_s > first.steps[-1].elapsed_s  # the clock continues
     assert not folder.checkpoint.exists()  # a finished run drops its checkpoint
@@ -164,7 +163,7 @@ def trained_weights(tmp_path: Path, precision: str, **knob: float) -> tuple[torc
     folder = RunFolder(tmp_path / precision / ("_".join(knob) or "baseline"))
     rec = Recorder()
     result = train(RunConfig(**PENALTY_RUN, **knob, precision=precision), folder=folder, hooks=rec.hooks())
-    assert result.status == Status.FINISHED and result.steps == PENALTY_STEPS
+    assert result.stop == Stop.COMPLETED and result.steps == PENALTY_STEPS
     model = AutoModelForSequenceClassification.from_pretrained(folder.model)
     decay, no_decay = split_decay_params(model)
     penalised = torch.cat([p.detach().flatten() for p in decay])

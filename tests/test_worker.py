@@ -119,7 +119,7 @@ def test_queue_order_crash_divergence_and_the_next_run_proceeds(lab: Lab, tmp_pa
     latest = lab.store.latest_metrics([ok])[ok]
     assert {"train_loss", "lr", "grad_norm", "accuracy", "f1", "eval_loss"} <= set(latest)
     assert (lab.data.run(ok).model / "model.safetensors").exists()
-    assert runs[ok].summary["confusion"] and runs[ok].progress == 1.0
+    assert runs[ok].summary.confusion and runs[ok].progress == 1.0
 
 
 def test_the_claim_order_comes_from_the_caller(lab: Lab) -> None:
@@ -281,12 +281,12 @@ def test_two_process_data_parallel_run_on_the_cpu(lab: Lab) -> None:
     assert run.status == Status.FINISHED, run.error
     assert any("2 process(es)" in e.message for e in lab.store.read_events(run_id))
     # 13 batches of 16 shared by 2 processes: 6 steps each (one process alone would take 13)
-    assert run.summary["steps"] == run.summary["total_steps"] == 6
+    assert run.summary.steps == run.summary.total_steps == 6
     train_steps = [p.step for p in lab.store.read_metrics(run_id, names=["train_loss"])]
     assert train_steps == [1, 2, 3, 4, 5, 6]  # written once per step, by the main process only
     accuracy = lab.store.read_metrics(run_id, names=["accuracy"])
     assert [p.step for p in accuracy] == [2, 4, 6]  # about five evaluations: every ceil(6 / 5) = 2 steps
-    confusion = run.summary["confusion"]
+    confusion = run.summary.confusion
     assert sum(map(sum, confusion)) == 50  # every eval example counted once, gathered from both processes
     correct = sum(confusion[i][i] for i in range(len(confusion)))
     assert 0.0 <= accuracy[-1].value <= 1.0 and accuracy[-1].value == pytest.approx(correct / 50)
@@ -308,7 +308,7 @@ def test_a_run_trains_through_the_worker_on_a_postgresql_store(tmp_path: Path, p
         run = lab.store.get_run(run_id)
         assert run.status == Status.FINISHED, run.error
         steps = [p.step for p in lab.store.read_metrics(run_id, names=["train_loss"])]
-        assert steps == list(range(1, run.summary["total_steps"] + 1))  # every step's point, once
+        assert steps == list(range(1, run.summary.total_steps + 1))  # every step's point, once
         assert lab.data.run(run_id).model.is_dir()  # the files stay in the data folder: the store keeps rows
         command = [sys.executable, "-m", "bert_lab", "runs", "--json", "--home", str(lab.data.path)]
         listed = subprocess.run([*command, "--store", postgres_database], capture_output=True, text=True, check=True)
@@ -365,7 +365,7 @@ def test_workers_on_two_hosts_share_one_queue_and_a_lost_hosts_run_resumes_on_th
         resumed = store.get_run(victim.id)
         assert (resumed.host, resumed.resume_count) == ("host-b", 1)
         steps = [p.step for p in store.read_metrics(victim.id, names=["train_loss"])]
-        assert steps == list(range(1, resumed.summary["total_steps"] + 1))  # none lost, none twice
+        assert steps == list(range(1, resumed.summary.total_steps + 1))  # none lost, none twice
         started_on = {
             e.message.split()[2] for i in ids for e in store.read_events(i) if e.message.startswith("started on")
         }
@@ -412,7 +412,7 @@ def test_stop_ends_the_worker_and_its_runs_stop_where_they_are_resumable(lab: La
     assert not pid_alive(worker) and not pid_alive(child) and worker_pid(lab.data) is None
     run = lab.store.get_run(run_id)
     assert run.status == Status.INTERRUPTED and lab.data.run(run_id).checkpoint_state.exists()
-    assert json.loads(lab.data.run(run_id).checkpoint_state.read_text())["step"] == run.summary["eval_step"]
+    assert json.loads(lab.data.run(run_id).checkpoint_state.read_text())["step"] == run.summary.eval_step
     assert "no worker serves" in bert_lab(lab, "stop").stdout
 
 

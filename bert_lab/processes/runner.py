@@ -24,16 +24,18 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from bert_lab.core.config import RunConfig
 from bert_lab.core.metrics import STEP_METRICS
+from bert_lab.engine.reports import EvalRecord, Hooks, Point, StepRecord, Stop, points
 from bert_lab.processes.executor import WORKER_PID_ENV, pid_alive
 from bert_lab.processes.placement import FRACTION_ENV
 from bert_lab.runs.describe import DISK_FULL, OUT_OF_MEMORY, is_disk_full, looks_out_of_memory
-from bert_lab.runs.records import EvalRecord, Hooks, Point, StepRecord, points
+from bert_lab.runs.records import RunSummary
 from bert_lab.runs.service import Lab
-from bert_lab.runs.status import Status
+from bert_lab.runs.status import Ending, Status, ending
 from bert_lab.runs.store import RunStore, StoreUnavailable
 from bert_lab.teaching.lr_find import RangeTest
 
@@ -69,7 +71,7 @@ class StoreReporter:
         self._flush_began: float | None = None  # when the flush under way began (time.monotonic)
         self._stored = threading.Condition()
         self._events: list[str] = []
-        self._summary: dict[str, Any] = {}
+        self._summary = RunSummary()
         self._progress: float | None = None
         self._evaluated = False  # an evaluation arrived since the last flush
         self._lock = threading.Lock()
@@ -86,13 +88,13 @@ class StoreReporter:
                 self._wake.set()  # the first loss point is the one a person is waiting for
             self._keep(points(r))
             self._progress = r.step / r.total_steps
-            self._summary["total_steps"] = r.total_steps
+            self._summary = replace(self._summary, total_steps=r.total_steps)
 
     def on_eval(self, r: EvalRecord) -> None:
         with self._lock:
             self._evaluated = True
             self._keep(points(r))
-            self._summary.update(confusion=r.confusion, eval_step=r.step)
+            self._summary = replace(self._summary, confusion=r.confusion, eval_step=r.step)
             self._evals += 1
         # Stored before training goes on: every point up to this evaluation is in the store before the checkpoint
         # that follows it, so a run lost after that checkpoint resumes from it with no point missing (and a search
@@ -136,6 +138,17 @@ class StoreReporter:
 
     def should_stop(self) -> bool:
         return self.stop_requested.is_set()
+
+    def asked(self, step: int, range_test: RangeTest | None) -> tuple[Ending, str]:
+        """Why the loop was asked to stop at `step`, as a cause and in words: an interrupt, a pruned trial, a range
+        test's own rule, or else a person's cancel."""
+        if self.interrupted:
+            return Ending.INTERRUPTED, f"interrupted at step {step}; resume it to continue"
+        if self.pruned:
+            return Ending.PRUNED, self.pruned
+        if range_test is not None and range_test.stopped and not self.stop_requested.is_set():
+            return Ending.RANGE_TEST_DONE, f"range test stopped: {range_test.stopped}"
+        return Ending.CANCELLED, f"cancelled at step {step}"
 
     def hooks(self) -> Hooks:
         return Hooks(on_step=self.on_step, on_eval=self.on_eval, on_log=self.on_log, should_stop=self.should_stop)
@@ -181,7 +194,7 @@ class StoreReporter:
             if self._batch is None and self._points:
                 self._batches += 1
                 self._batch, self._points = (self._batches, self._points), []
-            batch, events, summary, progress = self._batch, self._events, dict(self._summary), self._progress
+            batch, events, summary, progress = self._batch, self._events, self._summary, self._progress
             evaluated, evals, self._events, self._evaluated = self._evaluated, self._evals, [], False
         try:
             if batch is not None:
@@ -190,7 +203,7 @@ class StoreReporter:
             while events:
                 self.store.add_event(self.run_id, events[0])
                 events.pop(0)
-            self.store.update_run(self.run_id, summary=summary or None)
+            self.store.update_run(self.run_id, summary=summary if summary.to_dict() else None)
             self.store.heartbeat(self.run_id, progress=progress)
             if self.store.get_run(self.run_id).cancel_requested:
                 self.stop_requested.set()
@@ -263,33 +276,21 @@ def run_job(lab: Lab, run_id: int) -> int:
     except BaseException as exc:  # noqa: BLE001 - every failure must reach the store, whatever it is
         if main:
             reporter.close()
-            status = Status.INTERRUPTED if is_disk_full(exc) else Status.FAILED  # its last checkpoint is whole
-            store.set_status(run_id, status, error=explain_failure(exc, config))
+            why = Ending.DISK_FULL if is_disk_full(exc) else Ending.FAILED  # a full disk: its last checkpoint is whole
+            store.set_status(run_id, ending(why), error=explain_failure(exc, config))
         return 1
     if not main:
         return 0
     reporter.close()
-    status, reason = result.status, result.reason
-    summary: dict[str, Any] = {}
-    if status == Status.CANCELLED and reporter.interrupted:
-        status = Status.INTERRUPTED
-    elif status == Status.CANCELLED and reporter.pruned:
-        status, reason = Status.PRUNED, reporter.pruned
+    asked, reason = reporter.asked(result.steps, range_test) if result.stop is Stop.ASKED else (None, result.reason)
+    status = ending(result.stop, asked)
+    summary = RunSummary.of(result, reason=reason)
+    if status == Status.PRUNED:
         shutil.rmtree(folder.checkpoint, ignore_errors=True)  # a pruned run is not resumed
-    elif range_test is not None and range_test.stopped and not reporter.stop_requested.is_set():
-        status, reason = Status.FINISHED, f"range test stopped: {range_test.stopped}"
     if range_test is not None and status == Status.FINISHED:
-        summary["lr_find"] = {k: v for k, v in range_test.suggest().to_dict().items() if k.endswith("_lr")}
-    summary |= {
-        "samples_per_s": result.samples_per_s,
-        "train_s": result.train_s,
-        "wall_s": result.wall_s,
-        "steps": result.steps,
-        "total_steps": result.total_steps,
-        "precision": result.precision,
-        "reason": reason,
-        "labels": result.label_names,
-    }
+        summary = replace(
+            summary, lr_find={k: v for k, v in range_test.suggest().to_dict().items() if k.endswith("_lr")}
+        )
     # The device stays as the worker placed it (its GPU index is the machine's; this process sees only that GPU).
     store.update_run(run_id, summary=summary, progress=result.steps / result.total_steps)
     store.set_status(run_id, status, error=None if status == Status.FINISHED else reason)

@@ -36,7 +36,7 @@ from bert_lab.runs.describe import LESS_MEMORY, OUT_OF_MEMORY, looks_out_of_memo
 from bert_lab.runs.queue import fair_order
 from bert_lab.runs.records import Run, WorkerLease
 from bert_lab.runs.service import Lab
-from bert_lab.runs.status import Status
+from bert_lab.runs.status import Ending, Status, ending
 from bert_lab.runs.store import RunStore, StoreError, StoreUnavailable, UnknownRunError
 from bert_lab.runs.workshop import Settings
 
@@ -149,7 +149,7 @@ class Worker:
                 continue
             if here and not dead:
                 self.executor.kill(run)
-            if self._end(run.id, Status.INTERRUPTED, "the run's process stopped reporting; resume it to continue"):
+            if self._end(run.id, Ending.LOST, "the run's process stopped reporting; resume it to continue"):
                 self.store.add_event(run.id, "interrupted: the run lost its process")
                 recovered.append(run.id)
         return recovered
@@ -218,9 +218,9 @@ class Worker:
                 continue
             run = self.store.get_run(run_id)  # the store first: in an outage the child waits for the next pass
             if run.status == Status.RUNNING and run.cancel_requested:
-                self._end(run_id, Status.CANCELLED, "cancelled (the run's process was stopped)")
+                self._end(run_id, Ending.KILLED, "cancelled (the run's process was stopped)")
             elif run.status == Status.RUNNING:  # else the run's process recorded its own ending
-                self._end(run_id, Status.FAILED, describe_exit(code, child.output_tail(OUTPUT_TAIL_LINES)))
+                self._end(run_id, Ending.FAILED, describe_exit(code, child.output_tail(OUTPUT_TAIL_LINES)))
             del self.children[run_id]
             self.gpu_of.pop(run_id, None)
             self.cancel_seen_at.pop(run_id, None)
@@ -248,9 +248,10 @@ class Worker:
         gpu = place(reserved, need_mb, self.gpu_mb, self.slots_per_gpu)
         return FULL if gpu is None else gpu
 
-    def _end(self, run_id: int, status: Status, error: str) -> bool:
+    def _end(self, run_id: int, why: Ending, error: str) -> bool:
+        """Record how a run whose process could not say so ended; False if its process recorded it first."""
         try:
-            self.store.set_status(run_id, status, error=error)
+            self.store.set_status(run_id, ending(why), error=error)
         except StoreUnavailable:
             raise
         except StoreError:

@@ -97,13 +97,13 @@ def estimate_run_s(runs: Sequence[Run], config: dict[str, Any]) -> tuple[float, 
     done = [
         r
         for r in runs
-        if r.status == Status.FINISHED and r.config.get("model") == config["model"] and r.summary.get("samples_per_s")
+        if r.status == Status.FINISHED and r.config.get("model") == config["model"] and r.summary.samples_per_s
     ]
     done = [r for r in done if r.config.get("max_length") == config["max_length"]] or done
     if done:
         recent = done[:10]
-        speed = statistics.median(r.summary["samples_per_s"] for r in recent)
-        overhead = statistics.median(r.summary.get("wall_s", 0) - r.summary.get("train_s", 0) for r in recent)
+        speed = statistics.median(r.summary.samples_per_s for r in recent)
+        overhead = statistics.median((r.summary.wall_s or 0) - (r.summary.train_s or 0) for r in recent)
         basis = f"measured: {speed:.0f} samples/s over {len(recent)} finished run(s) of this model here"
     else:
         speed = GUESS_SAMPLES_PER_S.get(config["model"], GUESS_DEFAULT_SAMPLES_PER_S)

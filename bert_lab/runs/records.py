@@ -1,21 +1,66 @@
-"""The records that cross process boundaries: a run as the store keeps it (`Run`, `MetricPoint`, `RunEvent`), a
-worker's lease (`WorkerLease`), and what the training loop reports (`StepRecord`, `EvalRecord`, `TrainResult`)
-through `Hooks`. Frozen, torch-free."""
+"""What the store keeps: a run (`Run`, with what it reported about itself: `RunSummary`), its metric points and
+events (`MetricPoint`, `RunEvent`), a group of runs (`Group`) and a worker's lease (`WorkerLease`). Frozen, torch-free.
+What the training loop reports is `engine.reports`."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from bert_lab.core.metrics import EVAL_METRICS, STEP_METRICS
+from bert_lab.engine.reports import TrainResult
 from bert_lab.runs.status import Status
 
-Point = tuple[int, float, float, str, float]  # (step, epoch, elapsed_s, metric name, value)
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What a run reported about itself, kept with it as JSON. While it trains: the steps planned and its last
+    evaluation (step, confusion matrix); when its process ends: how it ended and how fast it went (`of`). Written by
+    the run's process only; a run answered from the cache carries its source's. A field never reported is None."""
+
+    total_steps: int | None = None  # optimizer steps planned
+    eval_step: int | None = None  # the last evaluation's step
+    confusion: list[list[int]] | None = None  # the last evaluation's counts[true][predicted]
+    labels: list[str] | None = None  # class names, in the confusion matrix's order
+    steps: int | None = None  # optimizer steps done when its process ended
+    samples_per_s: float | None = None  # training throughput (evaluation time excluded)
+    train_s: float | None = None  # time in training steps
+    wall_s: float | None = None  # the whole run, data preparation included
+    precision: str | None = None  # fp32, bf16 or fp16, as it ran
+    reason: str | None = None  # how it ended, in plain words
+    lr_find: dict[str, float] | None = None  # a finished LR range test's suggestions (suggested_lr, steep_lr, min_lr)
+
+    @classmethod
+    def of(cls, result: TrainResult, *, reason: str) -> RunSummary:
+        """How a run went, from its training result; `reason` is how it ended (`runs.status.ending` may say more
+        than the loop knew, such as a pruned trial)."""
+        return cls(
+            total_steps=result.total_steps,
+            steps=result.steps,
+            samples_per_s=result.samples_per_s,
+            train_s=result.train_s,
+            wall_s=result.wall_s,
+            precision=result.precision,
+            reason=reason,
+            labels=result.label_names,
+        )
+
+    @classmethod
+    def from_dict(cls, stored: dict[str, Any]) -> RunSummary:
+        """From the store's JSON (keys it does not know, from another version of the lab, are left out)."""
+        return cls(**{f.name: stored[f.name] for f in fields(cls) if f.name in stored})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields reported, as JSON-ready values."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    def merged(self, newer: RunSummary) -> RunSummary:
+        """This summary with every field `newer` reports replaced."""
+        return replace(
+            self, **{f.name: getattr(newer, f.name) for f in fields(newer) if getattr(newer, f.name) is not None}
+        )
 
 
-# --- what the store keeps ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Run:
     id: int
@@ -33,7 +78,7 @@ class Run:
     heartbeat_at: float | None  # last sign of life from the run's process
     group_id: str | None  # the sweep or lesson it belongs to
     cancel_requested: bool
-    summary: dict[str, Any]  # what the run reported about itself: total steps, throughput, labels, …
+    summary: RunSummary  # what the run reported about itself: steps, its last evaluation, throughput, …
     resume_count: int
     cache_key: str | None = None  # same key, same result: config, data content and model (runs/cache.py)
     cached_from: int | None = None  # answered from this finished run: its curves and model are that run's
@@ -95,69 +140,3 @@ class RunEvent:
     time: float
     level: str
     message: str
-
-
-# --- what the training loop reports -----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class StepRecord:
-    step: int  # optimizer steps done, 1-based
-    total_steps: int
-    epoch: float  # fractional epochs done
-    elapsed_s: float  # since the run started (resumed runs continue their clock)
-    loss: float  # training cross-entropy of this step's batch (without penalties), mean over processes
-    lr: float  # learning rate used for this step
-    grad_norm: float  # global gradient norm before clipping
-    samples_per_s: float  # training throughput so far (all processes, evaluation time excluded)
-
-
-@dataclass(frozen=True)
-class EvalRecord:
-    step: int
-    epoch: float
-    elapsed_s: float
-    loss: float
-    accuracy: float
-    precision: float  # macro
-    recall: float  # macro
-    f1: float  # macro
-    confusion: list[list[int]]  # counts[true][predicted]
-    weight_norm: float  # L2 norm of the penalised weights (those weight decay, L1 and L2 act on)
-    near_zero: float  # share of the penalised weights with |w| < metrics.NEAR_ZERO
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    status: Status  # finished, diverged or cancelled
-    reason: str  # why it stopped, in plain words
-    steps: int
-    total_steps: int
-    epoch: float
-    wall_s: float  # whole run, data preparation included
-    train_s: float  # time in training steps only
-    samples_per_s: float  # training samples per second of train_s
-    eval: EvalRecord | None
-    label_names: list[str]
-    device: str
-    precision: str
-    model_dir: str | None
-
-
-def _noop(*_: object) -> None:
-    return None
-
-
-@dataclass(frozen=True)
-class Hooks:
-    """How a run reports. Called on the main process only; `should_stop` is polled between steps."""
-
-    on_step: Callable[[StepRecord], None] = _noop
-    on_eval: Callable[[EvalRecord], None] = _noop
-    on_log: Callable[[str], None] = _noop
-    should_stop: Callable[[], bool] = field(default=lambda: False)
-
-
-def points(record: StepRecord | EvalRecord) -> list[Point]:
-    """The record as metric points, one per catalogue entry of its kind."""
-    metrics = STEP_METRICS if isinstance(record, StepRecord) else EVAL_METRICS
-    head = (record.step, record.epoch, record.elapsed_s)
-    return [(*head, m.name, float(getattr(record, m.field))) for m in metrics]

@@ -22,7 +22,8 @@ from contextlib import AbstractContextManager
 from dataclasses import fields, replace
 from typing import Any, Self
 
-from bert_lab.runs.records import Group, MetricPoint, Point, Run, RunEvent, WorkerLease
+from bert_lab.engine.reports import Point
+from bert_lab.runs.records import Group, MetricPoint, Run, RunEvent, RunSummary, WorkerLease
 from bert_lab.runs.retry import Retries, retried
 from bert_lab.runs.status import TERMINAL, Status
 from bert_lab.runs.store import PATIENCE_S, StoreError, UnknownGroupError, UnknownRunError, WaitCallback
@@ -46,7 +47,7 @@ def _float(value: float | None) -> float:
 def _run_from_row(row: Row) -> Run:
     values = {field.name: row[field.name] for field in fields(Run)}  # columns added later are not Run fields yet
     values["config"] = json.loads(values["config"])
-    values["summary"] = json.loads(values["summary"])
+    values["summary"] = RunSummary.from_dict(json.loads(values["summary"]))
     values["cancel_requested"] = bool(values["cancel_requested"])
     values["status"] = Status(values["status"])
     return Run(**values)
@@ -279,17 +280,17 @@ class SQLStore(Retries):
         progress: float | None = None,
         device: str | None = None,
         pid: int | None = None,
-        summary: dict[str, Any] | None = None,
+        summary: RunSummary | None = None,
         name: str | None = None,
     ) -> Run:
-        """Set the given fields; `summary` is merged into the stored summary."""
+        """Set the given fields; the fields `summary` reports replace the stored summary's."""
         with self._write():
             self._lock_run(run_id)
             run = self.get_run(run_id)
             changes: dict[str, Any] = {"progress": progress, "device": device, "pid": pid, "name": name}
             changes = {k: v for k, v in changes.items() if v is not None}
             if summary is not None:
-                changes["summary"] = json.dumps({**run.summary, **summary})
+                changes["summary"] = json.dumps(run.summary.merged(summary).to_dict())
             if changes:
                 assignments = ", ".join(f"{column} = ?" for column in changes)
                 self._execute(f"UPDATE runs SET {assignments} WHERE id = ?", [*changes.values(), run_id])

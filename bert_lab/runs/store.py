@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol, Self
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
-from bert_lab.runs.records import Group, MetricPoint, Point, Run, RunEvent, WorkerLease
+from bert_lab.engine.reports import Point
+from bert_lab.runs.records import Group, MetricPoint, Run, RunEvent, RunSummary, WorkerLease
 from bert_lab.runs.status import Status
 
 STORE_ENV = "BERT_LAB_STORE"
@@ -130,10 +131,10 @@ class RunStore(Protocol):
         progress: float | None = None,
         device: str | None = None,
         pid: int | None = None,
-        summary: dict[str, Any] | None = None,
+        summary: RunSummary | None = None,
         name: str | None = None,
     ) -> Run:
-        """Set the given fields; `summary` is merged into the stored summary."""
+        """Set the given fields; the fields `summary` reports replace the stored summary's."""
         ...
 
     def heartbeat(self, run_id: int, *, progress: float | None = None) -> None:

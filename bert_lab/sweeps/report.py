@@ -219,7 +219,7 @@ def _config_result(params: dict[str, Any], runs: list[Run], latest: dict[int, di
 
 def majority_share(run: Run) -> float | None:
     """The accuracy of always answering the evaluation set's most common class (from the last confusion matrix)."""
-    confusion = run.summary.get("confusion")
+    confusion = run.summary.confusion
     if not confusion:
         return None
     per_class = [sum(row) for row in confusion]

@@ -124,19 +124,19 @@ def overfitting(steps: np.ndarray, loss: np.ndarray, eval_steps: np.ndarray, eva
 
 def collapse(run: Run) -> list[Annotation]:
     """At its last evaluation the model predicted one class for every example."""
-    confusion = run.summary.get("confusion")
+    confusion = run.summary.confusion
     if not confusion:
         return []
     used = [j for j in range(len(confusion[0])) if any(row[j] for row in confusion)]
     if len(used) != 1:
         return []
-    labels = run.summary.get("labels") or []
+    labels = run.summary.labels or []
     name = labels[used[0]] if used[0] < len(labels) else f"class {used[0]}"
     hint = (
         f"collapse: every evaluation example was predicted '{name}'; the model learned nothing beyond the most "
         "common answer (try another learning rate or seed; accuracy flatters this, F1 does not)"
     )
-    return [Annotation("collapse", int(run.summary.get("eval_step", 0)), hint, "accuracy-vs-f1")]
+    return [Annotation("collapse", run.summary.eval_step or 0, hint, "accuracy-vs-f1")]
 
 
 def plateau(steps: np.ndarray, loss: np.ndarray, *, schedule: str = "constant") -> list[Annotation]:

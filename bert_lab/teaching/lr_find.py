@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from bert_lab.core.config import RunConfig
-from bert_lab.runs.records import Hooks, StepRecord
+from bert_lab.engine.reports import Hooks, StepRecord
 
 START_LR, END_LR, NUM_STEPS = 1e-7, 1.0, 100
 BETA = 0.98  # EMA weight of the smoothed loss
