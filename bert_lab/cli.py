@@ -20,8 +20,9 @@ from typing import Any
 
 from bert_lab.core.config import CHOICES, FIELD_TYPES, ConfigError, RunConfig, field_help
 from bert_lab.core.layout import DataFolder, RunFolder
-from bert_lab.core.metrics import HEADLINE
+from bert_lab.core.metrics import HEADLINE, IN_TABLES
 from bert_lab.engine.reports import StepRecord, TrainResult
+from bert_lab.runs.describe import row
 from bert_lab.runs.records import RunSummary
 from bert_lab.runs.service import Lab
 from bert_lab.runs.status import Status, ending
@@ -319,9 +320,6 @@ def run_submit(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: L
     return 0
 
 
-LIST_COLUMNS = ("train_loss", "accuracy", "f1")  # the latest value of each, in the table
-
-
 def run_clone(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: Lab) -> int:
     from bert_lab.engine.data import DataError
     from bert_lab.runs import service
@@ -362,12 +360,12 @@ def run_list(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: Lab
     if args.json:
         print(json.dumps(rows))
         return 0
-    headers = "  ".join(f"{k:>10}" for k in LIST_COLUMNS)
+    headers = "  ".join(f"{k:>10}" for k in IN_TABLES)
     print(f"{'id':>4}  {'status':<11} {'progress':>8}  {headers}  name")
-    for row in rows:
-        m = row["metrics"]
-        cells = "  ".join(f"{m[k]:>10.4f}" if k in m else f"{'-':>10}" for k in LIST_COLUMNS)
-        print(f"{row['id']:>4}  {row['status']:<11} {row['progress']:>8.0%}  {cells}  {row['name']}")
+    for run in runs:
+        r = row(run, latest.get(run.id, {}))
+        cells = "  ".join(f"{'-':>10}" if v is None else f"{v:>10.4f}" for v in r.scores.values())
+        print(f"{run.id:>4}  {run.status:<11} {r.progress:>8.0%}  {cells}  {run.name}")
     return 0
 
 
@@ -423,8 +421,8 @@ def run_groups(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: L
         print(json.dumps(rows))
         return 0
     print(f"{'id':<12}  {'method':<7} {'metric':<9} {'runs':>4}  name")
-    for row in rows:
-        print(f"{row['id']:<12}  {row['method']:<7} {row['metric']:<9} {sum(row['counts'].values()):>4}  {row['name']}")
+    for g in rows:
+        print(f"{g['id']:<12}  {g['method']:<7} {g['metric']:<9} {sum(g['counts'].values()):>4}  {g['name']}")
     return 0
 
 

@@ -9,16 +9,15 @@ from __future__ import annotations
 import json
 import time
 from functools import partial
-from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
-from bert_lab.core.metrics import EVAL_METRICS, METRICS, charted
+from bert_lab.core.metrics import EVAL_METRICS, IN_TABLES, METRICS, charted
 from bert_lab.figures import curves, run_charts, tables
 from bert_lab.processes import worker
 from bert_lab.runs import service
-from bert_lab.runs.describe import badge, eta_s, explain, format_duration, queue_places, run_label
+from bert_lab.runs.describe import badge, explain, format_duration, queue_places, row, run_label
 from bert_lab.runs.records import Run
 from bert_lab.runs.status import Status
 from bert_lab.runs.store import RunStore, StoreError
@@ -46,38 +45,29 @@ def runs_frame(
     runs: list[Run], latest: dict[int, dict[str, float]], groups: dict[str, str], everyone: list[Run]
 ) -> pd.DataFrame:
     """The table's rows: `runs`, with queued runs placed in the queue of `everyone`'s runs."""
-    rows = []
     places = queue_places(everyone, slots=worker.total_slots(worker.live_workers(lab.store)), now=time.time())
+    rows = []
     for run in runs:
-        m, c = latest.get(run.id, {}), run.config
-        total = run.summary.total_steps
-        steps = f"{round(run.progress * total)} / {total}" if total else ""
-        eta = format_duration(eta_s(run))
-        if run.cached_from is not None:  # answered from a finished run with the same config, data and model
-            steps = f"cached from #{run.cached_from}"
-        if run.id in places:  # queued: its place in the fair queue and when it should start
-            place, start_s = places[run.id]
-            steps, eta = f"#{place} in queue", f"starts in {format_duration(start_s)}" if start_s else "next"
+        r = row(run, latest.get(run.id, {}), place=places.get(run.id), group=groups.get(run.group_id or "", ""))
+        c = run.config
         rows.append(
             {
-                "run": run_label(run),
-                "status": badge(run.status),
-                "progress": run.progress,
-                "steps": steps,
-                "elapsed": format_duration(run.elapsed_s),
-                "ETA": eta,
-                "train loss": m.get("train_loss"),
-                "accuracy": m.get("accuracy"),
-                "F1": m.get("f1"),
-                "dataset": Path(str(c.get("dataset", ""))).name,
-                "model": Path(str(c.get("model", ""))).name,
+                "run": r.run,
+                "status": r.status,
+                "progress": r.progress,
+                "steps": r.steps,
+                "elapsed": r.elapsed,
+                "ETA": r.eta,
+                **{METRICS[name].label: value for name, value in r.scores.items()},
+                "dataset": r.dataset,
+                "model": r.model,
                 "optimizer": c.get("optimizer"),
                 "lr": f"{c.get('lr', 0):.2g}",
                 "schedule": c.get("schedule"),
-                "owner": run.owner,
-                "group": groups.get(run.group_id or "", ""),
-                "device": run.device or "",
-                "host": run.host or "",
+                "owner": r.owner,
+                "group": r.group,
+                "device": r.device,
+                "host": r.host,
                 "created": pd.Timestamp(run.created_at, unit="s"),
             }
         )
@@ -128,9 +118,7 @@ def render_table(runs: list[Run], latest: dict[int, dict[str, float]], everyone:
                 "queue (owners take turns) and the length of finished runs like it.",
             ),
             "group": st.column_config.TextColumn(help="The sweep it belongs to: read it whole on the Groups page"),
-            "train loss": number(format="%.4f"),
-            "accuracy": number(format="%.3f"),
-            "F1": number(format="%.3f"),
+            **{METRICS[name].label: number(format="%.3f" if METRICS[name].share else "%.4f") for name in IN_TABLES},
             "created": st.column_config.DatetimeColumn("created (UTC)", format="YYYY-MM-DD HH:mm"),
         },
     )

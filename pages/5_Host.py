@@ -14,7 +14,7 @@ import streamlit as st
 from bert_lab.core.metrics import METRICS
 from bert_lab.processes import worker
 from bert_lab.runs import names, workshop
-from bert_lab.runs.describe import format_duration, owner_label, queue_places, run_label, worker_facts
+from bert_lab.runs.describe import owner_label, queue_places, row, worker_facts
 from bert_lab.runs.records import WorkerLease
 from bert_lab.runs.status import Status
 from bert_lab.runs.workshop import Settings
@@ -84,15 +84,8 @@ def render_state() -> None:
     paused = " — paused: nothing new starts" if Settings.read(lab.data).paused else ""
     st.subheader(f"Queue: {len(running)} of {slots} slot(s) in use, {len(queued)} waiting{paused}")
     if queued:
-        rows = [
-            {
-                "place": places[r.id][0],
-                "run": run_label(r),
-                "participant": owner_label(r.owner),
-                "starts in": format_duration(places[r.id][1]) if places[r.id][1] else "next",
-            }
-            for r in queued
-        ]
+        shown = [row(r, {}, place=places[r.id]) for r in queued]
+        rows = [{"place": places[r.id][0], "run": r.run, "participant": r.owner, "when": r.eta} for r in shown]
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", height=min(300, 38 + 35 * len(rows)))
     render_workers(workers)
     if running:
@@ -130,8 +123,10 @@ def render_state() -> None:
             hide_index=True,
             width="stretch",
             column_config={
-                "accuracy": st.column_config.NumberColumn(format="%.3f"),
-                "f1": st.column_config.NumberColumn("F1", format="%.3f"),
+                **{
+                    name: st.column_config.NumberColumn(METRICS[name].label, format="%.3f")
+                    for name in workshop.RANKED_BY
+                },
                 "run": st.column_config.NumberColumn(format="#%d"),
             },
         )

@@ -65,3 +65,37 @@ def _imported_names(path: Path, module: str) -> set[str]:
         if isinstance(node, ast.ImportFrom) and node.module == module
         for alias in node.names
     }
+
+
+# The library's parts, lowest floor first: a module may import its own part and the parts below it, never above.
+FLOORS = ("core", "engine", "runs", "sweeps", "figures", "teaching", "processes", "cli")
+
+
+def part_of(module: str) -> str:
+    return module.split(".")[1] if module.count(".") else "bert_lab"
+
+
+def test_every_part_imports_only_its_own_floor_and_those_below() -> None:
+    """`ls bert_lab` is the map: each package one part, each import pointing down (`config` importing the run
+    store's metric catalogue once ran back up a floor)."""
+    modules = {module_name(m): m for m in LIBRARY.rglob("*.py")}
+    parts = {part_of(m) for m in modules} - {"bert_lab", "__main__"}
+    assert parts == set(FLOORS), "a part the floors do not place"
+    upward = []
+    for name, path in modules.items():
+        if part_of(name) not in FLOORS:
+            continue
+        floor = FLOORS.index(part_of(name))
+        for imported in imports(path):
+            if imported.startswith("bert_lab.") and FLOORS.index(part_of(imported)) > floor:
+                upward.append(f"{name} → {imported}")
+    assert upward == []
+
+
+def test_the_newcomers_map_names_every_part() -> None:
+    """docs/architecture.md's tree lists each package of `bert_lab` (and nothing that is not there)."""
+    text = (LIBRARY.parent / "docs" / "architecture.md").read_text()
+    tree = text[text.index("bert_lab/") : text.index("bench/")]
+    named = {line.split("/")[0].strip() for line in tree.splitlines()[1:] if line.startswith("  ") and "/" in line[:16]}
+    packages = {p.name for p in LIBRARY.iterdir() if (p / "__init__.py").is_file()}
+    assert named == packages

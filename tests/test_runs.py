@@ -27,11 +27,11 @@ from bert_lab.core.metrics import (
     label,
 )
 from bert_lab.engine.data import DataError
-from bert_lab.engine.reports import EvalRecord, Hooks, StepRecord, points
+from bert_lab.engine.reports import EvalRecord, Hooks, StepRecord, Stop, points
 from bert_lab.runs import describe, service
 from bert_lab.runs.records import Run, RunSummary, WorkerLease
 from bert_lab.runs.service import Lab
-from bert_lab.runs.status import ACTIVE, RESUMABLE, TERMINAL, TRANSITIONS, Status
+from bert_lab.runs.status import ACTIVE, RESUMABLE, STATUS_OF, TERMINAL, TRANSITIONS, Ending, Status, ending
 from bert_lab.runs.store import STORE_ENV, StoreError, UnknownRunError
 
 Q, R, F, X, C, D, INT, P = (
@@ -70,6 +70,27 @@ def test_every_status_is_reachable_from_queued() -> None:
         reached |= step
         frontier = list(step)
     assert reached == set(Status)
+
+
+def test_how_a_run_ends_becomes_its_status_in_one_place() -> None:
+    """The loop's own reasons, then why it was asked to stop, then what the worker saw: each to the status it means."""
+    assert [ending(stop) for stop in Stop] == [F, F, D, C]  # completed, early-stopped, diverged, asked (a cancel)
+    asked = {why: ending(Stop.ASKED, why) for why in (Ending.INTERRUPTED, Ending.PRUNED, Ending.RANGE_TEST_DONE)}
+    assert asked == {Ending.INTERRUPTED: INT, Ending.PRUNED: P, Ending.RANGE_TEST_DONE: F}
+    assert ending(Stop.DIVERGED, Ending.INTERRUPTED) == D  # the loss blew up: asking to stop changes nothing
+    seen = [ending(why) for why in (Ending.LOST, Ending.KILLED, Ending.FAILED, Ending.DISK_FULL)]
+    assert seen == [INT, C, X, INT]
+    assert set(STATUS_OF) == set(Ending) and {stop.value for stop in Stop} - {"asked"} <= set(Ending)
+    assert all(R.can_become(status) for status in STATUS_OF.values())  # each is an ending a running run may have
+
+
+def test_a_run_summary_is_stored_as_the_fields_it_reports() -> None:
+    summary = RunSummary(total_steps=40, confusion=[[3, 1], [0, 4]])
+    assert summary.to_dict() == {"total_steps": 40, "confusion": [[3, 1], [0, 4]]}
+    assert RunSummary.from_dict({**summary.to_dict(), "from_a_newer_lab": 1}) == summary  # unknown keys left out
+    later = summary.merged(RunSummary(steps=40, total_steps=41, reason="completed 41 steps"))
+    assert later == RunSummary(total_steps=41, confusion=[[3, 1], [0, 4]], steps=40, reason="completed 41 steps")
+    assert summary.merged(RunSummary()) == summary
 
 
 def test_status_is_its_plain_string() -> None:
@@ -314,6 +335,21 @@ def test_eta_from_progress_and_elapsed_time() -> None:
     assert describe.eta_s(make_run(status=R, started_at=None, progress=0.5)) is None
     for status in (Q, F, C, INT):
         assert describe.eta_s(make_run(status=status, started_at=started, progress=0.5)) is None
+
+
+def test_a_run_as_a_table_row() -> None:
+    """The one row the Runs page, the CLI and the host's queue show: steps done, cached, a place in the queue."""
+    running = make_run(status=R, started_at=time.time() - 100, progress=0.25, summary=RunSummary(total_steps=40))
+    running = dataclasses.replace(running, config={"dataset": "/data/up/reviews.csv", "model": "minilm"}, owner="")
+    r = describe.row(running, {"train_loss": 0.5, "f1": 0.7, "lr": 1e-4}, group="lr sweep")
+    assert (r.id, r.run, r.status, r.steps, r.eta) == (7, "#7 sweep 1/3", describe.badge(R), "10 / 40", "5m 00s")
+    assert r.scores == {"train_loss": 0.5, "accuracy": None, "f1": 0.7}  # IN_TABLES, in order; nothing else
+    assert (r.dataset, r.model, r.owner, r.group) == ("reviews.csv", "minilm", "nobody", "lr sweep")
+    cached = describe.row(dataclasses.replace(running, status=F, cached_from=3), {})
+    assert cached.steps == "cached from #3"
+    queued = describe.row(make_run(), {}, place=(2, 150.0))
+    assert (queued.steps, queued.eta) == ("#2 in queue", "starts in 2m 30s")
+    assert describe.row(make_run(), {}, place=(1, 0.0)).eta == "next"
 
 
 def test_labels_and_badges() -> None:

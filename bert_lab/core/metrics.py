@@ -137,6 +137,7 @@ STEP_METRICS: tuple[Metric, ...] = tuple(m for m in CATALOGUE if m.per == "step"
 EVAL_METRICS: tuple[Metric, ...] = tuple(m for m in CATALOGUE if m.per == "eval")
 SCORES: tuple[str, ...] = tuple(m.name for m in EVAL_METRICS if m.higher_is_better is not None)  # early stopping
 HEADLINE: tuple[str, ...] = ("accuracy", "f1", "eval_loss")  # what a group is judged by and every summary reports
+IN_TABLES: tuple[str, ...] = ("train_loss", "accuracy", "f1")  # the latest values a table of runs shows
 
 
 def charted(configs: list[dict[str, Any]]) -> list[str]:

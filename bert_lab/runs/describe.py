@@ -5,11 +5,13 @@ from __future__ import annotations
 import errno
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import PurePath
 from typing import Any, Literal
 
 from bert_lab.core.config import DEFAULTS
+from bert_lab.core.metrics import IN_TABLES
 from bert_lab.runs.queue import expected_starts, fair_order
 from bert_lab.runs.records import Run, WorkerLease
 from bert_lab.runs.status import Status
@@ -135,6 +137,55 @@ def queue_places(runs: Sequence[Run], *, slots: int, now: float) -> dict[int, tu
 
     starts = expected_starts(order, running, slots=slots, duration_s=duration_s, now=now)
     return {run.id: (place, starts[run.id]) for place, run in enumerate(order, start=1)}
+
+
+@dataclass(frozen=True)
+class Row:
+    """A run as a row of a table (the Runs page, `bert_lab runs`, the host's views), in words and its latest scores
+    (`core.metrics.IN_TABLES`)."""
+
+    id: int
+    run: str  # its label: #id name
+    status: str  # a badge
+    progress: float  # 0..1
+    steps: str  # "12 / 40", "cached from #3", "#2 in queue"
+    elapsed: str
+    eta: str  # time left, or when a queued run should start
+    scores: dict[str, float | None]  # IN_TABLES name → latest value
+    dataset: str
+    model: str
+    owner: str
+    group: str
+    device: str
+    host: str
+
+
+def row(run: Run, latest: Mapping[str, float], *, place: tuple[int, float] | None = None, group: str = "") -> Row:
+    """`run` as a table row; `latest`: its latest metric values; `place`: a queued run's place in the fair queue and
+    seconds until it should start (`queue_places`); `group`: its group's name."""
+    total = run.summary.total_steps
+    steps = f"{round(run.progress * total)} / {total}" if total else ""
+    eta = format_duration(eta_s(run))
+    if run.cached_from is not None:  # answered from a finished run with the same config, data and model
+        steps = f"cached from #{run.cached_from}"
+    if place is not None:
+        steps, eta = f"#{place[0]} in queue", f"starts in {format_duration(place[1])}" if place[1] else "next"
+    return Row(
+        id=run.id,
+        run=run_label(run),
+        status=badge(run.status),
+        progress=run.progress,
+        steps=steps,
+        elapsed=format_duration(run.elapsed_s),
+        eta=eta,
+        scores={name: latest.get(name) for name in IN_TABLES},
+        dataset=PurePath(str(run.config.get("dataset", ""))).name,
+        model=PurePath(str(run.config.get("model", ""))).name,
+        owner=owner_label(run.owner),
+        group=group,
+        device=run.device or "",
+        host=run.host or "",
+    )
 
 
 def explain(run: Run, *, worker_alive: bool = True) -> Note | None:

@@ -289,29 +289,31 @@ def participants(runs: Sequence[Run]) -> list[dict[str, object]]:
     ]
 
 
+RANKED_BY = ("accuracy", "f1")  # the leaderboard's order: accuracy, then F1 between equals
+
+
 def leaderboard(runs: Sequence[Run], latest: Mapping[int, Mapping[str, float]]) -> dict[str, list[dict[str, object]]]:
     """Per dataset, each participant's best finished run by accuracy (then F1), best first, with the settings that
     got it (runs without an owner count as one participant, "nobody")."""
-    best: dict[str, dict[str, tuple[float, float, Run]]] = {}
+    best: dict[str, dict[str, tuple[tuple[float, ...], Run]]] = {}
     for run in runs:
         scores = latest.get(run.id, {})
-        if run.status != Status.FINISHED or "accuracy" not in scores:
+        if run.status != Status.FINISHED or RANKED_BY[0] not in scores:
             continue
         dataset = Path(str(run.config.get("dataset", ""))).name
-        mine = (scores["accuracy"], scores.get("f1", float("nan")), run)
+        mine = tuple(scores.get(name, float("nan")) for name in RANKED_BY)
         current = best.setdefault(dataset, {}).get(run.owner)
-        if current is None or mine[:2] > current[:2]:
-            best[dataset][run.owner] = mine
+        if current is None or mine > current[0]:
+            best[dataset][run.owner] = (mine, run)
     return {
         dataset: [
             {
                 "participant": owner_label(owner),
-                "accuracy": acc,
-                "f1": f1,
+                **dict(zip(RANKED_BY, ranked)),
                 "run": run.id,
                 "settings": settings_of(run.config),
             }
-            for owner, (acc, f1, run) in sorted(by_owner.items(), key=lambda item: item[1][:2], reverse=True)
+            for owner, (ranked, run) in sorted(by_owner.items(), key=lambda item: item[1][0], reverse=True)
         ]
         for dataset, by_owner in sorted(best.items())
     }
