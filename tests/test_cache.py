@@ -33,6 +33,7 @@ def test_every_config_field_the_seed_and_the_model_files_change_the_key(tmp_path
         keys.add(cache_key({**base, field.name: f"other {base[field.name]!r}"}))
     assert len(keys) == 1 + len(fields(RunConfig))  # every field, the seed among them, is part of the key
     assert cache_key(dict(base)) == cache_key(base)  # and nothing else is: the same config, the same key
+    assert cache_key(dict(reversed(base.items()))) == cache_key(base)  # in whatever order its fields come
     folder = tmp_path / "my-bert"
     folder.mkdir()
     (folder / "config.json").write_text("{}")
