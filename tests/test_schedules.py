@@ -54,6 +54,22 @@ def test_decay_counts_from_the_end_of_warmup() -> None:
     assert lr_at(c, 14, 100) == 1.0 and lr_at(c, 15, 100) == 0.5
 
 
+def test_the_range_test_climbs_exponentially_from_its_start_to_lr_at_the_last_step() -> None:
+    c = RunConfig(schedule="range_test", lr=1e-2, range_start_lr=1e-5)  # 1e-3 of lr at the first step
+    assert lr_at(c, 0, 11) == pytest.approx(1e-5) and lr_at(c, 10, 11) == pytest.approx(1e-2)
+    assert lr_at(c, 5, 11) == pytest.approx(1e-2 * 1e-3**0.5)  # half way up, in log terms
+    assert lr_curve(c, 2) == pytest.approx([1e-5, 1e-2]) and lr_curve(c, 1) == pytest.approx([1e-5])
+
+
+def test_by_default_no_warmup_and_a_halving_every_100_steps() -> None:
+    assert lr_factor(0, schedule="linear", total_steps=10) == 1.0
+    assert lr_factor(100, schedule="exponential", total_steps=1000) == pytest.approx(0.5)
+    assert (
+        lr_factor(99, schedule="step", total_steps=1000) == 1.0
+        and lr_factor(100, schedule="step", total_steps=1000) == 0.5
+    )
+
+
 def test_unknown_schedule_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown schedule"):
         lr_factor(3, schedule="wobbly", total_steps=10)
