@@ -115,6 +115,12 @@ def test_grid_main_effects_and_seed_noise_by_hand(lab: Lab) -> None:
 LRS = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 2e-3]
 
 
+def test_no_importance_from_one_config_or_from_configs_that_all_scored_the_same(lab: Lab) -> None:
+    assert importance(read_group(lab.store, finished_group(lab, {1e-4: [0.7, 0.72]}))) == ("", {})
+    level = finished_group(lab, {1e-4: [0.7, 0.7], 3e-4: [0.7, 0.7]})
+    assert importance(read_group(lab.store, level)) == ("main effects (η²)", {})  # nothing varied to explain
+
+
 def test_importance_of_a_random_sweep_comes_from_optuna(lab: Lab) -> None:
     values = {v: [0.5 + 0.03 * i] for i, v in enumerate(LRS)}
     method, shares = importance(read_group(lab.store, finished_group(lab, values, method="random")))
@@ -145,6 +151,9 @@ def test_one_seed_against_several_cannot_be_judged_yet() -> None:
         assert verdict.seeds_needed == 3  # as many as the config with the most
         assert "cannot tell yet: 1 finished run(s) per config; run at least 2 seeds of each" in verdict.words
     assert compare(config([0.76], 1e-4), config([0.70], 3e-4), "accuracy").seeds_needed == 2
+    better_several = compare(config([0.70], 1e-4), config([0.80, 0.81, 0.82], 3e-4), "accuracy")  # the worse: one
+    assert better_several.a.params == {"lr": 3e-4} and math.isnan(better_several.ci95[0])
+    assert better_several.seeds_needed == 3
 
 
 def test_configs_without_spread_are_judged_by_their_gap_alone() -> None:
@@ -154,8 +163,9 @@ def test_configs_without_spread_are_judged_by_their_gap_alone() -> None:
     level = compare(config([0.7, 0.7], 1e-4), config([0.7, 0.7], 3e-4), "accuracy")
     assert (level.diff, level.ci95, level.real, level.seeds_needed) == (0.0, (0.0, 0.0), False, None)
     assert "treat them as equal" in level.words
-    one_flat = compare(config([0.7, 0.7], 1e-4), config([0.6, 0.62], 3e-4), "accuracy")  # Welch, one spread
-    assert one_flat.ci95[0] < one_flat.diff - 1 and one_flat.ci95[1] > one_flat.diff + 1
+    for flat, spread in (([0.7, 0.7], [0.6, 0.62]), ([0.6, 0.6], [0.7, 0.72])):  # one without spread: Welch
+        one_flat = compare(config(flat, 1e-4), config(spread, 3e-4), "accuracy")
+        assert one_flat.ci95[0] < one_flat.diff - 1 and one_flat.ci95[1] > one_flat.diff + 1
 
 
 def test_an_interval_just_above_or_below_zero_decides() -> None:
