@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PORT ?= 8501
 
-.PHONY: install run workshop stop test lint bench clean
+.PHONY: install run workshop stop test lint bench mutate clean
 
 $(STAMP): requirements.txt requirements-data.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -50,5 +50,12 @@ bench: install
 	$(PY) bench/workshop.py
 	$(PY) bench/time_to_accuracy.py
 
+# Mutation testing (not part of `make test`): do the tests of runs/, sweeps/, schedules and annotate fail when their
+# code is wrong? One AST change at a time, in a copy of the repository; results remembered in .mutate/. MUTATE_ARGS
+# passes options, such as MUTATE_ARGS="--module annotate --jobs 1" or "--all" (the storage layer too, over an hour).
+MUTATE_ARGS ?= --jobs 2
+mutate: install
+	nice -n 15 $(PY) tests/mutate.py $(MUTATE_ARGS)
+
 clean:
-	rm -rf $(VENV) lab_data .pytest_cache test-artifacts
+	rm -rf $(VENV) lab_data .pytest_cache test-artifacts .mutate

@@ -88,6 +88,22 @@ def test_overfitting_onset_at_the_eval_minimum() -> None:
     assert overfitting(STEPS, HEALTHY[::-1], np.array([20, 40, 60]), np.array([0.5, 0.4, 0.6])) == []
 
 
+def test_overfitting_needs_the_training_loss_to_keep_falling_by_a_tenth() -> None:
+    # Training loss flat at 0.5 up to the eval minimum (step 40), then down to `final` by step 70 and flat after it.
+    def falling_to(final: float) -> np.ndarray:
+        return np.concatenate([np.full(40, 0.5), np.linspace(0.5, final, 31)[1:], np.full(30, final)])
+
+    eval_steps, eval_loss = np.array([20, 40, 60, 80, 100]), np.array([0.6, 0.45, 0.5, 0.6, 0.7])
+    [onset] = overfitting(STEPS, falling_to(0.44), eval_steps, eval_loss)  # fell 12%: overfitting
+    assert (onset.kind, onset.step) == ("overfitting", 40)
+    assert overfitting(STEPS, falling_to(0.46), eval_steps, eval_loss) == []  # fell 8%: it only wandered
+    assert overfitting(STEPS, np.full(100, 0.5), eval_steps, eval_loss) == []  # flat: not overfitting either
+    risen_only_a_little = np.array([0.6, 0.45, 0.5, 0.46])  # 2% above its minimum at the end: not yet
+    assert overfitting(STEPS, HEALTHY, eval_steps[:4], risen_only_a_little) == []
+    assert overfitting(STEPS, HEALTHY, eval_steps[:4], np.array([0.6, 0.45, 0.5, 0.47])) != []  # 4.4% above
+    assert overfitting(STEPS, HEALTHY, eval_steps[:3], np.array([0.6, 0.5, 0.45])) == []  # still falling
+
+
 def test_collapse_reads_the_last_confusion_matrix() -> None:
     one_class = run_record(summary=RunSummary(confusion=[[58, 0], [42, 0]], labels=["fresh", "rotten"], eval_step=63))
     [note] = collapse(one_class)

@@ -95,3 +95,25 @@ def test_queue_places_number_the_fair_order_and_estimate_each_start() -> None:
 def test_queue_places_of_runs_stored_with_partial_configs_take_the_defaults() -> None:
     partial = [replace(run(1, "ana"), config={"model": "tiny"}), replace(run(2, "ben"), config={})]
     assert set(queue_places(partial, slots=1, now=0.0)) == {1, 2}
+
+
+def test_owners_tied_on_running_and_starts_go_by_their_first_queued_run() -> None:
+    # Neither has started a run: Ana's first queued run (1) is older than Ben's (5), though her last (10) is newer.
+    queued = [run(1, "ana"), run(10, "ana"), run(5, "ben")]
+    assert ids(fair_order(queued, [], {})) == [1, 5, 10]
+
+
+def test_a_start_adds_one_running_run_to_its_owner() -> None:
+    # Ben has two runs going (latest start 50), Ana none: Ana takes two turns (0 then 1 running, fewer than Ben's 2);
+    # then both have two and Ben's start is older than Ana's. Were a start to count twice, Ben would go second.
+    queued = [run(1, "ana"), run(2, "ana"), run(3, "ana"), run(5, "ben")]
+    running = [run(8, "ben", Status.RUNNING, 40.0), run(9, "ben", Status.RUNNING, 50.0)]
+    assert ids(fair_order(queued, running, {"ben": 50.0})) == [1, 2, 5, 3]
+
+
+def test_with_more_runs_running_than_slots_a_queued_run_waits_for_the_last_to_end() -> None:
+    # The slots went down from 2 to 1 while two runs were going (10 s and 40 s left): the one slot is free only once
+    # both have ended, so the queued run starts in 40 s, not 10.
+    running = [run(1, "ana", Status.RUNNING, started_at=960.0), run(2, "ben", Status.RUNNING, started_at=990.0)]
+    starts = expected_starts([run(3, "cleo")], running, slots=1, duration_s=lambda r: 50.0, now=1000.0)
+    assert starts == {3: 40.0}

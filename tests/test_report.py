@@ -11,7 +11,7 @@ import pytest
 from bert_lab.runs.records import RunSummary
 from bert_lab.runs.service import Lab
 from bert_lab.runs.status import Status
-from bert_lab.sweeps.report import SEED_NOISE, Stats, compare, importance, read_group
+from bert_lab.sweeps.report import SEED_NOISE, ConfigResult, Stats, compare, importance, read_group
 
 T_975_DF2 = 4.302653  # Student's t, 97.5% quantile, 2 degrees of freedom (any t table)
 
@@ -113,8 +113,17 @@ def test_grid_main_effects_and_seed_noise_by_hand(lab: Lab) -> None:
     assert shares["lr"] == pytest.approx(0.0324 / 0.0328) and shares[SEED_NOISE] == pytest.approx(0.0004 / 0.0328)
 
 
+LRS = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 2e-3]
+
+
+def test_no_importance_from_one_config_or_from_configs_that_all_scored_the_same(lab: Lab) -> None:
+    assert importance(read_group(lab.store, finished_group(lab, {1e-4: [0.7, 0.72]}))) == ("", {})
+    level = finished_group(lab, {1e-4: [0.7, 0.7], 3e-4: [0.7, 0.7]})
+    assert importance(read_group(lab.store, level)) == ("main effects (η²)", {})  # nothing varied to explain
+
+
 def test_importance_of_a_random_sweep_comes_from_optuna(lab: Lab) -> None:
-    values = {v: [0.5 + 0.03 * i] for i, v in enumerate([1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 2e-3])}
+    values = {v: [0.5 + 0.03 * i] for i, v in enumerate(LRS)}
     method, shares = importance(read_group(lab.store, finished_group(lab, values, method="random")))
     assert method == "Optuna PED-ANOVA" and set(shares) == {"lr"} and shares["lr"] == pytest.approx(1.0)
 
@@ -128,3 +137,71 @@ def test_a_group_without_a_spec_is_read_by_what_differs(lab: Lab) -> None:
     report = read_group(lab.store, group.id)
     assert report.knobs == ["lr"] and [c.params for c in report.configs] == [{"lr": 1e-4}, {"lr": 3e-4}]
     assert report.verdict() is None and report.to_dict()["verdict"] is None
+
+
+def config(values: list[float], lr: float, metric: str = "accuracy") -> ConfigResult:
+    """A config's finished values on `metric` (the verdict reads only those)."""
+    return ConfigResult({"lr": lr}, [], {metric: values}, 0)
+
+
+def test_one_seed_against_several_cannot_be_judged_yet() -> None:
+    one, several = config([0.76], 1e-4), config([0.70, 0.71, 0.72], 3e-4)
+    for verdict in (compare(one, several, "accuracy"), compare(several, one, "accuracy")):
+        assert verdict.a is one and verdict.diff == pytest.approx(5.0)  # 76 − 71 points
+        assert math.isnan(verdict.ci95[0]) and math.isnan(verdict.ci95[1]) and not verdict.real
+        assert verdict.seeds_needed == 3  # as many as the config with the most
+        assert "cannot tell yet: 1 finished run(s) per config; run at least 2 seeds of each" in verdict.words
+    assert compare(config([0.76], 1e-4), config([0.70], 3e-4), "accuracy").seeds_needed == 2
+    better_several = compare(config([0.70], 1e-4), config([0.80, 0.81, 0.82], 3e-4), "accuracy")  # the worse: one
+    assert better_several.a.params == {"lr": 3e-4} and math.isnan(better_several.ci95[0])
+    assert better_several.seeds_needed == 3
+
+
+def test_configs_without_spread_are_judged_by_their_gap_alone() -> None:
+    apart = compare(config([0.6, 0.6], 3e-4), config([0.7, 0.7], 1e-4), "accuracy")
+    assert apart.a.params == {"lr": 1e-4} and apart.diff == pytest.approx(10.0)
+    assert apart.ci95 == (pytest.approx(10.0), pytest.approx(10.0)) and apart.real and apart.seeds_needed is None
+    level = compare(config([0.7, 0.7], 1e-4), config([0.7, 0.7], 3e-4), "accuracy")
+    assert (level.diff, level.ci95, level.real, level.seeds_needed) == (0.0, (0.0, 0.0), False, None)
+    assert "treat them as equal" in level.words
+    for flat, spread in (([0.7, 0.7], [0.6, 0.62]), ([0.6, 0.6], [0.7, 0.72])):  # one without spread: Welch
+        one_flat = compare(config(flat, 1e-4), config(spread, 3e-4), "accuracy")
+        assert one_flat.ci95[0] < one_flat.diff - 1 and one_flat.ci95[1] > one_flat.diff + 1
+
+
+def test_an_interval_just_above_or_below_zero_decides() -> None:
+    # Welch by hand: both s = 0.5 points, se = √(2 · 0.25 / 3) = 0.408 points, df = 4, t = 2.776.
+    real = compare(config([0.70, 0.705, 0.71], 1e-4), config([0.685, 0.69, 0.695], 3e-4), "accuracy")
+    assert real.diff == pytest.approx(1.5) and real.ci95[0] == pytest.approx(1.5 - 2.776445 * 0.408248, abs=1e-4)
+    assert 0 < real.ci95[0] < 1 and real.real and real.seeds_needed is None  # 0.37 points above zero
+    noise = compare(config([0.70, 0.71, 0.72], 1e-4), config([0.68, 0.69, 0.70], 3e-4), "accuracy")
+    assert noise.ci95[0] == pytest.approx(2.0 - 2.776445 * 0.816497, abs=1e-4)  # s = 1 point each
+    assert -1 < noise.ci95[0] < 0 and not noise.real
+
+
+def test_a_lower_loss_is_better_and_its_interval_lies_below_zero() -> None:
+    lower, higher = config([0.295, 0.30, 0.305], 1e-4, "eval_loss"), config([0.31, 0.315, 0.32], 3e-4, "eval_loss")
+    real = compare(higher, lower, "eval_loss")
+    assert real.a is lower and real.diff == pytest.approx(-0.015) and real.unit == "eval loss"
+    assert real.ci95[1] == pytest.approx(-0.015 + 2.776445 * 0.00408248, abs=1e-5)  # −0.0037: in loss units
+    assert -1 < real.ci95[1] < 0 and real.real
+    close = compare(
+        config([0.30, 0.31, 0.32], 1e-4, "eval_loss"), config([0.31, 0.32, 0.33], 3e-4, "eval_loss"), "eval_loss"
+    )
+    assert 0 < close.ci95[1] < 1 and not close.real
+
+
+def test_importance_of_a_random_sweep_over_two_knobs_finds_the_one_that_matters(lab: Lab) -> None:
+    # Twenty configs: accuracy follows the learning rate; the batch size takes turns and moves nothing.
+    lrs = [1e-5 * 1.3**i for i in range(20)]
+    runs = [({"lr": lr, "batch_size": 16 if i % 2 else 32, "seed": 42}, f"r{i}", None) for i, lr in enumerate(lrs)]
+    group = lab.store.create_group(
+        name="g", method="random", metric="accuracy", spec={"knobs": ["lr", "batch_size"]}, runs=runs
+    )
+    for i, run in enumerate(sorted(lab.store.list_runs(group_id=group.id), key=lambda r: r.id)):
+        lab.store.claim_run(run.id, pid=1)
+        lab.store.add_metrics(run.id, [(10, 1.0, 5.0, "accuracy", 0.5 + 0.01 * i)])
+        lab.store.set_status(run.id, Status.FINISHED)
+    method, shares = importance(read_group(lab.store, group.id))
+    assert method == "Optuna PED-ANOVA" and set(shares) == {"lr", "batch_size"}
+    assert sum(shares.values()) == pytest.approx(1.0) and shares["lr"] > 0.9 and shares["batch_size"] < 0.1

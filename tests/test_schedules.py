@@ -5,7 +5,7 @@ import math
 import pytest
 
 from bert_lab.core.config import RunConfig
-from bert_lab.engine.schedules import lr_at, lr_curve, lr_factor
+from bert_lab.engine.schedules import count_steps, lr_at, lr_curve, lr_factor
 
 
 def test_constant_is_flat() -> None:
@@ -54,22 +54,43 @@ def test_decay_counts_from_the_end_of_warmup() -> None:
     assert lr_at(c, 14, 100) == 1.0 and lr_at(c, 15, 100) == 0.5
 
 
+def test_the_range_test_climbs_exponentially_from_its_start_to_lr_at_the_last_step() -> None:
+    c = RunConfig(schedule="range_test", lr=1e-2, range_start_lr=1e-5)  # 1e-3 of lr at the first step
+    assert lr_at(c, 0, 11) == pytest.approx(1e-5) and lr_at(c, 10, 11) == pytest.approx(1e-2)
+    assert lr_at(c, 5, 11) == pytest.approx(1e-2 * 1e-3**0.5)  # half way up, in log terms
+    assert lr_curve(c, 2) == pytest.approx([1e-5, 1e-2]) and lr_curve(c, 1) == pytest.approx([1e-5])
+
+
+def test_by_default_no_warmup_and_a_halving_every_100_steps() -> None:
+    assert lr_factor(0, schedule="linear", total_steps=10) == 1.0
+    assert lr_factor(100, schedule="exponential", total_steps=1000) == pytest.approx(0.5)
+    assert (
+        lr_factor(99, schedule="step", total_steps=1000) == 1.0
+        and lr_factor(100, schedule="step", total_steps=1000) == 0.5
+    )
+
+
 def test_unknown_schedule_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown schedule"):
         lr_factor(3, schedule="wobbly", total_steps=10)
 
 
-def test_count_steps_matches_the_training_plan() -> None:
-    from bert_lab.engine.schedules import count_steps
-    from bert_lab.engine.train import plan_steps
+@pytest.mark.parametrize(
+    ("n_train", "batch_size", "grad_accum_steps", "num_epochs", "num_processes", "steps"),
+    [
+        (100, 8, 3, 1.5, 1, (5, 8)),  # 13 batches, 3 to a step: 5 a round (the last short); 1.5 × 5 = 7.5 → 8
+        (64, 4, 1, 1.0, 2, (8, 8)),  # 16 batches shared by 2 processes: 8 each
+        (300, 32, 2, 0.5, 2, (3, 2)),  # 10 batches, 5 each, 2 to a step: 3; half an epoch: 1.5 → 2
+        (7, 16, 1, 3.0, 1, (1, 3)),  # one short batch an epoch
+        (3, 4, 1, 1.0, 4, (1, 1)),  # fewer batches than processes: each still takes a step
+        (5, 8, 1, 0.1, 1, (1, 1)),  # a tenth of a one-step epoch is still one step
+    ],
+)
+def test_count_steps_by_hand(
+    n_train: int, batch_size: int, grad_accum_steps: int, num_epochs: float, num_processes: int, steps: tuple
+) -> None:
+    assert count_steps(n_train, batch_size, grad_accum_steps, num_epochs, num_processes) == steps
 
-    for n, batch, accum, epochs, procs in [
-        (100, 8, 3, 1.5, 1),
-        (64, 4, 1, 1.0, 2),
-        (2000, 32, 1, 1.0, 1),
-        (7, 16, 1, 3.0, 1),
-        (300, 32, 2, 0.5, 2),
-    ]:
-        per_epoch, total = count_steps(n, batch, accum, epochs, procs)
-        plan = plan_steps(RunConfig(batch_size=batch, grad_accum_steps=accum, num_epochs=epochs), [10] * n, procs)
-        assert (plan.steps_per_epoch, len(plan)) == (per_epoch, total)
+
+def test_count_steps_is_for_one_process_unless_told() -> None:
+    assert count_steps(2000, 32, 1, 1.0) == (63, 63)  # 62.5 batches: the last one short

@@ -290,3 +290,48 @@ def test_a_participant_stops_only_their_own_group(lab: Lab) -> None:
         service.delete_group(lab, group.id, actor=Actor("ben"))
     service.delete_group(lab, group.id, actor=Actor("ana"))
     assert lab.store.list_groups() == []
+
+
+def finished(lab: Lab, owner: str, accuracy: float, f1: float, **config: object) -> int:
+    """A finished run of `owner` whose last evaluation scored `accuracy` and `f1` (no training: the board reads the
+    store)."""
+    run = lab.store.create_run({**TINY.to_dict(), **config}, owner=owner)
+    lab.store.claim_run(run.id, pid=1)
+    lab.store.add_metrics(run.id, [(10, 1.0, 5.0, "accuracy", accuracy), (10, 1.0, 5.0, "f1", f1)])
+    lab.store.set_status(run.id, Status.FINISHED)
+    return run.id
+
+
+def board_of(lab: Lab) -> dict[str, list[dict[str, object]]]:
+    """The leaderboard of every run in the store, listed oldest first (a tie keeps the run listed first)."""
+    runs = sorted(lab.store.list_runs(), key=lambda r: r.id)
+    return workshop.leaderboard(runs, lab.store.latest_metrics([r.id for r in runs], names=["accuracy", "f1"]))
+
+
+def test_the_leaderboard_ranks_each_participants_best_finished_run_per_dataset(lab: Lab) -> None:
+    first = finished(lab, "ana", 0.80, 0.70)
+    finished(lab, "ana", 0.80, 0.70, seed=7)  # a tie with her own earlier run: the one listed first stays
+    better_f1 = finished(lab, "ben", 0.80, 0.75)  # the same accuracy as Ana's, a better F1: above her
+    finished(lab, "ben", 0.60, 0.60)
+    nobody = finished(lab, "", 0.70, 0.65)  # launched without an owner
+    upload = finished(lab, "ana", 0.50, 0.40, dataset="/lab/uploads/ana/reviews-1f2e.csv")  # its own board
+    for owner, status in (("dan", Status.RUNNING), ("eve", Status.CANCELLED)):  # scored, not finished: left out
+        run = lab.store.create_run(TINY.to_dict(), owner=owner)
+        lab.store.claim_run(run.id, pid=1)
+        lab.store.add_metrics(run.id, [(5, 0.5, 2.0, "accuracy", 0.99), (5, 0.5, 2.0, "f1", 0.99)])
+        if status != Status.RUNNING:
+            lab.store.set_status(run.id, status)
+    board = board_of(lab)
+    assert list(board) == ["reviews-1f2e.csv", "sms_spam"]
+    assert [(r["participant"], r["run"]) for r in board["reviews-1f2e.csv"]] == [("ana", upload)]
+    rows = board["sms_spam"]
+    assert [(r["participant"], r["run"], r["accuracy"], r["f1"]) for r in rows] == [
+        ("ben", better_f1, 0.80, 0.75),
+        ("ana", first, 0.80, 0.70),
+        ("nobody", nobody, 0.70, 0.65),
+    ]
+    assert rows[1]["settings"] == "tiny · adamw lr 1e-04 · linear · batch 32 · 32 examples × 1.0 epoch(s) · seed 42"
+    assert workshop.participants(lab.store.list_runs())[:2] == [
+        {"participant": "ana", "runs": 3, **{str(s): 3 * (s == Status.FINISHED) for s in Status}},
+        {"participant": "ben", "runs": 2, **{str(s): 2 * (s == Status.FINISHED) for s in Status}},
+    ]
