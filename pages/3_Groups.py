@@ -159,8 +159,8 @@ def render_group(group_id: str) -> None:
 
     st.subheader("Curves: mean over seeds")
     left, right = st.columns([1, 1])
-    curves = [*sorted(HEADLINE, key=lambda m: m != "f1"), "train_loss"]  # F1 first: the default
-    curve = left.selectbox("Curve", curves, format_func=label, key="band_metric")
+    shown = [*sorted(HEADLINE, key=lambda m: m != "f1"), "train_loss"]  # F1 first: the default
+    curve = left.selectbox("Curve", shown, format_func=label, key="band_metric")
     band = right.radio(
         "Band", list(group_charts.BANDS), format_func=group_charts.BANDS.get, horizontal=True, key="band"
     )

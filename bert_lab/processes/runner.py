@@ -88,7 +88,8 @@ class StoreReporter:
                 self._wake.set()  # the first loss point is the one a person is waiting for
             self._keep(points(r))
             self._progress = r.step / r.total_steps
-            self._summary = replace(self._summary, total_steps=r.total_steps)
+            if self._summary.total_steps != r.total_steps:  # once: the plan does not change
+                self._summary = replace(self._summary, total_steps=r.total_steps)
 
     def on_eval(self, r: EvalRecord) -> None:
         with self._lock:
