@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PORT ?= 8501
 
-.PHONY: install run workshop stop test lint bench clean
+.PHONY: install run workshop stop test lint bench screenshots clean
 
 $(STAMP): requirements.txt requirements-data.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,11 @@ bench: install
 	$(PY) bench/watched.py
 	$(PY) bench/workshop.py
 	$(PY) bench/time_to_accuracy.py
+
+# One screenshot of each page into docs/screenshots/: real runs trained in a temporary data folder, the app as `make run`
+# starts it (and as `make workshop` does, for the host's view), headless Chromium (Debian's `chromium`). ~4 min on 2 cores.
+screenshots: install
+	$(PY) docs/screenshots.py
 
 clean:
 	rm -rf $(VENV) lab_data .pytest_cache test-artifacts
