@@ -2,11 +2,14 @@
 
 A temporary data folder is filled through the library as people would fill it: Ana sweeps the learning rate (2 rates
 × 2 seeds), Ben runs the "learning rate" lesson, all on the bundled MiniLM and real data, trained for real by the
-app's own worker (about three minutes on 2 cores). The app is started as `make run` starts it (`python -m
-lab_ui.serve`) on a free port, then again as `make workshop` does for the host's view. Everything this script starts
-(the app, its worker and their runs) is stopped at the end, error or not, and the data folder is removed.
+app's own worker (a few minutes on 2 idle cores, far longer on busy ones). The app is started as `make run` starts it
+(`python -m lab_ui.serve`) on a free port, then again as `make workshop` does for the host's view. Everything this
+script starts (the app, its worker and their runs) is stopped at the end, error or not, and the data folder is
+removed. A page that shows an error is taken cut above it, and the script then exits 1 naming it.
 
     .venv/bin/python docs/screenshots.py [--out docs/screenshots] [--keep DIR]
+
+`--keep DIR` fills DIR and keeps it; given again, the pictures are taken from the runs already there (seconds).
 """
 
 from __future__ import annotations
@@ -48,6 +51,11 @@ MAX_HEIGHT = 2400  # a full-page shot is cut here (the README shows them small; 
 PASSCODE, HOST_PASSCODE = "tulip-42", "host-only-7"
 TRAIN_TIMEOUT_S = 2400  # 7 runs: ~3 min on 2 idle cores, far longer when others share them
 SEEDED_BY = ("Ana", "Ben")
+SENTENCES = (
+    "A warm, funny and beautifully acted film.",
+    "Two hours of my life I will never get back.",
+    "The plot is thin, but the performances carry it.",
+)
 PAGES = ("launch", "runs", "playground", "groups", "lessons", "host")  # docs/screenshots/<name>.png, one each
 
 # The settled page: Streamlit idle, no spinner or skeleton, every plotly chart drawn.
@@ -167,8 +175,8 @@ def stop_leftovers(data: DataFolder) -> None:
 
 # --- the browser ------------------------------------------------------------------------------------------------------
 class Camera:
-    def __init__(self, page: Any, out: Path) -> None:
-        self.page, self.out = page, out
+    def __init__(self, page: Any, out: Path, errors: list[str]) -> None:
+        self.page, self.out, self.errors = page, out, errors
 
     def settle(self, timeout_s: float = 120) -> None:
         """Wait until the page is drawn and idle, twice in a row a second apart (a fragment may rerun)."""
@@ -177,12 +185,27 @@ class Camera:
             wait_for(lambda: self.page.evaluate(SETTLED_JS), timeout_s, "the page to settle", every_s=0.25)
             self.page.wait_for_timeout(1000)
 
-    def shoot(self, name: str) -> None:
+    def shoot(self, name: str, max_height: int = MAX_HEIGHT, until: str | None = None) -> None:
+        """The page from its top, as tall as its content (at most `max_height`; cut above the heading `until`); a
+        page showing an error is cut above it, and the error is said (the run then fails once every page is taken)."""
+        self.page.evaluate("() => document.activeElement && document.activeElement.blur()")  # no focus ring
         self.settle()
-        height = min(max(self.page.evaluate(HEIGHT_JS), VIEWPORT["height"]), MAX_HEIGHT)
+        height = min(max(self.page.evaluate(HEIGHT_JS), VIEWPORT["height"]), max_height)
         self.page.set_viewport_size({"width": VIEWPORT["width"], "height": height})
         self.settle()
-        self.page.screenshot(path=str(self.out / f"{name}.png"))
+        if until is not None:
+            heading = self.page.get_by_role("heading", name=until).first
+            height = min(height, int(heading.bounding_box()["y"]) - 8)
+        error = self.page.locator('[data-testid="stException"]').first
+        if error.count():
+            top = int(error.bounding_box()["y"]) - 16
+            text = error.inner_text().splitlines()[0]
+            self.errors.append(f"{name}: {text}")
+            print(f"screenshots: {name}: the page shows an error, cut above it: {text}", file=sys.stderr, flush=True)
+            height = min(height, max(top, VIEWPORT["height"] // 2))
+        self.page.screenshot(
+            path=str(self.out / f"{name}.png"), clip={"x": 0, "y": 0, "width": VIEWPORT["width"], "height": height}
+        )
         self.page.set_viewport_size(VIEWPORT)
         print(f"screenshots: {name}.png ({VIEWPORT['width']}×{height})", flush=True)
 
@@ -200,7 +223,8 @@ class Camera:
 
 
 @contextlib.contextmanager
-def camera(out: Path) -> Iterator[Camera]:
+def camera(out: Path, errors: list[str], debug: Path) -> Iterator[Camera]:
+    """Headless Chromium; where something fails, the page as it was goes to `debug`."""
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as p:
@@ -209,14 +233,19 @@ def camera(out: Path) -> Iterator[Camera]:
             page = browser.new_context(viewport=VIEWPORT, device_scale_factor=1).new_page()
             page.set_default_timeout(120_000)
             expect.set_options(timeout=120_000)
-            yield Camera(page, out)
+            yield Camera(page, out, errors)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                page.screenshot(path=str(debug), full_page=True)
+                print(f"screenshots: the page when it failed: {debug}", file=sys.stderr)
+            raise
         finally:
             browser.close()
 
 
 def shoot_single_user(cam: Camera, url: str, lab: Lab) -> None:
     cam.goto(f"{url}/Runs", "Runs")
-    cam.shoot("runs")
+    cam.shoot("runs", max_height=2000)  # the table, the per-step and the evaluation curves
 
     [sweep] = [g for g in lab.store.list_groups() if g.method == "grid"]
     cam.goto(f"{url}/Groups?group={sweep.id}", "Groups: sweeps and seeds")
@@ -237,8 +266,12 @@ def shoot_single_user(cam: Camera, url: str, lab: Lab) -> None:
     cam.page.get_by_text("Compare with a second run").click()
     cam.settle()
     cam.pick("Second model", run_label(best))
-    cam.page.get_by_text("Side by side", exact=True).wait_for()
-    cam.shoot("playground")
+    sentences = cam.page.locator("textarea").first  # typed, as a person would (Ctrl+Enter predicts)
+    sentences.fill("\n".join(SENTENCES))
+    sentences.press("Control+Enter")
+    cam.settle()
+    cam.page.get_by_text("Side by side", exact=True).wait_for(timeout=300_000)  # two models loaded: slow on a busy box
+    cam.shoot("playground", until="Example by example")
 
 
 def shoot_host(cam: Camera, url: str) -> None:
@@ -263,6 +296,7 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stopped: still stop what it started (the finally blocks)
     started = time.monotonic()
     args.out.mkdir(parents=True, exist_ok=True)
+    errors: list[str] = []
     tmp = Path(tempfile.mkdtemp(prefix="bert-lab-screenshots-"))
     home = args.keep or tmp / "lab_data"
     log = tmp / "app.log"
@@ -274,7 +308,7 @@ def main(argv: list[str]) -> int:
     os.environ.update(env)  # this process opens the same lab
     try:
         with Lab.open(home) as lab:
-            with served(env, log) as url, camera(args.out) as cam:
+            with served(env, log) as url, camera(args.out, errors, tmp / "failed.png") as cam:
                 seed_or_resume(lab)  # the app's worker trains them while the launch page is taken
                 cam.goto(f"{url}/?schedule=cosine&warmup_steps=10&lr=0.0002", "Launch a fine-tuning run")
                 cam.page.get_by_text("Training uses exactly this function").wait_for()
@@ -294,7 +328,7 @@ def main(argv: list[str]) -> int:
                 submit(lab, chloe, name="cosine 3e-4", owner="Chloé")
             Settings().update(lab.data, paused=True)
             workshop_env = env | {workshop.PASSCODE_ENV: PASSCODE, workshop.HOST_PASSCODE_ENV: HOST_PASSCODE}
-            with served(workshop_env, log) as url, camera(args.out) as cam:
+            with served(workshop_env, log) as url, camera(args.out, errors, tmp / "failed.png") as cam:
                 shoot_host(cam, url)
     except BaseException:
         print(f"screenshots: failed; the app's log is {log}", file=sys.stderr)
@@ -304,6 +338,9 @@ def main(argv: list[str]) -> int:
     if args.keep is None:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"screenshots: {len(PAGES)} pages in {args.out} ({time.monotonic() - started:.0f} s)")
+    if errors:
+        print("screenshots: pages showed errors (fix them, then run again):\n  " + "\n  ".join(errors), file=sys.stderr)
+        return 1
     return 0
 
 
