@@ -335,8 +335,7 @@ def main(argv: list[str]) -> int:
         raise
     for stale in set(args.out.glob("*.png")) - {args.out / f"{name}.png" for name in PAGES}:
         stale.unlink()
-    if args.keep is None:
-        shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(tmp, ignore_errors=True)  # the app's log, and the data folder unless --keep put it elsewhere
     print(f"screenshots: {len(PAGES)} pages in {args.out} ({time.monotonic() - started:.0f} s)")
     if errors:
         print("screenshots: pages showed errors (fix them, then run again):\n  " + "\n  ".join(errors), file=sys.stderr)
