@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PORT ?= 8501
 
-.PHONY: install run workshop stop test lint bench mutate clean
+.PHONY: install run workshop stop test lint bench mutate screenshots clean
 
 $(STAMP): requirements.txt requirements-data.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -56,6 +56,11 @@ bench: install
 MUTATE_ARGS ?= --jobs 2
 mutate: install
 	nice -n 15 $(PY) tests/mutate.py $(MUTATE_ARGS)
+
+# One screenshot of each page into docs/screenshots/: real runs trained in a temporary data folder, the app as `make run`
+# starts it (and as `make workshop` does, for the host's view), headless Chromium (Debian's `chromium`).
+screenshots: install
+	$(PY) docs/screenshots.py
 
 clean:
 	rm -rf $(VENV) lab_data .pytest_cache test-artifacts .mutate
