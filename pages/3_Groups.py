@@ -14,7 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from bert_lab.core.metrics import HEADLINE, METRICS, label
-from bert_lab.figures import group_charts
+from bert_lab.figures import curves, group_charts
 from bert_lab.runs import service
 from bert_lab.runs.status import Status
 from bert_lab.runs.store import StoreError
