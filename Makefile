@@ -58,7 +58,8 @@ mutate: install
 	nice -n 15 $(PY) tests/mutate.py $(MUTATE_ARGS)
 
 # One screenshot of each page into docs/screenshots/: real runs trained in a temporary data folder, the app as `make run`
-# starts it (and as `make workshop` does, for the host's view), headless Chromium (Debian's `chromium`).
+# starts it (and as `make workshop` does, for the host's view), headless Chromium (Debian's `chromium`). 8 min on the
+# 2-core Xeon, most of it training.
 screenshots: install
 	$(PY) docs/screenshots.py
 

@@ -4,7 +4,8 @@ a group; once they finish, `reading` puts what happened in numbers, and says so 
 
 Settings are chosen for the slower kind of CPU (AVX2, fp32: MiniLM trains about 25-35 samples/s there): short
 sequences, a few hundred examples, and effects large enough to show in one run each (or seeds, where noise is the
-lesson). Every lesson here was run on this project's machines and showed its effect (README, "Lessons").
+lesson). Every lesson here was run on this project's machines and showed its effect (bench/README.md, "The lessons,
+each run once").
 """
 
 from __future__ import annotations
