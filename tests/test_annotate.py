@@ -70,6 +70,38 @@ def test_a_spike_and_a_divergence() -> None:
     assert (divergence.kind, divergence.step, divergence.lesson) == ("diverged", 71, "learning-rate")
 
 
+def spike_steps(loss: list[float], *, diverged: bool = False) -> list[tuple[str, int]]:
+    """(kind, step) of each spike in a loss curve whose steps are 1, 2, …"""
+    return [
+        (a.kind, a.step) for a in spikes(np.arange(1, len(loss) + 1), np.array(loss, dtype=float), diverged=diverged)
+    ]
+
+
+def test_a_spike_needs_five_points_before_it_and_three_times_their_median() -> None:
+    rest = [1.0] * 30
+    assert spike_steps([1, 1, 1, 1, 5, *rest]) == []  # the fifth point: too few before it to judge
+    assert spike_steps([1, 1, 1, 2, 2, 4, *rest]) == [("spike", 6)]  # 4 > 3 × median(1, 1, 1, 2, 2) = 3
+    assert spike_steps([1] * 8 + [5, *rest]) == [("spike", 9)]  # early on the window is every point before
+    assert spike_steps([1] * 30 + [3.0, *rest]) == [] and spike_steps([1] * 30 + [3.01, *rest]) == [("spike", 31)]
+
+
+def test_a_spike_is_judged_against_the_median_of_the_twenty_points_before_it() -> None:
+    # Points 21-30 at 1 and 31-40 at 2: the median of the 20 before point 41 is 1.5, so 5 > 4.5 is a spike; a window of
+    # 21 (one more 2) or 19 (one 1 fewer) has median 2, and 5 < 6 would not be.
+    loss = [2.0] * 20 + [1.0] * 10 + [2.0] * 10 + [5.0] + [2.0] * 10
+    assert spike_steps(loss) == [("spike", 41)]
+
+
+def test_a_burst_of_spikes_is_marked_once_at_its_start() -> None:
+    quiet = [1.0] * 30
+    assert spike_steps([*quiet, 5, 1, 1, 1, 1, 5, *quiet]) == [("spike", 31)]  # five steps apart: one burst
+    assert spike_steps([*quiet, 5, 1, 1, 1, 1, 1, 5, *quiet]) == [("spike", 31), ("spike", 37)]  # six: two
+    chain = [*quiet, 5, 1, 1, 1, 5, 1, 1, 1, 5, *quiet]  # each within five of the last: still one burst
+    assert spike_steps(chain) == [("spike", 31)]
+    # A diverged run: its first blow-up is the divergence, later ones are spikes; a NaN tail is one burst.
+    assert spike_steps([*quiet, 5, *quiet, *[np.nan] * 20], diverged=True) == [("diverged", 31), ("spike", 62)]
+
+
 def test_a_learning_rate_too_low_and_a_plateau() -> None:
     flat = np.full(100, 0.69) + 0.005 * np.sin(STEPS)
     [low] = lr_too_low(STEPS, flat, lr=1e-7)
