@@ -52,7 +52,7 @@ PYTEST = ("-x", "-q", "-p", "no:cacheprovider", "--no-header", "-o", "addopts=")
 # module → the pytest arguments that are its own tests (files, node ids, -k to leave out the slow ones)
 SLOW = "not real and not bundled and not through_the_real_worker and not pruned_trial and not postgresql"
 TARGETS: dict[str, tuple[str, ...]] = {
-    "bert_lab/runs/status.py": ("tests/test_runs.py", "-k", "transitions or sets or reachable or plain_string"),
+    "bert_lab/runs/status.py": ("tests/test_runs.py", "-k", "transitions or sets or reachable or plain_string or ends"),
     "bert_lab/runs/queue.py": ("tests/test_queue.py",),
     "bert_lab/runs/cache.py": ("tests/test_cache.py",),
     "bert_lab/runs/describe.py": ("tests/test_runs.py", "tests/test_queue.py"),

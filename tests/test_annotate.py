@@ -112,6 +112,92 @@ def test_a_learning_rate_too_low_and_a_plateau() -> None:
     assert stop.kind == "plateau" and stop.step == 71 and plateau(STEPS, HEALTHY) == []
 
 
+def test_a_learning_rate_too_low_needs_twenty_steps_and_compares_the_first_tenth_with_the_end() -> None:
+    # One high first point (1.04), then 1.0. The smoothed loss (EMA 0.9, bias-corrected) is 1 + 0.04 · 0.9^k / Σ0.9^j:
+    # 1.04, 1.0189, 1.0120, 1.0085, … The start is the mean of the first max(3, n // 10) smoothed points: 1.024 over 3
+    # (n = 20 and 36), 1.020 over 4 (n = 40); a fall of about 2% either way, under 3%.
+    def hint(n: int) -> list[str]:
+        loss = np.array([1.04] + [1.0] * (n - 1))
+        return [a.hint.split(":")[0] for a in lr_too_low(np.arange(1, n + 1), loss, lr=1e-5)]
+
+    assert hint(19) == []  # too short to say anything
+    assert hint(20) == ["the training loss hardly fell (1.024 → 1.001)"]
+    assert hint(36) == ["the training loss hardly fell (1.024 → 1.000)"]
+    assert hint(40) == ["the training loss hardly fell (1.020 → 1.000)"]
+    assert lr_too_low(STEPS, np.zeros(100), lr=1e-5) == []  # a loss of zero fell as far as it can
+    assert lr_too_low(STEPS, np.where(STEPS == 50, np.nan, 0.69), lr=1e-5) == []  # a NaN: the divergence speaks
+
+
+def plateau_at(loss: list[float], schedule: str = "constant") -> list[tuple[int, str]]:
+    return [(a.step, a.hint) for a in plateau(np.arange(1, len(loss) + 1), np.array(loss), schedule=schedule)]
+
+
+def test_a_plateau_needs_a_fall_of_six_percent_from_the_first_tenth_and_a_hundred_steps() -> None:
+    # 100 steps: the first tenth (steps 1-10) against steps 71-85; flat after step 70, so nothing moved.
+    fell_6 = [1.0] * 10 + [0.97] * 60 + [0.94] * 30
+    assert plateau_at(fell_6) == [
+        (
+            71,
+            "plateau: the training loss stopped improving after step 71 (about 0.940); a decaying schedule or a lower "
+            "learning rate can get it moving",
+        )
+    ]
+    assert plateau_at([1.0] * 10 + [0.97] * 60 + [0.95] * 30) == []  # fell 5%: under 2 × 3%
+    assert plateau_at([1.0] * 10 + [0.5] * 60 + [0.94] * 30) != []  # step 11 is not in the first tenth
+    assert plateau_at([1.0] * 9 + [0.4] + [0.97] * 60 + [0.94] * 30) == []  # step 10 is: the first tenth is 0.94
+    assert (
+        plateau_at([1.0] * 10 + [0.7] * 60 + [0.5] * 30) != []
+        and plateau_at([1.0] * 10 + [0.7] * 59 + [0.5] * 30) == []
+    )
+
+
+def test_a_plateau_compares_the_two_halves_of_the_last_thirty_percent() -> None:
+    # Steps 71-85 at 0.5 and 86-100 at `late`: a 0.4% move is a plateau (about the later half's mean), 2% is not.
+    [(step, hint)] = plateau_at([1.0] * 10 + [0.7] * 60 + [0.5] * 15 + [0.502] * 15, schedule="cosine")
+    assert step == 71 and "(about 0.502); the schedule already decays: more (or cleaner) data helps" in hint
+    assert plateau_at([1.0] * 10 + [0.7] * 60 + [0.5] * 15 + [0.51] * 15) == []
+
+
+def test_a_collapse_names_the_class_or_its_number_and_needs_one_class_used() -> None:
+    onto_rotten = RunSummary(confusion=[[0, 58], [0, 42]], labels=["fresh", "rotten"], eval_step=63)
+    [note] = collapse(run_record(summary=onto_rotten))
+    assert note.step == 63 and "predicted 'rotten'" in note.hint and note.lesson == "accuracy-vs-f1"
+    [unnamed] = collapse(run_record(summary=RunSummary(confusion=[[0, 0, 5], [0, 0, 7], [0, 0, 9]])))
+    assert "predicted 'class 2'" in unnamed.hint and unnamed.step == 0  # no labels, no eval step recorded
+    assert collapse(run_record(summary=RunSummary(confusion=[[5, 0, 1], [7, 0, 0], [9, 0, 0]]))) == []  # two used
+    assert collapse(run_record()) == []  # no evaluation yet
+
+
+def test_annotate_reads_its_own_runs_points_in_step_order_and_marks_a_silent_divergence() -> None:
+    # A healthy curve with a spike at step 31, and a collapse at step 20: in step order, whatever order they are found.
+    spiky = HEALTHY.copy()
+    spiky[30] = 5.0
+    collapsed = RunSummary(confusion=[[58, 0], [42, 0]], labels=["fresh", "rotten"], eval_step=20)
+    other = frame(np.full(100, 9.0)).assign(run_id=2)  # another run's points in the same frame: not read
+    run = replace(run_record(summary=collapsed), config={"lr": 1e-4, "schedule": "cosine"})
+    found = annotate(run, pd.concat([frame(spiky), other]))
+    assert [(a.kind, a.step) for a in found] == [("collapse", 20), ("spike", 31)]
+    # The run's own learning rate and schedule reach the hints.
+    stalled = np.concatenate([np.linspace(0.7, 0.3, 50), np.full(50, 0.3)])
+    slow = replace(run_record(), config={"lr": 3e-6, "schedule": "cosine"})
+    hints = {a.kind: a.hint for a in annotate(slow, frame(stalled)) + annotate(slow, frame(np.full(100, 0.69)))}
+    assert (
+        "the schedule already decays" in hints["plateau"]
+        and "learning rate 3e-06 may be too low" in hints["lr_too_low"]
+    )
+    # Overfitting is not claimed for a run that collapsed: its eval loss can rise while it learns nothing.
+    eval_steps, rising = [20, 40, 60, 80, 100], [0.6, 0.45, 0.5, 0.6, 0.7]
+    assert "overfitting" not in [a.kind for a in annotate(run, frame(HEALTHY, eval_steps, rising))]
+    assert "overfitting" in [a.kind for a in annotate(run_record(), frame(HEALTHY, eval_steps, rising))]
+    # Diverged with no blow-up in its points (it stopped first): marked at its last step, with the reason stored.
+    quiet = replace(run_record(status=Status.DIVERGED), error="loss became nan")
+    [diverged] = annotate(quiet, frame(HEALTHY))
+    assert (diverged.kind, diverged.step) == ("diverged", 100) and diverged.hint.endswith("loss became nan")
+    [default] = annotate(run_record(status=Status.DIVERGED), frame(HEALTHY))
+    assert default.hint == "the run diverged: the loss became NaN or huge"
+    assert annotate(run_record(status=Status.DIVERGED), frame(np.array([]))) == []  # no points: nowhere to mark it
+
+
 def test_overfitting_onset_at_the_eval_minimum() -> None:
     [onset] = overfitting(STEPS, HEALTHY, np.array([20, 40, 60, 80, 100]), np.array([0.6, 0.45, 0.5, 0.6, 0.7]))
     assert (onset.kind, onset.step, onset.metric) == ("overfitting", 40, "eval_loss")
