@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from dataclasses import replace
+from dataclasses import FrozenInstanceError, replace
 from typing import Any
 
 import numpy as np
@@ -21,7 +21,16 @@ from bert_lab.processes.runner import run_job
 from bert_lab.runs.records import Run, RunSummary
 from bert_lab.runs.service import Lab
 from bert_lab.runs.status import Status
-from bert_lab.teaching.annotate import annotate, collapse, lr_too_low, overfitting, plateau, series, spikes
+from bert_lab.teaching.annotate import (
+    Annotation,
+    annotate,
+    collapse,
+    lr_too_low,
+    overfitting,
+    plateau,
+    series,
+    spikes,
+)
 
 STEPS = np.arange(1, 101)
 HEALTHY = 0.7 * np.exp(-STEPS / 40) + 0.2 + 0.01 * np.sin(STEPS)  # falls the whole run, a little noise
@@ -85,6 +94,10 @@ def test_a_spike_needs_five_points_before_it_and_three_times_their_median() -> N
     assert spike_steps([1] * 30 + [3.0, *rest]) == [] and spike_steps([1] * 30 + [3.01, *rest]) == [("spike", 31)]
 
 
+def test_a_nan_from_the_second_point_on_is_a_divergence_there() -> None:
+    assert spike_steps([1.0, *[np.nan] * 29], diverged=True) == [("diverged", 2)]
+
+
 def test_a_spike_is_judged_against_the_median_of_the_twenty_points_before_it() -> None:
     # Points 21-30 at 1 and 31-40 at 2: the median of the 20 before point 41 is 1.5, so 5 > 4.5 is a spike; a window of
     # 21 (one more 2) or 19 (one 1 fewer) has median 2, and 5 < 6 would not be.
@@ -125,6 +138,10 @@ def test_a_learning_rate_too_low_needs_twenty_steps_and_compares_the_first_tenth
     assert hint(36) == ["the training loss hardly fell (1.024 → 1.000)"]
     assert hint(40) == ["the training loss hardly fell (1.020 → 1.000)"]
     assert lr_too_low(STEPS, np.zeros(100), lr=1e-5) == []  # a loss of zero fell as far as it can
+    # 2.0 then a last point of 1.65: the end is the last smoothed point, 2 − 0.35 / Σ0.9^j (j < 20, 8.784) = 1.960, a
+    # fall of 2% (as a share of the start: 0.04 × 2.0 would be 8%).
+    [crawl] = lr_too_low(np.arange(1, 21), np.array([2.0] * 19 + [1.65]), lr=1e-5)
+    assert "(2.000 → 1.960)" in crawl.hint
     assert lr_too_low(STEPS, np.where(STEPS == 50, np.nan, 0.69), lr=1e-5) == []  # a NaN: the divergence speaks
 
 
@@ -143,6 +160,10 @@ def test_a_plateau_needs_a_fall_of_six_percent_from_the_first_tenth_and_a_hundre
         )
     ]
     assert plateau_at([1.0] * 10 + [0.97] * 60 + [0.95] * 30) == []  # fell 5%: under 2 × 3%
+    assert plateau_at([2.0] * 10 + [1.95] * 60 + [1.90] * 30) == []  # 5% of a loss of 2: a share, not 0.1 × 2
+    stalled_with_a_nan = [*np.linspace(0.7, 0.3, 50), *[0.3] * 50]
+    stalled_with_a_nan[20] = np.nan
+    assert plateau_at(stalled_with_a_nan) == []  # a NaN: the run diverged, not stalled
     assert plateau_at([1.0] * 10 + [0.5] * 60 + [0.94] * 30) != []  # step 11 is not in the first tenth
     assert plateau_at([1.0] * 9 + [0.4] + [0.97] * 60 + [0.94] * 30) == []  # step 10 is: the first tenth is 0.94
     assert (
@@ -220,6 +241,34 @@ def test_overfitting_needs_the_training_loss_to_keep_falling_by_a_tenth() -> Non
     assert overfitting(STEPS, HEALTHY, eval_steps[:4], risen_only_a_little) == []
     assert overfitting(STEPS, HEALTHY, eval_steps[:4], np.array([0.6, 0.45, 0.5, 0.47])) != []  # 4.4% above
     assert overfitting(STEPS, HEALTHY, eval_steps[:3], np.array([0.6, 0.5, 0.45])) == []  # still falling
+
+
+def test_overfitting_needs_three_evaluations_and_measures_the_fall_from_the_eval_minimum() -> None:
+    eval_steps, eval_loss = np.array([20, 40, 60, 80, 100]), np.array([0.6, 0.45, 0.5, 0.6, 0.7])
+
+    def train_loss(first: float, final: float, *, at_40: float = 0.5, last: float | None = None) -> np.ndarray:
+        """`first` for steps 1-10, 0.5 to step 39, `at_40` at step 40 (the eval minimum), down to `final` by step 70,
+        flat after it (`last` at step 100)."""
+        loss = [first] * 10 + [0.5] * 29 + [at_40] + [*np.linspace(0.5, final, 31)[1:]] + [final] * 30
+        return np.array(loss[:-1] + [final if last is None else last])
+
+    assert overfitting(STEPS, train_loss(0.5, 0.44), eval_steps[[1, 3]], eval_loss[[1, 3]]) == []  # two: too few
+    [onset] = overfitting(STEPS, train_loss(0.5, 0.44), eval_steps[[0, 1, 3]], eval_loss[[0, 1, 3]])
+    assert onset.step == 40 and "rose to 0.600" in onset.hint
+    # The training loss at the eval minimum, not at the start, is what must have fallen by a tenth: 0.8 → 0.46 is 42%,
+    # 0.5 → 0.46 only 8%.
+    assert overfitting(STEPS, train_loss(0.8, 0.46), eval_steps, eval_loss) == []
+    # … to its smoothed value at the last step: a last point of 0.3 takes the smoothed 0.46 to 0.444, 11% below 0.5.
+    assert overfitting(STEPS, train_loss(0.5, 0.46, last=0.3), eval_steps, eval_loss) != []
+    # … from its smoothed value at the eval minimum's step: 0.3 at step 40 makes it 0.48, and 0.44 is only 8% below.
+    assert overfitting(STEPS, train_loss(0.5, 0.44, at_40=0.3), eval_steps, eval_loss) == []
+
+
+def test_annotations_are_frozen_and_read_as_plain_dicts() -> None:
+    note = Annotation("spike", 31, "loss spike", "learning-rate")
+    assert note.to_dict() == {"kind": "spike", "step": 31, "hint": "loss spike", "lesson": "learning-rate"}
+    with pytest.raises(FrozenInstanceError):
+        note.step = 1  # type: ignore[misc]
 
 
 def test_collapse_reads_the_last_confusion_matrix() -> None:
