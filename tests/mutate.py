@@ -109,9 +109,75 @@ PAST_THE_RUN = (
     "equivalent: `remaining` is read only at steps ≥ warmup_steps, which a run has only when total_steps > "
     "warmup_steps, so total − warmup ≥ 1; max(0|2, ·) differs from max(1, ·) only at remaining = 1, where s = 0"
 )
+SEEDS_CAP = "the advice's cap (MAX_SEEDS_ADVISED, 100 seeds) is a limit of what the page offers, not a result to pin"
+POSITIVE_SIGN = "equivalent: the ±1 direction only scales a difference compared with 0 or sorted: ±2 orders the same"
+SPREADLESS = "equivalent: scipy's Welch interval for two configs without spread is (gap, gap) too, as the shortcut's"
+ONE_USED = "equivalent: `used` has exactly one element here, so used[-1] is used[0]"
+SQUARE = "equivalent: a confusion matrix is square, so row 0, 1 and -1 have the same length"
+LATE_HALF = "equivalent: n + (tail - n) // 2 is (tail + n) // 2 as a slice index, for any tail"
+HEAD_OF_100 = "equivalent: a plateau needs ≥ 100 points, so n // 10 ≥ 10 beats max(2|3|4, ·)"
+LAST_IS_MIN = (
+    "equivalent: when the minimum is the last evaluation the last loss is not 3% above it (losses are > 0), "
+    "so the rise check returns [] anyway"
+)
+SPIKE_START = "equivalent: for every i ≥ 1, i > last + 5 holds with last = -9 or -11 as with -10"
+UNUSED_COUNT = "equivalent: the count in the default (0, 0.0) is discarded (`_, until = …`); only the time is read"
+ARGV = "equivalent: main() reads no arguments, so which slice of sys.argv it gets changes nothing"
+TEMP_NAME = "harmless: the length of a temporary file's random suffix; the file is linked into place and removed"
 HARMLESS: dict[tuple[str, int, str], str] = {
     ("bert_lab/engine/schedules.py", 43, "1 → 0"): PAST_THE_RUN,
     ("bert_lab/engine/schedules.py", 43, "1 → 2"): PAST_THE_RUN,
+    # sweeps/report.py
+    ("bert_lab/sweeps/report.py", 28, "100 → 101"): SEEDS_CAP,
+    ("bert_lab/sweeps/report.py", 28, "100 → 99"): SEEDS_CAP,
+    ("bert_lab/sweeps/report.py", 266, "+ → -"): SEEDS_CAP + " (the loop's end, MAX_SEEDS_ADVISED + 1)",
+    ("bert_lab/sweeps/report.py", 266, "1 → 0"): SEEDS_CAP + " (the loop's end, MAX_SEEDS_ADVISED + 1)",
+    ("bert_lab/sweeps/report.py", 266, "1 → 2"): SEEDS_CAP + " (the loop's end, MAX_SEEDS_ADVISED + 1)",
+    ("bert_lab/sweeps/report.py", 46, "1 → 0"): (
+        "equivalent: one value then takes the general path, where std with ddof=1 and the t interval are NaN too"
+    ),
+    ("bert_lab/sweeps/report.py", 106, "0 → -1"): "equivalent: both ends of a NaN interval are NaN together",
+    ("bert_lab/sweeps/report.py", 106, "0 → 1"): "equivalent: both ends of a NaN interval are NaN together",
+    ("bert_lab/sweeps/report.py", 193, "1 → 2"): POSITIVE_SIGN,
+    ("bert_lab/sweeps/report.py", 240, "1 → 2"): POSITIVE_SIGN,
+    ("bert_lab/sweeps/report.py", 244, "and → or"): "equivalent: the mean of an empty list is NaN as well (it warns)",
+    ("bert_lab/sweeps/report.py", 247, "0 → -1"): SPREADLESS,
+    ("bert_lab/sweeps/report.py", 247, "0 → 1"): SPREADLESS,
+    ("bert_lab/sweeps/report.py", 264, "0 → -1"): "equivalent: with no gap the power is 2.5% at every n: None as well",
+    ("bert_lab/sweeps/report.py", 264, "0 → 1"): "equivalent: with no gap the power is 2.5% at every n: None as well",
+    ("bert_lab/sweeps/report.py", 293, "2 → 1"): (
+        "equivalent: configs are keyed by their knob values, so two scored configs always vary a knob; one or none "
+        "leaves `varied` empty and returns the same"
+    ),
+    ("bert_lab/sweeps/report.py", 293, "or → and"): (
+        "equivalent: fewer than two scored configs always leave `varied` empty, and two or more never do"
+    ),
+    # runs/workshop.py
+    ("bert_lab/runs/workshop.py", 41, "5 → 4"): "a UI limit (the upload size in MB) the page shows and enforces",
+    ("bert_lab/runs/workshop.py", 41, "5 → 6"): "a UI limit (the upload size in MB) the page shows and enforces",
+    ("bert_lab/runs/workshop.py", 212, "4 → 3"): TEMP_NAME,
+    ("bert_lab/runs/workshop.py", 212, "4 → 5"): TEMP_NAME,
+    ("bert_lab/runs/workshop.py", 234, "0 → -1"): UNUSED_COUNT,
+    ("bert_lab/runs/workshop.py", 234, "0 → 1"): UNUSED_COUNT,
+    ("bert_lab/runs/workshop.py", 336, "0 → -1"): "equivalent: a stored config always has lr (RunConfig fills it)",
+    ("bert_lab/runs/workshop.py", 336, "0 → 1"): "equivalent: a stored config always has lr (RunConfig fills it)",
+    ("bert_lab/runs/workshop.py", 343, "1 → 0"): ARGV,
+    ("bert_lab/runs/workshop.py", 343, "1 → 2"): ARGV,
+    # teaching/annotate.py
+    ("bert_lab/teaching/annotate.py", 76, "10 → 11"): SPIKE_START,
+    ("bert_lab/teaching/annotate.py", 76, "10 → 9"): SPIKE_START,
+    ("bert_lab/teaching/annotate.py", 77, "1 → 0"): (
+        "harmless: differs only when the very first loss is not finite (a run that never trained), marked at step 1 "
+        "instead of 2"
+    ),
+    ("bert_lab/teaching/annotate.py", 112, "- → +"): LAST_IS_MIN,
+    ("bert_lab/teaching/annotate.py", 112, "1 → 0"): LAST_IS_MIN,
+    ("bert_lab/teaching/annotate.py", 130, "0 → -1"): SQUARE,
+    ("bert_lab/teaching/annotate.py", 130, "0 → 1"): SQUARE,
+    ("bert_lab/teaching/annotate.py", 134, "0 → -1"): ONE_USED,
+    ("bert_lab/teaching/annotate.py", 149, "+ → -"): LATE_HALF,
+    ("bert_lab/teaching/annotate.py", 151, "3 → 2"): HEAD_OF_100,
+    ("bert_lab/teaching/annotate.py", 151, "3 → 4"): HEAD_OF_100,
 }
 
 
