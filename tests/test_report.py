@@ -239,6 +239,12 @@ def test_the_verdict_between_two_chosen_configs_and_none_with_one_scored(lab: La
     best, worst = report.configs
     chosen = report.verdict(worst, best)  # the better one comes first whichever order they are given in
     assert chosen is not None and chosen.a is best and chosen.diff == pytest.approx(7.0)
+    three = read_group(lab.store, finished_group(lab, {1e-4: [0.8, 0.81], 2e-4: [0.7, 0.72], 3e-4: [0.6, 0.61]}))
+    first, second, third = three.configs
+    lower = three.verdict(second, third)  # not the two best: the two asked about
+    assert lower is not None and (lower.a, lower.b) == (second, third) and lower.diff == pytest.approx(10.5)
+    default = three.verdict(third)  # only one given: the default pair
+    assert default is not None and (default.a, default.b) == (first, second)
     one = read_group(lab.store, finished_group(lab, {1e-4: [0.7, 0.72]}))
     assert one.verdict() is None and one.to_dict()["verdict"] is None
 
@@ -256,8 +262,9 @@ def test_a_tie_keeps_the_order_the_configs_were_given_in() -> None:
 def test_seeds_to_settle_match_the_power_tables() -> None:
     # Two configs of three seeds, each with s = 1 point: Cohen's d is the gap in points. Cohen's table (and G*Power)
     # for a two-sided 5% test at 80% power: 17 per group at d = 1, 64 at d = 0.5, 6 at d = 2; d = 0.25 needs 253.
+    # d = 1.8 also needs 6, but only just: with 2n − 3 degrees of freedom instead of 2n − 2 it would take 7.
     base = [0.70, 0.71, 0.72]
-    for gap, seeds in ((0.01, 17), (0.005, 64), (0.02, 6), (0.0025, None)):
+    for gap, seeds in ((0.01, 17), (0.005, 64), (0.02, 6), (0.018, 6), (0.0025, None)):
         assert seeds_to_settle(base, [v + gap for v in base]) == seeds
     assert seeds_to_settle([0.7, 0.7], [0.6, 0.6]) is None  # no spread: nothing to estimate the noise from
     assert seeds_to_settle(base, base) is None  # no gap
