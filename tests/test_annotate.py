@@ -217,6 +217,11 @@ def test_annotate_reads_its_own_runs_points_in_step_order_and_marks_a_silent_div
     [default] = annotate(run_record(status=Status.DIVERGED), frame(HEALTHY))
     assert default.hint == "the run diverged: the loss became NaN or huge"
     assert annotate(run_record(status=Status.DIVERGED), frame(np.array([]))) == []  # no points: nowhere to mark it
+    crawled = [(a.kind, a.step) for a in annotate(quiet, frame(np.full(100, 0.69)))]
+    assert crawled == [("lr_too_low", 100), ("diverged", 100)]  # another note is no divergence mark
+    blown = HEALTHY.copy()
+    blown[70:] = np.nan
+    assert [(a.kind, a.step) for a in annotate(quiet, frame(blown))] == [("diverged", 71)]  # marked once, where it blew
 
 
 def test_overfitting_onset_at_the_eval_minimum() -> None:
