@@ -24,6 +24,8 @@ from bert_lab.sweeps.spec import (
     SweepError,
     SweepSpec,
     check,
+    choices_of,
+    describe_params,
     draw,
     parse_assignments,
     parse_range,
@@ -103,6 +105,68 @@ def test_ranges() -> None:
 def test_check_refuses_bad_sweeps(spec: SweepSpec, message: str) -> None:
     with pytest.raises(SweepError, match=message):
         check(TINY, spec)
+
+
+def test_a_spec_is_a_frozen_value_that_round_trips_through_its_dict() -> None:
+    import dataclasses
+
+    spec = SweepSpec(
+        method="random",
+        ranges={"dropout": Range(0.0, 0.3), "optimizer": Range(choices=("adam", "sgd"))},
+        trials=5,
+        sweep_seed=3,
+    )
+    stored = spec.to_dict()
+    assert stored["ranges"] == {
+        "dropout": {"low": 0.0, "high": 0.3, "log": False},
+        "optimizer": {"choices": ["adam", "sgd"]},
+    }
+    assert SweepSpec.from_dict(stored) == spec and stored["seeds"] == 1  # one run per config unless asked
+    for value, name in ((spec, "trials"), (Range(), "low")):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(value, name, 1)
+
+
+def test_ranges_say_log_or_lin_for_any_knob_and_need_two_numbers() -> None:
+    assert parse_range("dropout", "0.01:0.3:log") == Range(0.01, 0.3, log=True)  # not a log knob, but asked
+    with pytest.raises(SweepError, match="a range needs two numbers"):
+        parse_range("classifier_dropout", "none:0.3")
+    with pytest.raises(SweepError, match="a range needs two numbers"):
+        parse_range("classifier_dropout", "0.1:none")
+
+
+DROPOUT = {"dropout": Range(0.0, 0.3)}
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        (SweepSpec(method="random", trials=2), r"varies 1 to 3 knobs \(--range KNOB=LOW:HIGH\), got 0"),
+        (SweepSpec(method="grid"), r"varies 1 to 3 knobs \(--grid KNOB=VALUES\), got 0"),
+        (SweepSpec(method="random", grid={"lr": [1e-4]}, ranges=DROPOUT, trials=2), "a random sweep takes ranges only"),
+        (SweepSpec(method="grid", grid={"lr": [1e-4]}, ranges=DROPOUT), "a grid sweep takes values only"),
+        (SweepSpec(grid={"lr": [1e-4]}, seeds=0), "seeds: must be 1 to 10, got 0"),
+        (SweepSpec(method="random", ranges={"lr": Range(1e-5, 1e-3)}), r"\(at least 1\), got 0"),
+        (SweepSpec(method="random", ranges={"lr": Range(-1.0, 1e-3)}, trials=2), "lr=-1: must be a number"),
+        (SweepSpec(method="random", ranges={"lr": Range(1e-5, 1e-3)}, trials=65), r"65 runs \(65 configs × 1 seeds\)"),
+    ],
+)
+def test_check_names_the_way_to_fix_a_sweep(spec: SweepSpec, message: str) -> None:
+    with pytest.raises(SweepError, match=message):
+        check(TINY, spec)
+
+
+def test_the_smallest_sweeps_pass_their_check() -> None:
+    check(TINY, SweepSpec(method="random", ranges={"optimizer": Range(choices=("adam", "sgd"))}, trials=1))
+    check(TINY, SweepSpec(grid={"lr": [1e-4]}, seeds=1))
+
+
+def test_values_read_as_typed_and_choices_of_each_knob() -> None:
+    assert describe_params({"classifier_dropout": None, "lr": 1e-4, "optimizer": "adam"}) == (
+        "classifier_dropout=default lr=0.0001 optimizer=adam"
+    )
+    assert choices_of("group_by_length") == ("true", "false") and choices_of("lr") == ()
+    assert choices_of("optimizer") == ("sgd", "momentum", "adam", "adamw")
 
 
 def test_grid_is_every_combination_and_every_config_gets_its_seeds() -> None:
