@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 from statistics import mean
+from typing import Any
 
 import pytest
 
@@ -18,7 +19,7 @@ from bert_lab.runs.service import Lab
 from bert_lab.runs.status import Status
 from bert_lab.sweeps import search
 from bert_lab.sweeps.launch import launch
-from bert_lab.sweeps.report import read_group
+from bert_lab.sweeps.report import ConfigResult, read_group
 from bert_lab.sweeps.spec import (
     Range,
     SweepError,
@@ -340,3 +341,93 @@ def test_a_sweep_on_the_bundled_minilm_is_trained_and_judged(lab: Lab) -> None:
         assert all(r.status == Status.FINISHED and r.summary.steps == 6 for r in config.runs)  # 96 / 16: trained
     verdict = report.verdict()
     assert verdict is not None and verdict.a is report.best and not math.isnan(verdict.diff)
+
+
+# === the search's parts, without training ===========================================================================
+SEARCH_RANGES = {
+    "lr": Range(1e-5, 1e-2, log=True),
+    "batch_size": Range(8, 64),
+    "optimizer": Range(choices=("adam", "sgd")),
+}
+
+
+def test_each_knob_becomes_the_optuna_distribution_of_its_type() -> None:
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    assert search.distributions(SweepSpec(method="search", ranges=SEARCH_RANGES, trials=4)) == {
+        "lr": FloatDistribution(1e-5, 1e-2, log=True),
+        "batch_size": IntDistribution(8, 64),
+        "optimizer": CategoricalDistribution(["adam", "sgd"]),
+    }
+
+
+def test_a_value_is_inside_a_range_with_its_ends_and_asked_floats_are_tidied_into_it() -> None:
+    from optuna.distributions import FloatDistribution, IntDistribution
+
+    lr = Range(1e-5, 1e-3)
+    assert search._inside(1e-5, lr) and search._inside(1e-3, lr) and not search._inside(1.1e-3, lr)
+    assert not search._inside(9e-6, lr) and not search._inside(None, lr)
+    assert search._inside("sgd", SEARCH_RANGES["optimizer"]) and not search._inside("adamw", SEARCH_RANGES["optimizer"])
+    floats = FloatDistribution(1e-5, 1e-2, log=True)
+    assert search._tidy(0.000123456, floats) == 0.000123  # three significant digits
+    assert search._tidy(9.9949e-6, floats) == 1e-5 and search._tidy(0.0100049, floats) == 1e-2  # kept inside
+    assert search._tidy(17, IntDistribution(8, 64)) == 17
+
+
+def trial_of(lab: Lab, statuses: list[Status], values: list[float], lr: float = 1e-4) -> Any:
+    """A tried config of the search (its runs in `statuses`, its finished values) as Optuna's trial, the worst 0.5."""
+    spec = SweepSpec(method="search", ranges={"lr": Range(1e-5, 1e-2, log=True)}, trials=4, metric="accuracy")
+    runs = []
+    for status in statuses:
+        run = lab.store.create_run({"lr": lr})
+        if status != Status.QUEUED:
+            lab.store.claim_run(run.id, pid=1)
+            if status != Status.RUNNING:
+                lab.store.set_status(run.id, status)
+        runs.append(lab.store.get_run(run.id))
+    config = ConfigResult({"lr": lr}, runs, {"accuracy": values}, 0)
+    return search._as_trial(config, spec, search.distributions(spec), worst=0.5)
+
+
+def test_a_tried_config_is_told_to_optuna_by_how_its_runs_stand(lab: Lab) -> None:
+    from optuna.trial import TrialState
+
+    running = trial_of(lab, [Status.FINISHED, Status.RUNNING], [0.8])
+    assert running.state == TrialState.RUNNING and running.params == {"lr": 1e-4}
+    assert trial_of(lab, [Status.QUEUED], []).state == TrialState.RUNNING
+    pruned = trial_of(lab, [Status.PRUNED], [])
+    assert (pruned.state, pruned.value) == (TrialState.COMPLETE, 0.5)  # stopped early: the worst value seen
+    done = trial_of(lab, [Status.FINISHED, Status.FINISHED], [0.7, 0.8])
+    assert (done.state, done.value) == (TrialState.COMPLETE, pytest.approx(0.75))  # the mean of its seeds
+    assert trial_of(lab, [Status.FAILED], []).state == TrialState.FAIL
+    assert trial_of(lab, [Status.FINISHED], [0.9], lr=0.1) is None  # outside the ranges: not told
+    scored = [ConfigResult({}, [], {"accuracy": [0.6, 0.7]}, 0), ConfigResult({}, [], {"accuracy": [0.9]}, 0)]
+    assert search._worst(scored, "accuracy", higher=True) == 0.6 and search._worst(scored, "accuracy", False) == 0.9
+    assert search._worst([ConfigResult({}, [], {}, 0)], "accuracy", higher=True) is None
+
+
+def test_the_worker_asks_for_trials_until_its_slots_or_the_budget_are_full(lab: Lab) -> None:
+    spec = SweepSpec(method="search", ranges={"lr": Range(1e-5, 1e-2, log=True)}, trials=3, sweep_seed=1)
+    group = launch(lab, TINY, spec, name="search")
+    launch(lab, TINY, grid(lr=[1e-4, 3e-4]))  # a grid is never asked for more
+    asked = search.ask_due_trials(lab, slots=2)
+    assert len(asked) == 1 and [r.group_id for r in asked] == [group.id]  # one queued already: two fill the slots
+    assert search.ask_due_trials(lab, slots=2) == []
+    for run in lab.store.list_runs(group_id=group.id):
+        lab.store.claim_run(run.id, pid=1)
+        lab.store.add_metrics(run.id, [(10, 1.0, 5.0, "f1", 0.7)])
+        lab.store.set_status(run.id, Status.FINISHED)
+    assert len(search.ask_due_trials(lab, slots=2)) == 1  # the third and last trial
+    assert search.ask_due_trials(lab, slots=5) == [] and len(lab.store.list_runs(group_id=group.id)) == 3
+    spec_of_another = SweepSpec(method="search", ranges={"lr": Range(1e-5, 1e-2, log=True)}, trials=3)
+    stopped = launch(lab, TINY, spec_of_another, name="stopped")
+    lab.store.set_group_stopped(stopped.id, True)
+    assert search.ask_due_trials(lab, slots=5) == []  # a stopped search asks for nothing
+
+
+def test_a_search_that_cannot_ask_is_stopped_not_retried(lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
+    runs = [({"lr": 1e-4}, "first", None)]
+    spec = {**SweepSpec(method="search", ranges={"lr": Range(1e-5, 1e-2)}, trials=3).to_dict()}  # no base config
+    broken = lab.store.create_group(name="broken", method="search", metric="f1", spec=spec, runs=runs)
+    assert search.ask_due_trials(lab, slots=2) == []
+    assert lab.store.get_group(broken.id).stopped and f"search {broken.id} stopped" in capsys.readouterr().err
