@@ -76,7 +76,7 @@ TARGETS: dict[str, tuple[str, ...]] = {
     "bert_lab/runs/sqlite.py": ("tests/test_store.py", "-k", "not postgresql"),
     "bert_lab/runs/backends.py": ("tests/test_store.py", "-k", "not postgresql"),
     "bert_lab/sweeps/spec.py": ("tests/test_sweeps.py", "-k", SLOW),
-    "bert_lab/sweeps/launch.py": ("tests/test_sweeps.py", "-k", SLOW),
+    "bert_lab/sweeps/launch.py": ("tests/test_sweeps.py", "tests/test_workshop.py", "-k", SLOW),
     "bert_lab/sweeps/search.py": ("tests/test_sweeps.py", "-k", SLOW),
     "bert_lab/sweeps/study.py": ("tests/test_sweeps.py", "tests/test_report.py", "-k", SLOW),
     "bert_lab/sweeps/report.py": ("tests/test_report.py",),
@@ -124,6 +124,7 @@ SPIKE_START = "equivalent: for every i ≥ 1, i > last + 5 holds with last = -9 
 UNUSED_COUNT = "equivalent: the count in the default (0, 0.0) is discarded (`_, until = …`); only the time is read"
 ARGV = "equivalent: main() reads no arguments, so which slice of sys.argv it gets changes nothing"
 SWEEP_SEED = "the default sweep seed is arbitrary: any fixed number draws the same configs twice"
+TRIAL_SEED = "equivalent: any sampler seed fixed per (sweep seed, trials so far) is reproducible and moves the same"
 TEMP_NAME = "harmless: the length of a temporary file's random suffix; the file is linked into place and removed"
 HARMLESS: dict[tuple[str, int, str], str] = {
     ("bert_lab/engine/schedules.py", 43, "1 → 0"): PAST_THE_RUN,
@@ -155,6 +156,14 @@ HARMLESS: dict[tuple[str, int, str], str] = {
     ),
     ("bert_lab/sweeps/spec.py", 97, "0 → -1"): SWEEP_SEED,
     ("bert_lab/sweeps/spec.py", 97, "0 → 1"): SWEEP_SEED,
+    ("bert_lab/sweeps/search.py", 63, "* → /"): TRIAL_SEED,
+    ("bert_lab/sweeps/search.py", 63, "+ → -"): TRIAL_SEED,
+    ("bert_lab/sweeps/search.py", 63, "1000 → 1001"): TRIAL_SEED,
+    ("bert_lab/sweeps/search.py", 63, "1000 → 999"): TRIAL_SEED,
+    ("bert_lab/sweeps/search.py", 167, "2 → 1"): "equivalent: the pruner's n_warmup_steps=1 never prunes at the first",
+    ("bert_lab/sweeps/search.py", 177, "1 → 0"): "equivalent: the percentile pruner reads intermediate values only",
+    ("bert_lab/sweeps/search.py", 177, "1 → 2"): "equivalent: the percentile pruner reads intermediate values only",
+    ("bert_lab/sweeps/search.py", 179, "1 → 0"): "equivalent: `len(mine) < 2` already keeps the first evaluation",
     # runs/workshop.py
     ("bert_lab/runs/workshop.py", 41, "5 → 4"): "a UI limit (the upload size in MB) the page shows and enforces",
     ("bert_lab/runs/workshop.py", 41, "5 → 6"): "a UI limit (the upload size in MB) the page shows and enforces",

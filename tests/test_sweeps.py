@@ -278,15 +278,19 @@ def add_eval_series(lab: Lab, run_id: int, values: list[float], metric: str = "f
     lab.store.add_metrics(run_id, [(10 * (i + 1), 0.2 * (i + 1), 1.0, metric, v) for i, v in enumerate(values)])
 
 
-def search_group_with_finished_runs(lab: Lab, series: list[list[float]]) -> str:
-    spec = SweepSpec(method="search", ranges={"lr": Range(1e-5, 1e-2, log=True)}, trials=10, seeds=1)
+def search_group_with_finished_runs(
+    lab: Lab, series: list[list[float]], metric: str = "f1", *, prune: bool = True
+) -> str:
+    spec = SweepSpec(
+        method="search", ranges={"lr": Range(1e-5, 1e-2, log=True)}, trials=10, seeds=1, metric=metric, prune=prune
+    )
     runs = [({**TINY.to_dict(), "lr": 1e-4 * (i + 1)}, f"trial {i}", None) for i in range(len(series))]
     group = lab.store.create_group(
-        name="s", method="search", metric="f1", spec={**spec.to_dict(), "base": TINY.to_dict()}, runs=runs
+        name="s", method="search", metric=metric, spec={**spec.to_dict(), "base": TINY.to_dict()}, runs=runs
     )
     for run, values in zip(sorted(lab.store.list_runs(group_id=group.id), key=lambda r: r.id), series):
         lab.store.claim_run(run.id, pid=1)
-        add_eval_series(lab, run.id, values)
+        add_eval_series(lab, run.id, values, metric)
         lab.store.set_status(run.id, Status.FINISHED)
     return group.id
 
@@ -305,6 +309,20 @@ def test_prune_reason_stops_only_a_clearly_losing_run(lab: Lab) -> None:
     assert search.prune_reason(lab.store, group, keeper) is None
     no_prune = lab.store.create_group(name="g", method="grid", metric="f1", spec={})
     assert search.prune_reason(lab.store, no_prune, loser) is None
+
+
+def test_prune_reason_on_a_loss_names_the_highest_quarter_and_a_search_may_not_prune(lab: Lab) -> None:
+    losses = [[0.6, 0.4, 0.35], [0.58, 0.38, 0.36], [0.62, 0.42, 0.4]] * 2
+    group = lab.store.get_group(search_group_with_finished_runs(lab, losses, "eval_loss"))
+    loser = lab.store.create_run(TINY.to_dict(), group_id=group.id).id
+    add_eval_series(lab, loser, [0.6, 0.7], "eval_loss")
+    # At evaluation 2 the others are 0.38, 0.38, 0.4, 0.4, 0.42, 0.42: their 75th percentile is 0.4 + 0.75 × 0.02.
+    reason = search.prune_reason(lab.store, group, loser)
+    assert reason is not None and "0.600 so far" in reason and "(their highest quarter starts at 0.415)" in reason
+    kept = lab.store.get_group(search_group_with_finished_runs(lab, losses, "eval_loss", prune=False))
+    late = lab.store.create_run(TINY.to_dict(), group_id=kept.id).id
+    add_eval_series(lab, late, [0.6, 0.7], "eval_loss")
+    assert search.prune_reason(lab.store, kept, late) is None  # asked not to prune
 
 
 def test_a_pruned_trial_stops_early_and_says_why(lab: Lab) -> None:
