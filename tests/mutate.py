@@ -125,6 +125,7 @@ UNUSED_COUNT = "equivalent: the count in the default (0, 0.0) is discarded (`_, 
 ARGV = "equivalent: main() reads no arguments, so which slice of sys.argv it gets changes nothing"
 SWEEP_SEED = "the default sweep seed is arbitrary: any fixed number draws the same configs twice"
 TRIAL_SEED = "equivalent: any sampler seed fixed per (sweep seed, trials so far) is reproducible and moves the same"
+CLAIM_ID = "harmless: the claim id's length (16 hex digits); it is compared whole, inside a signed token"
 TEMP_NAME = "harmless: the length of a temporary file's random suffix; the file is linked into place and removed"
 HARMLESS: dict[tuple[str, int, str], str] = {
     ("bert_lab/engine/schedules.py", 43, "1 → 0"): PAST_THE_RUN,
@@ -164,6 +165,8 @@ HARMLESS: dict[tuple[str, int, str], str] = {
     ("bert_lab/sweeps/search.py", 177, "1 → 0"): "equivalent: the percentile pruner reads intermediate values only",
     ("bert_lab/sweeps/search.py", 177, "1 → 2"): "equivalent: the percentile pruner reads intermediate values only",
     ("bert_lab/sweeps/search.py", 179, "1 → 0"): "equivalent: `len(mine) < 2` already keeps the first evaluation",
+    ("bert_lab/runs/names.py", 90, "8 → 7"): CLAIM_ID,
+    ("bert_lab/runs/names.py", 90, "8 → 9"): CLAIM_ID,
     # runs/workshop.py
     ("bert_lab/runs/workshop.py", 41, "5 → 4"): "a UI limit (the upload size in MB) the page shows and enforces",
     ("bert_lab/runs/workshop.py", 41, "5 → 6"): "a UI limit (the upload size in MB) the page shows and enforces",
