@@ -449,3 +449,18 @@ def test_a_search_that_cannot_ask_is_stopped_not_retried(lab: Lab, capsys: pytes
     broken = lab.store.create_group(name="broken", method="search", metric="f1", spec=spec, runs=runs)
     assert search.ask_due_trials(lab, slots=2) == []
     assert lab.store.get_group(broken.id).stopped and f"search {broken.id} stopped" in capsys.readouterr().err
+
+
+def test_nothing_is_pruned_before_four_runs_have_finished(lab: Lab) -> None:
+    for finished, pruned in ((3, False), (4, True)):
+        group = lab.store.get_group(search_group_with_finished_runs(lab, [[0.6, 0.8, 0.85]] * finished))
+        loser = lab.store.create_run(TINY.to_dict(), group_id=group.id).id
+        add_eval_series(lab, loser, [0.3, 0.3])
+        assert (search.prune_reason(lab.store, group, loser) is not None) is pruned, finished
+
+
+def test_the_next_trial_ignores_configs_outside_the_ranges() -> None:
+    spec = SweepSpec(method="search", ranges={"lr": Range(1e-5, 1e-3, log=True)}, trials=4, metric="accuracy")
+    outside = ConfigResult({"lr": 0.5}, [], {"accuracy": [0.9]}, 0)  # tried before the ranges were narrowed
+    asked = search.next_params(spec, [outside])
+    assert set(asked) == {"lr"} and 1e-5 <= asked["lr"] <= 1e-3
