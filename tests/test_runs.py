@@ -27,9 +27,9 @@ from bert_lab.core.metrics import (
     label,
 )
 from bert_lab.engine.data import DataError
-from bert_lab.engine.reports import EvalRecord, Hooks, StepRecord, Stop, points
+from bert_lab.engine.reports import EvalRecord, Hooks, StepRecord, Stop, TrainResult, points
 from bert_lab.runs import describe, service
-from bert_lab.runs.records import Run, RunSummary, WorkerLease
+from bert_lab.runs.records import Group, MetricPoint, Run, RunEvent, RunSummary, WorkerLease
 from bert_lab.runs.service import Lab
 from bert_lab.runs.status import ACTIVE, RESUMABLE, STATUS_OF, TERMINAL, TRANSITIONS, Ending, Status, ending
 from bert_lab.runs.store import STORE_ENV, StoreError, UnknownRunError
@@ -91,6 +91,45 @@ def test_a_run_summary_is_stored_as_the_fields_it_reports() -> None:
     later = summary.merged(RunSummary(steps=40, total_steps=41, reason="completed 41 steps"))
     assert later == RunSummary(total_steps=41, confusion=[[3, 1], [0, 4]], steps=40, reason="completed 41 steps")
     assert summary.merged(RunSummary()) == summary
+
+
+def test_a_run_summary_of_a_training_result_and_every_record_is_frozen() -> None:
+    result = TrainResult(
+        stop=Stop.COMPLETED,
+        reason="completed 40 steps",
+        steps=40,
+        total_steps=40,
+        epoch=1.0,
+        wall_s=30.0,
+        train_s=20.0,
+        samples_per_s=64.0,
+        eval=None,
+        label_names=["ham", "spam"],
+        device="cpu",
+        precision="fp32",
+        model_dir=None,
+    )
+    summary = RunSummary.of(result, reason="pruned at evaluation 2")  # the runner may know more than the loop
+    assert summary == RunSummary(
+        total_steps=40,
+        steps=40,
+        samples_per_s=64.0,
+        train_s=20.0,
+        wall_s=30.0,
+        precision="fp32",
+        reason="pruned at evaluation 2",
+        labels=["ham", "spam"],
+    )
+    records = [
+        (summary, "steps"),
+        (WorkerLease("lab-a", 1, 1, 0.0, 0.0), "slots"),
+        (Group("g", "g", "", "grid", "f1", {}, 0.0, False), "stopped"),
+        (MetricPoint(1, 1, 1, 0.0, 0.0, "f1", 0.5), "value"),
+        (RunEvent(1, 1, 0.0, "info", "hello"), "message"),
+    ]
+    for record, name in records:
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(record, name, None)
 
 
 def test_status_is_its_plain_string() -> None:
