@@ -391,6 +391,58 @@ def test_a_run_as_a_table_row() -> None:
     assert describe.row(make_run(), {}, place=(1, 0.0)).eta == "next"
 
 
+def test_disk_full_and_out_of_memory_are_told_from_other_errors() -> None:
+    import errno
+
+    assert describe.is_disk_full(OSError(errno.ENOSPC, "No space left on device"))
+    assert describe.is_disk_full(OSError(errno.EDQUOT, "Disk quota exceeded"))
+    assert not describe.is_disk_full(OSError(errno.EACCES, "Permission denied")) and not describe.is_disk_full(
+        KeyError()
+    )
+    for text in ("CUDA Out Of Memory. Tried to allocate 2 GiB", "MemoryError", "mmap: can't allocate memory"):
+        assert describe.looks_out_of_memory(text), text
+    assert not describe.looks_out_of_memory("FileNotFoundError: memory.csv")
+
+
+def finished_at(speed: float, *, model: str = "tiny", max_length: int = 64, wall_s: float = 50.0) -> Run:
+    """A finished run of `model` that trained at `speed` samples/s for 40 s of its `wall_s`."""
+    summary = RunSummary(samples_per_s=speed, train_s=40.0, wall_s=wall_s)
+    return make_run(status=F, config={"model": model, "max_length": max_length}, summary=summary)
+
+
+def test_a_run_is_estimated_from_finished_runs_of_its_model_or_guessed() -> None:
+    config = {"model": "tiny", "max_length": 64, "train_size": 2000, "num_epochs": 1}
+    assert describe.estimate_run_s([], config) == (
+        2000 / 400 + 15,
+        "a guess (400 samples/s): no run of this model has finished here yet",
+    )
+    assert describe.estimate_run_s([], {})[0] == 2000 / 25 + 15  # the defaults: MiniLM, guessed at 25 samples/s
+    others = [
+        finished_at(100.0),  # the same model and length: 2000 / 100 + (50 − 40) = 30 s
+        finished_at(50.0, max_length=128, wall_s=45.0),
+        finished_at(999.0, model="minilm"),  # another model
+        dataclasses.replace(finished_at(999.0), status=X),  # not finished
+        make_run(status=F, config={"model": "tiny", "max_length": 64}),  # no speed recorded
+    ]
+    assert describe.estimate_run_s(others, config) == (
+        30.0,
+        "measured: 100 samples/s over 1 finished run(s) of this model here",
+    )
+    # No run of that length: both lengths, medians 75 samples/s and 7.5 s of overhead.
+    assert describe.estimate_run_s(others, {**config, "max_length": 256})[0] == pytest.approx(2000 / 75 + 7.5)
+    # The ten most recent only: five at 100 and five at 200 (median 150) before an eleventh at 1.
+    recent = [*[finished_at(100.0)] * 5, *[finished_at(200.0)] * 5, finished_at(1.0)]
+    assert describe.estimate_run_s(recent, config)[0] == pytest.approx(2000 / 150 + 10)
+    assert describe.estimate_run_s([finished_at(100.0, wall_s=30.0)], config)[0] == 20.0  # no negative overhead
+
+
+def test_notes_and_rows_are_frozen() -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        describe.Note("info", "a", "b").level = "error"  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        describe.row(make_run(), {}).steps = ""  # type: ignore[misc]
+
+
 def test_labels_and_badges() -> None:
     assert describe.run_label(make_run()) == "#7 sweep 1/3"
     badges = [describe.badge(s) for s in Status]
