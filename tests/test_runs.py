@@ -436,6 +436,13 @@ def test_a_run_is_estimated_from_finished_runs_of_its_model_or_guessed() -> None
     assert describe.estimate_run_s([finished_at(100.0, wall_s=30.0)], config)[0] == 20.0  # no negative overhead
 
 
+def test_a_row_without_a_plan_or_a_machine_leaves_them_blank() -> None:
+    bare = describe.row(make_run(status=R, progress=0.5), {})
+    assert (bare.steps, bare.device, bare.host, bare.owner, bare.dataset) == ("", "", "", "nobody", "")
+    placed = describe.row(dataclasses.replace(make_run(status=R), device="cuda:0", host="gpu-a", owner="ana"), {})
+    assert (placed.device, placed.host, placed.owner) == ("cuda:0", "gpu-a", "ana")
+
+
 def test_notes_and_rows_are_frozen() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         describe.Note("info", "a", "b").level = "error"  # type: ignore[misc]
