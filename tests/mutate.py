@@ -125,8 +125,8 @@ UNUSED_COUNT = "equivalent: the count in the default (0, 0.0) is discarded (`_, 
 ARGV = "equivalent: main() reads no arguments, so which slice of sys.argv it gets changes nothing"
 SWEEP_SEED = "the default sweep seed is arbitrary: any fixed number draws the same configs twice"
 TRIAL_SEED = "equivalent: any sampler seed fixed per (sweep seed, trials so far) is reproducible and moves the same"
-CLAIM_ID = "harmless: the claim id's length (16 hex digits); it is compared whole, inside a signed token"
-TEMP_NAME = "harmless: the length of a temporary file's random suffix; the file is linked into place and removed"
+CLAIM_ID = "the claim id's length (16 hex digits); it is compared whole, inside a signed token"
+TEMP_NAME = "the length of a temporary file's random suffix; the file is linked into place and removed"
 HARMLESS: dict[tuple[str, int, str], str] = {
     ("bert_lab/engine/schedules.py", 43, "1 → 0"): PAST_THE_RUN,
     ("bert_lab/engine/schedules.py", 43, "1 → 2"): PAST_THE_RUN,
@@ -186,8 +186,7 @@ HARMLESS: dict[tuple[str, int, str], str] = {
     ("bert_lab/teaching/annotate.py", 76, "10 → 11"): SPIKE_START,
     ("bert_lab/teaching/annotate.py", 76, "10 → 9"): SPIKE_START,
     ("bert_lab/teaching/annotate.py", 77, "1 → 0"): (
-        "harmless: differs only when the very first loss is not finite (a run that never trained), marked at step 1 "
-        "instead of 2"
+        "differs only when the very first loss is not finite (a run that never trained), marked at step 1 instead of 2"
     ),
     ("bert_lab/teaching/annotate.py", 112, "- → +"): LAST_IS_MIN,
     ("bert_lab/teaching/annotate.py", 112, "1 → 0"): LAST_IS_MIN,
