@@ -434,6 +434,8 @@ def test_a_run_is_estimated_from_finished_runs_of_its_model_or_guessed() -> None
     recent = [*[finished_at(100.0)] * 5, *[finished_at(200.0)] * 5, finished_at(1.0)]
     assert describe.estimate_run_s(recent, config)[0] == pytest.approx(2000 / 150 + 10)
     assert describe.estimate_run_s([finished_at(100.0, wall_s=30.0)], config)[0] == 20.0  # no negative overhead
+    timeless = make_run(status=F, config={"model": "tiny", "max_length": 64}, summary=RunSummary(samples_per_s=100.0))
+    assert describe.estimate_run_s([timeless], config)[0] == 20.0  # no times recorded: no overhead
 
 
 def test_a_row_without_a_plan_or_a_machine_leaves_them_blank() -> None:
