@@ -123,6 +123,7 @@ def test_a_spec_is_a_frozen_value_that_round_trips_through_its_dict() -> None:
         "optimizer": {"choices": ["adam", "sgd"]},
     }
     assert SweepSpec.from_dict(stored) == spec and stored["seeds"] == 1  # one run per config unless asked
+    assert stored["prune"] is True  # a search prunes clearly losing trials unless asked not to
     for value, name in ((spec, "trials"), (Range(), "low")):
         with pytest.raises(dataclasses.FrozenInstanceError):
             setattr(value, name, 1)
@@ -437,6 +438,9 @@ def test_the_worker_asks_for_trials_until_its_slots_or_the_budget_are_full(lab: 
         lab.store.set_status(run.id, Status.FINISHED)
     assert len(search.ask_due_trials(lab, slots=2)) == 1  # the third and last trial
     assert search.ask_due_trials(lab, slots=5) == [] and len(lab.store.list_runs(group_id=group.id)) == 3
+    wide = launch(lab, TINY, SweepSpec(method="search", ranges={"lr": Range(1e-5, 1e-2, log=True)}, trials=3))
+    assert len(search.ask_due_trials(lab, slots=9)) == 2  # slots to spare: its other two trials, one at a time
+    lab.store.set_group_stopped(wide.id, True)
     spec_of_another = SweepSpec(method="search", ranges={"lr": Range(1e-5, 1e-2, log=True)}, trials=3)
     stopped = launch(lab, TINY, spec_of_another, name="stopped")
     lab.store.set_group_stopped(stopped.id, True)
