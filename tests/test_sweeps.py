@@ -468,3 +468,14 @@ def test_the_next_trial_ignores_configs_outside_the_ranges() -> None:
     outside = ConfigResult({"lr": 0.5}, [], {"accuracy": [0.9]}, 0)  # tried before the ranges were narrowed
     asked = search.next_params(spec, [outside])
     assert set(asked) == {"lr"} and 1e-5 <= asked["lr"] <= 1e-3
+
+
+def test_the_worst_quarter_is_cut_at_the_25th_percentile_of_the_finished_runs(lab: Lab) -> None:
+    # Four finished runs at 0.0, 0.1, 0.2 and 0.3 at evaluation 2: their 25th percentile is 0.075.
+    group = lab.store.get_group(search_group_with_finished_runs(lab, [[0.5, v] for v in (0.0, 0.1, 0.2, 0.3)]))
+    verdicts = {}
+    for best in (0.074, 0.076):
+        run = lab.store.create_run(TINY.to_dict(), group_id=group.id).id
+        add_eval_series(lab, run, [0.07, best])
+        verdicts[best] = search.prune_reason(lab.store, group, run) is not None
+    assert verdicts == {0.074: True, 0.076: False}
