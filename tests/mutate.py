@@ -161,7 +161,7 @@ HARMLESS: dict[tuple[str, int, str], str] = {
     ("bert_lab/sweeps/search.py", 63, "+ → -"): TRIAL_SEED,
     ("bert_lab/sweeps/search.py", 63, "1000 → 1001"): TRIAL_SEED,
     ("bert_lab/sweeps/search.py", 63, "1000 → 999"): TRIAL_SEED,
-    ("bert_lab/sweeps/search.py", 138, "True → False"): "only when stderr is flushed (the worker's log line)",
+    ("bert_lab/sweeps/search.py", 138, "True → False"): "flush sets when the log line appears, not what it says",
     ("bert_lab/sweeps/search.py", 167, "2 → 1"): "equivalent: the pruner's n_warmup_steps=1 never prunes at the first",
     ("bert_lab/sweeps/search.py", 177, "1 → 0"): "equivalent: the percentile pruner reads intermediate values only",
     ("bert_lab/sweeps/search.py", 177, "1 → 2"): "equivalent: the percentile pruner reads intermediate values only",
