@@ -166,6 +166,9 @@ HARMLESS: dict[tuple[str, int, str], str] = {
     ("bert_lab/sweeps/search.py", 177, "1 → 0"): "equivalent: the percentile pruner reads intermediate values only",
     ("bert_lab/sweeps/search.py", 177, "1 → 2"): "equivalent: the percentile pruner reads intermediate values only",
     ("bert_lab/sweeps/search.py", 179, "1 → 0"): "equivalent: `len(mine) < 2` already keeps the first evaluation",
+    ("bert_lab/runs/describe.py", 108, "0 → -1"): (
+        "equivalent: a missing wall time read as -1 only lowers an overhead that is clamped at 0 (max(overhead, 0))"
+    ),
     ("bert_lab/runs/names.py", 90, "8 → 7"): CLAIM_ID,
     ("bert_lab/runs/names.py", 90, "8 → 9"): CLAIM_ID,
     # runs/workshop.py

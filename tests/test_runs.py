@@ -436,6 +436,9 @@ def test_a_run_is_estimated_from_finished_runs_of_its_model_or_guessed() -> None
     assert describe.estimate_run_s([finished_at(100.0, wall_s=30.0)], config)[0] == 20.0  # no negative overhead
     timeless = make_run(status=F, config={"model": "tiny", "max_length": 64}, summary=RunSummary(samples_per_s=100.0))
     assert describe.estimate_run_s([timeless], config)[0] == 20.0  # no times recorded: no overhead
+    untrained = dataclasses.replace(timeless, summary=RunSummary(samples_per_s=100.0, wall_s=50.0))
+    assert describe.estimate_run_s([untrained], config)[0] == 70.0  # no training time: all 50 s are overhead
+    assert describe.estimate_run_s([], {**config, "num_epochs": 2})[0] == 2 * 2000 / 400 + 15
 
 
 def test_a_row_without_a_plan_or_a_machine_leaves_them_blank() -> None:
@@ -492,6 +495,18 @@ def test_labels_and_badges() -> None:
             "warning",
             "#7 sweep 1/3 was cancelled:",
             "stopped by the host. Resume continues from its last checkpoint.",
+        ),
+        (
+            {"status": P, "error": "pruned at evaluation 2: F1 0.41"},
+            "info",
+            "#7 sweep 1/3 was pruned:",
+            "pruned at evaluation 2: F1 0.41",
+        ),
+        (
+            {"status": P},
+            "info",
+            "#7 sweep 1/3 was pruned:",
+            "the search stopped it early: it was clearly losing.",
         ),
         (
             {"status": R, "cancel_requested": True},
