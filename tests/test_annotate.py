@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from dataclasses import replace
+from dataclasses import FrozenInstanceError, replace
 from typing import Any
 
 import numpy as np
@@ -21,7 +21,16 @@ from bert_lab.processes.runner import run_job
 from bert_lab.runs.records import Run, RunSummary
 from bert_lab.runs.service import Lab
 from bert_lab.runs.status import Status
-from bert_lab.teaching.annotate import annotate, collapse, lr_too_low, overfitting, plateau, series, spikes
+from bert_lab.teaching.annotate import (
+    Annotation,
+    annotate,
+    collapse,
+    lr_too_low,
+    overfitting,
+    plateau,
+    series,
+    spikes,
+)
 
 STEPS = np.arange(1, 101)
 HEALTHY = 0.7 * np.exp(-STEPS / 40) + 0.2 + 0.01 * np.sin(STEPS)  # falls the whole run, a little noise
@@ -70,6 +79,42 @@ def test_a_spike_and_a_divergence() -> None:
     assert (divergence.kind, divergence.step, divergence.lesson) == ("diverged", 71, "learning-rate")
 
 
+def spike_steps(loss: list[float], *, diverged: bool = False) -> list[tuple[str, int]]:
+    """(kind, step) of each spike in a loss curve whose steps are 1, 2, …"""
+    return [
+        (a.kind, a.step) for a in spikes(np.arange(1, len(loss) + 1), np.array(loss, dtype=float), diverged=diverged)
+    ]
+
+
+def test_a_spike_needs_five_points_before_it_and_three_times_their_median() -> None:
+    rest = [1.0] * 30
+    assert spike_steps([1, 1, 1, 1, 5, *rest]) == []  # the fifth point: too few before it to judge
+    assert spike_steps([1, 1, 1, 2, 2, 4, *rest]) == [("spike", 6)]  # 4 > 3 × median(1, 1, 1, 2, 2) = 3
+    assert spike_steps([1] * 8 + [5, *rest]) == [("spike", 9)]  # early on the window is every point before
+    assert spike_steps([1] * 30 + [3.0, *rest]) == [] and spike_steps([1] * 30 + [3.01, *rest]) == [("spike", 31)]
+
+
+def test_a_nan_from_the_second_point_on_is_a_divergence_there() -> None:
+    assert spike_steps([1.0, *[np.nan] * 29], diverged=True) == [("diverged", 2)]
+
+
+def test_a_spike_is_judged_against_the_median_of_the_twenty_points_before_it() -> None:
+    # Points 21-30 at 1 and 31-40 at 2: the median of the 20 before point 41 is 1.5, so 5 > 4.5 is a spike; a window of
+    # 21 (one more 2) or 19 (one 1 fewer) has median 2, and 5 < 6 would not be.
+    loss = [2.0] * 20 + [1.0] * 10 + [2.0] * 10 + [5.0] + [2.0] * 10
+    assert spike_steps(loss) == [("spike", 41)]
+
+
+def test_a_burst_of_spikes_is_marked_once_at_its_start() -> None:
+    quiet = [1.0] * 30
+    assert spike_steps([*quiet, 5, 1, 1, 1, 1, 5, *quiet]) == [("spike", 31)]  # five steps apart: one burst
+    assert spike_steps([*quiet, 5, 1, 1, 1, 1, 1, 5, *quiet]) == [("spike", 31), ("spike", 37)]  # six: two
+    chain = [*quiet, 5, 1, 1, 1, 5, 1, 1, 1, 5, *quiet]  # each within five of the last: still one burst
+    assert spike_steps(chain) == [("spike", 31)]
+    # A diverged run: its first blow-up is the divergence, later ones are spikes; a NaN tail is one burst.
+    assert spike_steps([*quiet, 5, *quiet, *[np.nan] * 20], diverged=True) == [("diverged", 31), ("spike", 62)]
+
+
 def test_a_learning_rate_too_low_and_a_plateau() -> None:
     flat = np.full(100, 0.69) + 0.005 * np.sin(STEPS)
     [low] = lr_too_low(STEPS, flat, lr=1e-7)
@@ -78,6 +123,105 @@ def test_a_learning_rate_too_low_and_a_plateau() -> None:
     stalled = np.concatenate([np.linspace(0.7, 0.3, 50), np.full(50, 0.3)])
     [stop] = plateau(STEPS, stalled)
     assert stop.kind == "plateau" and stop.step == 71 and plateau(STEPS, HEALTHY) == []
+
+
+def test_a_learning_rate_too_low_needs_twenty_steps_and_compares_the_first_tenth_with_the_end() -> None:
+    # One high first point (1.04), then 1.0. The smoothed loss (EMA 0.9, bias-corrected) is 1 + 0.04 · 0.9^k / Σ0.9^j:
+    # 1.04, 1.0189, 1.0120, 1.0085, … The start is the mean of the first max(3, n // 10) smoothed points: 1.024 over 3
+    # (n = 20 and 36), 1.020 over 4 (n = 40); a fall of about 2% either way, under 3%.
+    def hint(n: int) -> list[str]:
+        loss = np.array([1.04] + [1.0] * (n - 1))
+        return [a.hint.split(":")[0] for a in lr_too_low(np.arange(1, n + 1), loss, lr=1e-5)]
+
+    assert hint(19) == []  # too short to say anything
+    assert hint(20) == ["the training loss hardly fell (1.024 → 1.001)"]
+    assert hint(36) == ["the training loss hardly fell (1.024 → 1.000)"]
+    assert hint(40) == ["the training loss hardly fell (1.020 → 1.000)"]
+    assert lr_too_low(STEPS, np.zeros(100), lr=1e-5) == []  # a loss of zero fell as far as it can
+    # 2.0 then a last point of 1.65: the end is the last smoothed point, 2 − 0.35 / Σ0.9^j (j < 20, 8.784) = 1.960, a
+    # fall of 2% (as a share of the start: 0.04 × 2.0 would be 8%).
+    [crawl] = lr_too_low(np.arange(1, 21), np.array([2.0] * 19 + [1.65]), lr=1e-5)
+    assert "(2.000 → 1.960)" in crawl.hint
+    assert lr_too_low(STEPS, np.where(STEPS == 50, np.nan, 0.69), lr=1e-5) == []  # a NaN: the divergence speaks
+
+
+def plateau_at(loss: list[float], schedule: str = "constant") -> list[tuple[int, str]]:
+    return [(a.step, a.hint) for a in plateau(np.arange(1, len(loss) + 1), np.array(loss), schedule=schedule)]
+
+
+def test_a_plateau_needs_a_fall_of_six_percent_from_the_first_tenth_and_a_hundred_steps() -> None:
+    # 100 steps: the first tenth (steps 1-10) against steps 71-85; flat after step 70, so nothing moved.
+    fell_6 = [1.0] * 10 + [0.97] * 60 + [0.94] * 30
+    assert plateau_at(fell_6) == [
+        (
+            71,
+            "plateau: the training loss stopped improving after step 71 (about 0.940); a decaying schedule or a lower "
+            "learning rate can get it moving",
+        )
+    ]
+    assert plateau_at([1.0] * 10 + [0.97] * 60 + [0.95] * 30) == []  # fell 5%: under 2 × 3%
+    assert plateau_at([2.0] * 10 + [1.95] * 60 + [1.90] * 30) == []  # 5% of a loss of 2: a share, not 0.1 × 2
+    stalled_with_a_nan = [*np.linspace(0.7, 0.3, 50), *[0.3] * 50]
+    stalled_with_a_nan[20] = np.nan
+    assert plateau_at(stalled_with_a_nan) == []  # a NaN: the run diverged, not stalled
+    assert plateau_at([1.0] * 10 + [0.5] * 60 + [0.94] * 30) != []  # step 11 is not in the first tenth
+    assert plateau_at([1.0] * 9 + [0.4] + [0.97] * 60 + [0.94] * 30) == []  # step 10 is: the first tenth is 0.94
+    assert (
+        plateau_at([1.0] * 10 + [0.7] * 60 + [0.5] * 30) != []
+        and plateau_at([1.0] * 10 + [0.7] * 59 + [0.5] * 30) == []
+    )
+
+
+def test_a_plateau_compares_the_two_halves_of_the_last_thirty_percent() -> None:
+    # Steps 71-85 at 0.5 and 86-100 at `late`: a 0.4% move is a plateau (about the later half's mean), 2% is not.
+    [(step, hint)] = plateau_at([1.0] * 10 + [0.7] * 60 + [0.5] * 15 + [0.502] * 15, schedule="cosine")
+    assert step == 71 and "(about 0.502); the schedule already decays: more (or cleaner) data helps" in hint
+    assert plateau_at([1.0] * 10 + [0.7] * 60 + [0.5] * 15 + [0.51] * 15) == []
+
+
+def test_a_collapse_names_the_class_or_its_number_and_needs_one_class_used() -> None:
+    onto_rotten = RunSummary(confusion=[[0, 58], [0, 42]], labels=["fresh", "rotten"], eval_step=63)
+    [note] = collapse(run_record(summary=onto_rotten))
+    assert note.step == 63 and "predicted 'rotten'" in note.hint and note.lesson == "accuracy-vs-f1"
+    [unnamed] = collapse(run_record(summary=RunSummary(confusion=[[0, 0, 5], [0, 0, 7], [0, 0, 9]])))
+    assert "predicted 'class 2'" in unnamed.hint and unnamed.step == 0  # no labels, no eval step recorded
+    assert collapse(run_record(summary=RunSummary(confusion=[[5, 0, 1], [7, 0, 0], [9, 0, 0]]))) == []  # two used
+    assert collapse(run_record()) == []  # no evaluation yet
+
+
+def test_annotate_reads_its_own_runs_points_in_step_order_and_marks_a_silent_divergence() -> None:
+    # A healthy curve with a spike at step 31, and a collapse at step 20: in step order, whatever order they are found.
+    spiky = HEALTHY.copy()
+    spiky[30] = 5.0
+    collapsed = RunSummary(confusion=[[58, 0], [42, 0]], labels=["fresh", "rotten"], eval_step=20)
+    other = frame(np.full(100, 9.0)).assign(run_id=2)  # another run's points in the same frame: not read
+    run = replace(run_record(summary=collapsed), config={"lr": 1e-4, "schedule": "cosine"})
+    found = annotate(run, pd.concat([frame(spiky), other]))
+    assert [(a.kind, a.step) for a in found] == [("collapse", 20), ("spike", 31)]
+    # The run's own learning rate and schedule reach the hints.
+    stalled = np.concatenate([np.linspace(0.7, 0.3, 50), np.full(50, 0.3)])
+    slow = replace(run_record(), config={"lr": 3e-6, "schedule": "cosine"})
+    hints = {a.kind: a.hint for a in annotate(slow, frame(stalled)) + annotate(slow, frame(np.full(100, 0.69)))}
+    assert (
+        "the schedule already decays" in hints["plateau"]
+        and "learning rate 3e-06 may be too low" in hints["lr_too_low"]
+    )
+    # Overfitting is not claimed for a run that collapsed: its eval loss can rise while it learns nothing.
+    eval_steps, rising = [20, 40, 60, 80, 100], [0.6, 0.45, 0.5, 0.6, 0.7]
+    assert "overfitting" not in [a.kind for a in annotate(run, frame(HEALTHY, eval_steps, rising))]
+    assert "overfitting" in [a.kind for a in annotate(run_record(), frame(HEALTHY, eval_steps, rising))]
+    # Diverged with no blow-up in its points (it stopped first): marked at its last step, with the reason stored.
+    quiet = replace(run_record(status=Status.DIVERGED), error="loss became nan")
+    [diverged] = annotate(quiet, frame(HEALTHY))
+    assert (diverged.kind, diverged.step) == ("diverged", 100) and diverged.hint.endswith("loss became nan")
+    [default] = annotate(run_record(status=Status.DIVERGED), frame(HEALTHY))
+    assert default.hint == "the run diverged: the loss became NaN or huge"
+    assert annotate(run_record(status=Status.DIVERGED), frame(np.array([]))) == []  # no points: nowhere to mark it
+    crawled = [(a.kind, a.step) for a in annotate(quiet, frame(np.full(100, 0.69)))]
+    assert crawled == [("lr_too_low", 100), ("diverged", 100)]  # another note is no divergence mark
+    blown = HEALTHY.copy()
+    blown[70:] = np.nan
+    assert [(a.kind, a.step) for a in annotate(quiet, frame(blown))] == [("diverged", 71)]  # marked once, where it blew
 
 
 def test_overfitting_onset_at_the_eval_minimum() -> None:
@@ -102,6 +246,34 @@ def test_overfitting_needs_the_training_loss_to_keep_falling_by_a_tenth() -> Non
     assert overfitting(STEPS, HEALTHY, eval_steps[:4], risen_only_a_little) == []
     assert overfitting(STEPS, HEALTHY, eval_steps[:4], np.array([0.6, 0.45, 0.5, 0.47])) != []  # 4.4% above
     assert overfitting(STEPS, HEALTHY, eval_steps[:3], np.array([0.6, 0.5, 0.45])) == []  # still falling
+
+
+def test_overfitting_needs_three_evaluations_and_measures_the_fall_from_the_eval_minimum() -> None:
+    eval_steps, eval_loss = np.array([20, 40, 60, 80, 100]), np.array([0.6, 0.45, 0.5, 0.6, 0.7])
+
+    def train_loss(first: float, final: float, *, at_40: float = 0.5, last: float | None = None) -> np.ndarray:
+        """`first` for steps 1-10, 0.5 to step 39, `at_40` at step 40 (the eval minimum), down to `final` by step 70,
+        flat after it (`last` at step 100)."""
+        loss = [first] * 10 + [0.5] * 29 + [at_40] + [*np.linspace(0.5, final, 31)[1:]] + [final] * 30
+        return np.array(loss[:-1] + [final if last is None else last])
+
+    assert overfitting(STEPS, train_loss(0.5, 0.44), eval_steps[[1, 3]], eval_loss[[1, 3]]) == []  # two: too few
+    [onset] = overfitting(STEPS, train_loss(0.5, 0.44), eval_steps[[0, 1, 3]], eval_loss[[0, 1, 3]])
+    assert onset.step == 40 and "rose to 0.600" in onset.hint
+    # The training loss at the eval minimum, not at the start, is what must have fallen by a tenth: 0.8 → 0.46 is 42%,
+    # 0.5 → 0.46 only 8%.
+    assert overfitting(STEPS, train_loss(0.8, 0.46), eval_steps, eval_loss) == []
+    # … to its smoothed value at the last step: a last point of 0.3 takes the smoothed 0.46 to 0.444, 11% below 0.5.
+    assert overfitting(STEPS, train_loss(0.5, 0.46, last=0.3), eval_steps, eval_loss) != []
+    # … from its smoothed value at the eval minimum's step: 0.3 at step 40 makes it 0.48, and 0.44 is only 8% below.
+    assert overfitting(STEPS, train_loss(0.5, 0.44, at_40=0.3), eval_steps, eval_loss) == []
+
+
+def test_annotations_are_frozen_and_read_as_plain_dicts() -> None:
+    note = Annotation("spike", 31, "loss spike", "learning-rate")
+    assert note.to_dict() == {"kind": "spike", "step": 31, "hint": "loss spike", "lesson": "learning-rate"}
+    with pytest.raises(FrozenInstanceError):
+        note.step = 1  # type: ignore[misc]
 
 
 def test_collapse_reads_the_last_confusion_matrix() -> None:

@@ -55,3 +55,19 @@ def test_a_released_name_can_be_claimed_again_with_a_new_claim(tmp_path: Path) -
         names.claim(data, "ana")
     assert names.release(data, "ANA") and names.holder(data, "ana") is None
     assert names.claim(data, "ana").claim != first.claim
+
+
+def test_a_claim_is_frozen_and_release_of_a_free_name_is_false(tmp_path: Path) -> None:
+    import dataclasses
+
+    data = DataFolder(tmp_path / "not" / "made" / "yet")  # the first claim makes the folder
+    held = names.claim(data, "Ana")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        held.host = True  # type: ignore[misc]
+    assert names.release(data, "bea") is False and names.release(data, "ana") is True
+
+
+def test_a_claim_written_without_host_or_time_is_a_participants(tmp_path: Path) -> None:
+    data = DataFolder(tmp_path)
+    data.names.write_text('{"ana": {"name": "Ana", "claim": "c1"}}')  # as an older lab wrote it
+    assert names.holder(data, "ANA") == names.Claim("Ana", "c1", host=False, at=0.0)

@@ -3,21 +3,30 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
+import optuna
 import pytest
+from optuna.distributions import CategoricalDistribution, FloatDistribution
 
 from bert_lab.runs.records import RunSummary
 from bert_lab.runs.service import Lab
 from bert_lab.runs.status import Status
-from bert_lab.sweeps.report import SEED_NOISE, ConfigResult, Stats, compare, importance, read_group
+from bert_lab.sweeps.report import SEED_NOISE, ConfigResult, Stats, compare, importance, read_group, seeds_to_settle
 
 T_975_DF2 = 4.302653  # Student's t, 97.5% quantile, 2 degrees of freedom (any t table)
 
 
 def finished_group(
-    lab: Lab, results: dict[Any, list[float]], *, knob: str = "lr", method: str = "grid", majority: int = 58
+    lab: Lab,
+    results: dict[Any, list[float]],
+    *,
+    knob: str = "lr",
+    method: str = "grid",
+    majority: int = 58,
+    metric: str = "accuracy",
 ) -> str:
     """A group of finished runs: for each knob value, one run per accuracy in its list (F1 = accuracy − 0.01, eval
     loss = 1 − accuracy), evaluated on 100 examples whose majority class is `majority` of them."""
@@ -27,7 +36,7 @@ def finished_group(
         for i in range(len(accs))
     ]
     group = lab.store.create_group(
-        name="g", method=method, metric="accuracy", spec={"knobs": [knob], "seeds": 3}, runs=runs
+        name="g", method=method, metric=metric, spec={"knobs": [knob], "seeds": 3}, runs=runs
     )
     stored = sorted(lab.store.list_runs(group_id=group.id), key=lambda r: r.id)
     accuracies = [acc for accs in results.values() for acc in accs]
@@ -52,6 +61,7 @@ def test_stats_match_the_t_interval_by_hand() -> None:
     one = Stats.of([0.7])
     assert one.n == 1 and math.isnan(one.std) and one.to_dict() == {"mean": 0.7, "std": None, "ci95": [None, None]}
     assert Stats.of([]).n == 0
+    assert Stats.of([0.7, 0.7]) == Stats(2, 0.7, 0.0, (0.7, 0.7))  # no spread: the interval is the mean itself
 
 
 def test_configs_are_gathered_ranked_and_judged(lab: Lab) -> None:
@@ -67,7 +77,9 @@ def test_configs_are_gathered_ranked_and_judged(lab: Lab) -> None:
     # Welch by hand: s² = 0.0001 and 0.000133…, df = 3.92; the 95% interval of 17.33 points is [14.86, 19.80].
     assert verdict.diff == pytest.approx(17.3333, abs=1e-3)
     assert verdict.ci95 == (pytest.approx(14.8649, abs=1e-3), pytest.approx(19.8018, abs=1e-3))
-    assert verdict.real and verdict.unit == "points" and "real at 95%" in verdict.words
+    assert verdict.real and verdict.unit == "points"
+    words = "lr=0.0001 vs lr=0.003: Accuracy +17.33 points (95% interval +14.86 to +19.80): real at 95%."
+    assert verdict.words == words
     data = report.to_dict()
     assert data["best"] == {"lr": 1e-4} and data["verdict"]["real"] is True
     assert data["configs"][0]["n"] == 3 and data["configs"][0]["run_ids"] == [r.id for r in best.runs]
@@ -205,3 +217,109 @@ def test_importance_of_a_random_sweep_over_two_knobs_finds_the_one_that_matters(
     method, shares = importance(read_group(lab.store, group.id))
     assert method == "Optuna PED-ANOVA" and set(shares) == {"lr", "batch_size"}
     assert sum(shares.values()) == pytest.approx(1.0) and shares["lr"] > 0.9 and shares["batch_size"] < 0.1
+
+
+def test_reports_are_frozen_values() -> None:
+    result = config([0.7, 0.72], 1e-4)
+    verdict = compare(result, config([0.6, 0.61], 3e-4), "accuracy")
+    for value, name in ((Stats.of([0.7]), "n"), (result, "degenerate"), (verdict, "real")):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(value, name, 0)
+
+
+def test_a_config_is_labelled_by_its_knobs_or_as_the_base_config() -> None:
+    assert ConfigResult({"lr": 1e-4, "batch_size": 16}, [], {}, 0).label == "lr=0.0001 batch_size=16"
+    assert ConfigResult({}, [], {}, 0).label == "base config"
+
+
+def test_the_verdict_between_two_chosen_configs_and_none_with_one_scored(lab: Lab) -> None:
+    report = read_group(lab.store, finished_group(lab, {1e-4: [0.76, 0.75, 0.77], 3e-4: [0.70, 0.72, 0.65]}))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        report.knobs = []  # type: ignore[misc]
+    best, worst = report.configs
+    chosen = report.verdict(worst, best)  # the better one comes first whichever order they are given in
+    assert chosen is not None and chosen.a is best and chosen.diff == pytest.approx(7.0)
+    three = read_group(lab.store, finished_group(lab, {1e-4: [0.8, 0.81], 2e-4: [0.7, 0.72], 3e-4: [0.6, 0.61]}))
+    first, second, third = three.configs
+    lower = three.verdict(second, third)  # not the two best: the two asked about
+    assert lower is not None and (lower.a, lower.b) == (second, third) and lower.diff == pytest.approx(10.5)
+    default = three.verdict(third)  # only one given: the default pair
+    assert default is not None and (default.a, default.b) == (first, second)
+    one = read_group(lab.store, finished_group(lab, {1e-4: [0.7, 0.72]}))
+    assert one.verdict() is None and one.to_dict()["verdict"] is None
+
+
+def test_a_group_on_eval_loss_ranks_the_lowest_first(lab: Lab) -> None:
+    report = read_group(lab.store, finished_group(lab, {3e-3: [0.58, 0.60], 1e-4: [0.76, 0.75]}, metric="eval_loss"))
+    assert [c.params for c in report.configs] == [{"lr": 1e-4}, {"lr": 3e-3}]  # eval loss 0.245 before 0.41
+
+
+def test_a_tie_keeps_the_order_the_configs_were_given_in() -> None:
+    first, second = config([0.7, 0.71], 1e-4), config([0.71, 0.7], 3e-4)
+    assert compare(first, second, "accuracy").a is first and compare(second, first, "accuracy").a is second
+
+
+def test_seeds_to_settle_match_the_power_tables() -> None:
+    # Two configs of three seeds, each with s = 1 point: Cohen's d is the gap in points. Cohen's table (and G*Power)
+    # for a two-sided 5% test at 80% power: 17 per group at d = 1, 64 at d = 0.5, 6 at d = 2; d = 0.25 needs 253.
+    # d = 1.8 also needs 6, but only just: with 2n − 3 degrees of freedom instead of 2n − 2 it would take 7.
+    base = [0.70, 0.71, 0.72]
+    for gap, seeds in ((0.01, 17), (0.005, 64), (0.02, 6), (0.018, 6), (0.0025, None)):
+        assert seeds_to_settle(base, [v + gap for v in base]) == seeds
+    assert seeds_to_settle([0.7, 0.7], [0.6, 0.6]) is None  # no spread: nothing to estimate the noise from
+    assert seeds_to_settle(base, base) is None  # no gap
+
+
+def test_the_advice_asks_for_more_seeds_than_the_configs_have() -> None:
+    # Welch's interval on 3 + 3 runs with spreads 0.1 and 2 points has about 2 degrees of freedom (t = 4.30), so a
+    # 4.5-point gap (t ≈ 3.9) is not settled; the power formula already gives 80% at 3 seeds: the advice is 4, one more.
+    steady, noisy = config([0.745, 0.746, 0.747], 1e-4), config([0.68, 0.70, 0.72], 3e-4)
+    verdict = compare(steady, noisy, "accuracy")
+    assert not verdict.real and verdict.ci95[0] < 0 and verdict.seeds_needed == 4
+
+
+def test_importance_reads_only_the_knobs_that_varied(lab: Lab) -> None:
+    runs = [({"lr": lr, "batch_size": 16, "seed": 42 + s}, f"r{lr}{s}", None) for lr in (1e-4, 3e-4) for s in (0, 1)]
+    group = lab.store.create_group(
+        name="g", method="grid", metric="accuracy", spec={"knobs": ["lr", "batch_size"]}, runs=runs
+    )
+    for run, acc in zip(sorted(lab.store.list_runs(group_id=group.id), key=lambda r: r.id), [0.6, 0.62, 0.8, 0.78]):
+        lab.store.claim_run(run.id, pid=1)
+        lab.store.add_metrics(run.id, [(10, 1.0, 5.0, "accuracy", acc)])
+        lab.store.set_status(run.id, Status.FINISHED)
+    method, shares = importance(read_group(lab.store, group.id))
+    assert set(shares) == {"lr", SEED_NOISE} and shares["lr"] == pytest.approx(0.0324 / 0.0328)
+
+
+def test_optuna_gets_a_log_range_for_wide_numbers_and_choices_for_words_and_flags(lab: Lab, monkeypatch) -> None:
+    seen: list[dict[str, Any]] = []
+    real = optuna.importance.get_param_importances
+
+    def spy(study: optuna.Study, **kwargs: Any) -> dict[str, float]:
+        seen.append(study.trials[0].distributions)
+        return real(study, **kwargs)
+
+    monkeypatch.setattr(optuna.importance, "get_param_importances", spy)
+    rows = [  # lr spans ×10 exactly (log), epochs ×9.5 (linear), dropout starts at 0 (linear)
+        (1e-5, 2, 0.0, "constant", True),
+        (1e-4, 19, 0.1, "cosine", False),
+        (1e-5, 19, 0.1, "constant", False),
+        (1e-4, 2, 0.0, "cosine", True),
+    ]
+    knobs = ["lr", "num_epochs", "dropout", "schedule", "flag"]
+    runs = [({**dict(zip(knobs, row)), "seed": 42}, f"r{i}", None) for i, row in enumerate(rows)]
+    group = lab.store.create_group(name="g", method="random", metric="accuracy", spec={"knobs": knobs}, runs=runs)
+    for i, run in enumerate(sorted(lab.store.list_runs(group_id=group.id), key=lambda r: r.id)):
+        lab.store.claim_run(run.id, pid=1)
+        lab.store.add_metrics(run.id, [(10, 1.0, 5.0, "accuracy", 0.6 + 0.05 * i)])
+        lab.store.set_status(run.id, Status.FINISHED)
+    method, _ = importance(read_group(lab.store, group.id))
+    assert method == "Optuna PED-ANOVA" and seen == [
+        {
+            "lr": FloatDistribution(1e-5, 1e-4, log=True),
+            "num_epochs": FloatDistribution(2.0, 19.0, log=False),
+            "dropout": FloatDistribution(0.0, 0.1, log=False),
+            "schedule": CategoricalDistribution(["constant", "cosine"]),
+            "flag": CategoricalDistribution([False, True]),
+        }
+    ]

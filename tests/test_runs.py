@@ -27,9 +27,9 @@ from bert_lab.core.metrics import (
     label,
 )
 from bert_lab.engine.data import DataError
-from bert_lab.engine.reports import EvalRecord, Hooks, StepRecord, Stop, points
+from bert_lab.engine.reports import EvalRecord, Hooks, StepRecord, Stop, TrainResult, points
 from bert_lab.runs import describe, service
-from bert_lab.runs.records import Run, RunSummary, WorkerLease
+from bert_lab.runs.records import Group, MetricPoint, Run, RunEvent, RunSummary, WorkerLease
 from bert_lab.runs.service import Lab
 from bert_lab.runs.status import ACTIVE, RESUMABLE, STATUS_OF, TERMINAL, TRANSITIONS, Ending, Status, ending
 from bert_lab.runs.store import STORE_ENV, StoreError, UnknownRunError
@@ -91,6 +91,45 @@ def test_a_run_summary_is_stored_as_the_fields_it_reports() -> None:
     later = summary.merged(RunSummary(steps=40, total_steps=41, reason="completed 41 steps"))
     assert later == RunSummary(total_steps=41, confusion=[[3, 1], [0, 4]], steps=40, reason="completed 41 steps")
     assert summary.merged(RunSummary()) == summary
+
+
+def test_a_run_summary_of_a_training_result_and_every_record_is_frozen() -> None:
+    result = TrainResult(
+        stop=Stop.COMPLETED,
+        reason="completed 40 steps",
+        steps=40,
+        total_steps=40,
+        epoch=1.0,
+        wall_s=30.0,
+        train_s=20.0,
+        samples_per_s=64.0,
+        eval=None,
+        label_names=["ham", "spam"],
+        device="cpu",
+        precision="fp32",
+        model_dir=None,
+    )
+    summary = RunSummary.of(result, reason="pruned at evaluation 2")  # the runner may know more than the loop
+    assert summary == RunSummary(
+        total_steps=40,
+        steps=40,
+        samples_per_s=64.0,
+        train_s=20.0,
+        wall_s=30.0,
+        precision="fp32",
+        reason="pruned at evaluation 2",
+        labels=["ham", "spam"],
+    )
+    records = [
+        (summary, "steps"),
+        (WorkerLease("lab-a", 1, 1, 0.0, 0.0), "slots"),
+        (Group("g", "g", "", "grid", "f1", {}, 0.0, False), "stopped"),
+        (MetricPoint(1, 1, 1, 0.0, 0.0, "f1", 0.5), "value"),
+        (RunEvent(1, 1, 0.0, "info", "hello"), "message"),
+    ]
+    for record, name in records:
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(record, name, None)
 
 
 def test_status_is_its_plain_string() -> None:
@@ -352,6 +391,70 @@ def test_a_run_as_a_table_row() -> None:
     assert describe.row(make_run(), {}, place=(1, 0.0)).eta == "next"
 
 
+def test_disk_full_and_out_of_memory_are_told_from_other_errors() -> None:
+    import errno
+
+    assert describe.is_disk_full(OSError(errno.ENOSPC, "No space left on device"))
+    assert describe.is_disk_full(OSError(errno.EDQUOT, "Disk quota exceeded"))
+    assert not describe.is_disk_full(OSError(errno.EACCES, "Permission denied")) and not describe.is_disk_full(
+        KeyError()
+    )
+    for text in ("CUDA Out Of Memory. Tried to allocate 2 GiB", "MemoryError", "mmap: can't allocate memory"):
+        assert describe.looks_out_of_memory(text), text
+    assert not describe.looks_out_of_memory("FileNotFoundError: memory.csv")
+
+
+def finished_at(speed: float, *, model: str = "tiny", max_length: int = 64, wall_s: float = 50.0) -> Run:
+    """A finished run of `model` that trained at `speed` samples/s for 40 s of its `wall_s`."""
+    summary = RunSummary(samples_per_s=speed, train_s=40.0, wall_s=wall_s)
+    return make_run(status=F, config={"model": model, "max_length": max_length}, summary=summary)
+
+
+def test_a_run_is_estimated_from_finished_runs_of_its_model_or_guessed() -> None:
+    config = {"model": "tiny", "max_length": 64, "train_size": 2000, "num_epochs": 1}
+    assert describe.estimate_run_s([], config) == (
+        2000 / 400 + 15,
+        "a guess (400 samples/s): no run of this model has finished here yet",
+    )
+    assert describe.estimate_run_s([], {})[0] == 2000 / 25 + 15  # the defaults: MiniLM, guessed at 25 samples/s
+    others = [
+        finished_at(100.0),  # the same model and length: 2000 / 100 + (50 − 40) = 30 s
+        finished_at(50.0, max_length=128, wall_s=45.0),
+        finished_at(999.0, model="minilm"),  # another model
+        dataclasses.replace(finished_at(999.0), status=X),  # not finished
+        make_run(status=F, config={"model": "tiny", "max_length": 64}),  # no speed recorded
+    ]
+    assert describe.estimate_run_s(others, config) == (
+        30.0,
+        "measured: 100 samples/s over 1 finished run(s) of this model here",
+    )
+    # No run of that length: both lengths, medians 75 samples/s and 7.5 s of overhead.
+    assert describe.estimate_run_s(others, {**config, "max_length": 256})[0] == pytest.approx(2000 / 75 + 7.5)
+    # The ten most recent only: five at 100 and five at 200 (median 150) before an eleventh at 1.
+    recent = [*[finished_at(100.0)] * 5, *[finished_at(200.0)] * 5, finished_at(1.0)]
+    assert describe.estimate_run_s(recent, config)[0] == pytest.approx(2000 / 150 + 10)
+    assert describe.estimate_run_s([finished_at(100.0, wall_s=30.0)], config)[0] == 20.0  # no negative overhead
+    timeless = make_run(status=F, config={"model": "tiny", "max_length": 64}, summary=RunSummary(samples_per_s=100.0))
+    assert describe.estimate_run_s([timeless], config)[0] == 20.0  # no times recorded: no overhead
+    untrained = dataclasses.replace(timeless, summary=RunSummary(samples_per_s=100.0, wall_s=50.0))
+    assert describe.estimate_run_s([untrained], config)[0] == 70.0  # no training time: all 50 s are overhead
+    assert describe.estimate_run_s([], {**config, "num_epochs": 2})[0] == 2 * 2000 / 400 + 15
+
+
+def test_a_row_without_a_plan_or_a_machine_leaves_them_blank() -> None:
+    bare = describe.row(make_run(status=R, progress=0.5), {})
+    assert (bare.steps, bare.device, bare.host, bare.owner, bare.dataset) == ("", "", "", "nobody", "")
+    placed = describe.row(dataclasses.replace(make_run(status=R), device="cuda:0", host="gpu-a", owner="ana"), {})
+    assert (placed.device, placed.host, placed.owner) == ("cuda:0", "gpu-a", "ana")
+
+
+def test_notes_and_rows_are_frozen() -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        describe.Note("info", "a", "b").level = "error"  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        describe.row(make_run(), {}).steps = ""  # type: ignore[misc]
+
+
 def test_labels_and_badges() -> None:
     assert describe.run_label(make_run()) == "#7 sweep 1/3"
     badges = [describe.badge(s) for s in Status]
@@ -392,6 +495,18 @@ def test_labels_and_badges() -> None:
             "warning",
             "#7 sweep 1/3 was cancelled:",
             "stopped by the host. Resume continues from its last checkpoint.",
+        ),
+        (
+            {"status": P, "error": "pruned at evaluation 2: F1 0.41"},
+            "info",
+            "#7 sweep 1/3 was pruned:",
+            "pruned at evaluation 2: F1 0.41",
+        ),
+        (
+            {"status": P},
+            "info",
+            "#7 sweep 1/3 was pruned:",
+            "the search stopped it early: it was clearly losing.",
         ),
         (
             {"status": R, "cancel_requested": True},

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 from statistics import mean
+from typing import Any
 
 import pytest
 
@@ -18,12 +19,14 @@ from bert_lab.runs.service import Lab
 from bert_lab.runs.status import Status
 from bert_lab.sweeps import search
 from bert_lab.sweeps.launch import launch
-from bert_lab.sweeps.report import read_group
+from bert_lab.sweeps.report import ConfigResult, read_group
 from bert_lab.sweeps.spec import (
     Range,
     SweepError,
     SweepSpec,
     check,
+    choices_of,
+    describe_params,
     draw,
     parse_assignments,
     parse_range,
@@ -103,6 +106,69 @@ def test_ranges() -> None:
 def test_check_refuses_bad_sweeps(spec: SweepSpec, message: str) -> None:
     with pytest.raises(SweepError, match=message):
         check(TINY, spec)
+
+
+def test_a_spec_is_a_frozen_value_that_round_trips_through_its_dict() -> None:
+    import dataclasses
+
+    spec = SweepSpec(
+        method="random",
+        ranges={"dropout": Range(0.0, 0.3), "optimizer": Range(choices=("adam", "sgd"))},
+        trials=5,
+        sweep_seed=3,
+    )
+    stored = spec.to_dict()
+    assert stored["ranges"] == {
+        "dropout": {"low": 0.0, "high": 0.3, "log": False},
+        "optimizer": {"choices": ["adam", "sgd"]},
+    }
+    assert SweepSpec.from_dict(stored) == spec and stored["seeds"] == 1  # one run per config unless asked
+    assert stored["prune"] is True  # a search prunes clearly losing trials unless asked not to
+    for value, name in ((spec, "trials"), (Range(), "low")):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(value, name, 1)
+
+
+def test_ranges_say_log_or_lin_for_any_knob_and_need_two_numbers() -> None:
+    assert parse_range("dropout", "0.01:0.3:log") == Range(0.01, 0.3, log=True)  # not a log knob, but asked
+    with pytest.raises(SweepError, match="a range needs two numbers"):
+        parse_range("classifier_dropout", "none:0.3")
+    with pytest.raises(SweepError, match="a range needs two numbers"):
+        parse_range("classifier_dropout", "0.1:none")
+
+
+DROPOUT = {"dropout": Range(0.0, 0.3)}
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        (SweepSpec(method="random", trials=2), r"varies 1 to 3 knobs \(--range KNOB=LOW:HIGH\), got 0"),
+        (SweepSpec(method="grid"), r"varies 1 to 3 knobs \(--grid KNOB=VALUES\), got 0"),
+        (SweepSpec(method="random", grid={"lr": [1e-4]}, ranges=DROPOUT, trials=2), "a random sweep takes ranges only"),
+        (SweepSpec(method="grid", grid={"lr": [1e-4]}, ranges=DROPOUT), "a grid sweep takes values only"),
+        (SweepSpec(grid={"lr": [1e-4]}, seeds=0), "seeds: must be 1 to 10, got 0"),
+        (SweepSpec(method="random", ranges={"lr": Range(1e-5, 1e-3)}), r"\(at least 1\), got 0"),
+        (SweepSpec(method="random", ranges={"lr": Range(-1.0, 1e-3)}, trials=2), "lr=-1: must be a number"),
+        (SweepSpec(method="random", ranges={"lr": Range(1e-5, 1e-3)}, trials=65), r"65 runs \(65 configs × 1 seeds\)"),
+    ],
+)
+def test_check_names_the_way_to_fix_a_sweep(spec: SweepSpec, message: str) -> None:
+    with pytest.raises(SweepError, match=message):
+        check(TINY, spec)
+
+
+def test_the_smallest_sweeps_pass_their_check() -> None:
+    check(TINY, SweepSpec(method="random", ranges={"optimizer": Range(choices=("adam", "sgd"))}, trials=1))
+    check(TINY, SweepSpec(grid={"lr": [1e-4]}, seeds=1))
+
+
+def test_values_read_as_typed_and_choices_of_each_knob() -> None:
+    assert describe_params({"classifier_dropout": None, "lr": 1e-4, "optimizer": "adam"}) == (
+        "classifier_dropout=default lr=0.0001 optimizer=adam"
+    )
+    assert choices_of("group_by_length") == ("true", "false") and choices_of("lr") == ()
+    assert choices_of("optimizer") == ("sgd", "momentum", "adam", "adamw")
 
 
 def test_grid_is_every_combination_and_every_config_gets_its_seeds() -> None:
@@ -213,15 +279,19 @@ def add_eval_series(lab: Lab, run_id: int, values: list[float], metric: str = "f
     lab.store.add_metrics(run_id, [(10 * (i + 1), 0.2 * (i + 1), 1.0, metric, v) for i, v in enumerate(values)])
 
 
-def search_group_with_finished_runs(lab: Lab, series: list[list[float]]) -> str:
-    spec = SweepSpec(method="search", ranges={"lr": Range(1e-5, 1e-2, log=True)}, trials=10, seeds=1)
+def search_group_with_finished_runs(
+    lab: Lab, series: list[list[float]], metric: str = "f1", *, prune: bool = True
+) -> str:
+    spec = SweepSpec(
+        method="search", ranges={"lr": Range(1e-5, 1e-2, log=True)}, trials=10, seeds=1, metric=metric, prune=prune
+    )
     runs = [({**TINY.to_dict(), "lr": 1e-4 * (i + 1)}, f"trial {i}", None) for i in range(len(series))]
     group = lab.store.create_group(
-        name="s", method="search", metric="f1", spec={**spec.to_dict(), "base": TINY.to_dict()}, runs=runs
+        name="s", method="search", metric=metric, spec={**spec.to_dict(), "base": TINY.to_dict()}, runs=runs
     )
     for run, values in zip(sorted(lab.store.list_runs(group_id=group.id), key=lambda r: r.id), series):
         lab.store.claim_run(run.id, pid=1)
-        add_eval_series(lab, run.id, values)
+        add_eval_series(lab, run.id, values, metric)
         lab.store.set_status(run.id, Status.FINISHED)
     return group.id
 
@@ -240,6 +310,20 @@ def test_prune_reason_stops_only_a_clearly_losing_run(lab: Lab) -> None:
     assert search.prune_reason(lab.store, group, keeper) is None
     no_prune = lab.store.create_group(name="g", method="grid", metric="f1", spec={})
     assert search.prune_reason(lab.store, no_prune, loser) is None
+
+
+def test_prune_reason_on_a_loss_names_the_highest_quarter_and_a_search_may_not_prune(lab: Lab) -> None:
+    losses = [[0.6, 0.4, 0.35], [0.58, 0.38, 0.36], [0.62, 0.42, 0.4]] * 2
+    group = lab.store.get_group(search_group_with_finished_runs(lab, losses, "eval_loss"))
+    loser = lab.store.create_run(TINY.to_dict(), group_id=group.id).id
+    add_eval_series(lab, loser, [0.6, 0.7], "eval_loss")
+    # At evaluation 2 the others are 0.38, 0.38, 0.4, 0.4, 0.42, 0.42: their 75th percentile is 0.4 + 0.75 × 0.02.
+    reason = search.prune_reason(lab.store, group, loser)
+    assert reason is not None and "0.600 so far" in reason and "(their highest quarter starts at 0.415)" in reason
+    kept = lab.store.get_group(search_group_with_finished_runs(lab, losses, "eval_loss", prune=False))
+    late = lab.store.create_run(TINY.to_dict(), group_id=kept.id).id
+    add_eval_series(lab, late, [0.6, 0.7], "eval_loss")
+    assert search.prune_reason(lab.store, kept, late) is None  # asked not to prune
 
 
 def test_a_pruned_trial_stops_early_and_says_why(lab: Lab) -> None:
@@ -276,3 +360,122 @@ def test_a_sweep_on_the_bundled_minilm_is_trained_and_judged(lab: Lab) -> None:
         assert all(r.status == Status.FINISHED and r.summary.steps == 6 for r in config.runs)  # 96 / 16: trained
     verdict = report.verdict()
     assert verdict is not None and verdict.a is report.best and not math.isnan(verdict.diff)
+
+
+# === the search's parts, without training ===========================================================================
+SEARCH_RANGES = {
+    "lr": Range(1e-5, 1e-2, log=True),
+    "batch_size": Range(8, 64),
+    "optimizer": Range(choices=("adam", "sgd")),
+}
+
+
+def test_each_knob_becomes_the_optuna_distribution_of_its_type() -> None:
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    assert search.distributions(SweepSpec(method="search", ranges=SEARCH_RANGES, trials=4)) == {
+        "lr": FloatDistribution(1e-5, 1e-2, log=True),
+        "batch_size": IntDistribution(8, 64),
+        "optimizer": CategoricalDistribution(["adam", "sgd"]),
+    }
+
+
+def test_a_value_is_inside_a_range_with_its_ends_and_asked_floats_are_tidied_into_it() -> None:
+    from optuna.distributions import FloatDistribution, IntDistribution
+
+    lr = Range(1e-5, 1e-3)
+    assert search._inside(1e-5, lr) and search._inside(1e-3, lr) and not search._inside(1.1e-3, lr)
+    assert not search._inside(9e-6, lr) and not search._inside(None, lr)
+    assert search._inside("sgd", SEARCH_RANGES["optimizer"]) and not search._inside("adamw", SEARCH_RANGES["optimizer"])
+    floats = FloatDistribution(1e-5, 1e-2, log=True)
+    assert search._tidy(0.000123456, floats) == 0.000123  # three significant digits
+    assert search._tidy(9.9949e-6, floats) == 1e-5 and search._tidy(0.0100049, floats) == 1e-2  # kept inside
+    assert search._tidy(17, IntDistribution(8, 64)) == 17
+
+
+def trial_of(lab: Lab, statuses: list[Status], values: list[float], lr: float = 1e-4) -> Any:
+    """A tried config of the search (its runs in `statuses`, its finished values) as Optuna's trial, the worst 0.5."""
+    spec = SweepSpec(method="search", ranges={"lr": Range(1e-5, 1e-2, log=True)}, trials=4, metric="accuracy")
+    runs = []
+    for status in statuses:
+        run = lab.store.create_run({"lr": lr})
+        if status != Status.QUEUED:
+            lab.store.claim_run(run.id, pid=1)
+            if status != Status.RUNNING:
+                lab.store.set_status(run.id, status)
+        runs.append(lab.store.get_run(run.id))
+    config = ConfigResult({"lr": lr}, runs, {"accuracy": values}, 0)
+    return search._as_trial(config, spec, search.distributions(spec), worst=0.5)
+
+
+def test_a_tried_config_is_told_to_optuna_by_how_its_runs_stand(lab: Lab) -> None:
+    from optuna.trial import TrialState
+
+    running = trial_of(lab, [Status.FINISHED, Status.RUNNING], [0.8])
+    assert running.state == TrialState.RUNNING and running.params == {"lr": 1e-4}
+    assert trial_of(lab, [Status.QUEUED], []).state == TrialState.RUNNING
+    pruned = trial_of(lab, [Status.PRUNED], [])
+    assert (pruned.state, pruned.value) == (TrialState.COMPLETE, 0.5)  # stopped early: the worst value seen
+    done = trial_of(lab, [Status.FINISHED, Status.FINISHED], [0.7, 0.8])
+    assert (done.state, done.value) == (TrialState.COMPLETE, pytest.approx(0.75))  # the mean of its seeds
+    assert trial_of(lab, [Status.FAILED], []).state == TrialState.FAIL
+    assert trial_of(lab, [Status.FINISHED], [0.9], lr=0.1) is None  # outside the ranges: not told
+    scored = [ConfigResult({}, [], {"accuracy": [0.6, 0.7]}, 0), ConfigResult({}, [], {"accuracy": [0.9]}, 0)]
+    assert search._worst(scored, "accuracy", higher=True) == 0.6 and search._worst(scored, "accuracy", False) == 0.9
+    assert search._worst([ConfigResult({}, [], {}, 0)], "accuracy", higher=True) is None
+
+
+def test_the_worker_asks_for_trials_until_its_slots_or_the_budget_are_full(lab: Lab) -> None:
+    spec = SweepSpec(method="search", ranges={"lr": Range(1e-5, 1e-2, log=True)}, trials=3, sweep_seed=1)
+    group = launch(lab, TINY, spec, name="search")
+    launch(lab, TINY, grid(lr=[1e-4, 3e-4]))  # a grid is never asked for more
+    asked = search.ask_due_trials(lab, slots=2)
+    assert len(asked) == 1 and [r.group_id for r in asked] == [group.id]  # one queued already: two fill the slots
+    assert search.ask_due_trials(lab, slots=2) == []
+    for run in lab.store.list_runs(group_id=group.id):
+        lab.store.claim_run(run.id, pid=1)
+        lab.store.add_metrics(run.id, [(10, 1.0, 5.0, "f1", 0.7)])
+        lab.store.set_status(run.id, Status.FINISHED)
+    assert len(search.ask_due_trials(lab, slots=2)) == 1  # the third and last trial
+    assert search.ask_due_trials(lab, slots=5) == [] and len(lab.store.list_runs(group_id=group.id)) == 3
+    wide = launch(lab, TINY, SweepSpec(method="search", ranges={"lr": Range(1e-5, 1e-2, log=True)}, trials=3))
+    assert len(search.ask_due_trials(lab, slots=9)) == 2  # slots to spare: its other two trials, one at a time
+    lab.store.set_group_stopped(wide.id, True)
+    spec_of_another = SweepSpec(method="search", ranges={"lr": Range(1e-5, 1e-2, log=True)}, trials=3)
+    stopped = launch(lab, TINY, spec_of_another, name="stopped")
+    lab.store.set_group_stopped(stopped.id, True)
+    assert search.ask_due_trials(lab, slots=5) == []  # a stopped search asks for nothing
+
+
+def test_a_search_that_cannot_ask_is_stopped_not_retried(lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
+    runs = [({"lr": 1e-4}, "first", None)]
+    spec = {**SweepSpec(method="search", ranges={"lr": Range(1e-5, 1e-2)}, trials=3).to_dict()}  # no base config
+    broken = lab.store.create_group(name="broken", method="search", metric="f1", spec=spec, runs=runs)
+    assert search.ask_due_trials(lab, slots=2) == []
+    assert lab.store.get_group(broken.id).stopped and f"search {broken.id} stopped" in capsys.readouterr().err
+
+
+def test_nothing_is_pruned_before_four_runs_have_finished(lab: Lab) -> None:
+    for finished, pruned in ((3, False), (4, True)):
+        group = lab.store.get_group(search_group_with_finished_runs(lab, [[0.6, 0.8, 0.85]] * finished))
+        loser = lab.store.create_run(TINY.to_dict(), group_id=group.id).id
+        add_eval_series(lab, loser, [0.3, 0.3])
+        assert (search.prune_reason(lab.store, group, loser) is not None) is pruned, finished
+
+
+def test_the_next_trial_ignores_configs_outside_the_ranges() -> None:
+    spec = SweepSpec(method="search", ranges={"lr": Range(1e-5, 1e-3, log=True)}, trials=4, metric="accuracy")
+    outside = ConfigResult({"lr": 0.5}, [], {"accuracy": [0.9]}, 0)  # tried before the ranges were narrowed
+    asked = search.next_params(spec, [outside])
+    assert set(asked) == {"lr"} and 1e-5 <= asked["lr"] <= 1e-3
+
+
+def test_the_worst_quarter_is_cut_at_the_25th_percentile_of_the_finished_runs(lab: Lab) -> None:
+    # Four finished runs at 0.0, 0.1, 0.2 and 0.3 at evaluation 2: their 25th percentile is 0.075.
+    group = lab.store.get_group(search_group_with_finished_runs(lab, [[0.5, v] for v in (0.0, 0.1, 0.2, 0.3)]))
+    verdicts = {}
+    for best in (0.074, 0.076):
+        run = lab.store.create_run(TINY.to_dict(), group_id=group.id).id
+        add_eval_series(lab, run, [0.07, best])
+        verdicts[best] = search.prune_reason(lab.store, group, run) is not None
+    assert verdicts == {0.074: True, 0.076: False}
