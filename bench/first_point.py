@@ -41,7 +41,8 @@ def in_store(model: str, repeats: int, idle_s: float, backend: str) -> list[floa
     with tempfile.TemporaryDirectory() as tmp:
         server, url = postgres_database(Path(tmp) / "postgres") if backend == "postgresql" else (None, None)
         lab = Lab.open(Path(tmp) / "lab", url)
-        worker = subprocess.Popen(*lab.command("worker"))
+        argv, env = lab.command("worker")
+        worker = subprocess.Popen(argv, env=env)
         try:
             while not worker_alive(lab.data):
                 time.sleep(0.05)
