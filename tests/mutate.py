@@ -71,7 +71,12 @@ TARGETS: dict[str, tuple[str, ...]] = {
         "-k",
         "not twins",
     ),
-    "bert_lab/runs/store.py": ("tests/test_store.py", "-k", "not postgresql"),
+    "bert_lab/runs/store.py": (
+        "tests/test_store.py",
+        "tests/test_faults.py",
+        "-k",
+        "not postgresql and (test_store or password or url)",
+    ),
     "bert_lab/runs/sql.py": ("tests/test_store.py", "-k", "not postgresql"),
     "bert_lab/runs/sqlite.py": ("tests/test_store.py", "-k", "not postgresql"),
     "bert_lab/runs/backends.py": ("tests/test_store.py", "-k", "not postgresql"),

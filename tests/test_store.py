@@ -8,6 +8,7 @@ import inspect
 import math
 import multiprocessing
 import os
+import pickle
 import sqlite3
 import threading
 import time
@@ -808,3 +809,11 @@ def test_every_status_the_store_writes_is_a_change_the_table_allows(store: RunSt
         (Status.QUEUED, Status.RUNNING),
         (Status.RUNNING, Status.INTERRUPTED),
     ]
+
+
+def test_unknown_run_and_group_errors_name_the_id_and_survive_pickling() -> None:
+    """A run process reports these across a process boundary (pickled) and a page shows them as they read."""
+    for error, text in ((UnknownRunError(7), "no run with id 7"), (UnknownGroupError("g1"), "no group with id 'g1'")):
+        assert str(error) == text and isinstance(error, KeyError) and isinstance(error, StoreError)
+        again = pickle.loads(pickle.dumps(error))
+        assert type(again) is type(error) and str(again) == text
