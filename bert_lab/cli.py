@@ -1,5 +1,6 @@
-"""Command line: `python -m bert_lab COMMAND`: train, lr-find, submit, clone, sweep, runs, show, groups, group, cancel,
-resume, delete, export, worker (`--restart`: started again whenever it dies), workers, stop.
+"""Command line: `bert-lab COMMAND` (or `python -m bert_lab COMMAND`): app, worker (`--restart`: started again
+whenever it dies), stop, workers, doctor; train, lr-find; submit, clone, sweep; runs, show, groups, group, cancel,
+resume, delete, export. `bert-lab --version` says which lab this is.
 
 Every RunConfig field is a flag (`--batch-size`, `--lr`, …, plus `--epochs` for `num_epochs`), generated from the
 dataclass so the CLI can never fall behind the config. Bad flags and values exit with code 2 and a message naming
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 import time
 import typing
@@ -18,14 +20,16 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import bert_lab
 from bert_lab.core.config import CHOICES, FIELD_TYPES, ConfigError, RunConfig, field_help
-from bert_lab.core.layout import DataFolder, RunFolder
+from bert_lab.core.layout import ARTIFACTS_ENV, HOME_ENV, DataFolder, RunFolder
 from bert_lab.core.metrics import HEADLINE, IN_TABLES
 from bert_lab.engine.reports import StepRecord, TrainResult
 from bert_lab.runs.describe import row
 from bert_lab.runs.records import RunSummary
 from bert_lab.runs.service import Lab
 from bert_lab.runs.status import Status, ending
+from bert_lab.runs.store import STORE_ENV
 
 ALIASES = {"num_epochs": ["--epochs"], "grad_accum_steps": ["--grad-accum"]}
 
@@ -71,19 +75,9 @@ def flag_problems(exc: ConfigError) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m bert_lab", description="BERT Lab: fine-tune BERT, watch it learn.")
+    parser = argparse.ArgumentParser(prog="bert-lab", description="BERT Lab: fine-tune BERT, watch it learn.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {bert_lab.__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    train = sub.add_parser("train", help="fine-tune in this process and print the result")
-    add_config_flags(train)
-    train.add_argument("--out", type=Path, default=None, help="model folder [$BERT_LAB_HOME/models/<time>]")
-    train.add_argument("--json", action="store_true", help="print one JSON object with the result as the last line")
-
-    find = sub.add_parser("lr-find", help="LR range test in this process: loss against learning rate, a suggestion")
-    add_config_flags(find)
-    find.add_argument("--start-lr", type=float, default=1e-7, help="the first step's learning rate [1e-7]")
-    find.add_argument("--end-lr", type=float, default=1.0, help="the last step's learning rate [1]")
-    find.add_argument("--steps", type=int, default=100, help="optimizer steps at most [100]")
-    find.add_argument("--json", action="store_true", help="print one JSON object as the last line")
 
     def with_home(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         p.add_argument("--home", type=Path, default=None, help="data folder [$BERT_LAB_HOME or ./lab_data]")
@@ -102,6 +96,35 @@ def build_parser() -> argparse.ArgumentParser:
             help="artifact root: run folders and uploads, shared by every machine [$BERT_LAB_ARTIFACTS or --home]",
         )
         return p
+
+    app = with_home(
+        sub.add_parser(
+            "app",
+            help="serve the lab in the browser, with its worker (Ctrl-C stops both)",
+            epilog="Any other --section.option flag goes to Streamlit, such as --server.sslCertFile cert.pem.",
+        )
+    )
+    app.add_argument("--port", type=int, default=8501, help="[8501]")
+    app.add_argument("--address", default=None, help="where to listen [127.0.0.1; with --workshop, every interface]")
+    app.add_argument(
+        "--workshop",
+        action="store_true",
+        help="serve a room: participants sign in with $BERT_LAB_PASSCODE, the host with $BERT_LAB_HOST_PASSCODE",
+    )
+    doctor = with_home(sub.add_parser("doctor", help="what this machine has for the lab, and what is wrong"))
+    doctor.add_argument("--json", action="store_true", help="a JSON list of checks instead of text")
+
+    train = sub.add_parser("train", help="fine-tune in this process and print the result")
+    add_config_flags(train)
+    train.add_argument("--out", type=Path, default=None, help="model folder [$BERT_LAB_HOME/models/<time>]")
+    train.add_argument("--json", action="store_true", help="print one JSON object with the result as the last line")
+
+    find = sub.add_parser("lr-find", help="LR range test in this process: loss against learning rate, a suggestion")
+    add_config_flags(find)
+    find.add_argument("--start-lr", type=float, default=1e-7, help="the first step's learning rate [1e-7]")
+    find.add_argument("--end-lr", type=float, default=1.0, help="the last step's learning rate [1]")
+    find.add_argument("--steps", type=int, default=100, help="optimizer steps at most [100]")
+    find.add_argument("--json", action="store_true", help="print one JSON object as the last line")
 
     submit = with_home(sub.add_parser("submit", help="queue a run for the background worker; prints its id"))
     add_config_flags(submit)
@@ -151,10 +174,15 @@ def build_parser() -> argparse.ArgumentParser:
     act.add_argument("--cancel", action="store_true", help="stop the whole group (queued runs, running runs, search)")
     act.add_argument("--resume", action="store_true", help="queue its cancelled and interrupted runs again")
     act.add_argument("--delete", action="store_true", help="delete the group, its runs and their files")
-    export = with_home(sub.add_parser("export", help="write a run's metric points as CSV or JSON"))
+    export = with_home(sub.add_parser("export", help="write a run's metric points (CSV, JSON) or its model (a zip)"))
     export.add_argument("id", type=int)
-    export.add_argument("--format", choices=("csv", "json"), default="csv")
-    export.add_argument("--out", type=Path, default=None, help="file to write [stdout]")
+    export.add_argument(
+        "--format",
+        choices=("csv", "json", "model"),
+        default="csv",
+        help="csv, json: its metric points; model: its fine-tuned model with a model card, as one zip [csv]",
+    )
+    export.add_argument("--out", type=Path, default=None, help="file to write [stdout; a model: bert-lab-run-ID.zip]")
     worker = with_home(sub.add_parser("worker", help="train queued runs in the background (one per data folder)"))
     worker.add_argument("--max-concurrent", type=int, default=0, help="runs at once [the GPUs' slots, or 1 on the CPU]")
     worker.add_argument(
@@ -168,24 +196,27 @@ def build_parser() -> argparse.ArgumentParser:
     with_home(sub.add_parser("stop", help="stop this data folder's worker; its runs stop, resumable"))
     workers = with_home(sub.add_parser("workers", help="the workers serving this store now, on every machine"))
     workers.add_argument("--json", action="store_true", help="a JSON list instead of a table")
-    job = with_home(sub.add_parser("run-job", help=argparse.SUPPRESS))
-    job.add_argument("id", type=int, nargs="?")
-    job.add_argument("--standby", action="store_true", help="import, then wait for a run id on stdin")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, streamlit_flags = parser.parse_known_args(argv)
+    if args.command == "app":
+        return run_app(parser, args, streamlit_flags)
+    if streamlit_flags:
+        parser.error(f"unrecognized arguments: {' '.join(streamlit_flags)}")
     if args.command == "train":
         return run_train(parser, args)
     if args.command == "lr-find":
         return run_lr_find(parser, args)
+    if args.command == "doctor":
+        return run_doctor(args)
     from bert_lab.runs.store import LONG_PATIENCE_S, PATIENCE_S, StoreError
     from bert_lab.runs.workshop import NotAllowedError, QueueFullError
 
-    # A worker and a run's process outlive an outage of the store; a person at the prompt is told after seconds.
-    patience_s = LONG_PATIENCE_S if args.command in ("worker", "run-job") else PATIENCE_S
+    # A worker outlives an outage of the store; a person at the prompt is told after seconds.
+    patience_s = LONG_PATIENCE_S if args.command == "worker" else PATIENCE_S
     try:
         with Lab.open(args.home, args.store, args.artifacts, patience_s=patience_s) as lab:
             return COMMANDS[args.command](parser, args, lab)
@@ -530,6 +561,13 @@ def run_export(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: L
     from bert_lab.figures.export import metrics_frame
 
     run = lab.store.get_run(args.id)
+    if args.format == "model":
+        from bert_lab.runs.takehome import folder_name, model_zip
+
+        out = args.out or Path(f"{folder_name(run)}.zip")
+        out.write_bytes(model_zip(lab.data, run))
+        print(f"wrote {out}: unzip it, then pipeline('text-classification', model='{folder_name(run)}')")
+        return 0
     frame = metrics_frame(lab.store.read_metrics(run.id))
     text = frame.to_csv(index=False) if args.format == "csv" else frame.to_json(orient="records")
     if args.out:
@@ -586,7 +624,7 @@ def run_workers(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: 
         print(json.dumps([dataclasses.asdict(w) for w in leases]))
         return 0
     if not leases:
-        print("no worker is serving this store: queued runs wait (start one with `python -m bert_lab worker`)")
+        print("no worker is serving this store: queued runs wait (start one with `bert-lab worker`, or `bert-lab app`)")
     now = time.time()
     for facts in (worker_facts(w, now) for w in leases):
         print(
@@ -596,10 +634,31 @@ def run_workers(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: 
     return 0
 
 
-def run_job_command(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: Lab) -> int:
-    from bert_lab.processes.runner import run_job, standby
+# --- app, doctor ------------------------------------------------------------------------------------------------------
+def run_app(parser: argparse.ArgumentParser, args: argparse.Namespace, streamlit_flags: list[str]) -> int:
+    """Become the lab's server (`lab_ui.serve`, in place of this process: Ctrl-C and SIGTERM reach it, and it stops
+    the worker it started). A workshop is refused here, before anything starts, unless its passcodes hold."""
+    from bert_lab.runs import workshop
 
-    return standby(lab) if args.standby else run_job(lab, args.id)
+    if args.workshop and (found := workshop.problems()):
+        parser.exit(2, "".join(f"bert-lab app: {p}\n" for p in found) + "bert-lab app: nothing was started\n")
+    address = args.address or ("0.0.0.0" if args.workshop else "127.0.0.1")
+    flags = ["--server.address", address, "--server.port", str(args.port)]
+    if args.workshop:
+        flags += ["--server.maxUploadSize", str(workshop.UPLOAD_LIMIT_MB)]
+    given = {HOME_ENV: args.home, STORE_ENV: args.store, ARTIFACTS_ENV: args.artifacts}
+    os.environ.update({name: str(value) for name, value in given.items() if value is not None})
+    sys.stdout.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "lab_ui.serve", *flags, *streamlit_flags])
+    return 1  # unreachable: execv does not return
+
+
+def run_doctor(args: argparse.Namespace) -> int:
+    from bert_lab import doctor
+
+    checks = doctor.examine(args.home, args.store, args.artifacts)
+    print(json.dumps(doctor.as_json(checks)) if args.json else doctor.report(checks))
+    return 1 if any(c.problem for c in checks) else 0
 
 
 COMMANDS = {
@@ -617,5 +676,4 @@ COMMANDS = {
     "worker": run_worker,
     "workers": run_workers,
     "stop": run_stop,
-    "run-job": run_job_command,
 }

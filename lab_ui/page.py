@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 from collections.abc import Callable, Sequence
 from typing import Any, ParamSpec
 
@@ -18,6 +17,7 @@ import pandas as pd
 import streamlit as st
 
 from bert_lab.core.layout import DataFolder
+from bert_lab.core.text import md
 from bert_lab.processes import worker
 from bert_lab.runs import workshop
 from bert_lab.runs.describe import Note, describe_workers
@@ -214,20 +214,12 @@ def render_sidebar(lab: Lab, *, worker_starting: bool = False) -> None:
         else:
             st.caption(
                 ":red[●] No background worker: queued runs wait. Start one with "
-                f"`python -m bert_lab worker --home {lab.data.path}`."
+                f"`bert-lab worker --home {lab.data.path}`."
             )
         st.caption(f"Data folder: `{lab.data.path}`")
 
 
 # --- user text --------------------------------------------------------------------------------------------------------
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
-
-
-def md(text: str) -> str:
-    """`text` escaped so that markdown shows it as typed (run names, owners, CSV cells, errors)."""
-    return _MARKDOWN.sub(r"\\\1", str(text))
-
-
 def render_note(note: Note) -> None:
     getattr(st, note.level)(f"**{md(note.headline)}** {md(note.detail)}")
 

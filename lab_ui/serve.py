@@ -1,12 +1,14 @@
 """`python -m lab_ui.serve [streamlit flags]`: `streamlit run app.py`, ready before the first page view.
 
-`make run` and `make workshop` start the app this way. Plain `streamlit run app.py` works too, but its first page view
-pays for what this does beforehand (bench/first_render.py, 2 cores): importing what the pages import, reading and
-tokenizing the default dataset for the launch page's padding note (the first script run took 1.5 s in the server,
-0.26 s after this), and starting the background worker and waiting until it is warm (its spare run process importing
-torch took CPU from the first view: cold 2.7-3.1 s, 2.1 s without a worker starting). Streamlit runs every page in
-this process, so what is imported here is imported for them. The price: the server answers ~5 s after it starts
-instead of ~2 s.
+`bert-lab app` (and so `make run` and `make workshop`) starts the app this way, from any folder: the app's scripts are
+found beside this package in an installed wheel and at the repository's root in a checkout, with the lab's Streamlit
+settings beside them (`.streamlit/config.toml`: Streamlit reads it beside its main script). Plain `streamlit run app.py`
+works too, from the checkout, but its first page view pays for what this does beforehand (bench/first_render.py, 2
+cores): importing what the pages import, reading and tokenizing the default dataset for the launch page's padding note
+(the first script run took 1.5 s in the server, 0.26 s after this), and starting the background worker and waiting until
+it is warm (its spare run process importing torch took CPU from the first view: cold 2.7-3.1 s, 2.1 s without a worker
+starting). Streamlit runs every page in this process, so what is imported here is imported for them. The price: the
+server answers ~5 s after it starts instead of ~2 s.
 
 It refuses to serve (exit 2, saying why) a workshop whose passcodes do not hold (`workshop.problems`: a passcode of
 spaces is none), whether the environment asks for one (either passcode given) or the address reaches beyond this
@@ -28,7 +30,9 @@ from pathlib import Path
 
 from bert_lab.runs import workshop
 
-APP = Path(__file__).resolve().parents[1] / "app.py"
+HERE = Path(__file__).resolve().parent
+APP = HERE / "app.py" if (HERE / "app.py").is_file() else HERE.parent / "app.py"  # in a wheel; in a checkout
+SETTINGS = APP.parent / ".streamlit" / "config.toml"
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 WORKER_CHECK_S = 5.0  # how often the app checks that its worker is alive (and starts it again if it died)
 WARM_TIMEOUT_S = 30.0  # serve anyway after this long (a slow disk; a worker that failed to start says so itself)
@@ -100,7 +104,7 @@ def address(argv: Sequence[str]) -> str:
     if env := os.environ.get("STREAMLIT_SERVER_ADDRESS"):
         return env
     try:
-        return str(tomllib.loads((APP.parent / ".streamlit" / "config.toml").read_text())["server"]["address"])
+        return str(tomllib.loads(SETTINGS.read_text())["server"]["address"])
     except (OSError, KeyError, ValueError):
         return ""
 
@@ -124,7 +128,7 @@ def main(argv: list[str]) -> int:
     warm_up()
     stopping = threading.Event()
     threading.Thread(target=keep_worker_alive, args=(stopping,), name="worker-keeper", daemon=True).start()
-    print("Ctrl-C stops the app and the worker it started; `make stop` ends a worker left behind.", file=sys.stderr)
+    print("Ctrl-C stops the app and the worker it started; `bert-lab stop` ends a worker left behind.", file=sys.stderr)
     sys.argv = ["streamlit", "run", str(APP), *argv]
     try:
         return cli.main()

@@ -2,7 +2,7 @@
 will be queued, about T minutes on this machine" and a confirmation before anything is queued.
 
 Values and ranges are typed as on the command line (`1e-4, 3e-4`; `1e-5:1e-3`) and parsed by the same functions,
-so the page and `python -m bert_lab sweep` accept and refuse exactly the same sweeps.
+so the page and `bert-lab sweep` accept and refuse exactly the same sweeps.
 """
 
 from __future__ import annotations

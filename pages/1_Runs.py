@@ -16,9 +16,10 @@ import streamlit as st
 from bert_lab.core.metrics import EVAL_METRICS, IN_TABLES, METRICS, charted
 from bert_lab.figures import curves, run_charts, tables
 from bert_lab.processes import worker
-from bert_lab.runs import service
+from bert_lab.runs import service, takehome
 from bert_lab.runs.describe import badge, explain, format_duration, queue_places, row, run_label
 from bert_lab.runs.records import Run
+from bert_lab.runs.service import Lab
 from bert_lab.runs.status import Status
 from bert_lab.runs.store import RunStore, StoreError
 from bert_lab.runs.workshop import NotAllowedError, QueueFullError, ServerPathError, whose
@@ -152,7 +153,8 @@ def render_log(store: RunStore, run: Run) -> None:
         st.code("\n".join(lines) or "nothing yet", language=None)
 
 
-def render_actions(store: RunStore, selected: list[Run]) -> None:
+def render_actions(lab: Lab, selected: list[Run]) -> None:
+    store = lab.store
     by_id = {r.id: r for r in selected}
     if st.session_state.get("action_run") not in by_id:
         st.session_state["action_run"] = selected[-1].id
@@ -205,6 +207,18 @@ def render_actions(store: RunStore, selected: list[Run]) -> None:
         on_click="ignore",
         icon=":material/download:",
         width="stretch",
+    )
+    downloads.download_button(
+        "Model (zip, with its model card)",
+        partial(takehome.model_zip, lab.data, run),
+        f"{takehome.folder_name(run)}.zip",
+        "application/zip",
+        on_click="ignore",
+        icon=":material/download:",
+        width="stretch",
+        disabled=not lab.data.folder_of(run).has_model or not (who is None or who.may_read(run)),
+        help="The model folder `transformers` loads, with its card, config and evaluation: a run saves it when it "
+        "finishes or is cancelled (a participant: of a bundled dataset, or of their own upload).",
     )
     downloads.download_button(
         "Config JSON",
@@ -431,7 +445,7 @@ def render_runs() -> bool:
         for run in selected:
             if note := explain(run, worker_alive=alive):
                 page.render_note(note)
-        render_actions(store, selected)
+        render_actions(live_lab, selected)
         labels = {r.id: run_label(r) for r in selected}
         frame = live.load_points(store, selected)
         state[SHOWN_KEY] = [r.id for r in selected]

@@ -7,6 +7,7 @@ other pages never load torch.
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +15,8 @@ import pandas as pd
 import streamlit as st
 
 from bert_lab.core.metrics import METRICS
-from bert_lab.engine.data import BUNDLED
 from bert_lab.figures import run_charts
+from bert_lab.runs import takehome
 from bert_lab.runs.describe import badge, run_label
 from bert_lab.runs.records import Run
 from bert_lab.teaching.prediction_diff import DiffError, compare_predictions, read_report
@@ -171,7 +172,7 @@ st.caption(
 
 runs = [r for r in lab.store.list_runs() if lab.data.folder_of(r).has_model]
 if (who := page.actor()) is not None and not who.host:  # a participant's upload is theirs alone: its texts too
-    runs = [r for r in runs if r.owner == who.name or str(r.config.get("dataset")) in BUNDLED]
+    runs = [r for r in runs if who.may_read(r)]
 if not runs:
     st.info(
         "No trained model yet. A run saves its model when it finishes (or is cancelled); launch one, for a "
@@ -188,6 +189,16 @@ first = pick_a.selectbox(
     format_func=lambda i: run_label(by_id[i]),
     key="run_a",
     help="Runs that saved a model: finished ones, and cancelled ones (at the step they stopped).",
+)
+pick_a.download_button(
+    "Take this model home (zip)",
+    partial(takehome.model_zip, lab.data, by_id[first]),
+    f"{takehome.folder_name(by_id[first])}.zip",
+    "application/zip",
+    on_click="ignore",
+    icon=":material/download:",
+    help='The model folder `transformers` loads (pipeline("text-classification", model=…)), with a model card: '
+    "what it was trained on, every knob, its scores and confusion matrix.",
 )
 others = [i for i in by_id if i != first]
 compare = pick_b.toggle("Compare with a second run", key="compare", disabled=not others)

@@ -54,6 +54,8 @@ def test_playground_predicts_compares_and_shows_mistakes(open_page: OpenPage, la
         lab.store.set_status(run.id, Status.FINISHED)
         runs.append(run)
     at = open_page(page.PLAYGROUND_PAGE, timeout=180)
+    [take_home] = [b for b in at.download_button if b.label == "Take this model home (zip)"]
+    assert not take_home.proto.disabled
     at.text_area(key="sentences").set_value("Free entry! Text WIN now\nSee you at lunch").run()
     predictions = at.dataframe[0].value
     assert list(predictions["text"]) == ["Free entry! Text WIN now", "See you at lunch"]

@@ -324,7 +324,10 @@ def test_downloads_and_clone_into_the_launch_page(open_page: OpenPage, lab: Lab)
         name="original",
     )
     at = open_page(page.RUNS_PAGE)
-    assert {b.label for b in at.download_button} == {"Curves CSV", "Config JSON"}
+    files = {b.label: b for b in at.download_button}
+    assert set(files) == {"Curves CSV", "Config JSON", "Model (zip, with its model card)"}
+    assert files["Model (zip, with its model card)"].proto.disabled  # made in the store only: it saved no model
+    assert not files["Curves CSV"].proto.disabled
     click(at, "Clone")
     assert not at.exception
     assert at.title[0].value.endswith("Launch a fine-tuning run")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import re
 import statistics
 import subprocess
@@ -15,6 +16,7 @@ import pytest
 
 from bert_lab.runs.records import MetricPoint
 from bert_lab.runs.service import Lab
+from bert_lab.runs.sqlite import MIGRATIONS
 from bert_lab.runs.status import Status
 
 TINY_FLAGS = [
@@ -291,3 +293,54 @@ def test_workers_lists_the_machines_serving_the_store(tmp_path: Path) -> None:
     assert set(listed[0]) == {"host", "pid", "slots", "started_at", "renewed_at"}
     table = cli("workers", home=home).stdout.splitlines()
     assert table[0].startswith("gpu-a (pid 11): 2 slot(s), serving for ") and table[1].startswith("gpu-b (pid 12)")
+
+
+# --- the command itself: version, help, the app, the doctor -----------------------------------------------------------
+def test_the_command_says_its_version_and_lists_every_verb_plainly() -> None:
+    import bert_lab
+
+    version = cli("--version")
+    assert (version.returncode, version.stdout) == (0, f"bert-lab {bert_lab.__version__}\n")
+    shown = cli("--help").stdout
+    assert shown.startswith("usage: bert-lab ") and "SUPPRESS" not in shown and "run-job" not in shown
+    verbs = re.findall(r"^    (\S+)", shown, re.MULTILINE)
+    assert verbs[:2] == ["app", "doctor"] and {"worker", "stop", "workers", "train", "export"} <= set(verbs)
+    assert "unrecognized arguments: --server.port 9" in cli("runs", "--server.port", "9").stderr  # Streamlit's: app's
+
+
+def test_app_refuses_a_workshop_without_both_passcodes_and_starts_nothing(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BERT_LAB_")} | {"BERT_LAB_PASSCODE": "   "}
+    command = [sys.executable, "-m", "bert_lab", "app", "--workshop", "--home", str(tmp_path / "lab")]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=60, env=env)
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.splitlines() == [
+        "bert-lab app: $BERT_LAB_PASSCODE (the participants' passcode) is only spaces",
+        "bert-lab app: $BERT_LAB_HOST_PASSCODE (the host's passcode) is not set",
+        "bert-lab app: nothing was started",
+    ]
+    assert not (tmp_path / "lab").exists()
+
+
+def test_doctor_names_the_machine_the_store_and_each_problem_with_its_fix(tmp_path: Path) -> None:
+    home = tmp_path / "lab"
+    fine = cli("doctor", "--json", home=home)
+    checks = {c["part"]: c for c in json.loads(fine.stdout)}
+    assert fine.returncode == 0 and not any(c["problem"] or c["fix"] for c in checks.values())
+    assert list(checks) == ["bert-lab", "CPU", "precision", "GPUs", "model and data", "data folder", "store", "workers"]
+    assert "core(s)" in checks["CPU"]["found"] and "`auto` trains in " in checks["precision"]["found"]
+    assert checks["data folder"]["found"].startswith(f"{home} · ") and "GB free" in checks["data folder"]["found"]
+    with Lab.open(home) as lab:
+        lab.store.create_run({})
+    queued = cli("doctor", home=home)
+    assert queued.returncode == 1, queued.stderr
+    lines = queued.stdout.splitlines()
+    assert f"sqlite:///{home / 'runs.sqlite'} · schema {len(MIGRATIONS)} · 1 run(s), 1 queued" in lines[-4]
+    assert lines[-3:] == [
+        "✗ workers         none, and runs are queued",
+        "                  → `bert-lab app` starts a worker; or `bert-lab worker`",
+        "1 problem(s) found",
+    ]
+    away = cli("doctor", "--json", "--store", "postgresql://lab:pw@127.0.0.1:1/lab", home=home)
+    (store,) = [c for c in json.loads(away.stdout) if c["part"] == "store"]
+    assert away.returncode == 1 and store["problem"] and "postgresql://lab:****@127.0.0.1:1/lab" in store["found"]
+    assert "pw" not in away.stdout.replace("password", "")

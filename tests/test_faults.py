@@ -117,9 +117,14 @@ def test_every_store_method_retries_and_only_the_outermost_call_does(url: str) -
     try:
         for name in set(names) - {"close"}:
             assert hasattr(getattr(type(store), name), "__wrapped__"), f"{name} does not retry"
+        outside: list[int] = []
+        threading.Thread(target=lambda: outside.append(store._retry_attempt)).start()  # a thread that never called
         calls: list[int] = []
         store._retrying(lambda: calls.append(store._retry_attempt) or store.create_run({}))
         assert calls == [1]  # create_run inside it (and its own get_run) ran as part of that one attempt
+        wait_for(lambda: outside, timeout_s=5)
+        assert outside == [0] and store._retry_attempt == 0  # outside any call, before and after
+        assert store.reachable_since == 0.0  # it never failed
     finally:
         store.close()
 
@@ -186,9 +191,13 @@ def test_a_locked_sqlite_store_waits_for_the_lock_then_gives_up_at_its_patience(
         assert time.monotonic() - started >= 1.0 and store.get_run(run.id).config == {"lr": 0.1}
     waits: list[float] = []
     with open_store(f"sqlite:///{db}", patience_s=0.5, on_wait=lambda s, e: waits.append(s)) as impatient:
-        with write_lock_held(db, 2.0), pytest.raises(StoreUnavailable, match="unreachable.*database is locked"):
+        with (
+            write_lock_held(db, 2.0),
+            pytest.raises(StoreUnavailable, match=r"unreachable \(retried for [01] s\).*database is locked"),
+        ):
             impatient.create_run({})
-        assert waits and impatient.list_runs()[0].id == run.id  # told while waiting; fine once the lock is gone
+        assert waits and all(0 <= s < 1.5 for s in waits), waits  # seconds since the call began
+        assert impatient.list_runs()[0].id == run.id  # told while waiting; fine once the lock is gone
 
 
 def test_fresh_sqlite_stores_opened_at_once_never_fail(tmp_path: Path) -> None:
@@ -393,6 +402,13 @@ def test_a_store_url_is_shown_with_its_password_masked() -> None:
     assert redacted("postgresql://ana@db.lan/lab") == "postgresql://ana@db.lan/lab"  # nothing to hide
     assert redacted("sqlite:////data/runs.sqlite") == "sqlite:////data/runs.sqlite"
     assert "pw" not in redacted("postgresql://ana:pw@[broken")  # unreadable: nothing of it shown
+    assert redacted("postgresql://ana:pw@db/lab?application_name=&password=x") == (
+        f"postgresql://ana:{MASK}@db/lab?application_name=&password={MASK}"  # a blank parameter kept
+    )
+    assert redacted("postgresql:///lab?host=db&password=pw") == f"password={MASK} dbname=lab host=db"  # no netloc
+    assert masked("x pw%2525 y pw%25 z", "postgresql://ana:pw%2525@db/lab") == f"x {MASK} y {MASK} z"  # longest first
+    assert masked("x pw@x y", "postgresql://ana:pw%40x@[broken") == f"x {MASK} y"  # decoded, psycopg unable to read
+    assert masked("password pw!", "postgresql://ana@db/lab?password=pw!") == f"password {MASK}"  # in the query
     url = "postgresql://ana:pw%40x@db.lan/lab"
     assert masked(f"failed at {url}: password pw@x is wrong (pw%40x)", url) == (
         f"failed at postgresql://ana:{MASK}@db.lan/lab: password {MASK} is wrong ({MASK})"
@@ -449,7 +465,7 @@ def test_the_store_password_is_on_no_command_line_and_in_no_message(
             wait_for(lambda: lab.store.get_run(run_id).status == Status.FINISHED, 180, "the run to finish")
             wait_for(lambda: lab.data.worker_warm.exists(), 60, "the warm spare")
             look()
-            run_pid_seen = any("run-job" in line for line in seen.values())
+            run_pid_seen = any("bert_lab.processes.job" in line for line in seen.values())
             assert run_pid_seen and len(seen) >= 2, seen
             leaks = {pid: line for pid, line in seen.items() if PASSWORD in line}
             assert not leaks, leaks

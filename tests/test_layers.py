@@ -68,7 +68,7 @@ def _imported_names(path: Path, module: str) -> set[str]:
 
 
 # The library's parts, lowest floor first: a module may import its own part and the parts below it, never above.
-FLOORS = ("core", "engine", "runs", "sweeps", "figures", "teaching", "processes", "cli")
+FLOORS = ("core", "engine", "runs", "sweeps", "figures", "teaching", "processes", "doctor", "cli")
 
 
 def part_of(module: str) -> str:

@@ -1,5 +1,5 @@
 """The run's own process: `StoreReporter` against a real SQLite store, `explain_failure`, and `run_job` on the tiny
-model (in this process, as `python -m bert_lab run-job ID` would run it)."""
+model (in this process, as `python -m bert_lab.processes.job ID` would run it)."""
 
 from __future__ import annotations
 

@@ -4,6 +4,7 @@ folder layout, the plain-words helpers and the service verbs (against a real SQL
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import subprocess
 import sys
@@ -578,6 +579,10 @@ def test_lab_open_uses_the_data_folder_and_its_sqlite_store(tmp_path: Path, monk
         assert lab.data.path.is_dir() and lab.store.url == other and lab.store.list_runs() == []
     with Lab.open(tmp_path / "from_env") as again:
         assert [r.id for r in again.store.list_runs()] == [run_id]
+    with Lab.open(tmp_path / "new" / "home", artifacts=tmp_path / "new" / "shared" / "artifacts") as fresh:
+        assert fresh.data.path.is_dir() and fresh.data.root.is_dir()  # missing folders made, parents too
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            fresh.store = again.store  # type: ignore[misc]
 
 
 def test_submit_stages_a_csv_into_uploads_once(lab: Lab, tmp_path: Path) -> None:
@@ -602,7 +607,11 @@ def test_stage_upload_names_the_file_by_its_content(lab: Lab) -> None:
     path = service.stage_upload(lab, data, "my data (v2)!.csv")
     assert path.parent == lab.data.uploads and path.name.startswith("my_data__v2__-") and path.suffix == ".csv"
     assert path.read_bytes() == data
+    assert path.name == f"my_data__v2__-{hashlib.sha256(data).hexdigest()[:16]}.csv"
     assert service.stage_upload(lab, data, "my data (v2)!.csv") == path
+    long = service.stage_upload(lab, data, "x" * 60 + ".csv")
+    assert long.name == f"{'x' * 40}-{hashlib.sha256(data).hexdigest()[:16]}.csv"  # the name cut to 40 characters
+    long.unlink()
     assert service.stage_upload(lab, data + b"hey,a\n", "my data (v2)!.csv") != path
     assert sorted(p.suffix for p in lab.data.uploads.iterdir()) == [".csv", ".csv"]  # no temporary files left
 
@@ -632,6 +641,22 @@ def test_submit_group_stores_every_run_under_one_new_group(lab: Lab, tmp_path: P
     assert sorted(r.name for r in lab.store.list_runs(group_id=other)) == ["a", "b"]
     with pytest.raises(ValueError, match="1 run names for 2 configs"):
         service.submit_group(lab, [csv_config(data)] * 2, run_names=["a"])
+
+
+def test_a_group_keeps_its_spec_grows_stops_and_goes_on(lab: Lab, tmp_path: Path) -> None:
+    data = write_csv(tmp_path / "mine.csv")
+    spec = {"method": "optuna", "ranges": {"lr": [1e-5, 1e-3]}}
+    group = service.submit_group(lab, [csv_config(data)], name="search", method="optuna", spec=spec)
+    assert lab.store.get_group(group.id).spec == spec
+    assert lab.store.get_group(service.submit_group(lab, [csv_config(data)]).id).spec == {}
+    added = service.add_to_group(lab, group, [csv_config(data, seed=5)], ["trial 2"])
+    assert [(r.name, r.group_id, r.config["seed"]) for r in added] == [("trial 2", group.id, 5)]
+    cancelled = service.cancel_group(lab, group.id)
+    assert lab.store.get_group(group.id).stopped and {r.status for r in cancelled} == {C}
+    resumed = service.resume_group(lab, group.id)
+    assert not lab.store.get_group(group.id).stopped
+    assert sorted(r.id for r in resumed) == sorted(r.id for r in lab.store.list_runs(group_id=group.id))
+    assert {r.status for r in resumed} == {Q}
 
 
 def test_submit_group_stores_nothing_when_one_dataset_is_bad(lab: Lab, tmp_path: Path) -> None:
@@ -693,6 +718,7 @@ def test_delete_removes_the_rows_and_the_run_folder(lab: Lab) -> None:
     without_folder = lab.store.create_run({}).id
     service.delete(lab, without_folder)
     assert [r.id for r in lab.store.list_runs()] == [kept]
+    assert list(lab.data.run(kept).path.parent.iterdir()) == [lab.data.run(kept).path]  # nothing else left behind
 
 
 def test_delete_refuses_a_running_run_and_keeps_its_folder(lab: Lab) -> None:

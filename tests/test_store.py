@@ -429,8 +429,14 @@ def test_delete_group_removes_its_runs_only_when_none_is_running(store: RunStore
         store.delete_group(group.id)
     assert len(store.list_runs(group_id=group.id)) == 2 and store.get_group(group.id) == group
     store.set_status(first.id, Status.FINISHED)
-    store.delete_group(group.id)
+    assert store.delete_group(group.id) == {}  # no run outside the group was answered from one of its runs
     assert store.list_runs() == [other] and store.list_groups() == [] and store.read_metrics(first.id) == []
+    source = store.create_group(name="g", method="grid", metric="f1", spec={}, runs=[({}, "a", "k"), ({}, "b", None)])
+    run, _ = sorted(store.list_runs(group_id=source.id), key=lambda r: r.id)
+    store.claim_run(run.id, pid=1)
+    store.set_status(run.id, Status.FINISHED)
+    answered = store.create_run({}, cache_key="k")
+    assert store.delete_group(source.id) == {run.id: answered.id}  # the heir outside the group keeps its points
 
 
 # --- metrics and events -------------------------------------------------------------------------------------------
@@ -474,7 +480,8 @@ def test_adding_no_points_adds_nothing_and_leaves_ids_alone(store: RunStore) -> 
     a, b = store.create_run({}).id, store.create_run({}).id
     store.add_metrics(a, [(1, 0.1, 0.5, "loss", 1.0)])
     before = store.read_metrics([a, b])
-    store.add_metrics(a, [])
+    assert store.add_metrics(a, []) is True  # nothing to add: done
+    assert store.add_metrics(a, [], batch=("w", 1)) is True and store.add_metrics(a, [], batch=("w", 1)) is False
     store.add_metrics(b, iter(()))
     assert store.read_metrics([a, b]) == before
     assert store.read_metrics([a, b], since_id=before[-1].id) == []
@@ -617,6 +624,11 @@ def test_readers_poll_while_a_writer_appends(store: RunStore, url: str) -> None:
 def test_open_store_refuses_urls_it_cannot_open(bad: str) -> None:
     with pytest.raises(StoreError, match="unsupported store URL"):
         open_store(bad)
+    if bad != "sqlite:///":  # a scheme without a location names no backend to try
+        with pytest.raises(
+            StoreError, match="use sqlite:///path/to/runs.sqlite or postgresql://user@host:port/database"
+        ):
+            open_store(bad)
 
 
 def test_store_url_is_the_env_else_the_data_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -647,10 +659,10 @@ def _pragma(path: Path, pragma: str) -> Any:
 
 
 def test_sqlite_url_absolute_and_relative(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    absolute = open_store(f"sqlite:///{tmp_path / 'abs' / 'runs.sqlite'}")
-    assert absolute.url == f"sqlite:///{tmp_path}/abs/runs.sqlite"
+    absolute = open_store(f"sqlite:///{tmp_path / 'abs' / 'new' / 'runs.sqlite'}")  # missing folders are made
+    assert absolute.url == f"sqlite:///{tmp_path}/abs/new/runs.sqlite"
     absolute.close()
-    assert (tmp_path / "abs" / "runs.sqlite").is_file()
+    assert (tmp_path / "abs" / "new" / "runs.sqlite").is_file()
     monkeypatch.chdir(tmp_path)
     relative = open_store("sqlite:///rel/runs.sqlite")
     run = relative.create_run({})
@@ -670,6 +682,47 @@ def test_a_closed_store_reconnects_on_use(sqlite_store: SQLiteStore) -> None:
     sqlite_store.add_metrics(run_id, [(1, 0.0, 0.0, "loss", 1.0)])
     sqlite_store.close()
     assert [p.value for p in sqlite_store.read_metrics(run_id)] == [1.0]
+
+
+def test_sqlite_waits_for_a_lock_itself_and_retries_only_a_busy_or_locked_database(sqlite_store: SQLiteStore) -> None:
+    assert sqlite_store._conn().execute("PRAGMA busy_timeout").fetchone()[0] == 10_000  # ms: min(30 s, patience 10 s)
+    busy_snapshot = sqlite3.OperationalError("database is locked")
+    busy_snapshot.sqlite_errorcode = 517  # SQLITE_BUSY_SNAPSHOT: an extended code of SQLITE_BUSY
+    locked_table = sqlite3.OperationalError("database table is locked")
+    locked_table.sqlite_errorcode = sqlite3.SQLITE_LOCKED
+    other_locked = sqlite3.OperationalError("near 'is locked': syntax error")
+    other_locked.sqlite_errorcode = sqlite3.SQLITE_ERROR
+    for exc, transient in [
+        (busy_snapshot, True),
+        (locked_table, True),
+        (sqlite3.OperationalError("database is locked"), True),  # no code (older Python): told by its words
+        (other_locked, False),
+        (sqlite3.OperationalError("no such table: runs"), False),
+        (sqlite3.IntegrityError("database is locked"), False),
+        (StoreError("database is locked"), False),
+    ]:
+        assert sqlite_store._transient(exc) is transient, exc
+
+
+def test_close_closes_every_threads_connection(sqlite_store: SQLiteStore) -> None:
+    def is_open(conn: sqlite3.Connection) -> bool:
+        try:
+            conn.execute("SELECT 1")
+        except sqlite3.ProgrammingError:  # "Cannot operate on a closed database."
+            return False
+        return True
+
+    conns: list[sqlite3.Connection] = []
+    for _ in range(2):
+        thread = threading.Thread(target=lambda: conns.append(sqlite_store._conn()))
+        thread.start()
+        thread.join()
+    mine = sqlite_store._conn()
+    assert len({id(c) for c in [*conns, mine]}) == 3 and all(map(is_open, [*conns, mine]))
+    sqlite_store._drop_connection()  # this thread's, as after a transient error: closed now, the others kept
+    assert not is_open(mine) and all(map(is_open, conns))
+    sqlite_store.close()
+    assert not any(map(is_open, conns))
 
 
 def test_newer_schema_is_refused(db: Path) -> None:

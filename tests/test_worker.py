@@ -450,8 +450,9 @@ def test_the_systemd_unit_restarts_a_worker_and_lets_its_runs_stop_resumably() -
     unit.read_string((Path(__file__).parents[1] / "docs" / "bert-lab-worker.service").read_text())
     service = unit["Service"]
     assert (service["Restart"], service["KillMode"], service["KillSignal"]) == ("always", "control-group", "SIGTERM")
-    python, *args = service["ExecStart"].split()
-    assert python.endswith("/.venv/bin/python") and args == ["-m", "bert_lab", "worker"]
+    command, *args = service["ExecStart"].split()
+    assert command.endswith("/.venv/bin/bert-lab") and args == ["worker"]  # the console script `pip install` makes
     assert "BERT_LAB_STORE" not in service["ExecStart"] and "EnvironmentFile" in service  # the URL stays off `ps`
-    done = subprocess.run([sys.executable, *args, "--help"], capture_output=True, text=True, timeout=60)
+    here = Path(sys.executable).with_name("bert-lab")  # this venv's
+    done = subprocess.run([here, *args, "--help"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and "--restart" in done.stdout

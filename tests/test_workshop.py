@@ -65,18 +65,17 @@ def test_without_a_passcode_there_is_no_workshop_and_no_way_in(monkeypatch: pyte
 def test_a_passcode_of_spaces_is_no_passcode_and_the_two_must_differ(
     monkeypatch: pytest.MonkeyPatch, participants: str | None, host: str, problem: str
 ) -> None:
-    """One rule for "is a passcode set" (stripped), used by the app, `make workshop` and `lab_ui.serve`."""
+    """One rule for "is a passcode set" (stripped), used by the app, `bert-lab app --workshop` and `lab_ui.serve`."""
     for env, value in ((workshop.PASSCODE_ENV, participants), (workshop.HOST_PASSCODE_ENV, host)):
         monkeypatch.delenv(env, raising=False) if value is None else monkeypatch.setenv(env, value)
     assert workshop.requested() and any(problem in p for p in workshop.problems())
     assert workshop.enabled() == bool((participants or "").strip())
-    done = subprocess.run([sys.executable, "-m", "bert_lab.runs.workshop"], capture_output=True, text=True)
-    assert done.returncode == 2 and problem in done.stderr
+    done = subprocess.run([sys.executable, "-m", "bert_lab", "app", "--workshop"], capture_output=True, text=True)
+    assert done.returncode == 2 and problem in done.stderr and "nothing was started" in done.stderr
 
 
 def test_both_passcodes_set_and_different_make_a_workshop(passcodes: None) -> None:
     assert workshop.problems() == [] and workshop.enabled()
-    assert subprocess.run([sys.executable, "-m", "bert_lab.runs.workshop"]).returncode == 0
 
 
 def test_a_name_is_claimed_once_and_look_alikes_are_refused(passcodes: None, tmp_path: Path) -> None:
@@ -243,7 +242,8 @@ def test_the_queue_cap_refuses_runs_past_it_and_stores_nothing(lab: Lab, passcod
     Settings().update(lab.data, queue_cap=3)
     for _ in range(2):
         service.submit(lab, TINY, owner="ana")
-    with pytest.raises(QueueFullError, match="ana already has 2 run\\(s\\) queued; the workshop allows 3"):
+    full = "ana already has 2 run\\(s\\) queued; the workshop allows 3 .* these 2 would be 4:"
+    with pytest.raises(QueueFullError, match=full):
         service.submit_group(lab, [TINY, TINY], owner="ana")
     assert len(lab.store.list_runs()) == 2 and lab.store.list_groups() == []
     service.submit(lab, TINY, owner="ana")  # the third fits
@@ -279,6 +279,13 @@ def test_a_paused_queue_starts_nothing_until_the_host_resumes_it(lab: Lab) -> No
         for child in worker.children.values():
             child.kill()
         worker.executor.close()
+
+
+def test_an_uploads_texts_are_read_only_by_its_owner_and_the_host(lab: Lab) -> None:
+    bundled = lab.store.create_run(TINY.to_dict(), owner="ana")
+    upload = lab.store.create_run({**TINY.to_dict(), "dataset": "/lab/uploads/x/mine-1a2b.csv"}, owner="ana")
+    assert Actor("ben").may_read(bundled) and not Actor("ben").may_read(upload)
+    assert Actor("ana").may_read(upload) and Actor("host", host=True).may_read(upload)
 
 
 def test_a_participant_stops_only_their_own_group(lab: Lab) -> None:

@@ -152,7 +152,7 @@ class DataFolder:
 
     @property
     def models(self) -> Path:
-        """Models trained by `python -m bert_lab train` without `--out`."""
+        """Models trained by `bert-lab train` without `--out`."""
         return self.root / "models"
 
     @property

@@ -23,6 +23,7 @@ from bert_lab.processes.placement import FRACTION_ENV, gpu_memory_mb
 from bert_lab.runs.records import Run
 from bert_lab.runs.service import Lab
 
+JOB = "bert_lab.processes.job"  # a run's own process: `python -m bert_lab.processes.job ID`
 WORKER_PID_ENV = "BERT_LAB_WORKER_PID"  # a run's process stops (resumably) when the worker that started it dies
 
 
@@ -101,7 +102,7 @@ class LocalExecutor:
         log_path = self.lab.data.run(run.id).create().log
         process = self._hand_to_spare(run.id) if num_processes == 1 and gpu is None else None
         if process is None:
-            command, _ = self.lab.command("run-job", str(run.id))  # its environment: `_env`
+            command, _ = self.lab.command(str(run.id), module=JOB)  # its environment: `_env`
             if num_processes > 1:
                 command = launch_command(num_processes) + command[2:]
             with open(log_path, "ab") as log:
@@ -133,7 +134,7 @@ class LocalExecutor:
             return
         with open(self.lab.data.standby_log, "ab") as log:
             self.spare = subprocess.Popen(
-                self.lab.command("run-job", "--standby")[0],
+                self.lab.command("--standby", module=JOB)[0],
                 stdin=subprocess.PIPE,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -1,4 +1,4 @@
-"""One run in its own process (`python -m bert_lab run-job ID`): train, with hooks that stream to the store.
+"""One run in its own process (`python -m bert_lab.processes.job ID`): train, with hooks that stream to the store.
 
 A background thread flushes metric points to the store every half second (so the dashboard is at most about a second
 behind), beats the run's heartbeat, and turns a cancel request, or the death of the worker that started us, into

@@ -1,4 +1,4 @@
-"""The worker (`python -m bert_lab worker`): claims queued runs, starts each through an executor, and owns every
+"""The worker (`bert-lab worker`): claims queued runs, starts each through an executor, and owns every
 lifecycle decision a run's own process cannot make.
 
 Exactly one worker per data folder (an exclusive lock on `worker.lock`); several machines may each run one against a
@@ -356,7 +356,7 @@ def worker_pid(data: DataFolder) -> int | None:
 
 
 def stop_worker(data: DataFolder, store: RunStore, *, timeout_s: float = 60.0) -> int | None:
-    """Stop the worker serving `data` on this machine (`python -m bert_lab stop`, `make stop`, the app on Ctrl-C),
+    """Stop the worker serving `data` on this machine (`bert-lab stop`, `make stop`, the app on Ctrl-C),
     then wait until the runs it trained here have stopped too (each at its current step, with a checkpoint: they
     become `interrupted`); what is still there after `timeout_s` is killed. Returns the worker's pid, or None when
     none was serving."""
@@ -385,7 +385,7 @@ def _end_process(pid: int, deadline: float) -> None:
 
 
 def supervise(lab: Lab, options: Sequence[str], *, backoff_s: Sequence[float] = RESTART_BACKOFF_S) -> int:
-    """`python -m bert_lab worker --restart …`: run `lab`'s worker (`python -m bert_lab worker` with `options`) as a
+    """`bert-lab worker --restart …`: run `lab`'s worker (`bert-lab worker` with `options`) as a
     child process and start it again whenever it ends other than by finishing its work (a crash, a kill -9, another
     worker holding the data folder for now), after a pause that grows while restarts come quickly: for a machine that
     only trains (a GPU host) without a service manager; `docs/bert-lab-worker.service` is the systemd way. SIGTERM or

@@ -223,7 +223,7 @@ def describe_workers(workers: Sequence[WorkerLease]) -> str:
 
 
 def worker_facts(worker: WorkerLease, now: float) -> dict[str, Any]:
-    """One worker's line in the Host view's table and in `python -m bert_lab workers`: which, its slots, how long it
+    """One worker's line in the Host view's table and in `bert-lab workers`: which, its slots, how long it
     has served, when it last renewed its lease (never "in the future", whatever another machine's clock says)."""
     return {
         "worker": f"{worker.host} (pid {worker.pid})",

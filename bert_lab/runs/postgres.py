@@ -158,15 +158,18 @@ class PostgresStore(SQLStore):
         with self._write() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
             conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            row = conn.execute("SELECT version FROM schema_version").fetchone()
-            version = 0 if row is None else int(row[0])
-            if version > len(MIGRATIONS):
-                raise StoreError(
-                    f"{redacted(self._url)} has schema version {version}, newer than this code knows"
-                    f" ({len(MIGRATIONS)}); upgrade bert_lab to open it"
-                )
-            for script in MIGRATIONS[version:]:
+            for script in MIGRATIONS[self._schema_version(conn) :]:
                 for statement in filter(str.strip, script.split(";")):
                     conn.execute(statement)
             conn.execute("DELETE FROM schema_version")
             conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (len(MIGRATIONS),))
+
+    def _schema_version(self, conn: psycopg.Connection[Any]) -> int:
+        row = conn.execute("SELECT version FROM schema_version").fetchone()
+        version = 0 if row is None else int(row[0])
+        if version > len(MIGRATIONS):
+            raise StoreError(
+                f"{redacted(self._url)} has schema version {version}, newer than this code knows"
+                f" ({len(MIGRATIONS)}); upgrade bert_lab to open it"
+            )
+        return version

@@ -50,14 +50,15 @@ class Lab:
         data.root.mkdir(parents=True, exist_ok=True)
         return cls(open_store(store or store_url(data), patience_s=patience_s, on_wait=on_wait), data)
 
-    def command(self, *args: str) -> tuple[list[str], dict[str, str]]:
-        """`python -m bert_lab ARGS` for another process of this same lab, and the environment to start it in. The
-        data folder is on its command line (`ps` shows which lab a process serves); the store's URL travels only in
-        its environment (`ps` shows command lines to every user of the machine, and the URL may hold a password)."""
+    def command(self, *args: str, module: str = "bert_lab") -> tuple[list[str], dict[str, str]]:
+        """`python -m MODULE ARGS` (the CLI, or a run's own process) for another process of this same lab, and the
+        environment to start it in. The data folder is on its command line (`ps` shows which lab a process serves);
+        the store's URL travels only in its environment (`ps` shows command lines to every user of the machine, and
+        the URL may hold a password)."""
         argv = [
             sys.executable,
             "-m",
-            "bert_lab",
+            module,
             *args,
             "--home",
             str(self.data.path),

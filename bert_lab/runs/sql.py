@@ -510,3 +510,11 @@ class SQLStore(Retries):
     def end_worker(self, host: str, pid: int) -> None:
         with self._write():
             self._execute("DELETE FROM workers WHERE host = ? AND pid = ?", (host, pid))
+
+    @retried
+    def schema_version(self) -> int:
+        return self._schema_version(self._conn())
+
+    def _schema_version(self, conn: Any) -> int:
+        """The version `conn`'s database records; StoreError when it is newer than this code knows."""
+        raise NotImplementedError

@@ -1,16 +1,14 @@
 """Workshop mode: many participants on one lab, each acting on their own runs, the host on all of them.
 
-A lab is in workshop mode when `$BERT_LAB_PASSCODE` is set (spaces alone are no passcode; `make workshop` and
-`lab_ui.serve` refuse to serve a workshop without both passcodes, told apart: `problems()`, or
-`python -m bert_lab.runs.workshop`). The app asks every browser for that passcode and a name, and the name owns the
-runs that browser launches: it is claimed for the workshop (`runs/names.py`; look-alikes count as the same name), and
-the browser keeps a signed token in its address (`token`, `signed_in`) so reloads and new tabs stay signed in, until
-the host releases the name. Wrong passcodes from one client make it wait longer each time (`Tries`). Whoever enters
-`$BERT_LAB_HOST_PASSCODE` is the host. A participant's config names no file or folder of the server
-(`check_config`, called by every service verb that stores a config). The host's settings (the cap on each
-participant's queued runs, a paused queue) live in the data folder's `workshop.json`, where the worker and every page
-read them.
-"""
+A lab is in workshop mode when `$BERT_LAB_PASSCODE` is set (spaces alone are no passcode; `bert-lab app --workshop` and
+`lab_ui.serve` refuse to serve a workshop without both passcodes, told apart: `problems()`). The app asks every browser
+for that passcode and a name, and the name owns the runs that browser launches: it is claimed for the workshop
+(`runs/names.py`; look-alikes count as the same name), and the browser keeps a signed token in its address (`token`,
+`signed_in`) so reloads and new tabs stay signed in, until the host releases the name. Wrong passcodes from one client
+make it wait longer each time (`Tries`). Whoever enters `$BERT_LAB_HOST_PASSCODE` is the host. A participant's config
+names no file or folder of the server (`check_config`, called by every service verb that stores a config). The host's
+settings (the cap on each participant's queued runs, a paused queue) live in the data folder's `workshop.json`, where
+the worker and every page read them. """
 
 from __future__ import annotations
 
@@ -21,7 +19,6 @@ import json
 import math
 import os
 import secrets
-import sys
 import threading
 import time
 from collections import Counter
@@ -71,6 +68,13 @@ class Actor:
     def may_change(self, owner: str) -> bool:
         """Whether this actor may change what `owner` owns (a run, a group)."""
         return self.host or owner == self.name
+
+    def may_read(self, run: Run) -> bool:
+        """Whether this actor may read the texts `run` trained and was evaluated on (its mistakes, its evaluation
+        report, its model zip): a bundled dataset's are everyone's, an upload's only its owner's (and the host's)."""
+        from bert_lab.engine.data import BUNDLED
+
+        return self.may_change(run.owner) or str(run.config.get("dataset")) in BUNDLED
 
     def check(self, owner: str, thing: str, verb: str) -> None:
         """NotAllowedError naming `thing` ("run 5") and its owner, unless this actor may `verb` it."""
@@ -319,16 +323,6 @@ def leaderboard(runs: Sequence[Run], latest: Mapping[int, Mapping[str, float]]) 
     }
 
 
-def main(argv: Sequence[str]) -> int:
-    """`python -m bert_lab.runs.workshop`: exit 0 when this environment can serve a workshop, else 2 with why."""
-    found = problems()
-    for problem in found:
-        print(f"workshop: {problem}", file=sys.stderr)
-    if found:
-        print("workshop: set both passcodes (not only spaces, and not the same)", file=sys.stderr)
-    return 2 if found else 0
-
-
 def settings_of(config: Mapping[str, object]) -> str:
     """The knobs that matter most, in one line: model, optimizer and learning rate, schedule, batch, data size."""
     c = config
@@ -337,7 +331,3 @@ def settings_of(config: Mapping[str, object]) -> str:
         f"{c.get('schedule')} · batch {c.get('batch_size')} · {c.get('train_size')} examples × "
         f"{c.get('num_epochs')} epoch(s) · seed {c.get('seed')}"
     )
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -1,6 +1,6 @@
 """Annotated curves: pure detectors over a run's stored points that mark what a teacher would point at, each with the
 step and a one-line hint — a loss spike or divergence, a learning rate too low, the onset of overfitting, a collapse
-to one class, a plateau. The Runs page draws them as markers; `python -m bert_lab show RUN_ID` lists them.
+to one class, a plateau. The Runs page draws them as markers; `bert-lab show RUN_ID` lists them.
 
 Every detector reads only the points (and, for a collapse, the last evaluation's confusion matrix): torch-free, and
 the same on a live run as on a finished one.

@@ -14,13 +14,13 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
+from browser import CHROMIUM, CHROMIUM_ARGS, healthy
 from local_postgres import free_port
 from waiting import wait_for
 
@@ -29,18 +29,7 @@ from bert_lab.runs.service import Lab
 from bert_lab.runs.status import Status
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts" / "e2e"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 TIMEOUT_MS = 120_000  # generous: two shared cores run the app, the worker, a training process and the browser
 
 pytestmark = pytest.mark.skipif(
@@ -104,16 +93,8 @@ def served_app(app_env: dict[str, str]) -> Iterator[tuple[str, Path]]:
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
-
-    def healthy() -> bool:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                return response.status == 200
-        except OSError:
-            return False
-
     try:
-        wait_for(healthy, 90, "the Streamlit server")
+        wait_for(lambda: healthy(url), 90, "the Streamlit server")
         yield url, home
     finally:
         stop_group(app.pid)
