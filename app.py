@@ -6,8 +6,6 @@ Widget keys are RunConfig field names where they map one to one, so a cloned run
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +15,7 @@ import pandas as pd
 import streamlit as st
 
 from bert_lab.core.config import CHOICES, MINILM_ALIASES, OPTIMIZERS, SCHEDULES, ConfigError, RunConfig, field_help
+from bert_lab.core.layout import DATA_SUFFIXES
 from bert_lab.engine import data
 from bert_lab.engine.schedules import count_steps, lr_curve
 from bert_lab.figures import launch_charts
@@ -174,16 +173,17 @@ def init_state() -> list[str]:
     return problems
 
 
-def csv_header(source: bytes | Path) -> list[str]:
-    raw = source if isinstance(source, bytes) else source.read_bytes()[:65536]
-    first = next(csv.reader(io.StringIO(raw[:65536].decode("utf-8-sig", errors="replace"))), [])
-    return [h.strip() for h in first if h.strip()]
+@st.cache_data(max_entries=4, show_spinner=False)
+def header_of(source: bytes | str, name: str, stamp: float) -> list[str]:
+    return data.table_header(source if isinstance(source, bytes) else Path(source), name=name)
 
 
 @st.cache_data(max_entries=4, show_spinner=False)
-def preview(source: bytes | str, stamp: float, text: str | None, label: str | None) -> tuple[pd.DataFrame, dict]:
+def preview(
+    source: bytes | str, name: str, stamp: float, text: str | None, label: str | None
+) -> tuple[pd.DataFrame, dict, data.TableFormat]:
     return data.preview_csv(
-        source if isinstance(source, bytes) else Path(source), 5, text_column=text, label_column=label
+        source if isinstance(source, bytes) else Path(source), 5, name=name, text_column=text, label_column=label
     )
 
 
@@ -207,7 +207,10 @@ def render_data() -> tuple[dict[str, Any], int | None, bytes | None, str | None]
         return {"dataset": name}, len(ds), None, None
     upload: bytes | None = None
     if source == SOURCES[1]:
-        file = st.file_uploader("CSV file (UTF-8, header row, a text column and a label column)", type=["csv"])
+        file = st.file_uploader(
+            "Data file: CSV (comma, semicolon or tab), TSV or JSON Lines; a text column and a label column",
+            type=[s.removeprefix(".") for s in DATA_SUFFIXES],
+        )
         upload = file.getvalue() if file else None
         if WORKSHOP and upload is not None and len(upload) > workshop.UPLOAD_LIMIT_MB * 1_000_000:
             problem = f"{file.name} is over the workshop's {workshop.UPLOAD_LIMIT_MB} MB limit for uploads"
@@ -216,19 +219,26 @@ def render_data() -> tuple[dict[str, Any], int | None, bytes | None, str | None]
         src: bytes | Path | None = upload
         display, stamp = (file.name if file else ""), 0.0
     else:
-        path = st.text_input("Path to a CSV file on the machine running the app", key="csv_path").strip()
+        path = st.text_input("Path to a data file on the machine running the app", key="csv_path").strip()
         src = Path(path).expanduser() if path else None
         display = path
         stamp = src.stat().st_mtime if src is not None and src.is_file() else 0.0
     if src is None:
-        st.info("A CSV needs a header row, one column of texts and one of labels (words or numbers).")
-        return {"dataset": "upload.csv"}, None, None, "choose a CSV file first"
+        st.info(
+            "A data file needs a header row (a CSV) or keys (JSON Lines), one column of texts and one of labels "
+            "(words or numbers). A spreadsheet's CSV works as it saves it: semicolons, tabs, Windows-1252."
+        )
+        return {"dataset": "upload.csv"}, None, None, "choose a data file first"
+    source = src if isinstance(src, bytes) else str(src)
     try:
-        header = csv_header(src)
+        header = header_of(source, Path(display).name, stamp)
     except OSError as exc:
         problem = f"cannot read {display}: {exc.strerror or exc}"
         st.error(f"This file can't be used: {page.md(problem)}")
         return {"dataset": display}, None, None, problem
+    except data.DataError as exc:
+        st.error(f"This file can't be used: {page.md(exc)}")
+        return {"dataset": display}, None, None, str(exc)
     for key in ("text_choice", "label_choice"):
         if st.session_state[key] not in header:
             st.session_state[key] = AUTO
@@ -239,13 +249,13 @@ def render_data() -> tuple[dict[str, Any], int | None, bytes | None, str | None]
     )
     columns = {"text_column": None if text == AUTO else text, "label_column": None if label == AUTO else label}
     try:
-        rows, counts = preview(src if isinstance(src, bytes) else str(src), stamp, *columns.values())
+        rows, counts, how = preview(source, Path(display).name, stamp, *columns.values())
     except data.DataError as exc:
         problem = str(exc)
     else:
         st.dataframe(rows, hide_index=True)
         st.caption(
-            "Label counts (after dropping repeated texts): "
+            f"Read as {how.describe()}. Label counts (after dropping repeated texts): "
             + ", ".join(f"{page.md(k)} ({v:,})" for k, v in counts.items())
         )
         return {"dataset": display, **columns}, sum(counts.values()), upload, None

@@ -558,7 +558,7 @@ def run_delete(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: L
 
 
 def run_export(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: Lab) -> int:
-    from bert_lab.figures.export import metrics_frame
+    from bert_lab.figures.export import metrics_frame, spreadsheet_csv
 
     run = lab.store.get_run(args.id)
     if args.format == "model":
@@ -568,8 +568,8 @@ def run_export(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: L
         out.write_bytes(model_zip(lab.data, run))
         print(f"wrote {out}: unzip it, then pipeline('text-classification', model='{folder_name(run)}')")
         return 0
-    frame = metrics_frame(lab.store.read_metrics(run.id))
-    text = frame.to_csv(index=False) if args.format == "csv" else frame.to_json(orient="records")
+    frame = metrics_frame(lab.store.read_metrics(run.id), {run.id: run.name})
+    text = spreadsheet_csv(frame) if args.format == "csv" else frame.to_json(orient="records")
     if args.out:
         args.out.write_text(text)
     else:

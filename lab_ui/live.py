@@ -13,7 +13,7 @@ import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from bert_lab.figures import curves
-from bert_lab.figures.export import metrics_frame
+from bert_lab.figures.export import metrics_frame, spreadsheet_csv
 from bert_lab.runs.records import MetricPoint, Run
 from bert_lab.runs.store import RunStore
 from lab_ui.page import open_lab
@@ -108,4 +108,5 @@ def load_points(store: RunStore, runs: Iterable[Run]) -> pd.DataFrame:
 def curves_csv(run_ids: Sequence[int]) -> str:
     """Every metric point of `run_ids` as CSV (one row per run and step); called when the user clicks download."""
     with open_lab() as lab:
-        return metrics_frame(lab.store.read_metrics(list(run_ids))).to_csv(index=False)
+        names = {run.id: run.name for run in map(lab.store.get_run, run_ids)}
+        return spreadsheet_csv(metrics_frame(lab.store.read_metrics(list(run_ids)), names))

@@ -152,6 +152,24 @@ def test_a_good_csv_upload_is_previewed_and_staged(open_page: OpenPage, lab: Lab
     assert staged.parent == lab.data.uploads and staged.read_bytes().startswith(b"comment,sentiment")
 
 
+def test_a_spreadsheets_csv_and_a_json_lines_file_are_read_as_saved(open_page: OpenPage, lab: Lab) -> None:
+    rows = "".join(
+        f"critique n°{i} très {'bon' if i % 2 else 'mauvais'};{'pos' if i % 2 else 'neg'}\n" for i in range(8)
+    )
+    at = open_page()
+    at.radio(key="source").set_value("Upload a CSV").run()
+    at.file_uploader[0].set_value(("avis.csv", ("review;sentiment\n" + rows).encode("cp1252"), "text/csv")).run()
+    assert not at.error and at.dataframe[0].value.iloc[0, 0] == "critique n°0 très mauvais"
+    assert "Read as semicolon-separated, Windows-1252 (not UTF-8). Label counts" in read(at.caption)
+    lines = "".join(f'{{"text": "line {i}", "label": "{"ab"[i % 2]}"}}\n' for i in range(8))
+    at.file_uploader[0].set_value(("mine.jsonl", lines.encode(), "application/jsonl")).run()
+    assert not at.error and "Read as JSON Lines, UTF-8" in read(at.caption)
+    at.radio(key="model_choice").set_value("tiny")
+    at.button(key="launch").click().run()
+    [run] = lab.store.list_runs()
+    assert Path(run.config["dataset"]).suffix == ".jsonl"  # staged with its kind
+
+
 def test_a_csv_path_that_is_not_there_is_an_error(open_page: OpenPage, tmp_path: Path) -> None:
     at = open_page()
     at.radio(key="source").set_value("CSV file on the server").run()

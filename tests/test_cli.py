@@ -157,9 +157,12 @@ def assert_rows(got: list[dict[str, float]], want: list[dict[str, float]]) -> No
         assert got_row == pytest.approx(want_row, rel=1e-9, nan_ok=True)  # same columns, same values, NaN where absent
 
 
+FORMULA = '=HYPERLINK("http://evil","run")'
+
+
 def test_export_writes_the_store_points_row_by_row(tmp_path: Path) -> None:
     home = tmp_path / "lab"
-    run_id = int(cli("submit", *TINY_FLAGS, home=home).stdout)
+    run_id = int(cli("submit", *TINY_FLAGS, "--name", FORMULA, home=home).stdout)
     other_id = int(cli("submit", *TINY_FLAGS, home=home).stdout)
     empty_id = int(cli("submit", *TINY_FLAGS, home=home).stdout)
     with Lab.open(home) as lab:
@@ -172,17 +175,20 @@ def test_export_writes_the_store_points_row_by_row(tmp_path: Path) -> None:
     assert exported.returncode == 0, exported.stderr
     with (tmp_path / "run.csv").open(newline="") as file:
         reader = csv.DictReader(file)
-        assert reader.fieldnames is not None and reader.fieldnames[:4] == ["run_id", "step", "epoch", "elapsed_s"]
-        csv_rows = [{k: float(v) if v != "" else math.nan for k, v in row.items()} for row in reader]
-    assert_rows(csv_rows, want)
+        assert reader.fieldnames is not None
+        assert reader.fieldnames[:5] == ["run_id", "run_name", "step", "epoch", "elapsed_s"]
+        rows = list(reader)
+    assert {row.pop("run_name") for row in rows} == {"'" + FORMULA}  # text in a spreadsheet, not a formula
+    assert_rows([{k: float(v) if v != "" else math.nan for k, v in row.items()} for row in rows], want)
 
     as_json = cli("export", str(run_id), "--format", "json", home=home)
     assert as_json.returncode == 0, as_json.stderr
-    json_rows = [{k: math.nan if v is None else v for k, v in row.items()} for row in json.loads(as_json.stdout)]
-    assert_rows(json_rows, want)
+    json_rows = json.loads(as_json.stdout)
+    assert {row.pop("run_name") for row in json_rows} == {FORMULA}  # JSON keeps the name as it is
+    assert_rows([{k: math.nan if v is None else v for k, v in row.items()} for row in json_rows], want)
 
     assert json.loads(cli("export", str(empty_id), "--format", "json", home=home).stdout) == []
-    assert cli("export", str(empty_id), home=home).stdout.split() == ["run_id,step,epoch,elapsed_s"]
+    assert cli("export", str(empty_id), home=home).stdout.split() == ["run_id,run_name,step,epoch,elapsed_s"]
 
 
 def test_unknown_ids_and_bad_values_exit_2(tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 from collections import Counter
 from pathlib import Path
@@ -12,6 +13,7 @@ from bert_lab.engine import data as data_module
 from bert_lab.engine.data import (
     BUNDLED,
     DataError,
+    TableFormat,
     TextDataset,
     collate,
     default_cache_dir,
@@ -21,6 +23,7 @@ from bert_lab.engine.data import (
     preview_csv,
     read_csv_dataset,
     split_dataset,
+    table_header,
     token_lengths,
     tokenize,
     training_token_lengths,
@@ -179,7 +182,7 @@ def test_csv_bytes_match_file_and_drop_duplicates(tmp_path: Path) -> None:
 
 
 def test_preview_csv_returns_first_rows_and_counts() -> None:
-    frame, counts = preview_csv(balanced_csv(8, header="id_text,label").replace("id_text", "Text").encode(), n=3)
+    frame, counts, _ = preview_csv(balanced_csv(8, header="id_text,label").replace("id_text", "Text").encode(), n=3)
     assert list(frame.columns) == ["Text", "label"] and len(frame) == 3
     assert counts == {"neg": 4, "pos": 4}
     with pytest.raises(DataError, match="only one class"):
@@ -200,9 +203,57 @@ def test_csv_too_large(tmp_path: Path) -> None:
     assert f"{len(balanced_csv().encode()):,} bytes" in str(e.value)
 
 
-def test_csv_not_utf8() -> None:
-    message = csv_error(b"text,label\ncaf\xe9,a\n")
-    assert "not UTF-8" in message and "byte offset 14" in message and "0xe9" in message
+EXCEL = "Texte;Catégorie\n" + "".join(
+    f"critique n°{i} très {'bon' if i % 2 else 'mauvais'};{'pos' if i % 2 else 'neg'}\n" for i in range(6)
+)
+
+
+def test_a_spreadsheets_csv_is_read_as_saved_semicolons_and_windows_1252() -> None:
+    frame, counts, how = preview_csv(EXCEL.encode("cp1252"), n=2, text_column="Texte", label_column="Catégorie")
+    assert list(frame.columns) == ["Texte", "Catégorie"] and frame.iloc[0, 0] == "critique n°0 très mauvais"
+    assert counts == {"neg": 3, "pos": 3} and how == TableFormat("csv", ";", "cp1252")
+    assert how.describe() == "semicolon-separated, Windows-1252 (not UTF-8)"
+    assert preview_csv(("\ufeff" + EXCEL).encode(), label_column="Catégorie", text_column="Texte")[2].describe() == (
+        "semicolon-separated, UTF-8"  # a byte-order mark, as Excel's "CSV UTF-8" writes, is dropped
+    )
+    latin = b"text,label\n" + b"".join(b"caf\xe9 \x81 %d,%s\n" % (i, b"ab"[i % 2 : i % 2 + 1]) for i in range(4))
+    ds = read_csv_dataset(latin)  # 0x81 is no Windows-1252 character: Latin-1 reads every byte
+    assert ds.texts[0] == "café \x81 0" and table_header(latin) == ["text", "label"]
+
+
+def test_tab_separated_and_json_lines_files_are_read_by_name_or_by_content(tmp_path: Path) -> None:
+    tsv = "text\tlabel\n" + "".join(f"a, b and c {i}\t{'xy'[i % 2]}\n" for i in range(6))  # commas in the texts
+    path = tmp_path / "data.tsv"
+    path.write_text(tsv)
+    assert load_dataset(str(path)).texts[0] == "a, b and c 0"
+    assert preview_csv(tsv.encode())[2] == TableFormat("csv", "\t", "utf-8")  # an upload: told by its content
+    lines = [{"text": f"example {i}", "label": i % 2, "source": None} for i in range(6)]
+    jsonl = "\n".join(json.dumps(line) for line in lines) + "\n\n"
+    (tmp_path / "data.jsonl").write_text(jsonl)
+    ds = load_dataset(str(tmp_path / "data.jsonl"))
+    assert ds.texts[:2] == ("example 0", "example 1") and ds.label_names == ("0", "1")
+    frame, _, how = preview_csv(jsonl.encode(), name="mine.jsonl")
+    assert how.describe() == "JSON Lines, UTF-8" and list(frame.columns) == ["text", "label", "source"]
+    assert table_header(jsonl.encode()) == ["text", "label", "source"]
+
+
+@pytest.mark.parametrize(
+    ("data", "name", "expected"),
+    [
+        (b'{"text": "a", "label": 1}\n{"text": "b", label}\n', "x.jsonl", "x.jsonl: line 2 is not JSON"),
+        (b'{"text": "a", "label": 1}\n["b", 2]\n', "x.jsonl", "x.jsonl: line 2 is not a JSON object"),
+        (
+            b"text;label\na;b;c\nd;e\nf;g\n",
+            "x.csv",
+            "data row 1 has 3 fields but the header has 2 (quote texts that contain a semicolon)",
+        ),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "x.csv", "x.csv is not a readable CSV file"),  # not a table
+    ],
+)
+def test_a_truly_bad_data_file_is_refused_saying_why(data: bytes, name: str, expected: str) -> None:
+    with pytest.raises(DataError) as e:
+        read_csv_dataset(data, name=name)
+    assert expected in str(e.value)
 
 
 @pytest.mark.parametrize(

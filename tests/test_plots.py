@@ -193,3 +193,20 @@ def test_loss_chart_draws_one_runs_smoothed_loss_over_its_raw_line() -> None:
     assert empty.data.empty and empty.to_dict()["title"] == "Training loss"
     [first] = points[:1]
     assert launch_charts.loss_chart(curves.points_frame([first]), 3).layer[1].mark.point is True  # a lone point shows
+
+
+def test_a_csv_for_spreadsheets_keeps_text_as_text_and_numbers_as_numbers() -> None:
+    import csv
+    import io
+
+    from bert_lab.figures.export import spreadsheet_csv
+
+    frame = pd.DataFrame(
+        {
+            "run_name": ["=1+1", "+sum(A1)", "-2", "@cmd", "\tx", "plain", "a=b"],
+            "loss": [-0.5, 1.0, -2.0, 0.0, 1e-9, float("nan"), 3.0],
+        }
+    )
+    rows = list(csv.DictReader(io.StringIO(spreadsheet_csv(frame))))
+    assert [r["run_name"] for r in rows] == ["'=1+1", "'+sum(A1)", "'-2", "'@cmd", "'\tx", "plain", "a=b"]
+    assert [r["loss"] for r in rows] == ["-0.5", "1.0", "-2.0", "0.0", "1e-09", "", "3.0"]  # negative numbers stay

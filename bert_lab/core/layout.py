@@ -37,6 +37,7 @@ class StoredRun(Protocol):
 HOME_ENV = "BERT_LAB_HOME"
 ARTIFACTS_ENV = "BERT_LAB_ARTIFACTS"
 DEFAULT_HOME = "lab_data"
+DATA_SUFFIXES = (".csv", ".tsv", ".txt", ".jsonl", ".ndjson")  # the files a dataset is read from (engine/data.py)
 CHECKPOINT_ACCELERATE, CHECKPOINT_STATE = "accelerate", "state.json"  # inside a checkpoint folder
 
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from bert_lab.core.layout import DATA_SUFFIXES
 from bert_lab.engine import model_files
 
 if TYPE_CHECKING:
@@ -168,15 +169,18 @@ def _load_bundled(name: str) -> TextDataset:
 
 
 def load_dataset(name_or_path: str, *, text_column: str | None = None, label_column: str | None = None) -> TextDataset:
-    """A bundled dataset by name (parsed once per process), or a CSV file by path (columns as in `read_csv_dataset`)."""
+    """A bundled dataset by name (parsed once per process), or a data file by path: CSV, TSV or JSON Lines (columns
+    as in `read_csv_dataset`)."""
     if name_or_path in BUNDLED:
         if text_column is not None or label_column is not None:
             raise DataError(f"text_column/label_column apply to CSV files only, not the bundled {name_or_path!r}")
         return _load_bundled(name_or_path)
     path = Path(name_or_path).expanduser()
-    if path.suffix.lower() == ".csv" or path.exists():
+    if path.suffix.lower() in DATA_SUFFIXES or path.exists():
         return read_csv_dataset(path, text_column=text_column, label_column=label_column)
-    raise DataError(f"unknown dataset {name_or_path!r}: use one of {', '.join(BUNDLED)} or a path to a CSV file")
+    raise DataError(
+        f"unknown dataset {name_or_path!r}: use one of {', '.join(BUNDLED)} or a path to a CSV, TSV or JSON Lines file"
+    )
 
 
 # --- CSV files ------------------------------------------------------------------------------------------------------
@@ -189,27 +193,105 @@ def _row_list(rows: list[int], limit: int = 5) -> str:
     return shown + (", …" if len(rows) > limit else "")
 
 
-def _read_table(data: Path | str | bytes, name: str, max_bytes: int) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    """Header and (1-based data row number, cells) for each non-blank row; short rows are padded with ''."""
+@dataclass(frozen=True)
+class TableFormat:
+    """How a data file was read: its kind, the delimiter of a delimited file, and the text encoding."""
+
+    kind: str = "csv"  # "csv" (comma, semicolon or tab separated) or "jsonl" (JSON Lines: one object per line)
+    delimiter: str = ","
+    encoding: str = "utf-8"  # "utf-8" (with or without a byte-order mark), "cp1252" or "latin-1"
+
+    def describe(self) -> str:
+        """In words, for the page: "semicolon-separated, Windows-1252 (not UTF-8)"."""
+        kind = "JSON Lines" if self.kind == "jsonl" else f"{DELIMITERS[self.delimiter]}-separated"
+        encoding = {"utf-8": "UTF-8", "cp1252": "Windows-1252 (not UTF-8)", "latin-1": "Latin-1 (not UTF-8)"}
+        return f"{kind}, {encoding[self.encoding]}"
+
+
+DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab"}  # what a spreadsheet saves, in order of preference
+
+
+def _name_of(data: Path | str | bytes, name: str | None) -> str:
+    """What a data file is called in messages: `name` (an upload's file name), its path's name, or "upload"."""
+    return name or ("upload" if isinstance(data, bytes) else Path(data).name)
+
+
+def _decode(raw: bytes) -> tuple[str, str]:
+    """(text, encoding): UTF-8 (a byte-order mark dropped), else Windows-1252 (Excel's "CSV" in western locales),
+    else Latin-1, which reads any byte."""
+    for encoding in ("utf-8-sig", "cp1252"):
+        try:
+            return raw.decode(encoding), encoding.removesuffix("-sig")
+        except UnicodeDecodeError:
+            continue
+    return raw.decode("latin-1"), "latin-1"
+
+
+def _delimiter(text: str, name: str) -> str:
+    """Tab for a .tsv file; else the candidate that splits the first lines into the same number (> 1) of fields
+    most often (ties: comma, then semicolon, then tab)."""
+    if name.lower().endswith(".tsv"):
+        return "\t"
+    head = text[:65536].splitlines()[:50]
+
+    def score(delimiter: str) -> tuple[int, int]:
+        try:
+            records = [r for r in csv.reader(head, delimiter=delimiter) if any(c.strip() for c in r)]
+        except csv.Error:
+            return (0, 0)
+        width = len(records[0]) if records else 0
+        return (sum(len(r) == width for r in records) if width > 1 else 0, width)
+
+    return max(DELIMITERS, key=score)  # max keeps the first of equals: the order of DELIMITERS
+
+
+def _json_lines(text: str, name: str) -> list[list[str]]:
+    """A JSON Lines file as records: the header (every key, in the order first seen), then one row per object."""
+    objects = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(
+                f"{name}: line {number} is not JSON ({e.msg}); a JSON Lines file has one object per line"
+            ) from None
+        if not isinstance(value, dict):
+            raise DataError(f'{name}: line {number} is not a JSON object ({{"text": …, "label": …}})')
+        objects.append(value)
+    header = list(dict.fromkeys(key for obj in objects for key in obj))
+
+    def cell(value: Any) -> str:
+        return "" if value is None else value if isinstance(value, str) else json.dumps(value)
+
+    return [header, *([cell(obj.get(key)) for key in header] for obj in objects)]
+
+
+def _read_table(
+    data: Path | str | bytes, name: str, max_bytes: int
+) -> tuple[list[str], list[tuple[int, list[str]]], TableFormat]:
+    """Header and (1-based data row number, cells) for each non-blank row, short rows padded with '', and how the
+    file was read: CSV with its delimiter found (comma, semicolon, tab), or JSON Lines (a .jsonl name, or a first line
+    that is a JSON object); UTF-8, else Windows-1252, else Latin-1."""
     path = None if isinstance(data, bytes) else Path(data).expanduser()
     if path is not None and not path.is_file():
-        raise DataError(f"CSV file not found: {path}")
+        raise DataError(f"data file not found: {path}")
     size = len(data) if path is None else path.stat().st_size
     if size > max_bytes:
         raise DataError(f"{name} is {_fmt_bytes(size)}, over the {_fmt_bytes(max_bytes)} limit")
     raw = path.read_bytes() if path is not None else data
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise DataError(
-            f"{name} is not UTF-8 text: invalid byte 0x{raw[e.start]:02x} at byte offset {e.start} "
-            "(save the file as UTF-8 CSV)"
-        ) from None
-    csv.field_size_limit(max(csv.field_size_limit(), max_bytes))  # long articles are one field
-    try:
-        records = list(csv.reader(io.StringIO(text)))
-    except csv.Error as e:
-        raise DataError(f"{name} is not a readable CSV file: {e}") from None
+    text, encoding = _decode(raw)
+    first = text.lstrip()[:1]
+    if name.lower().endswith((".jsonl", ".ndjson")) or (first == "{" and not name.lower().endswith((".csv", ".tsv"))):
+        records, fmt = _json_lines(text, name), TableFormat("jsonl", ",", encoding)
+    else:
+        fmt = TableFormat("csv", _delimiter(text, name), encoding)
+        csv.field_size_limit(max(csv.field_size_limit(), max_bytes))  # long articles are one field
+        try:
+            records = list(csv.reader(io.StringIO(text), delimiter=fmt.delimiter))
+        except csv.Error as e:
+            raise DataError(f"{name} is not a readable CSV file: {e}") from None
     if not records or not any(records[0]):
         raise DataError(f"{name} is empty: expected a header row and data rows")
     header = [h.strip() for h in records[0]]
@@ -220,12 +302,12 @@ def _read_table(data: Path | str | bytes, name: str, max_bytes: int) -> tuple[li
         if len(cells) > len(header):
             raise DataError(
                 f"{name}: data row {number} has {len(cells)} fields but the header has {len(header)} "
-                "(quote texts that contain commas)"
+                f"(quote texts that contain a {DELIMITERS[fmt.delimiter]})"
             )
         rows.append((number, cells + [""] * (len(header) - len(cells))))
     if not rows:
         raise DataError(f"{name} has a header but no data rows")
-    return header, rows
+    return header, rows, fmt
 
 
 def _find_column(
@@ -272,8 +354,8 @@ def _check_classes(name: str, counts: dict[str, int]) -> None:
 
 def _parse_csv(
     data: Path | str | bytes, name: str, text_column: str | None, label_column: str | None, max_bytes: int
-) -> tuple[list[str], list[list[str]], TextDataset]:
-    header, rows = _read_table(data, name, max_bytes)
+) -> tuple[list[str], list[list[str]], TextDataset, TableFormat]:
+    header, rows, fmt = _read_table(data, name, max_bytes)
     t = _find_column(header, text_column, TEXT_COLUMNS, "text")
     y = _find_column(header, label_column, LABEL_COLUMNS, "label", exclude=t)
     if t == y:
@@ -290,7 +372,7 @@ def _parse_csv(
     index = {label: i for i, label in enumerate(label_names)}
     ds = _dedupe(name, ((cells[t], index[cells[y].strip()]) for _, cells in rows), label_names)
     _check_classes(name, Counter(label_names[i] for i in ds.labels))
-    return header, [cells for _, cells in rows], ds
+    return header, [cells for _, cells in rows], ds, fmt
 
 
 def read_csv_dataset(
@@ -301,13 +383,14 @@ def read_csv_dataset(
     label_column: str | None = None,
     max_bytes: int = MAX_CSV_BYTES,
 ) -> TextDataset:
-    """A dataset from a CSV file path or the raw bytes of an upload (UTF-8, comma-separated, header row first).
+    """A dataset from a data file's path or the raw bytes of an upload: CSV (comma, semicolon or tab separated, a
+    header row first) or JSON Lines, in UTF-8 or a spreadsheet's Windows-1252 (`_read_table`).
 
     Columns are named by the caller or found case-insensitively by common names (TEXT_COLUMNS, LABEL_COLUMNS).
     Labels may be words or numbers; label_names are the sorted unique labels (numerically when all are numbers).
     Repeated texts are kept once (dropped entirely when their copies disagree on the label).
     """
-    name = name or ("upload" if isinstance(data, bytes) else Path(data).name)
+    name = _name_of(data, name)
     return _parse_csv(data, name, text_column, label_column, max_bytes)[2]
 
 
@@ -315,16 +398,24 @@ def preview_csv(
     data: Path | str | bytes,
     n: int = 5,
     *,
+    name: str | None = None,
     text_column: str | None = None,
     label_column: str | None = None,
     max_bytes: int = MAX_CSV_BYTES,
-) -> tuple[pd.DataFrame, dict[str, int]]:
-    """The first `n` rows (all columns, as text) and the label counts; raises the same `DataError`s as reading."""
+) -> tuple[pd.DataFrame, dict[str, int], TableFormat]:
+    """The first `n` rows (all columns, as text), the label counts and how the file was read; raises the same
+    `DataError`s as reading. `name` (an upload's file name) tells a .tsv or .jsonl file by its name."""
     import pandas as pd
 
-    name = "upload" if isinstance(data, bytes) else Path(data).name
-    header, rows, ds = _parse_csv(data, name, text_column, label_column, max_bytes)
-    return pd.DataFrame(rows[:n], columns=header, dtype=str), ds.label_counts()
+    name = _name_of(data, name)
+    header, rows, ds, fmt = _parse_csv(data, name, text_column, label_column, max_bytes)
+    return pd.DataFrame(rows[:n], columns=header, dtype=str), ds.label_counts(), fmt
+
+
+def table_header(data: Path | str | bytes, *, name: str | None = None, max_bytes: int = MAX_CSV_BYTES) -> list[str]:
+    """A data file's column names (those not blank), read as `read_csv_dataset` reads it."""
+    name = _name_of(data, name)
+    return [h for h in _read_table(data, name, max_bytes)[0] if h]
 
 
 # --- splits ---------------------------------------------------------------------------------------------------------
@@ -596,7 +687,10 @@ def training_token_lengths(config: RunConfig, upload: bytes | None = None) -> tu
 def _count_training_tokens(config: RunConfig, upload: bytes | None, tokenizer_json: Path) -> tuple[int, ...] | None:
     columns = {"text_column": config.text_column, "label_column": config.label_column}
     try:
-        ds = read_csv_dataset(upload, **columns) if upload is not None else load_dataset(config.dataset, **columns)
+        if upload is not None:
+            ds = read_csv_dataset(upload, name=Path(config.dataset).name, **columns)
+        else:
+            ds = load_dataset(config.dataset, **columns)
         train_set, _ = split_dataset(ds, train_size=config.train_size, eval_size=config.eval_size, seed=config.seed)
     except (DataError, OSError):
         return None

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bert_lab.core.config import RunConfig
-from bert_lab.core.layout import ARTIFACTS_ENV, HOME_ENV, DataFolder
+from bert_lab.core.layout import ARTIFACTS_ENV, DATA_SUFFIXES, HOME_ENV, DataFolder
 from bert_lab.runs import workshop
 from bert_lab.runs.backends import open_store, store_url
 from bert_lab.runs.cache import cache_key
@@ -166,11 +166,13 @@ def delete_group(lab: Lab, group_id: str, *, actor: Actor | None = None) -> None
 
 
 def stage_upload(lab: Lab, data: bytes, filename: str, *, owner: str = "") -> Path:
-    """Keep uploaded CSV bytes under the data folder's uploads (`owner`'s own folder there, in a workshop the only
-    files a participant may train on), named by content so the same file is kept once."""
+    """Keep an uploaded data file's bytes (CSV, TSV, JSON Lines: its suffix kept) under the data folder's uploads
+    (`owner`'s own folder there, in a workshop the only files a participant may train on), named by content so the same
+    file is kept once."""
     digest = hashlib.sha256(data).hexdigest()[:16]
     stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in Path(filename).stem)[:40] or "data"
-    path = lab.data.uploads_of(owner) / f"{stem}-{digest}.csv"
+    suffix = Path(filename).suffix.lower()
+    path = lab.data.uploads_of(owner) / f"{stem}-{digest}{suffix if suffix in DATA_SUFFIXES else '.csv'}"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")

@@ -8,7 +8,7 @@ for that passcode and a name, and the name owns the runs that browser launches: 
 make it wait longer each time (`Tries`). Whoever enters `$BERT_LAB_HOST_PASSCODE` is the host. A participant's config
 names no file or folder of the server (`check_config`, called by every service verb that stores a config). The host's
 settings (the cap on each participant's queued runs, a paused queue) live in the data folder's `workshop.json`, where
-the worker and every page read them. """
+the worker and every page read them."""
 
 from __future__ import annotations
 
