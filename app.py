@@ -469,6 +469,7 @@ if launch and config is not None:
         st.error(f"Nothing was queued: {page.md(exc)}")
     else:
         st.session_state[launched.LAUNCHED_KEY] = (run.id, run.name)
+        page.remember_launched(run.id)
         page.ensure_worker(lab)
 if (last := st.session_state.get(launched.LAUNCHED_KEY)) and not sweep_mode:
     st.success(

@@ -1,6 +1,6 @@
 """Command line: `bert-lab COMMAND` (or `python -m bert_lab COMMAND`): app, worker (`--restart`: started again
-whenever it dies), stop, workers, doctor; train, lr-find; submit, clone, sweep; runs, show, groups, group, cancel,
-resume, delete, export. `bert-lab --version` says which lab this is.
+whenever it dies), stop, workers, doctor; train, lr-find; submit, clone, sweep; runs, show, rename, tag, note,
+groups, group, cancel, resume, delete, export. `bert-lab --version` says which lab this is.
 
 Every RunConfig field is a flag (`--batch-size`, `--lr`, …, plus `--epochs` for `num_epochs`), generated from the
 dataclass so the CLI can never fall behind the config. Bad flags and values exit with code 2 and a message naming
@@ -165,6 +165,16 @@ def build_parser() -> argparse.ArgumentParser:
         ("delete", "delete a run, its metrics and its files"),
     ):
         with_home(sub.add_parser(name, help=text)).add_argument("id", type=int)
+    rename = with_home(sub.add_parser("rename", help="give a run a new name"))
+    rename.add_argument("id", type=int)
+    rename.add_argument("name")
+    tag = with_home(sub.add_parser("tag", help="put tags on a run (--remove takes them off); prints its tags"))
+    tag.add_argument("id", type=int)
+    tag.add_argument("tags", nargs="+", metavar="TAG")
+    tag.add_argument("--remove", action="store_true", help="take these tags off instead")
+    note = with_home(sub.add_parser("note", help='write a run\'s note, free text ("" clears it)'))
+    note.add_argument("id", type=int)
+    note.add_argument("text")
     groups = with_home(sub.add_parser("groups", help="list groups (sweeps, lessons) with their run counts"))
     groups.add_argument("--json", action="store_true", help="a JSON list instead of a table")
     group = with_home(sub.add_parser("group", help="read a group: per-config statistics and the verdict"))
@@ -383,6 +393,8 @@ def run_list(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: Lab
             "error": r.error,
             "group_id": r.group_id,
             "cached_from": r.cached_from,
+            "tags": list(r.tags),
+            "note": r.note,
             "metrics": latest.get(r.id, {}),
             "config": r.config,
         }
@@ -396,7 +408,8 @@ def run_list(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: Lab
     for run in runs:
         r = row(run, latest.get(run.id, {}))
         cells = "  ".join(f"{'-':>10}" if v is None else f"{v:>10.4f}" for v in r.scores.values())
-        print(f"{run.id:>4}  {run.status:<11} {r.progress:>8.0%}  {cells}  {run.name}")
+        tags = f"  [{', '.join(run.tags)}]" if run.tags else ""
+        print(f"{run.id:>4}  {run.status:<11} {r.progress:>8.0%}  {cells}  {run.name}{tags}")
     return 0
 
 
@@ -517,6 +530,8 @@ def run_show(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: Lab
         "error": run.error,
         "group_id": run.group_id,
         "cached_from": run.cached_from,
+        "tags": list(run.tags),
+        "note": run.note,
         "progress": round(run.progress, 4),
         "elapsed_s": run.elapsed_s,
         "metrics": lab.store.latest_metrics([run.id])[run.id],
@@ -527,9 +542,36 @@ def run_show(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: Lab
         print(json.dumps(shown))
         return 0
     print(f"#{run.id} {run.name}: {run.status}{f' ({run.error})' if run.error else ''}")
+    if run.tags or run.note:
+        print(f"  tags: {', '.join(run.tags) or '-'}" + (f"\n  note: {run.note}" if run.note else ""))
     print("  " + "  ".join(f"{k} {v:.4g}" for k, v in sorted(shown["metrics"].items())))
     for note in notes:
         print(f"  step {note.step}: [{note.kind}] {note.hint}")
+    return 0
+
+
+def run_edit(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: Lab) -> int:
+    """rename, tag, note: one service verb (`service.edit`), its every problem named."""
+    from bert_lab.runs import service
+
+    run = lab.store.get_run(args.id)
+    changes: dict[str, Any] = {}
+    if args.command == "rename":
+        changes["name"] = args.name
+    elif args.command == "note":
+        changes["note"] = args.text
+    else:
+        gone = {t.strip().casefold() for t in args.tags} if args.remove else set()
+        changes["tags"] = [t for t in run.tags if t.casefold() not in gone] + ([] if args.remove else args.tags)
+    try:
+        run = service.edit(lab, run.id, **changes)
+    except ValueError as exc:
+        parser.exit(2, f"{parser.prog} {args.command}: error: {exc}\n")
+    print(
+        f"#{run.id} {run.name}"
+        + (f"  [{', '.join(run.tags)}]" if run.tags else "")
+        + (f"\n{run.note}" if run.note else "")
+    )
     return 0
 
 
@@ -676,4 +718,7 @@ COMMANDS = {
     "worker": run_worker,
     "workers": run_workers,
     "stop": run_stop,
+    "rename": run_edit,
+    "tag": run_edit,
+    "note": run_edit,
 }

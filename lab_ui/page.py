@@ -20,9 +20,10 @@ from bert_lab.core.layout import DataFolder
 from bert_lab.core.text import md
 from bert_lab.processes import worker
 from bert_lab.runs import workshop
-from bert_lab.runs.describe import Note, describe_workers
+from bert_lab.runs.describe import Note, describe_workers, notice
 from bert_lab.runs.records import Run
 from bert_lab.runs.service import Lab
+from bert_lab.runs.status import Status
 from bert_lab.runs.store import StoreUnavailable
 from bert_lab.runs.workshop import Actor
 
@@ -37,6 +38,8 @@ CLONE_KEY = "_clone_config"  # session-state hand-off from the Runs page's "Clon
 PAGE_PATIENCE_S = 5.0  # how long a page's store call waits for a store that is away (then: UNREACHABLE)
 UNREACHABLE = "The run store is unreachable, retrying…"
 UNREACHABLE_RETRY_S = 3.0  # the page tries the store again this often
+LAUNCHED_KEY = "_launched"  # the ids of the runs this browser launched that had not ended at the last look
+NOTICE_EVERY_S = 5.0  # how often a page looks whether one of them has ended
 
 
 def start(*, run_counts: bool = True) -> Lab:
@@ -52,6 +55,8 @@ def start(*, run_counts: bool = True) -> Lab:
         if run_counts:
             with st.sidebar:
                 render_run_counts(lab.store.list_runs())
+        if st.session_state.get(LAUNCHED_KEY):
+            watch_launched()
     except StoreUnavailable:
         render_unreachable()
         st.stop()
@@ -178,6 +183,33 @@ def ensure_worker(lab: Lab) -> bool:
     if os.environ.get(NO_AUTOSTART_ENV, "").strip() not in ("", "0"):
         return False
     return worker.ensure_worker(lab, nice=WORKER_NICE)
+
+
+# --- notices: the runs this browser launched --------------------------------------------------------------------------
+def remember_launched(*run_ids: int) -> None:
+    """Tell this browser when these runs end, on whatever page it is then (`watch_launched`)."""
+    st.session_state.setdefault(LAUNCHED_KEY, set()).update(run_ids)
+
+
+@st.fragment(run_every=NOTICE_EVERY_S)
+def watch_launched() -> None:
+    """A toast for each run this browser launched that has finished, failed, diverged or been interrupted since the
+    last look (`describe.notice`); a run that ended is looked at no more."""
+    waiting: set[int] = st.session_state.get(LAUNCHED_KEY) or set()
+    if not waiting:
+        return
+    try:
+        with open_lab() as lab:
+            runs = lab.store.list_runs(ids=waiting)
+            latest = lab.store.latest_metrics([r.id for r in runs if r.status == Status.FINISHED])
+    except StoreUnavailable:
+        return  # the next look will tell
+    waiting -= waiting - {r.id for r in runs}  # deleted meanwhile
+    for run in runs:
+        if not run.is_active:
+            waiting.discard(run.id)
+            if said := notice(run, latest.get(run.id, {})):
+                st.toast(md(said[1]), icon=said[0], duration="long")
 
 
 def render_run_counts(runs: Sequence[Run]) -> None:

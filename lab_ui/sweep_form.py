@@ -157,6 +157,7 @@ def render_sweep_form(lab: Lab, base: RunConfig | None, *, name: str, owner: str
                 st.error(f"Nothing was queued: {page.md(exc)}")
                 return
             st.session_state["_last_group"] = (group.id, group.name)
+            page.remember_launched(*(r.id for r in lab.store.list_runs(group_id=group.id)))
             page.ensure_worker(lab)
             st.rerun()
 

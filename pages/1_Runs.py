@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from functools import partial
+from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -18,6 +19,7 @@ from bert_lab.figures import curves, run_charts, tables
 from bert_lab.processes import worker
 from bert_lab.runs import service, takehome
 from bert_lab.runs.describe import badge, explain, format_duration, queue_places, row, run_label
+from bert_lab.runs.filters import DIMENSIONS, RunFilter, choices, group_names
 from bert_lab.runs.records import Run
 from bert_lab.runs.service import Lab
 from bert_lab.runs.status import Status
@@ -29,6 +31,7 @@ from lab_ui import live, page
 lab = page.start(run_counts=False)  # the live fragment below keeps them current
 FULL_RUN_KEY = "_runs_full_run"  # true while the whole page runs, false in the live part's own refreshes
 SHOWN_KEY, SETTLED_KEY = "_runs_shown", "_runs_settled"  # the selected runs; what the settled part last drew
+FILTER_KEY = "_filter"  # the filter this page last wrote into its address
 COST_KEY = "_refresh_cost_s"  # the live part's typical refresh cost, in seconds
 SETTLE_EVERY_S = 20.0  # new evaluations redraw the settled part at most this often
 
@@ -54,6 +57,7 @@ def runs_frame(
         rows.append(
             {
                 "run": r.run,
+                "tags": list(run.tags),
                 "status": r.status,
                 "progress": r.progress,
                 "steps": r.steps,
@@ -107,6 +111,7 @@ def render_table(runs: list[Run], latest: dict[int, dict[str, float]], everyone:
         placeholder="–",
         column_config={
             "run": st.column_config.TextColumn(width="medium"),
+            "tags": st.column_config.ListColumn(width="small"),
             "status": st.column_config.TextColumn(width=100),
             "progress": st.column_config.ProgressColumn(
                 "progress", min_value=0.0, max_value=1.0, format="percent", width=110
@@ -134,16 +139,39 @@ def act(action: str, run_id: int) -> None:
             if action == "cancel":
                 service.cancel(acting, run_id, actor=who)
             elif action == "resume":
-                service.resume(acting, run_id, actor=who)
+                page.remember_launched(service.resume(acting, run_id, actor=who).id)
                 page.ensure_worker(acting)
             elif action == "delete":
                 service.delete(acting, run_id, actor=who)
                 st.session_state.pop("_confirm_delete", None)
             elif action == "again":
-                service.run_again(acting, run_id, actor=who)
+                page.remember_launched(service.run_again(acting, run_id, actor=who).id)
                 page.ensure_worker(acting)
     except (StoreError, NotAllowedError, QueueFullError, ServerPathError) as exc:
         st.session_state["_action_error"] = str(exc)
+
+
+def render_edit(where: Any, run: Run, mine: bool, known_tags: list[str]) -> None:
+    """Its name, tags and note, in a popover (`service.edit`: every bad field named, nothing half-written)."""
+    with where.popover("Edit", icon=":material/edit:", width="stretch", disabled=not mine):
+        with st.form(f"edit_{run.id}", border=False):
+            name = st.text_input("Name", run.name, max_chars=service.MAX_RUN_NAME)
+            tags = st.multiselect(
+                "Tags",
+                sorted(set(known_tags) | set(run.tags)),
+                default=list(run.tags),
+                accept_new_options=True,
+                help="Type a new tag and press Enter.",
+            )
+            note = st.text_area("Note", run.note, max_chars=service.MAX_NOTE, placeholder="What you saw, what next")
+            if st.form_submit_button("Save", type="primary"):
+                try:
+                    with page.open_lab() as editing:
+                        service.edit(editing, run.id, name=name, tags=tags, note=note, actor=page.actor())
+                except (ValueError, StoreError, NotAllowedError) as exc:
+                    st.error(page.md(exc))
+                else:
+                    st.rerun()
 
 
 def render_log(store: RunStore, run: Run) -> None:
@@ -153,12 +181,12 @@ def render_log(store: RunStore, run: Run) -> None:
         st.code("\n".join(lines) or "nothing yet", language=None)
 
 
-def render_actions(lab: Lab, selected: list[Run]) -> None:
+def render_actions(lab: Lab, selected: list[Run], known_tags: list[str]) -> None:
     store = lab.store
     by_id = {r.id: r for r in selected}
     if st.session_state.get("action_run") not in by_id:
         st.session_state["action_run"] = selected[-1].id
-    pick, *buttons = st.columns([2.2, 1, 1, 1.2, 1, 1, 1.1], vertical_alignment="bottom")
+    pick, *buttons = st.columns([2.2, 1, 1, 1.2, 1, 1, 1, 1.1], vertical_alignment="bottom")
     run = by_id[pick.selectbox("Act on run", list(by_id), format_func=lambda i: run_label(by_id[i]), key="action_run")]
     who = page.actor()
     mine = who is None or who.may_change(run.owner)  # in a workshop: your own runs (the host: every run)
@@ -198,7 +226,8 @@ def render_actions(lab: Lab, selected: list[Run]) -> None:
         help="Delete the run with its curves and files (cancel a running run first).",
     ):
         st.session_state["_confirm_delete"] = run.id
-    downloads = buttons[5].popover("Files", icon=":material/download:", width="stretch")
+    render_edit(buttons[5], run, mine, known_tags)
+    downloads = buttons[6].popover("Files", icon=":material/download:", width="stretch")
     downloads.download_button(
         "Curves CSV",
         partial(live.curves_csv, [run.id]),
@@ -229,6 +258,9 @@ def render_actions(lab: Lab, selected: list[Run]) -> None:
         icon=":material/download:",
         width="stretch",
     )
+    if run.tags or run.note:
+        tags = f"Tags: {', '.join(map(page.md, run.tags))}" if run.tags else ""
+        st.caption(" — ".join(filter(None, [tags, page.md(run.note)])))
     if st.session_state.get("_confirm_delete") == run.id:
         st.warning(
             f"Delete **{page.md(run_label(run))}** with its curves, checkpoints and model? This cannot be undone."
@@ -372,18 +404,40 @@ def render_results(
     numbers.caption("The latest evaluation of each run on its held-out set, and its throughput.")
 
 
-def shown_runs(everyone: list[Run]) -> list[Run]:
-    """The runs the table lists: `?owner=NAME` (the host view's link) shows one person's; in a workshop, a
-    participant sees their own unless they ask for everyone's."""
+def shown_runs(everyone: list[Run], groups: dict[str, str]) -> list[Run]:
+    """The runs the table lists: in a workshop a participant's own unless they ask for everyone's, then the filters
+    (which the page's address keeps: the host view links to one person's runs with `?owner=NAME`)."""
     who = page.actor()
-    if owner := st.query_params.get("owner"):
-        st.caption(f"Runs of **{page.md(owner)}** (from the address).")
-        return [r for r in everyone if r.owner == owner]
-    if who is None:
-        return everyone
-    if st.toggle("Everyone's runs", key="everyone", help="Off: only the runs you launched."):
-        return everyone
-    return [r for r in everyone if r.owner == who.name]
+    mine = who is not None and not who.host and not st.query_params.get_all("owner")
+    if mine and not st.toggle("Everyone's runs", key="everyone", help="Off: only the runs you launched."):
+        everyone = [r for r in everyone if r.owner == who.name]
+    return render_filters(everyone, groups).apply(everyone)
+
+
+def render_filters(runs: list[Run], groups: dict[str, str]) -> RunFilter:
+    """One box per dimension (status, dataset, group, owner, tag); what is chosen is written into the page's address,
+    so that the same list opens from a link."""
+    chosen = RunFilter.from_query(st.query_params.get_all)
+    from_address = chosen != st.session_state.get(FILTER_KEY)  # a link opened, or the address edited: it wins
+    options = choices(runs, chosen)
+    shown_as = {"group": group_names(groups)}
+    picked = {}
+    for column, name in zip(st.columns(len(DIMENSIONS)), DIMENSIONS):
+        key = f"filter_{name}"
+        if from_address or key not in st.session_state or set(st.session_state[key]) - set(options[name]):
+            st.session_state[key] = sorted(getattr(chosen, name))
+        picked[name] = frozenset(
+            column.multiselect(name, options[name], key=key, format_func=shown_as.get(name, str), placeholder="any")
+        )
+    wanted = RunFilter(**picked)
+    for name in DIMENSIONS:
+        values = wanted.to_query().get(name, [])
+        if values and st.query_params.get_all(name) != values:
+            st.query_params[name] = values
+        elif not values and name in st.query_params:
+            del st.query_params[name]
+    st.session_state[FILTER_KEY] = wanted
+    return wanted
 
 
 def signature(selected: list[Run], latest: dict[int, dict[str, float]]) -> tuple[tuple, tuple]:
@@ -428,8 +482,11 @@ def render_runs() -> bool:
             st.rerun()  # a run started or all ended: redraw the page with the matching refresh interval
         with st.sidebar:
             page.render_run_counts(everyone)
-        runs = shown_runs(everyone)
+        runs = shown_runs(everyone, {g.id: g.name for g in store.list_groups()})
         state[SHOWN_KEY] = []
+        if not runs and everyone:
+            st.info("No run matches these filters: clear a box above to see more.")
+            return state.get(SETTLED_KEY) is not None
         if not runs:
             st.info("No runs yet. Launch one and it appears here, with its curves growing as it trains.")
             st.page_link(page.LAUNCH_PAGE, label="Launch a run", icon=":material/rocket_launch:")
@@ -445,7 +502,7 @@ def render_runs() -> bool:
         for run in selected:
             if note := explain(run, worker_alive=alive):
                 page.render_note(note)
-        render_actions(live_lab, selected)
+        render_actions(live_lab, selected, sorted({t for r in everyone for t in r.tags}))
         labels = {r.id: run_label(r) for r in selected}
         frame = live.load_points(store, selected)
         state[SHOWN_KEY] = [r.id for r in selected]

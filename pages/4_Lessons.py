@@ -75,10 +75,11 @@ st.caption(
 if st.button("Run this lesson", type="primary", icon=":material/play_arrow:", key="lesson_run"):
     try:
         model_ = None if model == lesson.base.model else model
-        launch(lab, lesson, owner=page.owner(), model=model_, actor=page.actor())
+        group = launch(lab, lesson, owner=page.owner(), model=model_, actor=page.actor())
     except (QueueFullError, ServerPathError) as exc:
         st.error(page.md(exc))
     else:
+        page.remember_launched(*(r.id for r in lab.store.list_runs(group_id=group.id)))
         page.ensure_worker(lab)
 group_id = latest_group(lesson)
 if group_id is not None:

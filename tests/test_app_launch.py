@@ -14,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from bert_lab.runs.service import Lab
 from bert_lab.runs.status import Status
+from lab_ui import page
 
 ROOT = Path(__file__).resolve().parents[1]
 OpenPage = Callable[..., AppTest]
@@ -252,3 +253,20 @@ def test_the_launched_run_view_polls_fast_only_until_its_first_point(lab: Lab) -
     assert interval_s(run, True, 0.5) == live.refresh_interval(0.5, active=True) > 2.0  # a dear refresh waits longer
     lab.store.set_status(run.id, Status.FINISHED)
     assert interval_s(lab.store.get_run(run.id), True, 0.01) is None  # nothing changes any more
+
+
+def test_this_browser_is_told_when_a_run_it_launched_ends_on_whatever_page(open_page: OpenPage, lab: Lab) -> None:
+    at = open_page()
+    at.radio(key="model_choice").set_value("tiny")
+    at.button(key="launch").click().run()
+    [run] = lab.store.list_runs()
+    other = lab.store.create_run({}, name="not mine")  # launched elsewhere: no word of it
+    for each in (run, other):
+        lab.store.claim_run(each.id, pid=1)
+        lab.store.add_metrics(each.id, [(5, 1.0, 2.0, "accuracy", 0.8125), (5, 1.0, 2.0, "f1", 0.79)])
+        lab.store.set_status(each.id, Status.FINISHED)
+    at.switch_page(page.GROUPS_PAGE).run()
+    said = f"#{run.id} {run.name} finished: Accuracy 0.812, F1 (macro) 0.790"
+    assert [t.value for t in at.toast] == [page.md(said)]  # a run's name is shown as typed
+    at.run()
+    assert not at.toast  # told once

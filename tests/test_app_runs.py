@@ -411,3 +411,44 @@ def test_curves_carry_notes_on_what_they_show(open_page: OpenPage, lab: Lab) -> 
     [f1] = [fig for fig in figures(at) if fig["layout"].get("title", {}).get("text") == "F1 (macro)"]
     notes = [t for t in f1["data"] if t.get("name") == f"#{stuck.id} note"]
     assert len(notes) == 1 and array(notes[0]["x"]).tolist() == [40] and "collapse" in notes[0]["hovertext"][0]
+
+
+def test_filters_narrow_the_table_and_live_in_the_address(open_page: OpenPage, lab: Lab) -> None:
+    keep = make_run(lab, Status.FINISHED, name="kept", dataset="trec")
+    lab.store.update_run(keep.id, tags=["keep", "<b>x</b>"])
+    make_run(lab, Status.FAILED, error="boom", name="failed one")
+    make_run(lab, Status.QUEUED, name="waiting", dataset="trec")
+    at = open_page(page.RUNS_PAGE)
+    assert len(at.dataframe[0].value) == 3
+    at.multiselect(key="filter_dataset").set_value(["trec"]).run()
+    assert sorted(at.dataframe[0].value["run"]) == [f"#{keep.id} kept", f"#{keep.id + 2} waiting"]
+    at.multiselect(key="filter_tag").set_value(["keep"]).run()
+    table = at.dataframe[0].value
+    assert list(table["run"]) == [f"#{keep.id} kept"] and list(table["tags"][0]) == ["keep", "<b>x</b>"]
+    assert (at.query_params["dataset"], at.query_params["tag"]) == ("trec", "keep")  # AppTest: one value, a str
+    fresh = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()  # the address, opened elsewhere
+    fresh.switch_page(page.RUNS_PAGE).query_params.update({"status": "failed"})
+    fresh.run()
+    assert list(fresh.dataframe[0].value["run"]) == [f"#{keep.id + 1} failed one"]
+    assert fresh.multiselect(key="filter_status").value == ["failed"]
+    at.multiselect(key="filter_status").set_value(["failed"]).run()  # with the data set and tag chosen: none
+    assert "No run matches these filters" in texts(at.info) and not at.dataframe
+
+
+def test_a_run_is_renamed_tagged_and_noted_from_its_edit_box(open_page: OpenPage, lab: Lab) -> None:
+    run = make_run(lab, Status.RUNNING, name="first")
+
+    def save(at: AppTest, name: str, tags: list[str], note: str) -> AppTest:
+        next(t for t in at.text_input if t.label == "Name").set_value(name)
+        next(m for m in at.multiselect if m.label == "Tags").set_value(tags)
+        next(t for t in at.text_area if t.label == "Note").set_value(note)
+        return click(at, "Save")
+
+    at = save(open_page(page.RUNS_PAGE), HOSTILE, ["baseline", "lr"], "warmup <b>helped</b>")
+    assert not at.exception and not at.error
+    saved = lab.store.get_run(run.id)
+    assert (saved.name, saved.tags, saved.note) == (HOSTILE, ("baseline", "lr"), "warmup <b>helped</b>")
+    assert "Tags: baseline, lr — warmup \\<b\\>helped\\</b\\>" in texts(at.caption)  # shown as typed
+    at = save(at, "   ", ["baseline"], "")
+    assert "a run needs a name" in texts(at.error)
+    assert lab.store.get_run(run.id) == saved  # nothing written

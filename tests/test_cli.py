@@ -350,3 +350,24 @@ def test_doctor_names_the_machine_the_store_and_each_problem_with_its_fix(tmp_pa
     (store,) = [c for c in json.loads(away.stdout) if c["part"] == "store"]
     assert away.returncode == 1 and store["problem"] and "postgresql://lab:****@127.0.0.1:1/lab" in store["found"]
     assert "pw" not in away.stdout.replace("password", "")
+
+
+def test_a_run_is_renamed_tagged_and_noted_from_the_command_line(tmp_path: Path) -> None:
+    home = tmp_path / "lab"
+    run_id = cli("submit", *TINY_FLAGS, "--name", "first", home=home).stdout.strip()
+    assert cli("rename", run_id, "  **baseline** <b>  ", home=home).stdout == f"#{run_id} **baseline** <b>\n"
+    assert (
+        cli("tag", run_id, "keep", "lr", "Keep", " ", home=home).stdout == f"#{run_id} **baseline** <b>  [keep, lr]\n"
+    )
+    assert cli("tag", run_id, "KEEP", "--remove", home=home).stdout.endswith("  [lr]\n")
+    noted = cli("note", run_id, "warmup helped; try 3e-5", home=home)
+    assert noted.stdout.splitlines()[-1] == "warmup helped; try 3e-5"
+    [listed] = json.loads(cli("runs", "--json", home=home).stdout)
+    assert (listed["name"], listed["tags"], listed["note"]) == ("**baseline** <b>", ["lr"], "warmup helped; try 3e-5")
+    assert "  [lr]" in cli("runs", home=home).stdout.splitlines()[1]
+    shown = cli("show", run_id, home=home).stdout.splitlines()
+    assert shown[1:3] == ["  tags: lr", "  note: warmup helped; try 3e-5"]
+    bad = cli("tag", run_id, "a,b", "x" * 40, home=home)
+    assert bad.returncode == 2 and "tag 'a,b': at most 32 characters, and no commas" in bad.stderr
+    assert "tag 'xxxxxxxx" in bad.stderr and cli("rename", run_id, "   ", home=home).returncode == 2
+    assert json.loads(cli("runs", "--json", home=home).stdout)[0]["tags"] == ["lr"]  # nothing written

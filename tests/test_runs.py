@@ -774,3 +774,51 @@ def test_worker_facts_say_which_worker_its_slots_and_when_it_was_last_heard() ->
     }
     # another machine's clock a little ahead: its renewal is "just now", never in the future
     assert describe.worker_facts(lease, now=1088.0)["last heard"] == "0 s ago"
+
+
+def test_a_filter_keeps_runs_matching_every_dimension_chosen_and_round_trips_the_address() -> None:
+    from bert_lab.runs.filters import RunFilter, choices
+
+    a = make_run(id=1, status=F, owner="", config={"dataset": "/up/mine.csv"}, tags=("keep", "lr"), group_id="g1")
+    b = make_run(id=2, status=R, owner="ana", config={"dataset": "trec"}, tags=("keep",))
+    c = make_run(id=3, status=F, owner="ana", config={"dataset": "trec"})
+    assert RunFilter().apply([a, b, c]) == [a, b, c] and not RunFilter()
+    assert RunFilter(tag=frozenset({"keep"})).apply([a, b, c]) == [a, b]
+    assert RunFilter(tag=frozenset({"keep"}), status=frozenset({"finished"})).apply([a, b, c]) == [a]
+    assert RunFilter(owner=frozenset({"nobody"}), dataset=frozenset({"mine.csv"})).apply([a, b, c]) == [a]
+    assert RunFilter(group=frozenset({"g1"}), owner=frozenset({"ana"})).apply([a, b, c]) == []
+    wanted = RunFilter(status=frozenset({"running", "finished"}), tag=frozenset({"lr"}))
+    query = wanted.to_query()
+    assert query == {"status": ["finished", "running"], "tag": ["lr"]}
+    assert RunFilter.from_query(lambda name: query.get(name, [])) == wanted
+    found = choices([a, b, c], RunFilter(tag=frozenset({"gone"})))
+    assert found["tag"] == ["gone", "keep", "lr"] and found["group"] == ["g1"] and found["owner"] == ["ana", "nobody"]
+
+
+def test_a_notice_says_how_a_launched_run_ended_and_nothing_for_what_the_person_did() -> None:
+    finished = make_run(id=4, name="warm", status=F)
+    assert describe.notice(finished, {"accuracy": 0.8125, "f1": math.nan}) == ("✅", "#4 warm finished: Accuracy 0.812")
+    assert describe.notice(finished, {}) == ("✅", "#4 warm finished")
+    failed = make_run(id=5, name="x", status=Status.FAILED, error="Traceback …\nValueError: bad csv")
+    assert describe.notice(failed, {}) == ("❌", "#5 x failed: ValueError: bad csv")
+    assert describe.notice(make_run(id=6, name="y", status=Status.DIVERGED), {})[1] == "#6 y diverged"
+    assert describe.notice(make_run(id=7, name="z", status=INT, error="lost"), {}) == ("⏸️", "#7 z interrupted: lost")
+    for quiet in (Q, R, C, Status.PRUNED):
+        assert describe.notice(make_run(status=quiet), {}) is None
+
+
+def test_edit_renames_tags_and_notes_a_run_naming_every_bad_field(lab: Lab) -> None:
+    run = lab.store.create_run({}, name="first")
+    edited = service.edit(lab, run.id, name="  second ", tags=["keep", " Keep", "", "lr "], note=" saw it \n")
+    assert (edited.name, edited.tags, edited.note) == ("second", ("keep", "lr"), "saw it")
+    assert service.edit(lab, run.id, note="").tags == ("keep", "lr")  # what is not given stays
+    with pytest.raises(ValueError) as info:
+        service.edit(lab, run.id, name=" ", tags=["a,b", *map(str, range(12))], note="x" * 2001)
+    assert str(info.value) == (
+        "name: a run needs a name (not only spaces); tag 'a,b': at most 32 characters, and no commas; "
+        "tags: at most 12 per run (13 given); note: at most 2000 characters (this one has 2001)"
+    )
+    assert lab.store.get_run(run.id).name == "second"
+    assert service.edit(lab, run.id, name="x" * 120).name == "x" * 120
+    with pytest.raises(ValueError, match="name: at most 120 characters \\(this one has 121\\)"):
+        service.edit(lab, run.id, name="x" * 121)

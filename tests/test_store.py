@@ -344,6 +344,16 @@ def test_update_and_heartbeat(store: RunStore) -> None:
     assert store.get_run(run.id).progress == 0.5
 
 
+def test_a_runs_name_tags_and_note_are_kept_and_changed_alone(store: RunStore) -> None:
+    run = store.create_run({}, name="a")
+    assert (run.tags, run.note) == ((), "")
+    tagged = store.update_run(run.id, tags=["baseline", "<b>x</b>"], note="line one\nline **two**")
+    assert (tagged.name, tagged.tags, tagged.note) == ("a", ("baseline", "<b>x</b>"), "line one\nline **two**")
+    renamed = store.update_run(run.id, name="b", progress=0.5)
+    assert (renamed.name, renamed.tags, renamed.note, renamed.progress) == ("b", tagged.tags, tagged.note, 0.5)
+    assert store.update_run(run.id, tags=[], note="").tags == () and store.get_run(run.id).note == ""
+
+
 def test_delete_removes_rows_but_leaves_files_alone(store: RunStore, tmp_path: Path) -> None:
     run, kept = store.create_run({}), store.create_run({})
     folder = DataFolder(tmp_path / "lab").run(run.id).create()
@@ -624,7 +634,7 @@ def test_readers_poll_while_a_writer_appends(store: RunStore, url: str) -> None:
 def test_open_store_refuses_urls_it_cannot_open(bad: str) -> None:
     with pytest.raises(StoreError, match="unsupported store URL"):
         open_store(bad)
-    if bad != "sqlite:///":  # a scheme without a location names no backend to try
+    if not bad.startswith("sqlite://"):  # a SQLite URL without a file is told so (above)
         with pytest.raises(
             StoreError, match="use sqlite:///path/to/runs.sqlite or postgresql://user@host:port/database"
         ):
@@ -737,7 +747,7 @@ def test_older_schema_is_migrated_keeping_data(db: Path, monkeypatch: pytest.Mon
     old = SQLiteStore(db)
     run_id = old.create_run({"lr": 0.1}).id
     old.close()
-    extra = "ALTER TABLE runs ADD COLUMN note TEXT NOT NULL DEFAULT 'x'; CREATE INDEX runs_owner ON runs (owner);"
+    extra = "ALTER TABLE runs ADD COLUMN later TEXT NOT NULL DEFAULT 'x'; CREATE INDEX runs_owner ON runs (owner);"
     monkeypatch.setattr(sqlite_module, "MIGRATIONS", [*MIGRATIONS, extra])
     migrated = SQLiteStore(db)
     assert _pragma(db, "user_version") == len(MIGRATIONS) + 1
@@ -761,19 +771,20 @@ def test_a_first_version_database_gains_groups_the_cache_and_hosts_keeping_its_r
         assert run.host is None  # trained before runs recorded their machine
         store.renew_worker("a", 1, slots=1)
         assert [w.host for w in store.live_workers(within_s=60)] == ["a"]  # and workers their leases
-    assert _pragma(db, "user_version") == len(MIGRATIONS) == 7
+        assert (run.tags, run.note) == ((), "")  # and a person could not yet tag it
+    assert _pragma(db, "user_version") == len(MIGRATIONS) == 8
 
 
 def test_failed_migration_changes_nothing(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     SQLiteStore(db).close()
-    broken = "ALTER TABLE runs ADD COLUMN note TEXT; SELECT * FROM no_such_table;"
+    broken = "ALTER TABLE runs ADD COLUMN later TEXT; SELECT * FROM no_such_table;"
     monkeypatch.setattr(sqlite_module, "MIGRATIONS", [*MIGRATIONS, broken])
     with pytest.raises(sqlite3.OperationalError):
         SQLiteStore(db)
     monkeypatch.setattr(sqlite_module, "MIGRATIONS", MIGRATIONS)
     assert _pragma(db, "user_version") == len(MIGRATIONS)
     with sqlite3.connect(db) as conn:
-        assert "note" not in [row[1] for row in conn.execute("PRAGMA table_info(runs)")]
+        assert "later" not in [row[1] for row in conn.execute("PRAGMA table_info(runs)")]
 
 
 def test_a_postgresql_store_that_cannot_be_reached_is_named(tmp_path: Path) -> None:

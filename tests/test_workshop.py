@@ -281,6 +281,15 @@ def test_a_paused_queue_starts_nothing_until_the_host_resumes_it(lab: Lab) -> No
         worker.executor.close()
 
 
+def test_a_participant_edits_only_their_own_runs(lab: Lab) -> None:
+    run = lab.store.create_run(TINY.to_dict(), owner="ana", name="mine")
+    with pytest.raises(NotAllowedError, match=f"run {run.id} belongs to ana: only ana or the host can edit it"):
+        service.edit(lab, run.id, name="taken", actor=Actor("ben"))
+    assert service.edit(lab, run.id, tags=["x"], actor=Actor("ana")).tags == ("x",)
+    assert service.edit(lab, run.id, note="good", actor=Actor("host", host=True)).note == "good"
+    assert lab.store.get_run(run.id).name == "mine"
+
+
 def test_an_uploads_texts_are_read_only_by_its_owner_and_the_host(lab: Lab) -> None:
     bundled = lab.store.create_run(TINY.to_dict(), owner="ana")
     upload = lab.store.create_run({**TINY.to_dict(), "dataset": "/lab/uploads/x/mine-1a2b.csv"}, owner="ana")

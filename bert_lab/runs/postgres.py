@@ -72,6 +72,10 @@ MIGRATIONS: list[str] = [
     ALTER TABLE runs ADD COLUMN metrics_writer TEXT;
     ALTER TABLE runs ADD COLUMN metrics_batch INTEGER NOT NULL DEFAULT 0
     """,
+    """
+    ALTER TABLE runs ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE runs ADD COLUMN note TEXT NOT NULL DEFAULT ''
+    """,
 ]
 # A transaction that lost to another (serialization failure, deadlock) is rolled back whole: it may simply go again.
 _RETRYABLE_STATES = {"40001", "40P01"}

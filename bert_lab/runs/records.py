@@ -83,6 +83,8 @@ class Run:
     cache_key: str | None = None  # same key, same result: config, data content and model (runs/cache.py)
     cached_from: int | None = None  # answered from this finished run: its curves and model are that run's
     host: str | None = None  # the machine its worker runs on (several machines can share one store)
+    tags: tuple[str, ...] = ()  # words a person filters by ("baseline", "keep"), in the order given
+    note: str = ""  # what a person wrote about it, free text
 
     @property
     def elapsed_s(self) -> float | None:

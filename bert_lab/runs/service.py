@@ -237,6 +237,43 @@ def clone(
     return submit(lab, config, name=name or f"{old.name} (clone)", owner=owner, actor=actor)
 
 
+MAX_RUN_NAME, MAX_TAG, MAX_TAGS, MAX_NOTE = 120, 32, 12, 2000  # characters; tags per run
+
+
+def edit(
+    lab: Lab,
+    run_id: int,
+    *,
+    name: str | None = None,
+    tags: Sequence[str] | None = None,
+    note: str | None = None,
+    actor: Actor | None = None,
+) -> Run:
+    """Rename a run, set its tags (stripped, a repeat kept once whatever its case) or its note; what is None stays.
+    Any run may be edited, a running one too; in a workshop, only its owner's or the host's. One ValueError names
+    every bad field, and nothing is written then."""
+    _allowed(lab, run_id, actor, "edit")
+    problems = []
+    if name is not None and not (name := name.strip()):
+        problems.append("name: a run needs a name (not only spaces)")
+    if name is not None and len(name) > MAX_RUN_NAME:
+        problems.append(f"name: at most {MAX_RUN_NAME} characters (this one has {len(name)})")
+    if tags is not None:
+        kept: dict[str, str] = {}
+        for tag in filter(None, (t.strip() for t in tags)):
+            kept.setdefault(tag.casefold(), tag)  # the first spelling of each
+        tags = list(kept.values())
+        bad = [t for t in tags if len(t) > MAX_TAG or "," in t]
+        problems += [f"tag {t!r}: at most {MAX_TAG} characters, and no commas" for t in bad]
+        if len(tags) > MAX_TAGS:
+            problems.append(f"tags: at most {MAX_TAGS} per run ({len(tags)} given)")
+    if note is not None and len(note := note.strip()) > MAX_NOTE:
+        problems.append(f"note: at most {MAX_NOTE} characters (this one has {len(note)})")
+    if problems:
+        raise ValueError("; ".join(problems))
+    return lab.store.update_run(run_id, name=name, tags=tags, note=note)
+
+
 def _allowed(lab: Lab, run_id: int, actor: Actor | None, verb: str) -> Run:
     """The run, if `actor` may `verb` it (NotAllowedError naming its owner otherwise; no actor: anyone may)."""
     run = lab.store.get_run(run_id)

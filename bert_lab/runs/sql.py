@@ -50,6 +50,7 @@ def _run_from_row(row: Row) -> Run:
     values["summary"] = RunSummary.from_dict(json.loads(values["summary"]))
     values["cancel_requested"] = bool(values["cancel_requested"])
     values["status"] = Status(values["status"])
+    values["tags"] = tuple(json.loads(values["tags"]))
     return Run(**values)
 
 
@@ -282,13 +283,17 @@ class SQLStore(Retries):
         pid: int | None = None,
         summary: RunSummary | None = None,
         name: str | None = None,
+        tags: Sequence[str] | None = None,
+        note: str | None = None,
     ) -> Run:
         """Set the given fields; the fields `summary` reports replace the stored summary's."""
         with self._write():
             self._lock_run(run_id)
             run = self.get_run(run_id)
-            changes: dict[str, Any] = {"progress": progress, "device": device, "pid": pid, "name": name}
+            changes: dict[str, Any] = {"progress": progress, "device": device, "pid": pid, "name": name, "note": note}
             changes = {k: v for k, v in changes.items() if v is not None}
+            if tags is not None:
+                changes["tags"] = json.dumps(list(tags))
             if summary is not None:
                 changes["summary"] = json.dumps(run.summary.merged(summary).to_dict())
             if changes:

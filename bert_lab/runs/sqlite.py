@@ -70,6 +70,10 @@ MIGRATIONS: list[str] = [
     ALTER TABLE runs ADD COLUMN metrics_writer TEXT;
     ALTER TABLE runs ADD COLUMN metrics_batch INTEGER NOT NULL DEFAULT 0;
     """,
+    """
+    ALTER TABLE runs ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE runs ADD COLUMN note TEXT NOT NULL DEFAULT '';
+    """,
 ]
 BUSY_TIMEOUT_S = 30.0  # SQLite's own wait for a lock, within one attempt (at most the opener's patience)
 _BUSY = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)

@@ -9,7 +9,7 @@ folders belong to `bert_lab.core.layout`. Status changes are compare-and-set, fo
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol, Self
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
@@ -133,8 +133,11 @@ class RunStore(Protocol):
         pid: int | None = None,
         summary: RunSummary | None = None,
         name: str | None = None,
+        tags: Sequence[str] | None = None,
+        note: str | None = None,
     ) -> Run:
-        """Set the given fields; the fields `summary` reports replace the stored summary's."""
+        """Set the given fields (a field left None is kept); the fields `summary` reports replace the stored
+        summary's."""
         ...
 
     def heartbeat(self, run_id: int, *, progress: float | None = None) -> None:
