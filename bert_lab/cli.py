@@ -184,15 +184,24 @@ def build_parser() -> argparse.ArgumentParser:
     act.add_argument("--cancel", action="store_true", help="stop the whole group (queued runs, running runs, search)")
     act.add_argument("--resume", action="store_true", help="queue its cancelled and interrupted runs again")
     act.add_argument("--delete", action="store_true", help="delete the group, its runs and their files")
-    export = with_home(sub.add_parser("export", help="write a run's metric points (CSV, JSON) or its model (a zip)"))
-    export.add_argument("id", type=int)
+    export = with_home(
+        sub.add_parser("export", help="write runs' metric points (CSV, JSON, TensorBoard) or a run's model (a zip)")
+    )
+    export.add_argument("ids", type=int, nargs="+", metavar="ID")
     export.add_argument(
         "--format",
-        choices=("csv", "json", "model"),
+        choices=("csv", "json", "tensorboard", "model"),
         default="csv",
-        help="csv, json: its metric points; model: its fine-tuned model with a model card, as one zip [csv]",
+        help="csv, json: the metric points (one row per run and step); tensorboard: event files with each run's "
+        "knobs as HParams, for `tensorboard --logdir OUT`; model: one run's fine-tuned model with a model card, "
+        "as one zip [csv]",
     )
-    export.add_argument("--out", type=Path, default=None, help="file to write [stdout; a model: bert-lab-run-ID.zip]")
+    export.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="file or folder [stdout; a model: bert-lab-run-ID.zip; tensorboard: required]",
+    )
     worker = with_home(sub.add_parser("worker", help="train queued runs in the background (one per data folder)"))
     worker.add_argument("--max-concurrent", type=int, default=0, help="runs at once [the GPUs' slots, or 1 on the CPU]")
     worker.add_argument(
@@ -602,15 +611,28 @@ def run_delete(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: L
 def run_export(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: Lab) -> int:
     from bert_lab.figures.export import metrics_frame, spreadsheet_csv
 
-    run = lab.store.get_run(args.id)
+    runs = [lab.store.get_run(run_id) for run_id in args.ids]
     if args.format == "model":
         from bert_lab.runs.takehome import folder_name, model_zip
 
-        out = args.out or Path(f"{folder_name(run)}.zip")
-        out.write_bytes(model_zip(lab.data, run))
-        print(f"wrote {out}: unzip it, then pipeline('text-classification', model='{folder_name(run)}')")
+        if len(runs) > 1:
+            parser.error("export --format model: one run at a time (each is its own zip)")
+        out = args.out or Path(f"{folder_name(runs[0])}.zip")
+        out.write_bytes(model_zip(lab.data, runs[0]))
+        print(f"wrote {out}: unzip it, then pipeline('text-classification', model='{folder_name(runs[0])}')")
         return 0
-    frame = metrics_frame(lab.store.read_metrics(run.id), {run.id: run.name})
+    if args.format == "tensorboard":
+        from bert_lab.engine.tensorboard import TensorBoardMissing, write_run
+
+        if args.out is None:
+            parser.error("export --format tensorboard: --out DIR names the folder for the logs")
+        try:
+            folders = [write_run(run, lab.store.read_metrics(run.id), args.out) for run in runs]
+        except TensorBoardMissing as exc:
+            parser.exit(2, f"{parser.prog} export: error: {exc}\n")
+        print(f"wrote {len(folders)} run(s) under {args.out}: tensorboard --logdir {args.out}")
+        return 0
+    frame = metrics_frame(lab.store.read_metrics([r.id for r in runs]), {r.id: r.name for r in runs})
     text = spreadsheet_csv(frame) if args.format == "csv" else frame.to_json(orient="records")
     if args.out:
         args.out.write_text(text)

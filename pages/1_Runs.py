@@ -111,7 +111,7 @@ def render_table(runs: list[Run], latest: dict[int, dict[str, float]], everyone:
         placeholder="–",
         column_config={
             "run": st.column_config.TextColumn(width="medium"),
-            "tags": st.column_config.ListColumn(width="small"),
+            "tags": st.column_config.ListColumn(),
             "status": st.column_config.TextColumn(width=100),
             "progress": st.column_config.ProgressColumn(
                 "progress", min_value=0.0, max_value=1.0, format="percent", width=110
@@ -186,7 +186,8 @@ def render_actions(lab: Lab, selected: list[Run], known_tags: list[str]) -> None
     by_id = {r.id: r for r in selected}
     if st.session_state.get("action_run") not in by_id:
         st.session_state["action_run"] = selected[-1].id
-    pick, *buttons = st.columns([2.2, 1, 1, 1.2, 1, 1, 1, 1.1], vertical_alignment="bottom")
+    pick = st.columns([2, 3])[0]  # the run on its own line: seven buttons below keep their words at 1280 px
+    buttons = st.columns([1, 1, 1.2, 1, 1, 1, 1])
     run = by_id[pick.selectbox("Act on run", list(by_id), format_func=lambda i: run_label(by_id[i]), key="action_run")]
     who = page.actor()
     mine = who is None or who.may_change(run.owner)  # in a workshop: your own runs (the host: every run)

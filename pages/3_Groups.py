@@ -185,6 +185,18 @@ def render_group(group_id: str) -> None:
     else:
         right.info("Knob importance appears once two configs with different values have finished runs.")
 
+    views = group_charts.search_figures(report, shares)
+    if views:
+        st.subheader("As Optuna Dashboard shows it")
+        st.caption(
+            f"Each config is one trial, scored by its mean {label(report.metric)} over seeds, in launch order: the "
+            "history (each trial, and the best so far), the metric against each knob, and the two knobs that "
+            "mattered most together."
+        )
+        names = {"history": "Optimisation history", "slice": "Slice", "contour": "Contour"}
+        for tab, (key, figure) in zip(st.tabs([names[k] for k in views]), views.items()):
+            tab.plotly_chart(figure, key=f"optuna_{key}")
+
 
 active = any(r.is_active for r in lab.store.list_runs(group_id=group_id))
 page.live(REFRESH_S if active else IDLE_REFRESH_S)(render_group)(group_id)

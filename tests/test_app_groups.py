@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
+import pytest
 from page_view import read, titles
 from streamlit.testing.v1 import AppTest
 from test_report import finished_group
@@ -107,3 +109,39 @@ def test_the_launch_page_queues_a_search_as_its_first_trial(lab: Lab, open_page:
     runs = lab.store.list_runs(group_id=group.id)
     assert group.method == "search" and group.spec["trials"] == 12 and len(runs) == 3
     assert len({r.config["lr"] for r in runs}) == 1 and 1e-5 <= runs[0].config["lr"] <= 1e-3
+
+
+def test_a_search_is_shown_as_optuna_dashboard_shows_a_study(lab: Lab, open_page: OpenPage) -> None:
+    """History, slice and contour from `optuna.visualization`, one trial per config (its mean over seeds)."""
+    configs = [(1e-4, 0.1, 0.70), (3e-4, 0.0, 0.78), (1e-3, 0.2, 0.74), (3e-5, 0.3, 0.66)]
+    runs = [
+        ({"lr": lr, "dropout": d, "seed": 42 + s}, f"trial {i} seed {s}", None)
+        for i, (lr, d, _) in enumerate(configs)
+        for s in (0, 1)
+    ]
+    group = lab.store.create_group(
+        name="search", method="search", metric="accuracy", spec={"knobs": ["lr", "dropout"], "seeds": 2}, runs=runs
+    )
+    for run in sorted(lab.store.list_runs(group_id=group.id), key=lambda r: r.id):
+        accuracy = next(acc for lr, d, acc in configs if (lr, d) == (run.config["lr"], run.config["dropout"]))
+        lab.store.claim_run(run.id, pid=1)
+        lab.store.add_metrics(run.id, [(10, 1.0, 5.0, "accuracy", accuracy + (run.config["seed"] - 42) * 0.01)])
+        lab.store.set_status(run.id, Status.FINISHED)
+    at = open_page(GROUPS)
+    assert not at.exception and "As Optuna Dashboard shows it" in [h.value for h in at.subheader]
+    assert [t.label for t in at.tabs] == ["Optimisation history", "Slice", "Contour"]
+    figures = {
+        json.loads(c.proto.spec)["layout"]["title"]["text"]: json.loads(c.proto.spec) for c in at.get("plotly_chart")
+    }
+    history = figures["Optimization History Plot"]
+    [objective] = [t for t in history["data"] if t.get("name") == "Accuracy"]
+    assert objective["x"] == [0, 1, 2, 3] and objective["y"] == pytest.approx([0.705, 0.785, 0.745, 0.665])
+    assert figures["Slice Plot"]["layout"]["yaxis"]["title"]["text"] == "Accuracy"
+    contour = figures["Contour Plot"]["layout"]
+    assert {contour["xaxis"]["title"]["text"], contour["yaxis"]["title"]["text"]} == {"lr", "dropout"}
+
+
+def test_a_group_of_one_config_is_no_study_yet(lab: Lab, open_page: OpenPage) -> None:
+    finished_group(lab, {1e-4: [0.76, 0.75, 0.77]})
+    at = open_page(GROUPS)
+    assert not at.exception and "As Optuna Dashboard shows it" not in [h.value for h in at.subheader]

@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 
 from bert_lab.core.metrics import METRICS, label
 from bert_lab.figures.curves import PALETTE, X_LABELS, ema
-from bert_lab.sweeps.report import ConfigResult, GroupReport
+from bert_lab.sweeps.report import ConfigResult, GroupReport, as_study
 from bert_lab.sweeps.spec import LOG_KNOBS, format_value
 
 Band = Literal["minmax", "std"]
@@ -187,3 +187,26 @@ def importance_figure(method: str, shares: dict[str, float]) -> go.Figure:
         xaxis={"tickformat": ".0%", "range": [0, 1]},
     )
     return fig
+
+
+def search_figures(report: GroupReport, shares: dict[str, float]) -> dict[str, go.Figure]:
+    """Optuna Dashboard's views of the group, drawn by `optuna.visualization` from the group as a study
+    (`report.as_study`: one trial per config, its mean over seeds): the optimisation history (each trial and the best
+    so far), a slice plot (the metric against each knob), and a contour plot of the two knobs that mattered most
+    (`shares`, the knob importance; only with two knobs or more). Empty when the group is not yet a study."""
+    import optuna.visualization as views
+
+    study = as_study(report)
+    if study is None:
+        return {}
+    name = label(report.metric)
+    figures = {
+        "history": views.plot_optimization_history(study, target_name=name),
+        "slice": views.plot_slice(study, target_name=name),
+    }
+    knobs = sorted(study.best_trial.params, key=lambda k: -shares.get(k, 0.0))
+    if len(knobs) >= 2:
+        figures["contour"] = views.plot_contour(study, params=knobs[:2], target_name=name)
+    for figure in figures.values():
+        figure.update_layout(template="plotly_white", height=380, margin={"t": 50, "b": 40, "l": 50, "r": 20})
+    return figures

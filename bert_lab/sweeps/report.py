@@ -316,6 +316,23 @@ def _main_effects(configs: list[ConfigResult], knobs: list[str], metric: str) ->
 
 def _ped_anova(configs: list[ConfigResult], knobs: list[str], metric: str) -> dict[str, float]:
     import optuna
+
+    evaluator = optuna.importance.PedAnovaImportanceEvaluator()
+    return dict(optuna.importance.get_param_importances(study_of(configs, knobs, metric), evaluator=evaluator))
+
+
+def as_study(report: GroupReport) -> Any:
+    """The group as Optuna Dashboard would show it: a study with one trial per config that has finished runs (its
+    mean over seeds: a search's trial), in the order the configs were launched, over the knobs that varied. None
+    with fewer than two such configs, or no knob that varied."""
+    scored = sorted((c for c in report.scored if c.values.get(report.metric)), key=lambda c: min(r.id for r in c.runs))
+    varied = [k for k in report.knobs if len({repr(c.params.get(k)) for c in scored}) > 1]
+    return study_of(scored, varied, report.metric) if len(scored) >= 2 and varied else None
+
+
+def study_of(configs: list[ConfigResult], knobs: list[str], metric: str) -> Any:
+    """An in-memory Optuna study of `configs`: each a trial, its value the mean of `metric` over its seeds, its params
+    the `knobs` (numbers as ranges, log-scaled when they span a decade; anything else as choices)."""
     from optuna.distributions import CategoricalDistribution, FloatDistribution
     from optuna.trial import create_trial
 
@@ -332,8 +349,7 @@ def _ped_anova(configs: list[ConfigResult], knobs: list[str], metric: str) -> di
         params = {k: _choice(c.params.get(k)) for k in knobs}
         params = {k: float(v) if isinstance(dists[k], FloatDistribution) else v for k, v in params.items()}
         study.add_trial(create_trial(value=float(np.mean(c.values[metric])), params=params, distributions=dists))
-    evaluator = optuna.importance.PedAnovaImportanceEvaluator()
-    return dict(optuna.importance.get_param_importances(study, evaluator=evaluator, normalize=True))
+    return study
 
 
 def _choice(value: Any) -> Any:
