@@ -61,6 +61,7 @@ TARGETS: dict[str, tuple[str, ...]] = {
     "bert_lab/runs/workshop.py": ("tests/test_workshop.py",),
     "bert_lab/runs/names.py": ("tests/test_names.py", "tests/test_workshop.py"),
     "bert_lab/runs/records.py": ("tests/test_runs.py",),
+    "bert_lab/runs/filters.py": ("tests/test_runs.py", "-k", "filter"),
     "bert_lab/runs/retry.py": (
         "tests/test_faults.py",
         "-k",
@@ -109,6 +110,7 @@ DEFAULT = [
     "bert_lab/runs/names.py",
     "bert_lab/runs/records.py",
     "bert_lab/runs/describe.py",
+    "bert_lab/runs/filters.py",
 ]
 
 # (module, line, change) → why the surviving mutant is harmless
