@@ -627,7 +627,14 @@ def run_export(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: L
         if args.out is None:
             parser.error("export --format tensorboard: --out DIR names the folder for the logs")
         try:
-            folders = [write_run(run, lab.store.read_metrics(run.id), args.out) for run in runs]
+            folders = [
+                write_run(
+                    args.out / f"run-{run.id}",
+                    {"run": f"#{run.id} {run.name}", **run.config},
+                    ((p.step, p.name, p.value) for p in lab.store.read_metrics(run.id)),
+                )
+                for run in runs
+            ]
         except TensorBoardMissing as exc:
             parser.exit(2, f"{parser.prog} export: error: {exc}\n")
         print(f"wrote {len(folders)} run(s) under {args.out}: tensorboard --logdir {args.out}")

@@ -409,7 +409,7 @@ def shown_runs(everyone: list[Run], groups: dict[str, str]) -> list[Run]:
     """The runs the table lists: in a workshop a participant's own unless they ask for everyone's, then the filters
     (which the page's address keeps: the host view links to one person's runs with `?owner=NAME`)."""
     who = page.actor()
-    mine = who is not None and not who.host and not st.query_params.get_all("owner")
+    mine = who is not None and not st.query_params.get_all("owner")
     if mine and not st.toggle("Everyone's runs", key="everyone", help="Off: only the runs you launched."):
         everyone = [r for r in everyone if r.owner == who.name]
     return render_filters(everyone, groups).apply(everyone)

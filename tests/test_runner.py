@@ -191,5 +191,5 @@ def test_run_job_whose_dataset_vanished_fails_with_the_error_recorded(lab: Lab, 
     staged.unlink()
     assert run_job(lab, run_id) == 1
     run = lab.store.get_run(run_id)
-    assert run.status == Status.FAILED and f"CSV file not found: {staged}" in run.error
+    assert run.status == Status.FAILED and f"data file not found: {staged}" in run.error
     assert run.pid is None and run.finished_at is not None

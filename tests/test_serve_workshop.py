@@ -57,4 +57,4 @@ def test_make_workshop_refuses_a_passcode_of_spaces() -> None:
         ["make", "-o", "install", "workshop"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
     )
     assert done.returncode != 0 and "passcode) is only spaces" in done.stderr
-    assert "make workshop: nothing was started" in done.stderr
+    assert "bert-lab app: nothing was started" in done.stderr

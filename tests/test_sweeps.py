@@ -470,6 +470,28 @@ def test_the_next_trial_ignores_configs_outside_the_ranges() -> None:
     assert set(asked) == {"lr"} and 1e-5 <= asked["lr"] <= 1e-3
 
 
+@pytest.mark.parametrize(("trials", "startup"), [(4, 3), (9, 3), (12, 4), (30, 10), (31, 10), (90, 10)])
+def test_tpe_samples_a_third_of_the_budget_at_random_first_and_lies_about_running_trials(
+    trials: int, startup: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Optuna's sampler as the search sets it up (the outside world: Optuna's constructor is watched, not replaced):
+    random start-up trials a third of the budget within 3 to 10, and the constant liar, so that trials asked while
+    others run are told apart."""
+    import optuna
+
+    made: list[dict[str, Any]] = []
+    real = optuna.samplers.TPESampler
+
+    def watched(**kwargs: Any) -> optuna.samplers.TPESampler:
+        made.append(kwargs)
+        return real(**kwargs)
+
+    monkeypatch.setattr(optuna.samplers, "TPESampler", watched)
+    spec = SweepSpec(method="search", ranges={"lr": Range(1e-5, 1e-3, log=True)}, trials=trials, sweep_seed=2)
+    search.next_params(spec, [])
+    assert made == [{"seed": 2000, "n_startup_trials": startup, "constant_liar": True}]
+
+
 def test_the_worst_quarter_is_cut_at_the_25th_percentile_of_the_finished_runs(lab: Lab) -> None:
     # Four finished runs at 0.0, 0.1, 0.2 and 0.3 at evaluation 2: their 25th percentile is 0.075.
     group = lab.store.get_group(search_group_with_finished_runs(lab, [[0.5, v] for v in (0.0, 0.1, 0.2, 0.3)]))

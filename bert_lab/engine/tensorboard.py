@@ -14,7 +14,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from bert_lab.core.metrics import HEADLINE, METRICS
-from bert_lab.runs.records import MetricPoint, Run
+
+Point = tuple[int, str, float]  # (step, metric name, value)
 
 
 class TensorBoardMissing(RuntimeError):
@@ -34,21 +35,20 @@ def hparams_of(config: Mapping[str, object]) -> dict[str, bool | float | int | s
     }
 
 
-def write_run(run: Run, points: Iterable[MetricPoint], out: Path) -> Path:
-    """`run`'s points and knobs as an event file in `out/run-<id>`; returns that folder."""
+def write_run(folder: Path, knobs: Mapping[str, object], points: Iterable[Point]) -> Path:
+    """A run's points and knobs as an event file in `folder` (made if missing); returns it."""
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError as exc:  # torch asks for the tensorboard package when the writer is imported
         raise TensorBoardMissing(
             'writing TensorBoard logs needs the tensorboard package: pip install "bert-lab[tensorboard]"'
         ) from exc
-    folder = out / f"run-{run.id}"
     latest: dict[str, float] = {}
     with SummaryWriter(log_dir=str(folder)) as writer:
-        for point in points:
-            if math.isfinite(point.value):
-                writer.add_scalar(tag_of(point.name), point.value, global_step=point.step)
-                latest[point.name] = point.value
+        for step, name, value in points:
+            if math.isfinite(value):
+                writer.add_scalar(tag_of(name), value, global_step=step)
+                latest[name] = value
         scores = {f"hparam/{name}": latest[name] for name in HEADLINE if name in latest}
-        writer.add_hparams(hparams_of({"run": f"#{run.id} {run.name}", **run.config}), scores, run_name=".")
+        writer.add_hparams(hparams_of(knobs), scores, run_name=".")
     return folder
