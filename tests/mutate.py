@@ -62,6 +62,7 @@ TARGETS: dict[str, tuple[str, ...]] = {
     "bert_lab/runs/names.py": ("tests/test_names.py", "tests/test_workshop.py"),
     "bert_lab/runs/records.py": ("tests/test_runs.py",),
     "bert_lab/runs/filters.py": ("tests/test_runs.py", "-k", "filter"),
+    "bert_lab/runs/takehome.py": ("tests/test_takehome.py",),
     "bert_lab/runs/retry.py": (
         "tests/test_faults.py",
         "-k",
