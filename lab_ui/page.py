@@ -40,6 +40,7 @@ UNREACHABLE = "The run store is unreachable, retrying…"
 UNREACHABLE_RETRY_S = 3.0  # the page tries the store again this often
 LAUNCHED_KEY = "_launched"  # the ids of the runs this browser launched that had not ended at the last look
 NOTICE_EVERY_S = 5.0  # how often a page looks whether one of them has ended
+NOTICE_ICONS = {Status.FINISHED: ":material/check_circle:", Status.INTERRUPTED: ":material/pause_circle:"}
 
 
 def start(*, run_counts: bool = True) -> Lab:
@@ -209,7 +210,7 @@ def watch_launched() -> None:
         if not run.is_active:
             waiting.discard(run.id)
             if said := notice(run, latest.get(run.id, {})):
-                st.toast(md(said[1]), icon=said[0], duration="long")
+                st.toast(md(said), icon=NOTICE_ICONS.get(run.status, ":material/error:"), duration="long")
 
 
 def render_run_counts(runs: Sequence[Run]) -> None:

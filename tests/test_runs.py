@@ -797,12 +797,12 @@ def test_a_filter_keeps_runs_matching_every_dimension_chosen_and_round_trips_the
 
 def test_a_notice_says_how_a_launched_run_ended_and_nothing_for_what_the_person_did() -> None:
     finished = make_run(id=4, name="warm", status=F)
-    assert describe.notice(finished, {"accuracy": 0.8125, "f1": math.nan}) == ("✅", "#4 warm finished: Accuracy 0.812")
-    assert describe.notice(finished, {}) == ("✅", "#4 warm finished")
+    assert describe.notice(finished, {"accuracy": 0.8125, "f1": math.nan}) == "#4 warm finished: Accuracy 0.812"
+    assert describe.notice(finished, {}) == "#4 warm finished"
     failed = make_run(id=5, name="x", status=Status.FAILED, error="Traceback …\nValueError: bad csv")
-    assert describe.notice(failed, {}) == ("❌", "#5 x failed: ValueError: bad csv")
-    assert describe.notice(make_run(id=6, name="y", status=Status.DIVERGED), {})[1] == "#6 y diverged"
-    assert describe.notice(make_run(id=7, name="z", status=INT, error="lost"), {}) == ("⏸️", "#7 z interrupted: lost")
+    assert describe.notice(failed, {}) == "#5 x failed: ValueError: bad csv"
+    assert describe.notice(make_run(id=6, name="y", status=Status.DIVERGED), {}) == "#6 y diverged"
+    assert describe.notice(make_run(id=7, name="z", status=INT, error="lost"), {}) == "#7 z interrupted: lost"
     for quiet in (Q, R, C, Status.PRUNED):
         assert describe.notice(make_run(status=quiet), {}) is None
 

@@ -236,15 +236,14 @@ def worker_facts(worker: WorkerLease, now: float) -> dict[str, Any]:
 NOTICED = frozenset({Status.FINISHED, Status.FAILED, Status.DIVERGED, Status.INTERRUPTED})
 
 
-def notice(run: Run, latest: Mapping[str, float]) -> tuple[str, str] | None:
-    """What to tell the person who launched `run` now that it has ended, as (an icon, plain text); None for an
-    ending they caused or expect (cancelled, a pruned trial) or a run still going."""
+def notice(run: Run, latest: Mapping[str, float]) -> str | None:
+    """What to tell the person who launched `run` now that it has ended, in plain words; None for an ending they
+    caused or expect (cancelled, a pruned trial) or a run still going."""
     if run.status not in NOTICED:
         return None
     name = f"#{run.id} {run.name}".strip()
     if run.status == Status.FINISHED:
         scores = [f"{METRICS[k].label} {latest[k]:.3f}" for k in HEADLINE[:2] if math.isfinite(latest.get(k, math.nan))]
-        return "✅", f"{name} finished" + (f": {', '.join(scores)}" if scores else "")
+        return f"{name} finished" + (f": {', '.join(scores)}" if scores else "")
     why = (run.error or run.summary.reason or "").splitlines()[-1:] or [""]
-    icon = "⏸️" if run.status == Status.INTERRUPTED else "❌"
-    return icon, f"{name} {run.status}" + (f": {why[0][:200]}" if why[0] else "")
+    return f"{name} {run.status}" + (f": {why[0][:200]}" if why[0] else "")
