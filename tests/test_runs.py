@@ -609,6 +609,10 @@ def test_stage_upload_names_the_file_by_its_content(lab: Lab) -> None:
     assert path.read_bytes() == data
     assert path.name == f"my_data__v2__-{hashlib.sha256(data).hexdigest()[:16]}.csv"
     assert service.stage_upload(lab, data, "my data (v2)!.csv") == path
+    for name, suffix in (("lines.JSONL", ".jsonl"), ("sheet.xlsx", ".csv")):  # its kind kept; else read as CSV
+        kept = service.stage_upload(lab, data, name)
+        assert kept.suffix == suffix
+        kept.unlink()
     long = service.stage_upload(lab, data, "x" * 60 + ".csv")
     assert long.name == f"{'x' * 40}-{hashlib.sha256(data).hexdigest()[:16]}.csv"  # the name cut to 40 characters
     long.unlink()
