@@ -781,7 +781,7 @@ def test_worker_facts_say_which_worker_its_slots_and_when_it_was_last_heard() ->
 
 
 def test_a_filter_keeps_runs_matching_every_dimension_chosen_and_round_trips_the_address() -> None:
-    from bert_lab.runs.filters import RunFilter, choices
+    from bert_lab.runs.filters import RunFilter, choices, group_names
 
     a = make_run(id=1, status=F, owner="", config={"dataset": "/up/mine.csv"}, tags=("keep", "lr"), group_id="g1")
     b = make_run(id=2, status=R, owner="ana", config={"dataset": "trec"}, tags=("keep",))
@@ -795,6 +795,9 @@ def test_a_filter_keeps_runs_matching_every_dimension_chosen_and_round_trips_the
     query = wanted.to_query()
     assert query == {"status": ["finished", "running"], "tag": ["lr"]}
     assert RunFilter.from_query(lambda name: query.get(name, [])) == wanted
+    assert {wanted: "hashable, as a frozen record"}[wanted]
+    assert group_names({"abcdef123": "sweep"})("abcdef123") == "sweep (abcdef)"
+    assert group_names({})("0123456789") == "a deleted group (012345)"
     found = choices([a, b, c], RunFilter(tag=frozenset({"gone"})))
     assert found["tag"] == ["gone", "keep", "lr"] and found["group"] == ["g1"] and found["owner"] == ["ana", "nobody"]
 
@@ -802,11 +805,15 @@ def test_a_filter_keeps_runs_matching_every_dimension_chosen_and_round_trips_the
 def test_a_notice_says_how_a_launched_run_ended_and_nothing_for_what_the_person_did() -> None:
     finished = make_run(id=4, name="warm", status=F)
     assert describe.notice(finished, {"accuracy": 0.8125, "f1": math.nan}) == "#4 warm finished: Accuracy 0.812"
+    scores = {"accuracy": 0.8125, "f1": 0.79, "eval_loss": 0.4, "train_loss": 0.3}
+    assert describe.notice(finished, scores) == "#4 warm finished: Accuracy 0.812, F1 (macro) 0.790"  # the two
     assert describe.notice(finished, {}) == "#4 warm finished"
     failed = make_run(id=5, name="x", status=Status.FAILED, error="Traceback …\nValueError: bad csv")
     assert describe.notice(failed, {}) == "#5 x failed: ValueError: bad csv"
     assert describe.notice(make_run(id=6, name="y", status=Status.DIVERGED), {}) == "#6 y diverged"
     assert describe.notice(make_run(id=7, name="z", status=INT, error="lost"), {}) == "#7 z interrupted: lost"
+    long = describe.notice(make_run(id=8, name="w", status=Status.FAILED, error="x" * 300), {})
+    assert long == "#8 w failed: " + "x" * 200  # a toast, not a traceback
     for quiet in (Q, R, C, Status.PRUNED):
         assert describe.notice(make_run(status=quiet), {}) is None
 

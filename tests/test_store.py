@@ -10,6 +10,7 @@ import multiprocessing
 import os
 import pickle
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -168,6 +169,7 @@ def test_claim_run_claims_a_queued_run_once(store: RunStore) -> None:
     assert claimed.started_at is not None and claimed.heartbeat_at is not None and claimed.elapsed_s is not None
     assert store.get_run(run.id) == claimed
     assert store.claim_run(run.id, pid=99, device="cuda:0", host="gpu-box-2") is None  # the first claim stands
+    assert store.claim_run(run.id, pid=1234, device="cpu", host="gpu-box-1") is None  # even its own, asked again
     assert (store.get_run(run.id).pid, store.get_run(run.id).device, store.get_run(run.id).host) == (
         1234,
         "cpu",
@@ -352,6 +354,11 @@ def test_a_runs_name_tags_and_note_are_kept_and_changed_alone(store: RunStore) -
     renamed = store.update_run(run.id, name="b", progress=0.5)
     assert (renamed.name, renamed.tags, renamed.note, renamed.progress) == ("b", tagged.tags, tagged.note, 0.5)
     assert store.update_run(run.id, tags=[], note="").tags == () and store.get_run(run.id).note == ""
+
+
+def test_the_schema_version_is_the_backends_own_count_of_migrations(store: RunStore) -> None:
+    backend = sys.modules[type(store).__module__]
+    assert store.schema_version() == len(backend.MIGRATIONS) >= 6  # PostgreSQL came later, with fewer steps
 
 
 def test_delete_removes_rows_but_leaves_files_alone(store: RunStore, tmp_path: Path) -> None:

@@ -80,6 +80,10 @@ def test_the_model_card_says_what_how_and_how_well_with_user_text_as_text(lab: L
     assert f"| ham | {ham_ham} | {ham_spam} |\n| spam | {spam_ham} | {spam_spam} |" in card
     assert f'pipeline("text-classification", model="bert-lab-run-{run.id}")' in card
     assert f"finished: {run.summary.reason}" in card.replace("\\", "")
+    s = run.summary
+    assert f"{s.steps} optimizer steps in {s.wall_s:.0f} s on cpu (fp32, {s.samples_per_s:.1f} samples/s)" in card
+    assert "fine-tuned from the tiny demo BERT (2 layers, random weights) on **sms\\_spam**" in card
+    assert "Classes: ham, spam." in card
 
 
 def test_the_card_names_a_hub_base_model_and_a_run_without_a_model_has_no_zip(lab: Lab, tmp_path: Path) -> None:
@@ -87,7 +91,12 @@ def test_the_card_names_a_hub_base_model_and_a_run_without_a_model_has_no_zip(la
     assert base_model("bert-base-uncased") == "bert-base-uncased" and base_model(str(tmp_path)) is None
     queued = lab.store.create_run(replace(CONFIG, model="minilm").to_dict(), name="m")
     assert "\nbase_model: sentence-transformers/all-MiniLM-L6-v2\n" in model_card(queued, {})
-    assert "No evaluation report was saved" in model_card(queued, {})
+    bare = model_card(queued, {})
+    assert "No evaluation report was saved" in bare and "Classes: unknown." in bare
+    assert "0 optimizer steps in 0 s on the CPU (fp32, 0.0 samples/s)" in bare  # nothing reported: no "None"
+    scores = {"accuracy": 0.5, "eval_size": 4, "step": 1}
+    assert "Confusion matrix" not in model_card(queued, {**scores, "confusion": [[2, 0], [2, 0]]})  # no class names
+    assert "Confusion matrix" not in model_card(queued, {**scores, "confusion": [], "label_names": []})
     with pytest.raises(StoreError, match=f"run {queued.id} has no saved model \\(queued\\)"):
         model_zip(lab.data, queued)
 

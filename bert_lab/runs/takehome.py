@@ -104,7 +104,7 @@ def model_card(run: Run, report: dict[str, Any]) -> str:
         "## How the run ended",
         "",
         f"{run.status}: {md(run.summary.reason or run.error or '')}. "
-        f"{run.summary.steps} optimizer steps in {run.summary.wall_s or 0:.0f} s on {md(run.device or 'the CPU')} "
+        f"{run.summary.steps or 0} optimizer steps in {run.summary.wall_s or 0:.0f} s on {md(run.device or 'the CPU')} "
         f"({run.summary.precision or 'fp32'}, {run.summary.samples_per_s or 0:.1f} samples/s).",
         "",
         "The run's whole config is `run_config.json`; its last evaluation, with every held-out example's prediction, "
