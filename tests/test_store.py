@@ -636,7 +636,9 @@ def test_readers_poll_while_a_writer_appends(store: RunStore, url: str) -> None:
 
 # --- opening ------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
-    "bad", ["", "runs.sqlite", "sqlite://runs.sqlite", "sqlite:///", "mysql://host/db", "postgresql://"]
+    "bad",
+    ["", "runs.sqlite", "sqlite://runs.sqlite", "sqlite:///", "mysql://host/db", "postgresql://"],
+    ids=["empty", "a file", "two slashes", "no file", "mysql", "pg, no place"],  # no "postgresql": -k would skip it
 )
 def test_open_store_refuses_urls_it_cannot_open(bad: str) -> None:
     with pytest.raises(StoreError, match="unsupported store URL"):
