@@ -139,6 +139,7 @@ TEMP_NAME = "the length of a temporary file's random suffix; the file is linked 
 PATIENCE = "how long a worker rides through an outage (30 min) is a judgement, not a result: a test would restate it"
 EVERY_SEED = "equivalent: every stored config has a seed (RunConfig.to_dict), so the default is never read"
 ONE_COLUMN = "equivalent: the query selects one column, so row[-1] is row[0]"
+FEWER_THAN_TWO = "equivalent: fewer than two scored configs always leave `varied` empty, and two or more never do"
 JSON_INDENT = "the indentation of a JSON file in the zip: the same data whatever it is"
 NEW_ROW_ID = "equivalent: an INSERT always gives SQLite's cursor a lastrowid, so the `or` default is never read"
 HARMLESS: dict[tuple[str, int, str], str] = {
@@ -169,6 +170,8 @@ HARMLESS: dict[tuple[str, int, str], str] = {
     ("bert_lab/sweeps/report.py", 293, "or → and"): (
         "equivalent: fewer than two scored configs always leave `varied` empty, and two or more never do"
     ),
+    ("bert_lab/sweeps/report.py", 330, "2 → 1"): FEWER_THAN_TWO,
+    ("bert_lab/sweeps/report.py", 330, "and → or"): FEWER_THAN_TWO,
     ("bert_lab/sweeps/spec.py", 97, "0 → -1"): SWEEP_SEED,
     ("bert_lab/sweeps/spec.py", 97, "0 → 1"): SWEEP_SEED,
     ("bert_lab/sweeps/search.py", 63, "* → /"): TRIAL_SEED,
@@ -571,6 +574,7 @@ if __name__ == "__main__":
 # The storage layer and the modules added since (issue 23), measured 2026-12-06 (`--jobs 1`/`--jobs 2 --module …`,
 # beside a CI run); search after its sampler test, workshop/describe after their new code:
 # bert_lab/sweeps/search.py             78     73        5    0       94               100
+# bert_lab/sweeps/report.py            232    209       23    0       90               100   (as_study added)
 # bert_lab/runs/workshop.py            129    120        9    0       93               100
 # bert_lab/runs/describe.py            123    120        3    0       98               100
 # bert_lab/runs/filters.py              16     16        0    0      100               100

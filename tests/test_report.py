@@ -323,3 +323,14 @@ def test_optuna_gets_a_log_range_for_wide_numbers_and_choices_for_words_and_flag
             "flag": CategoricalDistribution([False, True]),
         }
     ]
+
+
+def test_a_group_becomes_a_study_of_its_configs_means_in_launch_order(lab: Lab) -> None:
+    from bert_lab.sweeps.report import as_study
+
+    assert as_study(read_group(lab.store, finished_group(lab, {1e-4: [0.7, 0.8]}))) is None  # one config: no study
+    report = read_group(lab.store, finished_group(lab, {3e-3: [0.58, 0.6], 1e-4: [0.7, 0.8]}))
+    study = as_study(dataclasses.replace(report, knobs=["lr", "dropout"]))  # dropout the same everywhere: not a param
+    assert [t.params for t in study.trials] == [{"lr": 3e-3}, {"lr": 1e-4}]  # launch order, not rank
+    assert [t.value for t in study.trials] == pytest.approx([0.59, 0.75])
+    assert study.direction == optuna.study.StudyDirection.MAXIMIZE
