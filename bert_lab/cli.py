@@ -26,7 +26,7 @@ from bert_lab.core.layout import ARTIFACTS_ENV, HOME_ENV, DataFolder, RunFolder
 from bert_lab.core.metrics import HEADLINE, IN_TABLES
 from bert_lab.engine.reports import StepRecord, TrainResult
 from bert_lab.runs.describe import row
-from bert_lab.runs.records import RunSummary
+from bert_lab.runs.records import Run, RunSummary
 from bert_lab.runs.service import Lab
 from bert_lab.runs.status import Status, ending
 from bert_lab.runs.store import STORE_ENV
@@ -417,8 +417,7 @@ def run_list(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: Lab
     for run in runs:
         r = row(run, latest.get(run.id, {}))
         cells = "  ".join(f"{'-':>10}" if v is None else f"{v:>10.4f}" for v in r.scores.values())
-        tags = f"  [{', '.join(run.tags)}]" if run.tags else ""
-        print(f"{run.id:>4}  {run.status:<11} {r.progress:>8.0%}  {cells}  {run.name}{tags}")
+        print(f"{run.id:>4}  {run.status:<11} {r.progress:>8.0%}  {cells}  {run.name}{tags_of(run)}")
     return 0
 
 
@@ -576,12 +575,13 @@ def run_edit(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: Lab
         run = service.edit(lab, run.id, **changes)
     except ValueError as exc:
         parser.exit(2, f"{parser.prog} {args.command}: error: {exc}\n")
-    print(
-        f"#{run.id} {run.name}"
-        + (f"  [{', '.join(run.tags)}]" if run.tags else "")
-        + (f"\n{run.note}" if run.note else "")
-    )
+    print(f"#{run.id} {run.name}{tags_of(run)}" + (f"\n{run.note}" if run.note else ""))
     return 0
+
+
+def tags_of(run: Run) -> str:
+    """A run's tags as a table line ends: "  [keep, lr]" ("" without tags)."""
+    return f"  [{', '.join(run.tags)}]" if run.tags else ""
 
 
 def run_cancel(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: Lab) -> int:

@@ -205,7 +205,7 @@ def watch_launched() -> None:
             latest = lab.store.latest_metrics([r.id for r in runs if r.status == Status.FINISHED])
     except StoreUnavailable:
         return  # the next look will tell
-    waiting -= waiting - {r.id for r in runs}  # deleted meanwhile
+    waiting &= {r.id for r in runs}  # a run deleted meanwhile is looked at no more
     for run in runs:
         if not run.is_active:
             waiting.discard(run.id)

@@ -86,7 +86,9 @@ def remember_selection() -> None:
     st.session_state["_selected_ids"] = [shown[r] for r in rows if r < len(shown)]
 
 
-def render_table(runs: list[Run], latest: dict[int, dict[str, float]], everyone: list[Run]) -> list[int]:
+def render_table(
+    runs: list[Run], latest: dict[int, dict[str, float]], everyone: list[Run], groups: dict[str, str]
+) -> list[int]:
     """The runs table; returns the ids of the selected runs (by default the newest three, plus any new run)."""
     state, ids = st.session_state, [r.id for r in runs]
     if "_selected_ids" not in state:
@@ -101,7 +103,7 @@ def render_table(runs: list[Run], latest: dict[int, dict[str, float]], everyone:
     state["_table_ids"] = ids
     number = st.column_config.NumberColumn
     st.dataframe(
-        runs_frame(runs, latest, {g.id: g.name for g in lab.store.list_groups()}, everyone),
+        runs_frame(runs, latest, groups, everyone),
         key="runs_table",
         on_select=remember_selection,
         selection_mode="multi-row",
@@ -431,8 +433,9 @@ def render_filters(runs: list[Run], groups: dict[str, str]) -> RunFilter:
             column.multiselect(name, options[name], key=key, format_func=shown_as.get(name, str), placeholder="any")
         )
     wanted = RunFilter(**picked)
+    query = wanted.to_query()
     for name in DIMENSIONS:
-        values = wanted.to_query().get(name, [])
+        values = query.get(name, [])
         if values and st.query_params.get_all(name) != values:
             st.query_params[name] = values
         elif not values and name in st.query_params:
@@ -483,7 +486,8 @@ def render_runs() -> bool:
             st.rerun()  # a run started or all ended: redraw the page with the matching refresh interval
         with st.sidebar:
             page.render_run_counts(everyone)
-        runs = shown_runs(everyone, {g.id: g.name for g in store.list_groups()})
+        groups = {g.id: g.name for g in store.list_groups()}  # read once a refresh: the filters and the table
+        runs = shown_runs(everyone, groups)
         state[SHOWN_KEY] = []
         if not runs and everyone:
             st.info("No run matches these filters: clear a box above to see more.")
@@ -493,7 +497,7 @@ def render_runs() -> bool:
             st.page_link(page.LAUNCH_PAGE, label="Launch a run", icon=":material/rocket_launch:")
             return state.get(SETTLED_KEY) is not None
         latest = store.latest_metrics([r.id for r in runs], names=METRICS)
-        selected_ids = render_table(runs, latest, everyone)
+        selected_ids = render_table(runs, latest, everyone, groups)
         selected = sorted((r for r in runs if r.id in selected_ids), key=lambda r: r.id)
         if not selected:
             st.info("Tick one or more runs in the table (the boxes on the left) to see their curves.")
