@@ -22,7 +22,7 @@ import pytest
 from bert_lab.core.layout import DataFolder
 from bert_lab.runs import sqlite as sqlite_module
 from bert_lab.runs.backends import open_store, store_url
-from bert_lab.runs.records import MetricPoint, RunSummary
+from bert_lab.runs.records import MetricPoint, Prediction, RunSummary
 from bert_lab.runs.sqlite import MIGRATIONS, SQLiteStore
 from bert_lab.runs.status import Status
 from bert_lab.runs.store import (
@@ -456,6 +456,35 @@ def test_delete_group_removes_its_runs_only_when_none_is_running(store: RunStore
     assert store.delete_group(source.id) == {run.id: answered.id}  # the heir outside the group keeps its points
 
 
+def test_a_prediction_is_one_per_person_changed_until_a_run_has_its_result(store: RunStore) -> None:
+    group = store.create_group(name="g", method="runs", metric="f1", spec={}, runs=[({}, "a", None), ({}, "b", None)])
+    first, second = sorted(store.list_runs(group_id=group.id), key=lambda r: r.id)
+    ana = store.predict(Prediction(group.id, "ana", "<b>high lr</b>", 0.6, 0.8, 10.0))
+    store.predict(Prediction(group.id, "bo", "low lr", None, None, 11.0))
+    store.predict(Prediction(group.id, "ana", "low lr", 0.7, 0.9, 12.0))  # changed her mind: replaced, not added
+    assert store.list_predictions(group.id) == [
+        Prediction(group.id, "bo", "low lr", None, None, 11.0),
+        Prediction(group.id, "ana", "low lr", 0.7, 0.9, 12.0),
+    ]
+    assert ana.arm == "<b>high lr</b>"  # stored as typed
+    store.claim_run(first.id, pid=1)
+    store.set_status(first.id, Status.CANCELLED)  # no result: still open
+    store.predict(Prediction(group.id, "cy", "low lr", None, None, 13.0))
+    store.claim_run(second.id, pid=1)
+    store.set_status(second.id, Status.DIVERGED)  # a result (it diverged): closed
+    with pytest.raises(StoreError, match=f"predictions are closed, run {second.id} has its result"):
+        store.predict(Prediction(group.id, "ana", "high lr", None, None, 14.0))
+    assert [p.owner for p in store.list_predictions(group.id)] == ["bo", "ana", "cy"]
+    assert store.list_predictions(group.id)[1].arm == "low lr"  # nothing written
+    with pytest.raises(UnknownGroupError):
+        store.predict(Prediction("nope", "ana", "x", None, None, 1.0))
+    store.delete_group(group.id)
+    assert store.list_predictions(group.id) == []
+    again = store.create_group(name="g2", method="runs", metric="f1", spec={})  # no runs yet: open
+    store.predict(Prediction(again.id, "", "x", None, None, 1.0))
+    assert store.list_predictions(again.id) == [Prediction(again.id, "", "x", None, None, 1.0)]
+
+
 # --- metrics and events -------------------------------------------------------------------------------------------
 def test_read_metrics_incrementally(store: RunStore) -> None:
     a, b = store.create_run({}).id, store.create_run({}).id
@@ -781,7 +810,8 @@ def test_a_first_version_database_gains_groups_the_cache_and_hosts_keeping_its_r
         store.renew_worker("a", 1, slots=1)
         assert [w.host for w in store.live_workers(within_s=60)] == ["a"]  # and workers their leases
         assert (run.tags, run.note) == ((), "")  # and a person could not yet tag it
-    assert _pragma(db, "user_version") == len(MIGRATIONS) == 8
+        assert store.list_predictions("abc") == []  # nor predict
+    assert _pragma(db, "user_version") == len(MIGRATIONS) == 9
 
 
 def test_failed_migration_changes_nothing(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -76,6 +76,12 @@ MIGRATIONS: list[str] = [
     ALTER TABLE runs ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';
     ALTER TABLE runs ADD COLUMN note TEXT NOT NULL DEFAULT ''
     """,
+    """
+    CREATE TABLE predictions (
+        group_id TEXT NOT NULL REFERENCES groups (id) ON DELETE CASCADE, owner TEXT NOT NULL, arm TEXT NOT NULL,
+        low DOUBLE PRECISION, high DOUBLE PRECISION, made_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (group_id, owner)
+    )
+    """,
 ]
 # A transaction that lost to another (serialization failure, deadlock) is rolled back whole: it may simply go again.
 _RETRYABLE_STATES = {"40001", "40P01"}

@@ -125,6 +125,20 @@ class Group:
 
 
 @dataclass(frozen=True)
+class Prediction:
+    """What one person said a group would show before its result was in: the arm they expect to end best on the
+    group's metric, and optionally the range they expect its score in. One per person and group; it can be changed
+    until the group's first run finishes."""
+
+    group_id: str
+    owner: str  # who predicted ("" outside a workshop)
+    arm: str  # the arm (a lesson's) or config label (a sweep's) expected to end best
+    low: float | None  # the expected score's range on the group's metric, or None for no range
+    high: float | None
+    made_at: float
+
+
+@dataclass(frozen=True)
 class MetricPoint:
     id: int  # increasing across the store: poll with the last id seen
     run_id: int

@@ -23,7 +23,7 @@ from dataclasses import fields, replace
 from typing import Any, Self
 
 from bert_lab.engine.reports import Point
-from bert_lab.runs.records import Group, MetricPoint, Run, RunEvent, RunSummary, WorkerLease
+from bert_lab.runs.records import Group, MetricPoint, Prediction, Run, RunEvent, RunSummary, WorkerLease
 from bert_lab.runs.retry import Retries, retried
 from bert_lab.runs.status import TERMINAL, Status
 from bert_lab.runs.store import PATIENCE_S, StoreError, UnknownGroupError, UnknownRunError, WaitCallback
@@ -383,8 +383,40 @@ class SQLStore(Retries):
                 raise StoreError(f"group {group_id}: run(s) {', '.join(map(str, running))} running; cancel them first")
             ids = [row[0] for row in self._execute("SELECT id FROM runs WHERE group_id = ? ORDER BY id", (group_id,))]
             heirs = {run_id: self._delete_run(run_id) for run_id in ids}
+            self._execute("DELETE FROM predictions WHERE group_id = ?", (group_id,))
             self._execute("DELETE FROM groups WHERE id = ?", (group_id,))
             return {run_id: heir for run_id, heir in heirs.items() if heir is not None}
+
+    # --- predictions ------------------------------------------------------------------------------------------------
+    @retried
+    def predict(self, prediction: Prediction) -> Prediction:
+        """Store a person's prediction for a group (replacing their earlier one), refused once a run of the group has
+        a result: the check and the write in one transaction, so a run finishing meanwhile cannot slip between."""
+        with self._write():
+            self.get_group(prediction.group_id)
+            sql = "SELECT id FROM runs WHERE group_id = ? AND status IN (?, ?) ORDER BY id LIMIT 1"
+            done = self._execute(sql, (prediction.group_id, Status.FINISHED, Status.DIVERGED)).fetchone()
+            if done is not None:
+                raise StoreError(f"group {prediction.group_id}: predictions are closed, run {done[0]} has its result")
+            self._execute(
+                "INSERT INTO predictions (group_id, owner, arm, low, high, made_at) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (group_id, owner) DO UPDATE SET arm = excluded.arm, low = excluded.low, "
+                "high = excluded.high, made_at = excluded.made_at",
+                (
+                    prediction.group_id,
+                    prediction.owner,
+                    prediction.arm,
+                    prediction.low,
+                    prediction.high,
+                    prediction.made_at,
+                ),
+            )
+        return prediction
+
+    @retried
+    def list_predictions(self, group_id: str) -> list[Prediction]:
+        sql = "SELECT group_id, owner, arm, low, high, made_at FROM predictions WHERE group_id = ? ORDER BY made_at"
+        return [Prediction(*row) for row in self._execute(sql, (group_id,))]
 
     # --- metrics and events -----------------------------------------------------------------------------------------
     @retried

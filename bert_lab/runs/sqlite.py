@@ -74,6 +74,12 @@ MIGRATIONS: list[str] = [
     ALTER TABLE runs ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';
     ALTER TABLE runs ADD COLUMN note TEXT NOT NULL DEFAULT '';
     """,
+    """
+    CREATE TABLE predictions (
+        group_id TEXT NOT NULL REFERENCES groups (id) ON DELETE CASCADE, owner TEXT NOT NULL, arm TEXT NOT NULL,
+        low REAL, high REAL, made_at REAL NOT NULL, PRIMARY KEY (group_id, owner)
+    );
+    """,
 ]
 BUSY_TIMEOUT_S = 30.0  # SQLite's own wait for a lock, within one attempt (at most the opener's patience)
 _BUSY = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)

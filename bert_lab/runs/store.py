@@ -14,7 +14,7 @@ from typing import Any, Protocol, Self
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from bert_lab.engine.reports import Point
-from bert_lab.runs.records import Group, MetricPoint, Run, RunEvent, RunSummary, WorkerLease
+from bert_lab.runs.records import Group, MetricPoint, Prediction, Run, RunEvent, RunSummary, WorkerLease
 from bert_lab.runs.status import Status
 
 STORE_ENV = "BERT_LAB_STORE"
@@ -184,6 +184,16 @@ class RunStore(Protocol):
     def delete_group(self, group_id: str) -> dict[int, int]:
         """Delete a group and its runs' rows; StoreError (and nothing deleted) while one of them is running. Runs
         answered from one of its runs keep their points as `delete_run` says; returns {deleted run: heir}."""
+        ...
+
+    # --- predictions ---
+    def predict(self, prediction: Prediction) -> Prediction:
+        """Store a person's prediction for a group, replacing their earlier one; StoreError (nothing written) once a
+        run of the group has its result (finished or diverged), or UnknownGroupError."""
+        ...
+
+    def list_predictions(self, group_id: str) -> list[Prediction]:
+        """A group's predictions, oldest first."""
         ...
 
     # --- metric points and events ---
