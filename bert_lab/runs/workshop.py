@@ -92,14 +92,29 @@ def whose(owner: str) -> str:
 class Settings:
     queue_cap: int = 24  # queued runs per participant: a sweep of 8 configs × 3 seeds fits
     paused: bool = False  # the worker starts nothing while the host has paused the queue
+    class_group: str | None = None  # the class lesson's group: every participant predicts on it (teaching/classroom)
+    revealed: bool = False  # the host revealed the class lesson's result: participants see it from now on
 
     @classmethod
     def read(cls, data: DataFolder) -> Settings:
         try:
             stored = json.loads(data.workshop.read_text())
-            return cls(queue_cap=int(stored["queue_cap"]), paused=bool(stored["paused"]))
-        except (OSError, ValueError, KeyError, TypeError):
+            group = stored.get("class_group")
+            return cls(
+                queue_cap=int(stored["queue_cap"]),
+                paused=bool(stored["paused"]),
+                class_group=str(group) if group else None,
+                revealed=bool(stored.get("revealed", False)),
+            )
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return cls()
+
+    def hides(self, actor: Actor | None) -> set[str]:
+        """The groups whose runs `actor` may not see yet: the class lesson's, for a participant, until it is
+        revealed (its runs would tell the result before the host does)."""
+        if actor is None or actor.host or self.class_group is None or self.revealed:
+            return set()
+        return {self.class_group}
 
     def write(self, data: DataFolder) -> None:
         tmp = data.workshop.with_suffix(".tmp")
