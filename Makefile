@@ -62,6 +62,7 @@ bench: install
 	$(PY) bench/watched.py
 	$(PY) bench/workshop.py
 	$(PY) bench/time_to_accuracy.py
+	$(PY) bench/estimate.py
 
 # Mutation testing (not part of `make test`): do the tests of runs/, sweeps/, schedules and annotate fail when their
 # code is wrong? One AST change at a time, in a copy of the repository; results remembered in .mutate/. MUTATE_ARGS

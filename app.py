@@ -16,10 +16,12 @@ import streamlit as st
 
 from bert_lab.core.config import CHOICES, MINILM_ALIASES, OPTIMIZERS, SCHEDULES, ConfigError, RunConfig, field_help
 from bert_lab.core.layout import DATA_SUFFIXES
+from bert_lab.core.text import MAX_NAME_CHARS, TextTooLongError, clean_name
 from bert_lab.engine import data
-from bert_lab.engine.schedules import count_steps, lr_curve
+from bert_lab.engine.schedules import count_steps, first_drop_step, lr_curve
 from bert_lab.figures import launch_charts
 from bert_lab.runs import service, workshop
+from bert_lab.sweeps.estimate import estimate_from_store, no_runs_words
 from lab_ui import launched, link, lr_finder, page, sweep_form
 
 lab = page.start(run_counts=False)  # drawn at the end, after a launch
@@ -47,6 +49,7 @@ SCHEDULE_NAMES = {
 PADDING_NAMES = {"dynamic": "to each batch's longest", "max_length": "every batch to max length"}
 OPTIMIZER_NAMES = {"sgd": "SGD", "momentum": "SGD with momentum", "adam": "Adam", "adamw": "AdamW"}
 AUTO = "(detect)"
+FLAT = ":material/trending_flat:"  # the icon of a schedule that stays at one rate
 LABELS = {
     "lr": "Learning rate",
     "optimizer": "Optimizer",
@@ -119,6 +122,16 @@ def fmt_sci(value: float) -> str:
     return f"{float(mantissa):g}e{int(exponent)}"
 
 
+def name_box(column: Any, label: str, key: str, placeholder: str) -> str:
+    """A name box that shows the name as it will be stored: direction controls out (U+202E would show it reversed),
+    at most as long as a name may be."""
+
+    def clean() -> None:
+        st.session_state[key] = clean_name(st.session_state[key])
+
+    return column.text_input(label, key=key, placeholder=placeholder, max_chars=MAX_NAME_CHARS, on_change=clean)
+
+
 def fmt_dropout(value: float | None) -> str:
     return "model default" if value is None else f"{value:g}"
 
@@ -152,15 +165,17 @@ def init_state() -> list[str]:
     """Start widgets from their defaults, from a shared link (on a tab's first visit), from what this tab last had
     (pages forget widgets), or from a clone. Returns the link's problems (each ignored)."""
     saved = st.session_state.get("_launch_values", {})
-    clone = page.take_clone()
+    clone, clone_name = page.take_clone() or (None, "")
     problems: list[str] = []
     if "_launch_values" not in st.session_state and clone is None and st.query_params:
         fields, problems = link.config_from_query(
             st.query_params.to_dict(), allow=lambda config: workshop.check_config(config, lab.data, page.actor())
         )
         saved = widget_values({**BASE.to_dict(), **fields}) if fields else {}
-    if clone is not None:
-        saved = {**saved, **widget_values(clone)}
+    if clone is not None:  # the name box and the last launch's box were about another config
+        name = service.fitted(f"{clone_name} (clone)") if clone_name else ""
+        saved = {**saved, **widget_values(clone), "run_name": name}
+        st.session_state.pop(launched.LAUNCHED_KEY, None)
         st.session_state["_extra_fields"] = {k: v for k, v in clone.items() if k not in LABELS}
         st.toast("Settings copied from the cloned run: change what you want and launch.")
     for key, default in DEFAULTS.items():
@@ -297,6 +312,16 @@ def render_schedule_preview(config: RunConfig, n_train: int) -> int:
         f"{n_train:,} training examples ÷ batch {config.batch_size} × {config.num_epochs:g} epoch(s) = "
         f"**{total:,} optimizer steps**. Training uses exactly this function of the step."
     )
+    if (first := first_drop_step(config)) is not None and first >= total:  # a staircase with no step in it
+        room = total - config.warmup_steps  # steps after warmup: a step size below this drops at least once
+        fix = f"lower the step size below {room:,}" if room > 1 else "shorten the warmup or train longer"
+        st.warning(
+            f"The first drop comes at step {first:,}, after this run's {total:,} steps: it trains at a constant "
+            f"rate. To see it decay, {fix}.",
+            icon=FLAT,
+        )
+    elif config.schedule == "step" and config.gamma == 1:
+        st.warning("A drop factor γ of 1 never lowers the rate: it trains at a constant rate.", icon=FLAT)
     return total
 
 
@@ -405,10 +430,10 @@ except ConfigError as exc:
     config, problems = None, exc.problems
 with schedule_slot:
     if config is not None:
-        n_train = (
-            config.train_size
+        n_train, n_eval = (  # what the split gives: a small dataset caps both
+            (config.train_size, config.eval_size)
             if available is None
-            else data.split_sizes(available, config.train_size, config.eval_size)[0]
+            else data.split_sizes(available, config.train_size, config.eval_size)
         )
         total_steps = render_schedule_preview(config, n_train)
     else:
@@ -421,16 +446,16 @@ if config is not None and not data_problem:
 with finder_slot.container():
     lr_finder.render_find_button(lab, config if not data_problem else None)
 with finder_panel:
-    lr_finder.render_finder(lab)
+    lr_finder.render_finder(lab, config if not data_problem else None)
 
 st.subheader("7 · Launch")
 name_col, owner_col, button_col = st.columns([2, 2, 1], vertical_alignment="bottom")
-run_name = name_col.text_input("Name (optional)", key="run_name", placeholder="e.g. adamw-lr1e-4")
+run_name = name_box(name_col, "Name (optional)", "run_name", "e.g. adamw-lr1e-4")
 if WORKSHOP:  # runs belong to whoever signed in
     owner = page.owner()
     owner_col.caption(f"Launched as **{page.md(owner)}**")
 else:
-    owner = owner_col.text_input("Owner (optional)", key="owner", placeholder="your name")
+    owner = name_box(owner_col, "Owner (optional)", "owner", "your name")
 for field, message in problems.items():
     st.error(f"**{LABELS.get(field, field)}**: {page.md(message)}")
 if config is not None and not data_problem:
@@ -438,8 +463,25 @@ if config is not None and not data_problem:
         f"Trains **{MODELS[model_choice].split(' (')[0] if model_choice != 'folder' else page.md(model)}** on "
         f"**{page.md(Path(config.dataset).name)}**: {n_train:,} examples, {total_steps:,} steps of "
         f"{OPTIMIZER_NAMES[config.optimizer]} at learning rate {fmt_sci(config.lr)} "
-        f"({SCHEDULE_NAMES[config.schedule].lower()}), evaluated on {config.eval_size:,} held-out examples."
+        f"({SCHEDULE_NAMES[config.schedule].lower()}), evaluated on {n_eval:,} held-out examples"
+        + (
+            f" (the data's {available:,} examples cap the {config.train_size:,} + {config.eval_size:,} asked for)."
+            if (n_train, n_eval) != (config.train_size, config.eval_size)
+            else "."
+        )
     )
+if config is not None and not data_problem:  # what finished runs like this one scored (~15 ms for 300 runs)
+    hidden = workshop.Settings.read(lab.data).hides(page.actor())  # a class lesson's result, until it is revealed
+    guess = estimate_from_store(lab.store, config, data=upload, hidden=hidden)
+    st.caption(f":material/history: {page.md(guess.words if guess else no_runs_words(config))}")
+    if guess and st.button(
+        f"Open run #{guess.nearest_id} on the Runs page",
+        key="estimate_run",
+        type="tertiary",
+        icon=":material/monitoring:",
+    ):
+        st.session_state["_selected_ids"] = [guess.nearest_id]  # the Runs page shows the runs selected
+        st.switch_page(page.RUNS_PAGE)
 sweep_mode = st.toggle(
     "Launch as a sweep: vary 1–3 knobs, with several seeds per config",
     key="sweep_mode",
@@ -465,7 +507,8 @@ if launch and config is not None:
             staged = service.stage_upload(lab, upload, data_fields["dataset"], owner=owner.strip())
             config = RunConfig(**{**config.to_dict(), "dataset": str(staged)})
         run = service.submit(lab, config, name=run_name.strip(), owner=owner.strip(), actor=page.actor())
-    except (data.DataError, ConfigError, workshop.QueueFullError, workshop.ServerPathError) as exc:
+    except (data.DataError, ConfigError, TextTooLongError, workshop.QueueFullError, workshop.ServerPathError) as exc:
+        st.session_state.pop(launched.LAUNCHED_KEY, None)  # the last launch's "Queued run" box would read as this one's
         st.error(f"Nothing was queued: {page.md(exc)}")
     else:
         st.session_state[launched.LAUNCHED_KEY] = (run.id, run.name)
@@ -488,4 +531,4 @@ if config is not None:  # the address always holds these settings: copy it, book
         st.caption("Add `&hide=l1,l2,…` to hide knobs while presenting.")
 st.session_state["_launch_values"] = {k: st.session_state[k] for k in DEFAULTS if k in st.session_state}
 with st.sidebar:
-    page.render_run_counts(lab.store.list_runs())
+    page.render_live_run_counts(lab.store.list_runs())

@@ -1,6 +1,7 @@
 """Command line: `bert-lab COMMAND` (or `python -m bert_lab COMMAND`): app, worker (`--restart`: started again
 whenever it dies), stop, workers, doctor; train, lr-find; submit, clone, sweep; runs, show, rename, tag, note,
-groups, group, cancel, resume, delete, export. `bert-lab --version` says which lab this is.
+groups, group, cancel, resume, delete, export; estimate (what runs like a config scored). `bert-lab --version` says
+which lab this is.
 
 Every RunConfig field is a flag (`--batch-size`, `--lr`, …, plus `--epochs` for `num_epochs`), generated from the
 dataclass so the CLI can never fall behind the config. Bad flags and values exit with code 2 and a message naming
@@ -24,6 +25,7 @@ import bert_lab
 from bert_lab.core.config import CHOICES, FIELD_TYPES, ConfigError, RunConfig, field_help
 from bert_lab.core.layout import ARTIFACTS_ENV, HOME_ENV, DataFolder, RunFolder
 from bert_lab.core.metrics import HEADLINE, IN_TABLES
+from bert_lab.core.text import TextTooLongError
 from bert_lab.engine.reports import StepRecord, TrainResult
 from bert_lab.runs.describe import row
 from bert_lab.runs.records import Run, RunSummary
@@ -126,6 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
     find.add_argument("--steps", type=int, default=100, help="optimizer steps at most [100]")
     find.add_argument("--json", action="store_true", help="print one JSON object as the last line")
 
+    estimate = with_home(
+        sub.add_parser("estimate", help="what finished runs like this config scored: accuracy and F1, before running")
+    )
+    add_config_flags(estimate)
+    estimate.add_argument("--json", action="store_true", help="one JSON object instead of a sentence")
     submit = with_home(sub.add_parser("submit", help="queue a run for the background worker; prints its id"))
     add_config_flags(submit)
     submit.add_argument("--name", default="", help="a name to recognise the run by")
@@ -366,7 +373,21 @@ def run_submit(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: L
         run = service.submit(lab, config, name=args.name, owner=args.owner)
     except DataError as exc:
         parser.exit(2, f"{parser.prog} submit: error: --dataset: {exc}\n")
+    except TextTooLongError as exc:
+        parser.exit(2, f"{parser.prog} submit: error: --{exc}\n")
     print(run.id)
+    return 0
+
+
+def run_estimate(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: Lab) -> int:
+    from bert_lab.sweeps.estimate import estimate_from_store, no_runs_words
+
+    config = config_from_args(parser, args)
+    found = estimate_from_store(lab.store, config)
+    if args.json:
+        print(json.dumps(found.to_dict() if found else {"n": 0, "same_config": False, "words": no_runs_words(config)}))
+    else:
+        print(found.words if found else no_runs_words(config))
     return 0
 
 
@@ -380,6 +401,8 @@ def run_clone(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: La
         parser.exit(2, f"{parser.prog} clone: error: {flag_problems(exc)}\n")
     except DataError as exc:
         parser.exit(2, f"{parser.prog} clone: error: --dataset: {exc}\n")
+    except TextTooLongError as exc:
+        parser.exit(2, f"{parser.prog} clone: error: --{exc}\n")
     print(run.id)
     return 0
 
@@ -417,7 +440,8 @@ def run_list(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: Lab
     for run in runs:
         r = row(run, latest.get(run.id, {}))
         cells = "  ".join(f"{'-':>10}" if v is None else f"{v:>10.4f}" for v in r.scores.values())
-        print(f"{run.id:>4}  {run.status:<11} {r.progress:>8.0%}  {cells}  {run.name}{tags_of(run)}")
+        kind = f"  [{r.kind}: {r.steps}]" if run.is_range_test else ""  # its scores are blanks: say what it is
+        print(f"{run.id:>4}  {run.status:<11} {r.progress:>8.0%}  {cells}  {run.name}{tags_of(run)}{kind}")
     return 0
 
 
@@ -492,11 +516,26 @@ def run_group(parser: argparse.ArgumentParser, args: argparse.Namespace, lab: La
         print(f"group {args.id}: deleted")
         return 0
     report = read_group(lab.store, args.id)
+    said = lab.store.list_predictions(args.id)
     if args.json:
-        print(json.dumps(report.to_dict()))
+        print(json.dumps({**report.to_dict(), "predictions": [prediction_dict(p, report) for p in said]}))
         return 0
     print(render_group(report))
+    if said:
+        from bert_lab.teaching.predictions import arms, tally
+
+        counts = ", ".join(f"{arm}: {n}" for arm, n in tally(said, arms(report.group, report)).items())
+        print(f"\npredictions: {len(said)} ({counts})")
     return 0
+
+
+def prediction_dict(prediction: Any, report: Any) -> dict[str, Any]:
+    """A prediction as JSON, with its outcome in words once the group has a result."""
+    from dataclasses import asdict
+
+    from bert_lab.teaching.predictions import outcome
+
+    return {**asdict(prediction), "outcome": outcome(prediction, report)}
 
 
 def render_group(report: Any) -> str:
@@ -513,7 +552,7 @@ def render_group(report: Any) -> str:
     head = f"{'config':<34} {'n':>2}  {'accuracy % [95% CI]':>19}  {'F1 % [95% CI]':>19}  {'eval loss':>9}  degen."
     lines.append("  " + head)
     for config in report.configs:
-        mark = "★ " if config is report.best else "  "
+        mark = {"★ best": "★ ", "= tied best": "= "}.get(report.mark(config), "  ")  # a tie has no one ★
         loss = config.stats("eval_loss")
         lines.append(
             f"{mark}{config.label[:34]:<34} {config.stats('accuracy').n:>2}  {cell(config.stats('accuracy'), 100)}  "
@@ -734,6 +773,7 @@ def run_doctor(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "submit": run_submit,
+    "estimate": run_estimate,
     "clone": run_clone,
     "sweep": run_sweep,
     "runs": run_list,

@@ -7,16 +7,16 @@ while it trains, at the Runs page's adaptive interval; once it has ended, not at
 
 from __future__ import annotations
 
-import time
-
 import pandas as pd
 import streamlit as st
 
 from bert_lab.core.metrics import METRICS
 from bert_lab.figures import launch_charts
-from bert_lab.runs.describe import badge, eta_s, format_duration, run_label
+from bert_lab.runs.describe import QUEUE_PAUSED_DETAIL, badge, eta_s, format_duration, run_label
 from bert_lab.runs.records import Run
+from bert_lab.runs.status import Status
 from bert_lab.runs.store import UnknownRunError
+from bert_lab.runs.workshop import Settings
 from lab_ui import live, page
 
 LAUNCHED_KEY = "_last_launched"  # (run id, name) of the run this tab launched last
@@ -48,20 +48,22 @@ def render_launched() -> None:
 
 
 def render_live(run_id: int, every: float | None) -> None:
-    started = time.perf_counter()
+    started = live.script_cpu_s()
     with page.open_lab() as lab:
         run = lab.store.get_run(run_id)
         frame = live.load_points(lab.store, [run])
-    st.caption(status_line(run, frame))
+        paused = run.status == Status.QUEUED and Settings.read(lab.data).paused
+    st.caption(status_line(run, frame, paused=paused))
     if not frame.empty:  # not before: an empty chart redrawn at every quick poll takes CPU from the starting run
         st.altair_chart(launch_charts.loss_chart(frame, run.id), key="launched_curve")
-    wanted = interval_s(run, not frame.empty, live.typical_cost(COST_KEY, time.perf_counter() - started))
+    wanted = interval_s(run, not frame.empty, live.typical_cost(COST_KEY, live.script_cpu_s() - started))
     if live.interval_moved(every, wanted):
         st.rerun(scope="app")  # the first point came, the run ended, or refreshing got dearer: a new interval
 
 
-def status_line(run: Run, frame: pd.DataFrame) -> str:
-    """`#12 lr 3e-4 · 🟢 running · step 40 of 63 · training loss 0.612 · 12s left`: what a person reads at a glance."""
+def status_line(run: Run, frame: pd.DataFrame, *, paused: bool = False) -> str:
+    """`#12 lr 3e-4 · 🟢 running · step 40 of 63 · training loss 0.612 · 12s left`: what a person reads at a glance;
+    `paused`: the host has paused the queue (a queued run then waits for them)."""
     parts = [page.md(run_label(run)), badge(run.status)]
     if run.cached_from is not None:
         parts.append(f"answered from the cache (run #{run.cached_from} had the same settings)")
@@ -74,6 +76,8 @@ def status_line(run: Run, frame: pd.DataFrame) -> str:
         parts += [f"{METRICS[m].label} {latest[m]:.3f}" for m in ("accuracy", "f1") if m in latest]
     elif (left := eta_s(run)) is not None:
         parts.append(f"{format_duration(left)} left")
+    elif paused:
+        parts.append(QUEUE_PAUSED_DETAIL)
     elif "train_loss" not in latest:
         parts.append("its first loss point appears here within seconds of its start")
     return " · ".join(parts)

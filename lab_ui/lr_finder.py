@@ -13,10 +13,11 @@ from bert_lab.runs.service import Lab
 from bert_lab.runs.status import Status
 from bert_lab.runs.store import UnknownRunError
 from bert_lab.runs.workshop import QueueFullError, ServerPathError
-from bert_lab.teaching.lr_find import NUM_STEPS, RangeTest, range_test_config
+from bert_lab.teaching.lr_find import NUM_STEPS, RangeTest, changed_since, range_test_config
 from lab_ui import page
 
 FINDER_KEY = "_lr_find_run"  # this tab's range-test run id
+BASE_KEY = "_lr_find_base"  # the settings it was launched from (its suggestion holds for these only)
 HELP = (
     f"A throwaway run of about {NUM_STEPS} steps whose learning rate rises from 1e-7 to 1 (fastai's lr_find): the "
     "loss first falls, then blows up. The suggestion sits well down the falling slope."
@@ -26,14 +27,19 @@ HELP = (
 def render_find_button(lab: Lab, config: RunConfig | None) -> None:
     if st.button("Find a learning rate", key="lr_find", icon=":material/search:", disabled=config is None, help=HELP):
         assert config is not None
-        try:
-            test = range_test_config(config)
-            run = service.submit(lab, test, name="LR range test", owner=page.owner(), actor=page.actor())
-        except (QueueFullError, ServerPathError) as exc:
-            st.error(page.md(exc))
-            return
-        st.session_state[FINDER_KEY] = run.id
-        page.ensure_worker(lab)
+        start_test(lab, config)
+
+
+def start_test(lab: Lab, config: RunConfig) -> None:
+    """Queue a range test of `config`, remembered as this tab's (with the settings it measures)."""
+    try:
+        test = range_test_config(config)
+        run = service.submit(lab, test, name="LR range test", owner=page.owner(), actor=page.actor())
+    except (QueueFullError, ServerPathError) as exc:
+        st.error(page.md(exc))
+        return
+    st.session_state[FINDER_KEY], st.session_state[BASE_KEY] = run.id, config.to_dict()
+    page.ensure_worker(lab)
 
 
 def use_lr(lr: float) -> None:
@@ -71,8 +77,9 @@ def render_live(lab: Lab, run_id: int) -> None:
     render_curve(replay(lab, run_id))
 
 
-def render_finder(lab: Lab) -> None:
-    """This tab's range test, live while it runs; then its curve and a button that sets the learning rate."""
+def render_finder(lab: Lab, config: RunConfig | None) -> None:
+    """This tab's range test, live while it runs; then its curve and a button that sets the learning rate, while the
+    settings `config` (None: not valid) are those it was measured with; else a button that measures them."""
     run_id = st.session_state.get(FINDER_KEY)
     if run_id is None:
         return
@@ -90,7 +97,19 @@ def render_finder(lab: Lab) -> None:
             return
         suggested = render_curve(replay(lab, run_id))
         left, right = st.columns([1, 3], vertical_alignment="center")
-        if suggested is not None:
+        changed = changed_since(st.session_state.get(BASE_KEY, {}), config.to_dict()) if config is not None else {}
+        if suggested is not None and config is not None and changed:
+            then = ", ".join(f"{k.replace('_', ' ')} {page.md(old)}" for k, (old, _) in changed.items())
+            now = ", ".join(page.md(new) for _, new in changed.values())
+            if left.button("Find it again", key="lr_find_again", icon=":material/search:", width="stretch"):
+                start_test(lab, config)
+                st.rerun()
+            right.caption(
+                f"This suggestion ({suggested:.1e}) was measured with {then}; these settings have {now}. A learning "
+                "rate suits the settings it was found with: find it again for these."
+            )
+            return
+        if suggested is not None and config is not None:
             label = f"Use {suggested:.1e}"
             left.button(label, key="lr_use", type="primary", on_click=use_lr, args=(suggested,), width="stretch")
         right.caption(f"{page.md(run.summary.reason or '')}. {HELP}")

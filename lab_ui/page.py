@@ -26,6 +26,7 @@ from bert_lab.runs.service import Lab
 from bert_lab.runs.status import Status
 from bert_lab.runs.store import StoreUnavailable
 from bert_lab.runs.workshop import Actor
+from lab_ui.live import script_cpu_s, typical_cost, watch
 
 P = ParamSpec("P")
 NO_AUTOSTART_ENV = "BERT_LAB_NO_AUTOSTART"
@@ -40,6 +41,7 @@ UNREACHABLE = "The run store is unreachable, retrying…"
 UNREACHABLE_RETRY_S = 3.0  # the page tries the store again this often
 LAUNCHED_KEY = "_launched"  # the ids of the runs this browser launched that had not ended at the last look
 NOTICE_EVERY_S = 5.0  # how often a page looks whether one of them has ended
+COUNTS_COST_KEY = "_counts_cost_s"  # the sidebar's run counts: their typical refresh cost, in CPU seconds
 NOTICE_ICONS = {Status.FINISHED: ":material/check_circle:", Status.INTERRUPTED: ":material/pause_circle:"}
 
 
@@ -55,7 +57,7 @@ def start(*, run_counts: bool = True) -> Lab:
         render_sidebar(lab, worker_starting=ensure_worker(lab))
         if run_counts:
             with st.sidebar:
-                render_run_counts(lab.store.list_runs())
+                render_live_run_counts(lab.store.list_runs())
         if st.session_state.get(LAUNCHED_KEY):
             watch_launched()
     except StoreUnavailable:
@@ -213,9 +215,31 @@ def watch_launched() -> None:
                 st.toast(md(said), icon=NOTICE_ICONS.get(run.status, ":material/error:"), duration="long")
 
 
-def render_run_counts(runs: Sequence[Run]) -> None:
+def render_run_counts(runs: Sequence[Run], *, paused: bool = False) -> None:
+    """How many runs are in each status, and, while the host has paused the queue (`paused`), that queued runs wait
+    for them. Drawn once: a live part of a page calls it at each refresh, else `render_live_run_counts`."""
     counts = pd.Series([str(r.status) for r in runs], dtype=object).value_counts()
     st.caption("Runs: " + " · ".join(f"{n} {status}" for status, n in counts.items()) if len(runs) else "No runs yet.")
+    if paused:
+        st.caption(":orange[●] **Queue paused by the host.** Queued runs start once the host resumes it.")
+
+
+def render_live_run_counts(runs: Sequence[Run]) -> None:
+    """The run counts, kept current (`runs`: the store's runs now): a fragment that reads them again at the live pace
+    of the shared refresh budget (`live.watch`) while runs are queued or running, and every `live.IDLE_REFRESH_S`
+    otherwise (a run launched elsewhere still shows up)."""
+    every = watch(st.session_state.get(COUNTS_COST_KEY, 0.0), active=any(r.is_active for r in runs))
+    live(every)(refresh_run_counts)()
+
+
+def refresh_run_counts() -> None:
+    started = script_cpu_s()
+    with open_lab() as lab:
+        runs = lab.store.list_runs()
+        paused = workshop.Settings.read(lab.data).paused
+    render_run_counts(runs, paused=paused)
+    cost_s = typical_cost(COUNTS_COST_KEY, script_cpu_s() - started)  # (its own refreshes: a full run costs more)
+    watch(cost_s, active=any(r.is_active for r in runs))  # keeps this tab's place in the shared budget
 
 
 def render_sidebar(lab: Lab, *, worker_starting: bool = False) -> None:
@@ -249,7 +273,18 @@ def render_sidebar(lab: Lab, *, worker_starting: bool = False) -> None:
                 ":red[●] No background worker: queued runs wait. Start one with "
                 f"`bert-lab worker --home {lab.data.path}`."
             )
-        st.caption(f"Data folder: `{lab.data.path}`")
+        st.caption(f"Data folder: `{short_path(lab.data.path)}`", help=f"`{lab.data.path}`")
+
+
+def short_path(path: os.PathLike[str] | str, parts: int = 2) -> str:
+    """A folder as a narrow sidebar shows it: the home folder as `~`, only its last `parts` parts after "…/" (the
+    whole path goes in a tooltip)."""
+    text = str(path)
+    home = os.path.expanduser("~")
+    if home not in ("", "/") and (text == home or text.startswith(home + os.sep)):
+        text = "~" + text[len(home) :]
+    names = text.split(os.sep)
+    return text if len(names) <= parts + 1 else "…" + os.sep + os.sep.join(names[-parts:])
 
 
 # --- user text --------------------------------------------------------------------------------------------------------
@@ -258,12 +293,13 @@ def render_note(note: Note) -> None:
 
 
 # --- clone hand-off ---------------------------------------------------------------------------------------------------
-def request_clone(config: dict[str, Any]) -> None:
-    """Open the launch page with its widgets set from `config` (the Runs page's "Clone" button)."""
-    st.session_state[CLONE_KEY] = dict(config)
+def request_clone(config: dict[str, Any], name: str = "") -> None:
+    """Open the launch page with its widgets set from `config` and its name box from `name` (the cloned run's name;
+    empty: none), the Runs page's "Clone" button."""
+    st.session_state[CLONE_KEY] = (dict(config), name)
     st.switch_page(LAUNCH_PAGE)
 
 
-def take_clone() -> dict[str, Any] | None:
-    """The config handed over by `request_clone`, once."""
+def take_clone() -> tuple[dict[str, Any], str] | None:
+    """The (config, name of the cloned run) handed over by `request_clone`, once."""
     return st.session_state.pop(CLONE_KEY, None)

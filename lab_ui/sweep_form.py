@@ -164,10 +164,14 @@ def render_sweep_form(lab: Lab, base: RunConfig | None, *, name: str, owner: str
 
 def render_last_group() -> None:
     if last := st.session_state.get("_last_group"):
-        st.success(f"Queued sweep **{page.md(last[1])}**.", icon=":material/check_circle:")
+        st.success(
+            f"Queued sweep **{page.md(last[1])}**. Before its first result is in, predict which config ends best: the "
+            "Groups page asks, and reads your guess beside the result.",
+            icon=":material/check_circle:",
+        )
         st.page_link(
             page.GROUPS_PAGE,
-            label="Read it on the Groups page",
+            label="Predict, then read it on the Groups page",
             icon=":material/stacked_line_chart:",
             query_params={"group": last[0]},
         )

@@ -17,18 +17,21 @@ import streamlit as st
 from bert_lab.core.metrics import EVAL_METRICS, IN_TABLES, METRICS, charted
 from bert_lab.figures import curves, run_charts, tables
 from bert_lab.processes import worker
-from bert_lab.runs import service, takehome
-from bert_lab.runs.describe import badge, explain, format_duration, queue_places, row, run_label
+from bert_lab.runs import service, takehome, workshop
+from bert_lab.runs.describe import badge, explain, format_duration, owner_label, queue_places, row, run_label
 from bert_lab.runs.filters import DIMENSIONS, RunFilter, choices, group_names
 from bert_lab.runs.records import Run
 from bert_lab.runs.service import Lab
 from bert_lab.runs.status import Status
 from bert_lab.runs.store import RunStore, StoreError
-from bert_lab.runs.workshop import NotAllowedError, QueueFullError, ServerPathError, whose
+from bert_lab.runs.workshop import NotAllowedError, QueueFullError, ServerPathError, Settings, whose
 from bert_lab.teaching.annotate import Annotation, annotate
-from lab_ui import live, page
+from lab_ui import live, page, present
 
 lab = page.start(run_counts=False)  # the live fragment below keeps them current
+presenting = present.render_toggle()
+hidden = Settings.read(lab.data).hides(page.actor())  # the class lesson's runs, until the host reveals them
+PRESENTED_RUNS = 8  # the presenter view without a selection: the active runs and the newest, this many at most
 FULL_RUN_KEY = "_runs_full_run"  # true while the whole page runs, false in the live part's own refreshes
 SHOWN_KEY, SETTLED_KEY = "_runs_shown", "_runs_settled"  # the selected runs; what the settled part last drew
 FILTER_KEY = "_filter"  # the filter this page last wrote into its address
@@ -46,10 +49,11 @@ st.caption(
 
 
 def runs_frame(
-    runs: list[Run], latest: dict[int, dict[str, float]], groups: dict[str, str], everyone: list[Run]
+    runs: list[Run], latest: dict[int, dict[str, float]], groups: dict[str, str], everyone: list[Run], paused: bool
 ) -> pd.DataFrame:
-    """The table's rows: `runs`, with queued runs placed in the queue of `everyone`'s runs."""
-    places = queue_places(everyone, slots=worker.total_slots(worker.live_workers(lab.store)), now=time.time())
+    """The table's rows: `runs`, with queued runs placed in the queue of `everyone`'s runs (`paused`: by the host)."""
+    slots = worker.total_slots(worker.live_workers(lab.store))
+    places = queue_places(everyone, slots=slots, now=time.time(), paused=paused)
     rows = []
     for run in runs:
         r = row(run, latest.get(run.id, {}), place=places.get(run.id), group=groups.get(run.group_id or "", ""))
@@ -87,7 +91,7 @@ def remember_selection() -> None:
 
 
 def render_table(
-    runs: list[Run], latest: dict[int, dict[str, float]], everyone: list[Run], groups: dict[str, str]
+    runs: list[Run], latest: dict[int, dict[str, float]], everyone: list[Run], groups: dict[str, str], paused: bool
 ) -> list[int]:
     """The runs table; returns the ids of the selected runs (by default the newest three, plus any new run)."""
     state, ids = st.session_state, [r.id for r in runs]
@@ -103,7 +107,7 @@ def render_table(
     state["_table_ids"] = ids
     number = st.column_config.NumberColumn
     st.dataframe(
-        runs_frame(runs, latest, groups, everyone),
+        runs_frame(runs, latest, groups, everyone, paused),
         key="runs_table",
         on_select=remember_selection,
         selection_mode="multi-row",
@@ -121,9 +125,10 @@ def render_table(
             "steps": st.column_config.TextColumn(width=95),
             "elapsed": st.column_config.TextColumn(width=75),
             "ETA": st.column_config.TextColumn(
-                width=110,
+                width=130,
                 help="Running: time left, from the progress so far. Queued: when it should start, from the fair "
-                "queue (owners take turns) and the length of finished runs like it.",
+                "queue (owners take turns), the time left of the runs ahead and the length of finished runs like "
+                "it; while the host has paused the queue, nothing starts until they resume it.",
             ),
             "group": st.column_config.TextColumn(help="The sweep it belongs to: read it whole on the Groups page"),
             **{METRICS[name].label: number(format="%.3f" if METRICS[name].share else "%.4f") for name in IN_TABLES},
@@ -155,7 +160,7 @@ def act(action: str, run_id: int) -> None:
 
 def render_edit(where: Any, run: Run, mine: bool, known_tags: list[str]) -> None:
     """Its name, tags and note, in a popover (`service.edit`: every bad field named, nothing half-written)."""
-    with where.popover("Edit", icon=":material/edit:", width="stretch", disabled=not mine):
+    with where.popover("Edit", icon=":material/edit:", width="content", disabled=not mine):
         with st.form(f"edit_{run.id}", border=False):
             name = st.text_input("Name", run.name, max_chars=service.MAX_RUN_NAME)
             tags = st.multiselect(
@@ -188,8 +193,10 @@ def render_actions(lab: Lab, selected: list[Run], known_tags: list[str]) -> None
     by_id = {r.id: r for r in selected}
     if st.session_state.get("action_run") not in by_id:
         st.session_state["action_run"] = selected[-1].id
-    pick = st.columns([2, 3])[0]  # the run on its own line: seven buttons below keep their words at 1280 px
-    buttons = st.columns([1, 1, 1.2, 1, 1, 1, 1])
+    pick = st.columns([2, 3])[0]  # the run on its own line, the actions below it
+    # Each action as wide as its words, in a row that wraps when full: whole labels at any width (seven equal columns
+    # cut them to "Ca…", "Re…" at 1280 px).
+    bar = st.container(horizontal=True, gap="small")
     run = by_id[pick.selectbox("Act on run", list(by_id), format_func=lambda i: run_label(by_id[i]), key="action_run")]
     who = page.actor()
     mine = who is None or who.may_change(run.owner)  # in a workshop: your own runs (the host: every run)
@@ -204,33 +211,33 @@ def render_actions(lab: Lab, selected: list[Run], known_tags: list[str]) -> None
          "Train the same settings again with a new seed: a cached run's own result, or another sample of seed "
          "noise. (The same seed again would be answered from the cache.)"),
     )  # fmt: skip
-    for col, (label, icon, action, disabled, help_) in zip(buttons, verbs):
-        col.button(
+    for label, icon, action, disabled, help_ in verbs:
+        bar.button(
             label,
             icon=f":material/{icon}:",
             on_click=act,
             args=(action, run.id),
-            width="stretch",
+            width="content",
             disabled=disabled,
             help=help_,
         )
-    if buttons[3].button(
+    if bar.button(
         "Clone",
         icon=":material/content_copy:",
-        width="stretch",
+        width="content",
         help="Open the launch page with this run's settings, to change one knob and launch.",
     ):
-        page.request_clone(run.config)
-    if buttons[4].button(
+        page.request_clone(run.config, run.name)
+    if bar.button(
         "Delete…",
         icon=":material/delete:",
-        width="stretch",
+        width="content",
         disabled=not mine or run.status == Status.RUNNING,
         help="Delete the run with its curves and files (cancel a running run first).",
     ):
         st.session_state["_confirm_delete"] = run.id
-    render_edit(buttons[5], run, mine, known_tags)
-    downloads = buttons[6].popover("Files", icon=":material/download:", width="stretch")
+    render_edit(bar, run, mine, known_tags)
+    downloads = bar.popover("Files", icon=":material/download:", width="content")
     downloads.download_button(
         "Curves CSV",
         partial(live.curves_csv, [run.id]),
@@ -467,9 +474,9 @@ def settled_is_stale(selected: list[Run], latest: dict[int, dict[str, float]]) -
 @page.live(refresh_s)
 def render_live() -> None:
     """The part of the page that changes at every step: the runs table, the actions and the per-step curves."""
-    started = time.perf_counter()
+    started = live.script_cpu_s()
     changed = render_runs()
-    wanted = live.watch(live.typical_cost(COST_KEY, time.perf_counter() - started), active=active)
+    wanted = live.watch(live.typical_cost(COST_KEY, live.script_cpu_s() - started), active=active)
     if changed and not st.session_state.get(FULL_RUN_KEY):
         st.rerun()  # an evaluation, a status or the selection changed: redraw the settled part below too
     if live.interval_moved(refresh_s, wanted):
@@ -484,12 +491,14 @@ def render_runs() -> bool:
         everyone = store.list_runs()
         if any(r.is_active for r in everyone) != active:
             st.rerun()  # a run started or all ended: redraw the page with the matching refresh interval
+        paused = Settings.read(live_lab.data).paused  # by the host: queued runs wait for them
         with st.sidebar:
-            page.render_run_counts(everyone)
-        groups = {g.id: g.name for g in store.list_groups()}  # read once a refresh: the filters and the table
-        runs = shown_runs(everyone, groups)
+            page.render_run_counts(everyone, paused=paused)
+        groups = {g.id: g.name for g in store.list_groups() if g.id not in hidden}  # the filters' and the table's
+        visible = [r for r in everyone if r.group_id not in hidden]
+        runs = shown_runs(visible, groups)
         state[SHOWN_KEY] = []
-        if not runs and everyone:
+        if not runs and visible:
             st.info("No run matches these filters: clear a box above to see more.")
             return state.get(SETTLED_KEY) is not None
         if not runs:
@@ -497,7 +506,7 @@ def render_runs() -> bool:
             st.page_link(page.LAUNCH_PAGE, label="Launch a run", icon=":material/rocket_launch:")
             return state.get(SETTLED_KEY) is not None
         latest = store.latest_metrics([r.id for r in runs], names=METRICS)
-        selected_ids = render_table(runs, latest, everyone, groups)
+        selected_ids = render_table(runs, latest, everyone, groups, paused)
         selected = sorted((r for r in runs if r.id in selected_ids), key=lambda r: r.id)
         if not selected:
             st.info("Tick one or more runs in the table (the boxes on the left) to see their curves.")
@@ -505,9 +514,9 @@ def render_runs() -> bool:
         waiting = any(r.status == Status.QUEUED for r in selected)
         alive = bool(worker.live_workers(store)) if waiting else True
         for run in selected:
-            if note := explain(run, worker_alive=alive):
+            if note := explain(run, worker_alive=alive, paused=paused):
                 page.render_note(note)
-        render_actions(live_lab, selected, sorted({t for r in everyone for t in r.tags}))
+        render_actions(live_lab, selected, sorted({t for r in visible for t in r.tags}))
         labels = {r.id: run_label(r) for r in selected}
         frame = live.load_points(store, selected)
         state[SHOWN_KEY] = [r.id for r in selected]
@@ -548,6 +557,29 @@ def render_settled() -> None:
     st.session_state[SETTLED_KEY] = (time.monotonic(), signature(selected, latest))
 
 
+@page.live(refresh_s)
+def render_presented() -> None:
+    """The presenter view: the selected runs (else the active and newest ones), training loss and the evaluation
+    score, large and live; in a workshop each run is named by its owner."""
+    with page.open_lab() as live_lab:
+        everyone = [r for r in live_lab.store.list_runs() if r.group_id not in hidden]
+        picked = set(st.session_state.get(SHOWN_KEY) or [])
+        runs = [r for r in everyone if r.id in picked] or sorted(everyone, key=lambda r: (not r.is_active, -r.id))
+        runs = sorted(runs[:PRESENTED_RUNS], key=lambda r: r.id)
+        frame = live.load_points(live_lab.store, runs)
+    if not runs:
+        st.info("No runs yet: launch one and its curves appear here as it trains.")
+        return
+    named = workshop.enabled()
+    labels = {r.id: f"{owner_label(r.owner)} · #{r.id}" if named else run_label(r) for r in runs}
+    for col, (metric, smoothing) in zip(st.columns(2), (("train_loss", 0.9), ("f1", 0.0))):
+        figure = run_charts.curve_figure(frame, metric, labels, smoothing=smoothing)
+        col.plotly_chart(present.projected(figure), key=f"present_{metric}")
+
+
+if presenting:
+    render_presented()
+    st.stop()
 st.session_state[FULL_RUN_KEY] = True
 render_live()
 render_settled()

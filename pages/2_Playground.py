@@ -19,6 +19,7 @@ from bert_lab.figures import run_charts
 from bert_lab.runs import takehome
 from bert_lab.runs.describe import badge, run_label
 from bert_lab.runs.records import Run
+from bert_lab.runs.workshop import Settings
 from bert_lab.teaching.prediction_diff import DiffError, compare_predictions, read_report
 from lab_ui import page
 
@@ -170,7 +171,8 @@ st.caption(
     "each one goes wrong on its evaluation set."
 )
 
-runs = [r for r in lab.store.list_runs() if lab.data.folder_of(r).has_model]
+hidden = Settings.read(lab.data).hides(page.actor())  # the class lesson's runs, until the host reveals them
+runs = [r for r in lab.store.list_runs() if lab.data.folder_of(r).has_model and r.group_id not in hidden]
 if (who := page.actor()) is not None and not who.host:  # a participant's upload is theirs alone: its texts too
     runs = [r for r in runs if who.may_read(r)]
 if not runs:

@@ -18,16 +18,26 @@ from bert_lab.figures import curves, group_charts
 from bert_lab.runs import service
 from bert_lab.runs.status import Status
 from bert_lab.runs.store import StoreError
-from bert_lab.runs.workshop import NotAllowedError
-from bert_lab.sweeps.report import REPORTED, ConfigResult, GroupReport, Stats, importance, read_group
-from lab_ui import page
+from bert_lab.runs.workshop import NotAllowedError, Settings
+from bert_lab.sweeps.report import (
+    REPORTED,
+    ConfigResult,
+    GroupReport,
+    Stats,
+    importance,
+    importance_missing,
+    read_group,
+)
+from lab_ui import page, predict, present
 
 lab = page.start()
+presenting = present.render_toggle()
 REFRESH_S, IDLE_REFRESH_S = 3.0, 30.0
 GROUP_KEY = "group"  # the selected group id; also `?group=` in the address, so a group can be linked to
 
 st.title(":material/stacked_line_chart: Groups: sweeps and seeds")
-groups = lab.store.list_groups()
+hidden = Settings.read(lab.data).hides(page.actor())  # the class lesson, until the host reveals it
+groups = [g for g in lab.store.list_groups() if g.id not in hidden]
 if not groups:
     st.info("No groups yet. Launch a sweep from the launch page (**Launch as a sweep**) or the command line.")
     st.page_link(page.LAUNCH_PAGE, label="Launch a sweep", icon=":material/rocket_launch:")
@@ -57,7 +67,7 @@ def results_frame(report: GroupReport) -> pd.DataFrame:
         counts = config.counts
         rows.append(
             {
-                "": "★ best" if config is report.best else "",
+                "": report.mark(config),  # "★ best", or "= tied best" on an exact tie
                 "config": config.label,
                 "n": config.stats(report.metric).n,
                 **{
@@ -133,10 +143,15 @@ def render_group(group_id: str) -> None:
         + (f", {seeds} seed(s) per config" if seeds else "")
         + f"; judged by {label(g.metric)}. Runs: {counts}."
     )
+    if presenting:
+        render_presented(report)
+        return
     render_actions(report)
+    predict.render_form(report, key="group")
     if not report.runs:
         st.info("No runs yet: the search asks for its first trial as soon as the worker has a free slot.")
         return
+    predict.render_outcome(report, show_class=True, key="group")
 
     st.subheader("Is the difference real?")
     render_verdict(report)
@@ -183,7 +198,7 @@ def render_group(group_id: str) -> None:
         else:
             right.caption("Optuna's PED-ANOVA: how much each knob's values differ between the best configs and all.")
     else:
-        right.info("Knob importance appears once two configs with different values have finished runs.")
+        right.info(importance_missing(report) or "No knob importance to show for this group.")
 
     views = group_charts.search_figures(report, shares)
     if views:
@@ -196,6 +211,14 @@ def render_group(group_id: str) -> None:
         names = {"history": "Optimisation history", "slice": "Slice", "contour": "Contour"}
         for tab, (key, figure) in zip(st.tabs([names[k] for k in views]), views.items()):
             tab.plotly_chart(figure, key=f"optuna_{key}")
+
+
+def render_presented(report: GroupReport) -> None:
+    """The presenter view: the verdict and the two curves that tell the story, large; nothing to operate."""
+    render_verdict(report)
+    for col, metric in zip(st.columns(2), (report.metric, "train_loss")):
+        points = curves.points_frame(lab.store.read_metrics([r.id for r in report.runs], names=[metric]))
+        col.plotly_chart(present.projected(group_charts.band_figure(report, points, metric)), key=f"present_{metric}")
 
 
 active = any(r.is_active for r in lab.store.list_runs(group_id=group_id))

@@ -18,7 +18,10 @@ from bert_lab.runs.describe import owner_label, queue_places, row, worker_facts
 from bert_lab.runs.records import WorkerLease
 from bert_lab.runs.status import Status
 from bert_lab.runs.workshop import Settings
-from lab_ui import page
+from bert_lab.sweeps.report import read_group
+from bert_lab.teaching import classroom, predictions
+from bert_lab.teaching.lessons import LESSONS, reading
+from lab_ui import page, predict
 
 lab = page.start()
 st.title(":material/admin_panel_settings: Host view")
@@ -71,6 +74,79 @@ if workshop.enabled():
     render_names()
 
 
+def render_class_lesson() -> None:
+    """Open a lesson for the whole room, watch the predictions come in, run it once, reveal it to everyone."""
+    st.subheader("Class lesson")
+    found = classroom.class_lesson(lab)
+    who = page.actor()
+    if found is None:
+        st.caption(
+            "Pick a lesson for the room: it opens on every participant's Lessons page with a prediction form; you run "
+            "it once (a participant who runs it too is answered from the cache) and reveal the result to all at once."
+        )
+        choices = [slug for slug, lesson in LESSONS.items() if len(lesson.arms) >= 2]
+        pick, model, go = st.columns([5, 3, 3], vertical_alignment="bottom")
+        slug = pick.selectbox("Lesson", choices, format_func=lambda s: LESSONS[s].title, key="class_pick")
+        size = model.radio("Model", ["minilm", "tiny"], horizontal=True, key="class_model")
+        if go.button("Open for the class", type="primary", icon=":material/groups:", key="class_open", width="stretch"):
+            classroom.open_class(lab, LESSONS[slug], actor=who, model=None if size == "minilm" else size)
+            st.rerun()
+        return
+    group, lesson = found
+    settings = Settings.read(lab.data)
+    queued = bool(lab.store.list_runs(group_id=group.id))
+    st.markdown(f"**{page.md(lesson.title)}** · " + ("revealed to the room" if settings.revealed else "hidden"))
+    run, show, end = st.columns(3)
+    try:
+        first = "secondary" if queued else "primary"  # the next step is the one coloured
+        if run.button(
+            "Run it", type=first, icon=":material/play_arrow:", disabled=queued, key="class_run", width="stretch"
+        ):
+            page.remember_launched(*(r.id for r in classroom.run_class(lab, actor=who)))
+            page.ensure_worker(lab)
+            st.rerun()
+        if show.button(
+            "Reveal to the room",
+            type="primary" if queued else "secondary",
+            icon=":material/visibility:",
+            disabled=settings.revealed,
+            key="class_reveal",
+            width="stretch",
+            help="Every participant's Lessons page shows the result with their prediction and the class's.",
+        ):
+            classroom.reveal(lab, actor=who)
+            st.rerun()
+        if end.button("Close it", icon=":material/close:", key="class_close", width="stretch"):
+            classroom.close_class(lab, actor=who)
+            st.rerun()
+    except ValueError as exc:
+        st.error(page.md(exc))
+    page.live(3.0)(render_class_state)(group.id)
+
+
+def render_class_state(group_id: str) -> None:
+    """Live: how many have predicted, the class's predictions, the runs, and the reading once they finish."""
+    report = read_group(lab.store, group_id)
+    everyone = lab.store.list_predictions(group_id)
+    settings = Settings.read(lab.data)
+    signed = sum(not claim.host for claim in names.claims(lab.data).values())
+    counts = " · ".join(f"{n} {status}" for status, n in sorted(report.counts.items())) or "not run yet"
+    made = sum(p.owner != page.owner() for p in everyone)  # the host may predict too, but is not counted
+    st.caption(f"**{made} of {signed} participant(s) predicted.** Runs: {counts}.")
+    if everyone:
+        predict.render_class(report, everyone, key="host", revealed=settings.revealed)
+    lesson = LESSONS[report.group.spec["lesson"]]
+    if report.runs and not any(r.is_active for r in report.runs):
+        lines = reading(lesson, report)
+        st.success("**What happened**\n\n" + "\n".join(f"- {page.md(line)}" for line in lines))
+    if not predictions.is_open(report):
+        st.caption("Predictions are closed: a run has its result.")
+
+
+if workshop.enabled():
+    render_class_lesson()
+
+
 @page.live(5.0)
 def render_state() -> None:
     with page.open_lab() as live:
@@ -79,9 +155,10 @@ def render_state() -> None:
         workers = worker.live_workers(live.store)
     slots = worker.total_slots(workers)
     running = [r for r in runs if r.status == Status.RUNNING]
-    places = queue_places(runs, slots=slots, now=time.time())
+    held = Settings.read(lab.data).paused  # then no queued run is "next": each waits for the host
+    places = queue_places(runs, slots=slots, now=time.time(), paused=held)
     queued = sorted((r for r in runs if r.id in places), key=lambda r: places[r.id][0])
-    paused = " — paused: nothing new starts" if Settings.read(lab.data).paused else ""
+    paused = " — paused: nothing new starts" if held else ""
     st.subheader(f"Queue: {len(running)} of {slots} slot(s) in use, {len(queued)} waiting{paused}")
     if queued:
         shown = [row(r, {}, place=places[r.id]) for r in queued]

@@ -145,3 +145,16 @@ def test_a_group_of_one_config_is_no_study_yet(lab: Lab, open_page: OpenPage) ->
     finished_group(lab, {1e-4: [0.76, 0.75, 0.77]})
     at = open_page(GROUPS)
     assert not at.exception and "As Optuna Dashboard shows it" not in [h.value for h in at.subheader]
+
+
+def test_a_sweep_that_learned_nothing_is_tied_said_once_and_explains_the_missing_importance(
+    lab: Lab, open_page: OpenPage
+) -> None:
+    finished_group(lab, {1e-3: [0.58, 0.58], 3e-3: [0.58, 0.58]})  # every run at the majority class, 58%
+    at = open_page(GROUPS)
+    table = at.dataframe[0].value
+    assert list(table[""]) == ["= tied best", "= tied best"]  # an exact tie: no one ★
+    said = read(at.warning)
+    assert "every run learned nothing" in said and "run more seeds" not in said and "treat them as equal" not in said
+    assert "Every run scored the same Accuracy (58.0%)" in read(at.info)
+    assert "appears once two configs" not in read(at.info)

@@ -215,6 +215,16 @@ def test_find_a_learning_rate_then_use_its_suggestion(lab: Lab, open_page: OpenP
     use.click().run()
     assert at.select_slider(key="lr").value == float(f"{suggested:.1e}")
     assert not at.exception
+    at.selectbox(key="schedule").set_value("cosine").run()  # not a knob the test measured: still offered
+    assert at.button(key="lr_use").label == f"Use {suggested:.1e}"
+    at.selectbox(key="optimizer").set_value("sgd").run()  # measured with AdamW: it no longer holds
+    assert not [b for b in at.button if b.key == "lr_use"]
+    said = read(at.caption)
+    assert f"This suggestion ({suggested:.1e}) was measured with optimizer adamw; these settings have sgd" in said
+    at.button(key="lr_find_again").click().run()
+    again = lab.store.list_runs()[0]
+    assert again.id != run.id and (again.name, again.config["optimizer"]) == ("LR range test", "sgd")
+    assert not at.exception
 
 
 def test_the_launched_run_is_followed_live_on_the_launch_page(lab: Lab, open_page: OpenPage) -> None:
@@ -240,11 +250,12 @@ def test_the_launched_run_is_followed_live_on_the_launch_page(lab: Lab, open_pag
     assert not at.exception
 
 
-def test_the_launched_run_view_polls_fast_only_until_its_first_point(lab: Lab) -> None:
+def test_the_launched_run_view_polls_fast_only_until_its_first_point(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
     from bert_lab.core.config import RunConfig
     from lab_ui import live
     from lab_ui.launched import FIRST_POINT_POLL_S, interval_s
 
+    monkeypatch.setattr(live, "spare_cpus", lambda: 0.0)  # a machine with no idle CPU: the share alone
     run = lab.store.create_run(RunConfig(model="tiny").to_dict(), name="r")
     assert interval_s(run, False, 0.01) == FIRST_POINT_POLL_S < 1  # queued: the click's answer comes at once
     run = lab.store.claim_run(run.id, pid=1)
@@ -270,3 +281,115 @@ def test_this_browser_is_told_when_a_run_it_launched_ends_on_whatever_page(open_
     assert [t.value for t in at.toast] == [page.md(said)]  # a run's name is shown as typed
     at.run()
     assert not at.toast  # told once
+
+
+def test_a_step_decay_whose_first_drop_comes_after_the_run_says_so(open_page: OpenPage) -> None:
+    at = open_page()
+    at.selectbox(key="schedule").set_value("step").run()  # the defaults: a drop every 100 steps, a run of 63
+    assert len(set(vega_data(at, "Learning rate at each optimizer step")["lr"])) == 1  # flat, like constant
+    said = read(at.warning)
+    assert "The first drop comes at step 100, after this run's 63 steps: it trains at a constant rate" in said
+    assert "lower the step size below 63" in said
+    at.number_input(key="step_size").set_value(20).run()
+    assert not at.warning and len(set(vega_data(at, "Learning rate at each optimizer step")["lr"])) == 4
+
+
+def test_a_small_upload_is_summarised_with_the_sizes_its_split_gives(open_page: OpenPage) -> None:
+    rows = "".join(
+        f"review number {i} was {'good' if i % 2 else 'bad'},{'pos' if i % 2 else 'neg'}\n" for i in range(200)
+    )
+    at = open_page()
+    at.radio(key="source").set_value("Upload a CSV").run()
+    at.file_uploader[0].set_value(("reviews.csv", ("text,label\n" + rows).encode(), "text/csv")).run()
+    said = read(at.caption)
+    assert "reviews.csv**: 140 examples" in said and "evaluated on 60 held-out examples" in said  # 70% / 30%
+    assert "the data's 200 examples cap the 2,000 + 1,000 asked for" in said
+    assert "evaluated on 1,000" not in said and "140 training examples ÷ batch 32" in said
+
+
+def test_after_a_clone_the_name_box_and_the_last_launch_are_the_clones(open_page: OpenPage, lab: Lab) -> None:
+    at = open_page(state={"model_choice": "tiny", "bundled": "sms_spam"})
+    at.text_input(key="run_name").set_value("first try")
+    at.button(key="launch").click().run()
+    [run] = lab.store.list_runs()
+    assert "Queued run" in read(at.success)
+    at.switch_page(page.RUNS_PAGE).run()
+    next(b for b in at.button if b.label == "Clone").click().run()
+    at.switch_page(page.LAUNCH_PAGE).run()  # a browser's URL follows st.switch_page; AppTest's page must be told
+    assert not at.exception and at.text_input(key="run_name").value == "first try (clone)"
+    assert not at.success  # the box about run #1 is gone: nothing of this config was queued yet
+    at.button(key="launch").click().run()
+    assert lab.store.list_runs()[0].name == "first try (clone)" and "first try \\(clone\\)" in at.success[0].value
+
+
+def test_a_name_is_capped_and_its_direction_controls_taken_out(open_page: OpenPage, lab: Lab) -> None:
+    at = open_page(state={"model_choice": "tiny", "bundled": "sms_spam"})
+    assert at.text_input(key="run_name").max_chars == at.text_input(key="owner").max_chars == 80
+    at.text_input(key="run_name").set_value("\u202eabc.exe")
+    at.button(key="launch").click().run()
+    [run] = lab.store.list_runs()
+    assert run.name == "abc.exe" and "abc\\.exe" in at.success[0].value  # not shown reversed
+    assert at.text_input(key="run_name").value == "abc.exe"  # nor in its box
+    at.text_input(key="run_name").set_value("x" * 500)  # pasted: the box keeps 80 (service.submit refuses more)
+    at.button(key="launch").click().run()
+    assert lab.store.list_runs()[0].name == "x" * 80 and not at.error
+
+
+def finished_like(lab: Lab, accuracy: float, f1: float, *, name: str, **fields: object) -> int:
+    """A finished run of the default config with `fields` changed and these final scores (nothing trains)."""
+    from bert_lab.core.config import RunConfig
+    from bert_lab.runs.cache import cache_key
+
+    config = RunConfig(**fields).to_dict()  # type: ignore[arg-type]
+    run = lab.store.create_run(config, name=name, cache_key=cache_key(config))
+    lab.store.claim_run(run.id, pid=1)
+    lab.store.add_metrics(run.id, [(10, 1.0, 4.0, "accuracy", accuracy), (10, 1.0, 4.0, "f1", f1)])
+    lab.store.set_status(run.id, Status.FINISHED)
+    return run.id
+
+
+def test_before_launch_the_page_says_what_runs_like_this_one_scored(open_page: OpenPage, lab: Lab) -> None:
+    at = open_page()
+    assert "No similar runs yet on rotten_tomatoes with minilm." in read(at.caption)
+    assert not [b for b in at.button if b.key == "estimate_run"]
+    near = finished_like(lab, 0.80, 0.78, name="near **1**", seed=1)  # the same knobs, another seed
+    far = finished_like(lab, 0.60, 0.50, name="far", seed=1, lr=3e-4)  # 3× the LR: weighs exp(−½(0.477/0.25)²)
+    at.run()
+    said = [c.value for c in at.caption if "Runs like this one" in c.value]
+    assert said == [
+        ":material/history: Runs like this one scored accuracy 0\\.77 ± 0\\.14, F1 0\\.74 ± 0\\.20 \\(2 past runs on "
+        f"rotten\\_tomatoes with minilm; closest\\: run \\#{near} near \\*\\*1\\*\\*\\)\\."
+    ]  # the name escaped: markdown shows it as typed
+    at.select_slider(key="lr").set_value(3e-4).run()
+    shown = read(at.caption)
+    assert "accuracy 0.63 ± 0.14, F1 0.54 ± 0.20 (2 past runs on rotten_tomatoes with minilm" in shown
+    assert f"closest: run #{far} far)." in shown
+    at.button(key="estimate_run").click().run()
+    assert not at.exception and at.title[0].value.endswith("Runs")
+    assert at.session_state["_selected_ids"] == [far]  # the closest run is the one shown
+
+
+def test_the_same_config_is_said_to_come_from_the_cache_and_does(open_page: OpenPage, lab: Lab) -> None:
+    source = finished_like(lab, 0.76, 0.74, name="baseline", model="tiny", dataset="sms_spam")
+    at = open_page(state={"model_choice": "tiny", "bundled": "sms_spam"})
+    assert (
+        f"Already run: answered from the cache instantly (run #{source} baseline: accuracy 0.760, F1 0.740)."
+        in read(at.caption)
+    )
+    at.button(key="launch").click().run()
+    assert lab.store.list_runs()[0].cached_from == source  # what the page said is what the store did
+    at.number_input(key="seed").set_value(7).run()  # another seed: an estimate, not the cache
+    assert "Runs like this one scored accuracy 0.76, F1 0.74 (1 past run on sms_spam with tiny" in read(at.caption)
+
+
+def test_the_launched_run_says_when_the_host_has_paused_the_queue(lab: Lab) -> None:
+    from bert_lab.core.config import RunConfig
+    from bert_lab.figures import curves
+    from bert_lab.runs.describe import QUEUE_PAUSED_DETAIL
+    from lab_ui.launched import status_line
+
+    run = lab.store.create_run(RunConfig(model="tiny").to_dict(), name="r")
+    nothing = curves.points_frame([])
+    assert QUEUE_PAUSED_DETAIL in status_line(run, nothing, paused=True)
+    waiting = status_line(run, nothing)  # not paused
+    assert "first loss point appears here" in waiting and QUEUE_PAUSED_DETAIL not in waiting

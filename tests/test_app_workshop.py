@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 from bert_lab.core.config import RunConfig
 from bert_lab.core.layout import DataFolder
 from bert_lab.runs import names, workshop
-from bert_lab.runs.describe import run_label
+from bert_lab.runs.describe import QUEUE_PAUSED, run_label
 from bert_lab.runs.service import Lab
 from bert_lab.runs.status import Status
 from bert_lab.runs.workshop import Actor, Settings
@@ -104,7 +104,10 @@ def test_the_host_view_shows_the_queue_participants_and_leaderboard(open_page: O
     assert "Only the workshop's host" in everything_said(refused) and not refused.dataframe
     at = open_page(page.HOST_PAGE, {**signed(HOST)})
     said = everything_said(at)
-    assert [str(h.value) for h in at.subheader][0] == "Queue: 0 of 1 slot(s) in use, 1 waiting"
+    assert (
+        next(str(h.value) for h in at.subheader if str(h.value).startswith("Queue"))
+        == "Queue: 0 of 1 slot(s) in use, 1 waiting"
+    )
     queue, people, board = (frame.value for frame in at.dataframe)
     assert list(queue["participant"]) == ["Ben"]
     assert list(people["participant"]) == ["Ana", HOSTILE, "Ben"] and list(people["finished"]) == [2, 1, 0]
@@ -114,7 +117,12 @@ def test_the_host_view_shows_the_queue_participants_and_leaderboard(open_page: O
     at.toggle(key="paused").set_value(True).run()
     at.number_input(key="queue_cap").set_value(5).run()
     assert Settings.read(lab.data) == Settings(queue_cap=5, paused=True)
-    assert json.loads(lab.data.workshop.read_text()) == {"queue_cap": 5, "paused": True}
+    assert json.loads(lab.data.workshop.read_text()) == {
+        "queue_cap": 5,
+        "paused": True,
+        "class_group": None,
+        "revealed": False,
+    }
 
 
 def test_the_host_view_names_a_run_without_an_owner_and_gives_it_no_link(open_page: OpenPage, lab: Lab) -> None:
@@ -147,7 +155,10 @@ def test_the_host_view_and_sidebar_show_the_workers_of_every_machine(
     lab.store.renew_worker("gpu-a", 11, slots=2)
     lab.store.renew_worker("gpu-b", 12, slots=4)
     at = open_page(page.HOST_PAGE, host)
-    assert [str(h.value) for h in at.subheader][0] == "Queue: 0 of 6 slot(s) in use, 1 waiting"
+    assert (
+        next(str(h.value) for h in at.subheader if str(h.value).startswith("Queue"))
+        == "Queue: 0 of 6 slot(s) in use, 1 waiting"
+    )
     workers = at.dataframe[1].value
     assert list(workers["worker"]) == ["gpu-a (pid 11)", "gpu-b (pid 12)"] and list(workers["slots"]) == [2, 4]
     said = everything_said(at)
@@ -157,7 +168,10 @@ def test_the_host_view_and_sidebar_show_the_workers_of_every_machine(
         clock.setattr(time, "time", lambda: now - 60)
         lab.store.renew_worker("gpu-b", 12, slots=4)
     at = open_page(page.HOST_PAGE, host)
-    assert [str(h.value) for h in at.subheader][0] == "Queue: 0 of 2 slot(s) in use, 1 waiting"
+    assert (
+        next(str(h.value) for h in at.subheader if str(h.value).startswith("Queue"))
+        == "Queue: 0 of 2 slot(s) in use, 1 waiting"
+    )
     assert page.md("Background worker on gpu-a (2 slots)") in everything_said(at)
 
 
@@ -294,3 +308,30 @@ def test_a_link_cannot_bring_a_server_path_into_the_launch_page(lab: Lab) -> Non
     assert not at.exception and at.radio(key="model_choice").value == "minilm"
     assert at.radio(key="source").value == "Bundled dataset"
     assert at.query_params[workshop.TOKEN_PARAM] == token  # the settings in the address keep the sign-in
+
+
+def test_a_launch_past_the_queue_cap_says_so_plainly_and_clears_the_last_launch(open_page: OpenPage, lab: Lab) -> None:
+    Settings().update(lab.data, queue_cap=1)
+    at = open_page("app.py", {**signed("Ana"), "model_choice": "tiny", "bundled": "sms_spam"})
+    at.button(key="launch").click().run()
+    assert "Queued run" in at.success[0].value
+    at.button(key="launch").click().run()
+    said = " ".join(e.value for e in at.error).replace("\\", "")
+    assert "Nothing was queued: Ana already has 1 run queued and the workshop allows 1 at a time" in said
+    assert "this run would be the 2nd. Wait for one to start, or ask the host" in said and "these 1" not in said
+    assert not at.success and len(lab.store.list_runs()) == 1  # no box saying a run was queued
+
+
+def test_a_paused_queue_has_no_next_run_on_the_host_view_and_participants_are_told(
+    open_page: OpenPage, lab: Lab
+) -> None:
+    lab.store.create_run(TINY, owner="Ben")
+    at = open_page(page.HOST_PAGE, {**signed(HOST)})
+    [queue] = [frame.value for frame in at.dataframe if "when" in frame.value.columns]
+    assert list(queue["when"]) == ["next"]
+    at.toggle(key="paused").set_value(True).run()
+    [queue] = [frame.value for frame in at.dataframe if "when" in frame.value.columns]
+    assert list(queue["when"]) == [QUEUE_PAUSED]  # not "next": nothing starts until the host resumes
+    ben = open_page(page.RUNS_PAGE, {**signed("Ben")})
+    assert list(ben.dataframe[0].value["ETA"]) == [QUEUE_PAUSED]
+    assert "**Queue paused by the host.**" in "\n".join(str(c.value) for c in ben.sidebar.caption)

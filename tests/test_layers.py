@@ -95,7 +95,7 @@ def test_every_part_imports_only_its_own_floor_and_those_below() -> None:
 def test_the_newcomers_map_names_every_part() -> None:
     """docs/architecture.md's tree lists each package of `bert_lab` (and nothing that is not there)."""
     text = (LIBRARY.parent / "docs" / "architecture.md").read_text()
-    tree = text[text.index("bert_lab/") : text.index("bench/")]
+    tree = text[text.index("bert_lab/") : text.index("\nbench/")]
     named = {line.split("/")[0].strip() for line in tree.splitlines()[1:] if line.startswith("  ") and "/" in line[:16]}
     packages = {p.name for p in LIBRARY.iterdir() if (p / "__init__.py").is_file()}
     assert named == packages

@@ -10,7 +10,7 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 from bert_lab.runs.records import RunSummary
-from bert_lab.runs.service import Lab
+from bert_lab.runs.service import Lab, fitted
 from bert_lab.runs.status import Status
 from bert_lab.sweeps.report import read_group
 from bert_lab.teaching.lessons import LESSONS, launch, reading
@@ -27,7 +27,7 @@ def test_every_lesson_is_a_valid_group_that_reads_well(lab: Lab) -> None:
         group = launch(lab, lesson, owner="ana")
         runs = sorted(lab.store.list_runs(group_id=group.id), key=lambda r: r.id)
         assert (group.method, group.spec["lesson"], group.metric) == ("lesson", lesson.slug, lesson.metric)
-        assert [r.name for r in runs] == [f"{lesson.title}: {label}" for label, _ in configs]
+        assert [r.name for r in runs] == [fitted(f"{lesson.title}: {label}") for label, _ in configs]  # ≤ 80 chars
         assert [r.config for r in runs] == [c.to_dict() for _, c in configs]
 
 
@@ -57,6 +57,19 @@ def test_the_reading_names_each_arm_and_the_verdict(lab: Lab) -> None:
         finish(lab, run.id, accuracy)
     [line] = reading(noise, read_group(lab.store, group.id))
     assert line.startswith("lr 2e-4: accuracy 0.698") and "(seeds from 0.580 to 0.750)" in line
+
+
+def test_a_lesson_whose_runs_all_learned_nothing_says_so_once(lab: Lab) -> None:
+    lesson = LESSONS["learning-rate"]
+    group = launch(lab, lesson)
+    for run in lab.store.list_runs(group_id=group.id):  # every arm at the majority class: 60 of 100
+        lab.store.claim_run(run.id, pid=1)
+        lab.store.add_metrics(run.id, [(50, 1.0, 9.0, "accuracy", 0.6), (50, 1.0, 9.0, "f1", 0.375)])
+        lab.store.update_run(run.id, summary=RunSummary(confusion=[[60, 0], [40, 0]]))
+        lab.store.set_status(run.id, Status.FINISHED)
+    last = reading(lesson, read_group(lab.store, group.id))[-1]
+    assert last.endswith(": every run learned nothing, so neither is better (each run's notes say why).")
+    assert "one run each" not in last and "seed noise" not in last
 
 
 def test_the_reading_tells_arms_apart_by_every_knob_and_gives_the_metrics_the_lesson_shows(lab: Lab) -> None:

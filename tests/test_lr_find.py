@@ -16,7 +16,7 @@ from bert_lab.engine.schedules import lr_curve
 from bert_lab.processes.runner import run_job
 from bert_lab.runs.service import Lab
 from bert_lab.runs.status import Status
-from bert_lab.teaching.lr_find import BETA, RangeTest, range_test_config, suggest, valley
+from bert_lab.teaching.lr_find import BETA, RangeTest, changed_since, range_test_config, suggest, valley
 
 TINY = RunConfig(model="tiny", dataset="sms_spam", train_size=200, eval_size=50, max_length=32, batch_size=16)
 
@@ -101,3 +101,17 @@ def test_a_range_test_run_finishes_with_its_suggestion_and_no_model(lab: Lab) ->
     assert 1e-5 <= run.summary.lr_find["suggested_lr"] <= 10.0
     assert len(lab.store.read_metrics(run_id, names=["lr"])) == run.summary.steps
     assert not lab.data.run(run_id).model.exists() and not lab.data.run(run_id).checkpoint.exists()
+
+
+def test_a_suggestion_holds_only_for_the_settings_it_was_measured_with() -> None:
+    base = RunConfig(optimizer="adamw", batch_size=32)
+    assert changed_since(base.to_dict(), base.to_dict()) == {}
+    tuned = RunConfig(optimizer="adamw", batch_size=32, lr=3e-5, schedule="step", num_epochs=3, seed=4)
+    assert changed_since(base.to_dict(), tuned.to_dict()) == {}  # the test's own knobs, and the seed, don't count
+    other = RunConfig(optimizer="sgd", batch_size=16, model="tiny", dataset="sms_spam")
+    assert changed_since(base.to_dict(), other.to_dict()) == {
+        "dataset": ("rotten_tomatoes", "sms_spam"),
+        "model": (base.model, "tiny"),
+        "optimizer": ("adamw", "sgd"),
+        "batch_size": (32, 16),
+    }

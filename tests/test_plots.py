@@ -122,6 +122,8 @@ def test_schedule_preview_plots_the_training_schedule() -> None:
     assert chart.title == "Learning rate at each optimizer step"
     assert warmup_end.data["step"].tolist() == [10]  # the end of warmup is marked
     assert len(launch_charts.lr_schedule_chart(lr_curve(config, 200)).layer) == 1  # no warmup, no mark
+    short = launch_charts.lr_schedule_chart(lr_curve(config, 5)).to_dict()  # a 5-step run: no tick at step 0.5
+    assert short["layer"][0]["encoding"]["x"]["axis"] == {"format": ",d", "tickMinStep": 1}
 
 
 def test_result_figures() -> None:
@@ -195,6 +197,13 @@ def test_loss_chart_draws_one_runs_smoothed_loss_over_its_raw_line() -> None:
     assert launch_charts.loss_chart(curves.points_frame([first]), 3).layer[1].mark.point is True  # a lone point shows
 
 
+def test_the_loss_charts_axis_spans_the_losses_not_zero_to_them() -> None:
+    """A loss falling from 0.70 to 0.55 over a zero baseline reads as a flat line."""
+    points = [MetricPoint(i, 3, i, 0.0, 0.0, "train_loss", 0.7 - 0.01 * i) for i in range(1, 16)]
+    spec = launch_charts.loss_chart(curves.points_frame(points), 3, smoothing=0.6).to_dict()
+    assert [layer["encoding"]["y"]["scale"] for layer in spec["layer"]] == [{"zero": False}] * 2
+
+
 def test_a_csv_for_spreadsheets_keeps_text_as_text_and_numbers_as_numbers() -> None:
     import csv
     import io
@@ -210,3 +219,59 @@ def test_a_csv_for_spreadsheets_keeps_text_as_text_and_numbers_as_numbers() -> N
     rows = list(csv.DictReader(io.StringIO(spreadsheet_csv(frame))))
     assert [r["run_name"] for r in rows] == ["'=1+1", "'+sum(A1)", "'-2", "'@cmd", "'\tx", "plain", "a=b"]
     assert [r["loss"] for r in rows] == ["-0.5", "1.0", "-2.0", "0.0", "1e-09", "", "3.0"]  # negative numbers stay
+
+
+def test_a_score_band_and_axis_stay_within_0_and_100_percent() -> None:
+    # Two seeds of one config ending at F1 0.05 and 0.65: mean ± 1 std (0.35 ± 0.42) would reach −7% and 77%; the
+    # issue's F1 axis ran from −50%. The band is cut at 0, the axis never passes 0 or 1; a loss is left as it is.
+    from bert_lab.figures import group_charts
+    from bert_lab.runs.records import Group, Run, RunSummary
+    from bert_lab.runs.status import Status
+    from bert_lab.sweeps.report import ConfigResult, GroupReport
+
+    common = dict.fromkeys(("started_at", "finished_at", "device", "error", "pid", "heartbeat_at"))
+    common |= {"name": "r", "owner": "", "status": Status.FINISHED, "created_at": 0.0, "progress": 1.0}
+    common |= {"group_id": "g", "cancel_requested": False, "summary": RunSummary(), "resume_count": 0}
+    runs = [Run(id=i, config={"lr": 1e-3, "seed": i}, **common) for i in (1, 2)]
+    group = Group("g", "g", "", "grid", "f1", {"knobs": ["lr"]}, 0.0, False)
+    report = GroupReport(group, runs, ["lr"], [ConfigResult({"lr": 1e-3}, runs, {"f1": [0.05, 0.65]}, 0)])
+    rows = [(i, s, 0.0, 0.0, "f1", v) for i, end in ((1, 0.05), (2, 0.65)) for s, v in ((10, 0.3), (20, end))]
+    rows += [(i, s, 0.0, 0.0, "eval_loss", v) for i in (1, 2) for s, v in ((10, 0.2 * i), (20, 0.1 + 0.5 * (i - 1)))]
+    points = pd.DataFrame(rows, columns=curves.POINT_COLUMNS)
+    for band in ("std", "minmax"):
+        fig = group_charts.band_figure(report, points, "f1", band=band)
+        drawn = np.concatenate([np.asarray(t.y, dtype=float) for t in fig.data])
+        assert drawn.min() >= 0.0 and drawn.max() <= 1.0
+        low, high = fig.layout.yaxis.range
+        assert 0.0 <= low and high <= 1.0 and fig.layout.yaxis.tickformat == ".0%"
+    [band] = [t for t in group_charts.band_figure(report, points, "f1", band="std").data if t.fill == "toself"]
+    assert min(band.y) == 0.0  # 0.35 − 0.42 at step 20, cut at zero
+    loss = group_charts.band_figure(report, points, "eval_loss", band="std")
+    [loss_band] = [t for t in loss.data if t.fill == "toself"]
+    assert min(loss_band.y) < 0 and loss.layout.yaxis.range is None  # not a share: drawn as computed
+
+
+def test_every_run_chart_writes_its_ticks_legend_and_axis_titles_readably() -> None:
+    """Streamlit's theme draws tick labels at 12 px (about 11 px on screen), too small at 1280×720: each figure of runs
+    sets FONT_PX (14) on every axis it has, its legend and its hover text."""
+    frame, labels = long_frame(runs=3, steps=40), {1: "#1", 2: "#2", 3: "#3"}
+    table = pd.DataFrame({"run_id": [1], "label": ["#1"], "accuracy": [0.8], "precision": [0.7], "recall": [0.6]})
+    table["f1"] = 0.65
+    probs = pd.DataFrame({"text": ["a"], "ham": [0.9], "spam": [0.1]})
+    figures = {
+        "curve": run_charts.curve_figure(frame, "train_loss", labels),
+        "panels": run_charts.small_multiples_figure(frame, "accuracy", labels, columns=2),
+        "range test": run_charts.lr_find_figure([1e-5, 1e-4, 1e-3], [0.7, 0.6, 0.9], {"steepest": 1e-4}),
+        "results": run_charts.final_metrics_figure(table),
+        "confusion": run_charts.confusion_figure([[5, 1], [2, 7]], ["ham", "spam"]),
+        "probabilities": run_charts.probabilities_figure(probs, ["ham", "spam"]),
+    }
+    for name, figure in figures.items():
+        layout = figure.to_plotly_json()["layout"]
+        axes = [key for key in layout if key.startswith(("xaxis", "yaxis"))]
+        assert len(axes) >= 2, name
+        for axis in axes:
+            assert layout[axis]["tickfont"]["size"] == run_charts.FONT_PX >= 14, (name, axis)
+            assert layout[axis]["title"]["font"]["size"] == run_charts.FONT_PX, (name, axis)
+        assert layout["legend"]["font"]["size"] == layout["hoverlabel"]["font"]["size"] == run_charts.FONT_PX, name
+    assert len([k for k in figures["panels"].to_plotly_json()["layout"] if k.startswith("xaxis")]) == 3  # each panel

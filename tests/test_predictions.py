@@ -57,6 +57,8 @@ def test_a_prediction_names_an_arm_and_an_optional_range_each_bad_field_named(la
 
 
 def test_one_arm_or_a_search_has_nothing_to_predict(lab: Lab) -> None:
+    two = launch(lab, LESSONS["dropout"], model="tiny")  # two arms are enough to predict between
+    assert predictions.predictable(two, read_group(lab.store, two.id))
     noise = launch(lab, LESSONS["seed-noise"], model="tiny")
     assert not predictions.predictable(noise, read_group(lab.store, noise.id))
     search = lab.store.create_group(name="s", method="search", metric="f1", spec={}, runs=[({"lr": 1e-4}, "a", None)])
@@ -83,7 +85,13 @@ def test_predictions_close_when_a_run_has_its_result_and_the_outcome_reads_it(la
     report = read_group(lab.store, group.id)
     wrong = predictions.predict(lab, report, arm="too large (3e-3)", low=0.7, high=0.9, owner="a")
     held = predictions.predict(lab, report, arm="right (1e-4)", low=0.7, high=0.8, owner="b")
+    assert predictions.outcome(held, report) == []  # no result yet: nothing to say
     finish(lab, right, 0.78)
+    report = read_group(lab.store, group.id)
+    assert predictions.outcome(wrong, report) == [
+        "You predicted too large (3e-3) would end best on F1 (macro).",
+        "too large (3e-3) has no result (its runs did not finish); right (1e-4) ended at 78.0%.",
+    ]
     report = read_group(lab.store, group.id)
     assert not predictions.is_open(report)
     with pytest.raises(StoreError, match="predictions are closed"):
@@ -165,8 +173,10 @@ def test_a_class_lesson_is_hidden_from_participants_until_the_host_reveals_it(la
     assert Settings.read(lab.data).hides(BO) == {again.id} and not Settings.read(lab.data).revealed
     with pytest.raises(NotAllowedError):
         predictions.predict(lab, read_group(lab.store, group.id), arm="right (1e-4)", actor=ANA)  # no longer class
+    classroom.reveal(lab, actor=HOST)
     classroom.close_class(lab, actor=HOST)
     assert classroom.class_lesson(lab) is None and Settings.read(lab.data).hides(BO) == set()
+    assert Settings.read(lab.data) == Settings(class_group=None, revealed=False)  # the next one starts hidden
 
 
 def test_settings_from_before_the_class_lesson_read_with_none_open(lab: Lab) -> None:
@@ -175,3 +185,6 @@ def test_settings_from_before_the_class_lesson_read_with_none_open(lab: Lab) -> 
     assert Settings.read(lab.data) == Settings(queue_cap=5, paused=True, class_group=None, revealed=False)
     workshop.Settings(class_group="abc").write(lab.data)
     assert Settings.read(lab.data).class_group == "abc" and classroom.class_lesson(lab) is None  # no such group
+    sweep = lab.store.create_group(name="s", method="grid", metric="f1", spec={"lesson": "no-such-lesson"})
+    workshop.Settings(class_group=sweep.id).write(lab.data)
+    assert classroom.class_lesson(lab) is None  # a group that is no lesson is no class lesson

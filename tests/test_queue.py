@@ -6,9 +6,10 @@ from dataclasses import replace
 
 from bert_lab.core.config import RunConfig
 from bert_lab.processes.worker import Worker
+from bert_lab.runs import describe
 from bert_lab.runs.describe import queue_places
 from bert_lab.runs.queue import expected_starts, fair_order
-from bert_lab.runs.records import Run
+from bert_lab.runs.records import Run, RunSummary
 from bert_lab.runs.service import Lab
 from bert_lab.runs.status import Status
 
@@ -117,3 +118,36 @@ def test_with_more_runs_running_than_slots_a_queued_run_waits_for_the_last_to_en
     running = [run(1, "ana", Status.RUNNING, started_at=960.0), run(2, "ben", Status.RUNNING, started_at=990.0)]
     starts = expected_starts([run(3, "cleo")], running, slots=1, duration_s=lambda r: 50.0, now=1000.0)
     assert starts == {3: 40.0}
+
+
+def test_a_queued_run_waits_for_what_the_running_run_has_left_not_for_a_guess() -> None:
+    # A MiniLM run guessed at 16 s (tiny, 400 samples) started 100 s ago and is a quarter done: by its own pace it has
+    # 300 s left, not the guess's nothing. The queued run behind it starts when that run ends, then the next one
+    # after the queued run's own guessed 16 s.
+    tiny = RunConfig(model="tiny", train_size=400).to_dict()
+    going = replace(run(1, "ana", Status.RUNNING, started_at=900.0), config=tiny, progress=0.25)
+    waiting = [replace(run(i, "ana"), config=tiny) for i in (2, 3)]
+    assert queue_places([going, *waiting], slots=1, now=1000.0) == {2: (1, 300.0), 3: (2, 316.0)}
+    # Before it has gone 2% there is no pace to read: the guess for its kind of run stands (16 s from its start).
+    young = replace(going, started_at=995.0, progress=0.01)
+    assert queue_places([young, *waiting], slots=1, now=1000.0) == {2: (1, 11.0), 3: (2, 27.0)}
+    # The same in expected_starts: a run's own time left wins over its estimated duration.
+    left = {1: 50.0}
+    starts = expected_starts(
+        waiting, [going], slots=1, duration_s=lambda r: 10.0, now=1000.0, remaining_s=lambda r: left.get(r.id)
+    )
+    assert starts == {2: 50.0, 3: 60.0}
+
+
+def test_while_the_host_has_paused_the_queue_no_queued_run_is_given_a_time() -> None:
+    tiny = RunConfig(model="tiny", train_size=400).to_dict()
+    runs = [
+        replace(run(i, owner), config=tiny, summary=RunSummary()) for i, owner in ((1, "ana"), (2, "ana"), (3, "ben"))
+    ]
+    assert queue_places(runs, slots=1, now=1000.0, paused=True) == {1: (1, None), 3: (2, None), 2: (3, None)}
+    shown = [describe.row(r, {}, place=place).eta for r, place in zip(runs, [(1, None), (3, None), (2, 0.0)])]
+    assert shown == [describe.QUEUE_PAUSED, describe.QUEUE_PAUSED, "next"]
+    assert describe.start_words(146.0) == "starts in 2m 26s"
+    note = describe.explain(runs[0], paused=True)
+    assert note is not None and "paused the queue" in note.detail and "resumes" in note.detail
+    assert describe.explain(runs[0]) is None  # not paused, a worker alive: nothing to say

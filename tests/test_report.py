@@ -14,7 +14,16 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 from bert_lab.runs.records import RunSummary
 from bert_lab.runs.service import Lab
 from bert_lab.runs.status import Status
-from bert_lab.sweeps.report import SEED_NOISE, ConfigResult, Stats, compare, importance, read_group, seeds_to_settle
+from bert_lab.sweeps.report import (
+    SEED_NOISE,
+    ConfigResult,
+    Stats,
+    compare,
+    importance,
+    importance_missing,
+    read_group,
+    seeds_to_settle,
+)
 
 T_975_DF2 = 4.302653  # Student's t, 97.5% quantile, 2 degrees of freedom (any t table)
 
@@ -131,7 +140,7 @@ LRS = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 2e-3]
 def test_no_importance_from_one_config_or_from_configs_that_all_scored_the_same(lab: Lab) -> None:
     assert importance(read_group(lab.store, finished_group(lab, {1e-4: [0.7, 0.72]}))) == ("", {})
     level = finished_group(lab, {1e-4: [0.7, 0.7], 3e-4: [0.7, 0.7]})
-    assert importance(read_group(lab.store, level)) == ("main effects (η²)", {})  # nothing varied to explain
+    assert importance(read_group(lab.store, level)) == ("", {})  # nothing varied to explain
 
 
 def test_importance_of_a_random_sweep_comes_from_optuna(lab: Lab) -> None:
@@ -334,3 +343,73 @@ def test_a_group_becomes_a_study_of_its_configs_means_in_launch_order(lab: Lab) 
     assert [t.params for t in study.trials] == [{"lr": 3e-3}, {"lr": 1e-4}]  # launch order, not rank
     assert [t.value for t in study.trials] == pytest.approx([0.59, 0.75])
     assert study.direction == optuna.study.StudyDirection.MAXIMIZE
+
+
+def test_a_sweep_where_every_run_learned_nothing_gets_one_consistent_verdict(lab: Lab) -> None:
+    # Every run at (or under) the majority class, 58%: no seeds advice, no "treat them as equal" beside "run more".
+    for results in (
+        {1e-3: [0.58, 0.58], 3e-3: [0.58, 0.58]},
+        {1e-3: [0.58], 3e-3: [0.56]},
+        {1e-3: [0.58, 0.57], 3e-3: [0.5, 0.58]},
+    ):
+        verdict = read_group(lab.store, finished_group(lab, results)).verdict()
+        assert verdict is not None and verdict.learned_nothing and not verdict.real and verdict.seeds_needed is None
+        words = verdict.words
+        assert "every run learned nothing" in words and "neither config is better" in words
+        assert "lower learning rate" in words
+        assert not any(w in words for w in ("run more seeds", "treat them as equal", "run at least", "real at 95%"))
+    # One config that learned something: the usual verdict, not the degenerate one.
+    mixed = read_group(lab.store, finished_group(lab, {1e-4: [0.75, 0.76], 3e-3: [0.58, 0.58]})).verdict()
+    assert mixed is not None and not mixed.learned_nothing and mixed.real
+
+
+def test_an_exact_tie_has_no_single_best(lab: Lab) -> None:
+    tie = read_group(lab.store, finished_group(lab, {1e-4: [0.7, 0.72], 3e-4: [0.72, 0.7], 1e-3: [0.6, 0.6]}))
+    first, second, third = tie.configs
+    assert tie.best is None and tie.leaders == [first, second]
+    assert [tie.mark(c) for c in tie.configs] == ["= tied best", "= tied best", ""]
+    assert tie.to_dict()["best"] is None and tie.to_dict()["tied_best"] == [{"lr": 1e-4}, {"lr": 3e-4}]
+    clear = read_group(lab.store, finished_group(lab, {1e-4: [0.7, 0.72], 3e-4: [0.7, 0.71]}))
+    assert clear.best is clear.configs[0] and [clear.mark(c) for c in clear.configs] == ["★ best", ""]
+    assert clear.to_dict()["tied_best"] == []
+    level = compare(config([0.7, 0.7], 1e-4), config([0.7, 0.7], 3e-4), "accuracy")
+    same = "every run of both scored exactly the same: a tie, treat them as equal."
+    assert level.words == f"lr=0.0001 vs lr=0.0003: Accuracy +0.00 points: {same}"
+    spread = config([0.7, 0.71, 0.72], 1e-4)
+    noise = compare(spread, spread, "accuracy")
+    assert "treat them as equal" in noise.words and "run more seeds" not in noise.words
+
+
+def test_importance_says_why_it_is_missing(lab: Lab) -> None:
+    one = read_group(lab.store, finished_group(lab, {1e-4: [0.7, 0.72]}))
+    assert importance_missing(one) == "Knob importance appears once two configs have finished runs (1 so far)."
+    for method in ("grid", "random"):  # PED-ANOVA would name the knob all the same: nothing is shown
+        level = read_group(lab.store, finished_group(lab, {1e-3: [0.58], 3e-3: [0.58]}, method=method))
+        assert importance(level) == ("", {})
+        assert importance_missing(level) == (
+            "Every run scored the same Accuracy (58.0%): no knob moved it, so none mattered more than another."
+        )
+    moved = read_group(lab.store, finished_group(lab, {1e-4: [0.7], 3e-4: [0.6]}))
+    assert importance(moved)[1] and importance_missing(moved) == ""
+
+
+def test_a_score_interval_stays_within_0_and_1_and_says_it_was_cut() -> None:
+    # Two runs at 10% and 90%: t (12.71) · 0.566 / √2 = ±5.08 around 0.5 reaches far past both ends.
+    wide = Stats.of([0.1, 0.9], bounds=(0.0, 1.0))
+    assert wide.ci95 == (0.0, 1.0) and wide.clipped and wide.to_dict()["ci95_clipped"] is True
+    assert Stats.of([0.1, 0.9]).ci95[0] < -4  # unbounded: as t gives it
+    result = ConfigResult({"lr": 1e-4}, [], {"f1": [0.05, 0.6], "eval_loss": [0.1, 2.0]}, 0)
+    assert result.stats("f1").ci95[0] == 0.0 and result.stats("f1").ci95[1] <= 1.0 and result.stats("f1").clipped
+    assert result.stats("eval_loss").ci95[0] < 0 and not result.stats("eval_loss").clipped  # a loss: not a share
+    narrow = Stats.of([0.7, 0.72, 0.74], bounds=(0.0, 1.0))
+    assert not narrow.clipped and "ci95_clipped" not in narrow.to_dict()
+
+
+def test_an_lr_range_test_in_a_group_is_not_ranked(lab: Lab) -> None:
+    group_id = finished_group(lab, {1e-4: [0.7, 0.72]})
+    test = lab.store.create_run({"lr": 1.0, "schedule": "range_test", "seed": 1}, group_id=group_id).id
+    lab.store.claim_run(test, pid=1)
+    lab.store.add_metrics(test, [(10, 1.0, 5.0, "accuracy", 0.99)])
+    lab.store.set_status(test, Status.FINISHED)
+    report = read_group(lab.store, group_id)
+    assert test not in [r.id for r in report.runs] and [c.params for c in report.configs] == [{"lr": 1e-4}]

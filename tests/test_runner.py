@@ -7,17 +7,20 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from bert_lab.core.config import RunConfig
 from bert_lab.core.metrics import CATALOGUE, EVAL_METRICS, STEP_METRICS
-from bert_lab.engine.reports import EvalRecord, StepRecord
+from bert_lab.engine.reports import EvalRecord, Hooks, StepRecord
+from bert_lab.engine.train import train
 from bert_lab.processes.runner import FLUSH_INTERVAL_S, StoreReporter, explain_failure, run_job
 from bert_lab.runs import service
 from bert_lab.runs.service import Lab
 from bert_lab.runs.status import Status
+from bert_lab.teaching.annotate import collapse
 
 SHORT = dict(model="tiny", dataset="sms_spam", train_size=64, eval_size=32, max_length=32, batch_size=16)  # 4 steps
 SOON_S = FLUSH_INTERVAL_S * 6  # "within about a flush", with room for a busy machine
@@ -111,6 +114,29 @@ def test_reporter_writes_step_and_eval_points_named_by_the_catalogue(lab: Lab) -
     assert (run.summary.total_steps, run.summary.eval_step, run.summary.confusion) == (4, 2, EVAL.confusion)
     assert [e.message for e in lab.store.read_events(run_id)] == ["data: 64 train / 32 eval examples"]
     assert run.status == Status.RUNNING and not reporter.should_stop()  # the run's ending is not the reporter's
+
+
+def test_a_note_written_mid_run_names_the_class_not_its_number(lab: Lab) -> None:
+    # The class names come with each evaluation: before the run ends (when its whole summary is written), a collapse
+    # onto 'fresh' says 'fresh', not 'class 0'.
+    run_id = claimed_run(lab)
+    reporter = StoreReporter(lab.store, run_id, worker_pid=os.getpid()).start()
+    hooks = reporter.hooks()
+    hooks.on_step(step(1))
+    hooks.on_eval(replace(EVAL, confusion=[[58, 0], [42, 0]], labels=("fresh", "rotten")))
+    hooks.on_step(step(2))
+    hooks.on_eval(replace(EVAL, step=3))  # a record without names keeps the names already known
+    reporter.close()
+    run = lab.store.get_run(run_id)
+    assert run.status == Status.RUNNING and run.summary.labels == ["fresh", "rotten"]
+    [note] = collapse(replace(run, summary=replace(run.summary, confusion=[[58, 0], [42, 0]])))
+    assert "predicted 'fresh'" in note.hint
+
+
+def test_the_loop_names_the_classes_in_every_evaluation() -> None:
+    evaluations: list[EvalRecord] = []
+    train(RunConfig(**SHORT, eval_every_steps=2), hooks=Hooks(on_eval=evaluations.append))
+    assert [e.labels for e in evaluations] == [("ham", "spam"), ("ham", "spam")]
 
 
 def test_reporter_turns_a_cancel_request_into_should_stop(lab: Lab) -> None:

@@ -392,6 +392,21 @@ def test_a_run_as_a_table_row() -> None:
     assert describe.row(make_run(), {}, place=(1, 0.0)).eta == "next"
 
 
+def test_an_lr_range_test_is_listed_as_one_with_its_suggestion_not_its_blown_up_loss() -> None:
+    # The range test's loss rose to 21 as its learning rate reached 1: that is the test working, not a score.
+    found = RunSummary(total_steps=100, lr_find={"suggested_lr": 1.5e-4, "steep_lr": 3e-4, "min_lr": 1e-3})
+    test = make_run(status=F, progress=1.0, config={"schedule": "range_test", "lr": 1.0}, summary=found)
+    r = describe.row(test, {"train_loss": 21.0, "accuracy": 0.42, "f1": 0.3})
+    assert test.is_range_test and (r.kind, r.status) == ("LR range test", "✓ finished · LR range test")
+    assert r.steps == "suggests lr 1.5e-04" and r.scores == {"train_loss": None, "accuracy": None, "f1": None}
+    going = describe.row(dataclasses.replace(test, status=R, progress=0.3, summary=RunSummary(total_steps=100)), {})
+    assert (going.status, going.steps) == ("▶ running · LR range test", "30 / 100")
+    plain = describe.row(dataclasses.replace(test, config={"schedule": "constant", "lr": 1.0}), {"train_loss": 0.5})
+    assert (plain.kind, plain.status, plain.scores["train_loss"]) == ("training run", "✓ finished", 0.5)
+    said = describe.notice(test, {"accuracy": 0.42, "f1": 0.3})
+    assert said == "#7 sweep 1/3 finished: it suggests a learning rate of 1.5e-04"  # not its blown-up scores
+
+
 def test_disk_full_and_out_of_memory_are_told_from_other_errors() -> None:
     import errno
 
@@ -537,7 +552,7 @@ def test_explain_says_nothing_about_runs_that_are_fine(changes: dict) -> None:
 @pytest.mark.parametrize("status", [X, D, INT, C])
 def test_explain_keeps_a_markdown_name_verbatim(status: Status) -> None:
     """Escaping is the page's job (`lab_ui.page.md`): the note carries the name exactly as the user typed it."""
-    name = "**bold** _it_ [link](http://x.example) `code` # <b>html</b> \\ $x$"
+    name = "**bold** _it_ [link](http://x.ex) `code` # <b>html</b> \\ $x$"  # 60 characters: not shortened
     note = describe.explain(make_run(status=status, name=name))
     assert note is not None and note.headline.startswith(f"#7 {name} ")
 
@@ -830,6 +845,36 @@ def test_edit_renames_tags_and_notes_a_run_naming_every_bad_field(lab: Lab) -> N
         "tags: at most 12 per run (13 given); note: at most 2000 characters (this one has 2001)"
     )
     assert lab.store.get_run(run.id).name == "second"
-    assert service.edit(lab, run.id, name="x" * 120).name == "x" * 120
-    with pytest.raises(ValueError, match="name: at most 120 characters \\(this one has 121\\)"):
-        service.edit(lab, run.id, name="x" * 121)
+    assert service.edit(lab, run.id, name="x" * 80).name == "x" * 80
+    with pytest.raises(ValueError, match="name: at most 80 characters \\(this one has 81\\)"):
+        service.edit(lab, run.id, name="x" * 81)
+    assert service.edit(lab, run.id, name="\u202egnp.exe\u202c").name == "gnp.exe"  # shown as stored, not reversed
+
+
+def test_names_are_capped_and_cleaned_of_direction_controls_wherever_they_are_stored(lab: Lab) -> None:
+    tiny = RunConfig(model="tiny", dataset="sms_spam")
+    with pytest.raises(ValueError, match="^name: at most 80 characters \\(this one has 500\\)$"):
+        service.submit(lab, tiny, name="x" * 500)
+    with pytest.raises(ValueError, match="^owner: at most 80 characters"):
+        service.submit(lab, tiny, owner="o" * 81)
+    with pytest.raises(ValueError, match="^name: at most 80 characters"):
+        service.submit_group(lab, [tiny], name="g" * 81)
+    assert lab.store.list_runs() == []  # nothing stored
+    run = service.submit(lab, tiny, name="\u202eabc\u2066 def\u2069\n", owner="\u200fana")
+    assert (run.name, run.owner) == ("abc def", "ana")
+    long = service.submit(lab, tiny, name="n" * 80)
+    clone = service.clone(lab, long.id)  # a name the lab makes fits, whatever the old one's length
+    assert len(clone.name) == 80 and "…" in clone.name and clone.name.endswith("n (clone)")
+    again = service.run_again(lab, long.id)
+    assert len(again.name) == 80 and again.name.endswith(f"(seed {again.config['seed']})")
+    group = service.submit_group(lab, [tiny], name="s" * 80, run_names=["r" * 79 + " seed 1"])
+    [member] = lab.store.list_runs(group_id=group.id)
+    assert len(member.name) == 80 and member.name.endswith("seed 1")
+
+
+def test_a_long_name_is_shortened_in_labels_around_an_ellipsis() -> None:
+    label = describe.run_label(make_run(name="a" * 250 + "b" * 250))
+    assert len(label) == len("#7 ") + 60 and label.startswith("#7 aaa") and label.endswith("bbb")
+    assert "…" in label
+    assert describe.run_label(make_run(name="x" * 60)) == "#7 " + "x" * 60  # up to 60 characters: as named
+    assert describe.run_label(make_run(name="\u202eabc.exe")) == "#7 abc.exe"  # stored before names were cleaned

@@ -5,7 +5,7 @@ import math
 import pytest
 
 from bert_lab.core.config import RunConfig
-from bert_lab.engine.schedules import count_steps, lr_at, lr_curve, lr_factor
+from bert_lab.engine.schedules import count_steps, first_drop_step, lr_at, lr_curve, lr_factor
 
 
 def test_constant_is_flat() -> None:
@@ -94,3 +94,13 @@ def test_count_steps_by_hand(
 
 def test_count_steps_is_for_one_process_unless_told() -> None:
     assert count_steps(2000, 32, 1, 1.0) == (63, 63)  # 62.5 batches: the last one short
+
+
+def test_the_first_drop_of_step_decay_is_where_the_curve_first_falls() -> None:
+    config = RunConfig(schedule="step", step_size=40, warmup_steps=10, gamma=0.5)
+    curve = lr_curve(config, 120)
+    first = first_drop_step(config)
+    assert first == 50 and curve[first] < curve[first - 1] == config.lr  # the staircase's first step down
+    default = RunConfig(schedule="step")
+    assert len(set(lr_curve(default, 63))) == 1 and first_drop_step(default) == 100 > 63  # flat: the run ends first
+    assert first_drop_step(RunConfig(schedule="exponential")) is None

@@ -359,7 +359,8 @@ def test_a_sweep_on_the_bundled_minilm_is_trained_and_judged(lab: Lab) -> None:
         assert {r.config["model"] for r in config.runs} == {"minilm"}
         assert all(r.status == Status.FINISHED and r.summary.steps == 6 for r in config.runs)  # 96 / 16: trained
     verdict = report.verdict()
-    assert verdict is not None and verdict.a is report.best and not math.isnan(verdict.diff)
+    assert verdict is not None and verdict.a is report.configs[0] and not math.isnan(verdict.diff)
+    assert report.leaders[0] is report.configs[0]  # the best (or, on an exact tie, the first of the tied)
 
 
 # === the search's parts, without training ===========================================================================

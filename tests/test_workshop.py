@@ -242,11 +242,17 @@ def test_the_queue_cap_refuses_runs_past_it_and_stores_nothing(lab: Lab, passcod
     Settings().update(lab.data, queue_cap=3)
     for _ in range(2):
         service.submit(lab, TINY, owner="ana")
-    full = "ana already has 2 run\\(s\\) queued; the workshop allows 3 .* these 2 would be 4:"
+    full = "ana already has 2 runs queued and the workshop allows 3 .*: these 2 runs would make 4 queued. Wait for some"
     with pytest.raises(QueueFullError, match=full):
         service.submit_group(lab, [TINY, TINY], owner="ana")
     assert len(lab.store.list_runs()) == 2 and lab.store.list_groups() == []
     service.submit(lab, TINY, owner="ana")  # the third fits
+    with pytest.raises(QueueFullError, match="has 3 runs queued .*: this run would be the 4th. Wait for one to start"):
+        service.submit(lab, TINY, owner="ana")
+    Settings().update(lab.data, queue_cap=1)
+    service.submit(lab, TINY)  # a run without an owner: "you"
+    with pytest.raises(QueueFullError, match="^you already have 1 run queued .*: this run would be the 2nd. "):
+        service.submit(lab, TINY)
     service.submit(lab, TINY, owner="ben")  # the cap is per participant
     Settings.read(lab.data).update(lab.data, queue_cap=5)  # the host raises it
     service.submit_group(lab, [TINY, TINY], owner="ana")
@@ -402,6 +408,13 @@ def test_participants_with_as_many_runs_are_listed_by_name(lab: Lab) -> None:
         ("ana", 2, 0, 0),
         ("ben", 2, 1, 1),
     ]
+
+
+def test_an_lr_range_test_is_not_on_the_leaderboard(lab: Lab) -> None:
+    # Its evaluation comes after a learning rate of 1 blew the model up: no participant's best, whatever it scored.
+    finished(lab, "ana", 0.90, 0.90, schedule="range_test", lr=1.0, range_start_lr=1e-7)
+    trained = finished(lab, "ana", 0.70, 0.60)
+    assert [(r["participant"], r["run"]) for r in board_of(lab)["sms_spam"]] == [("ana", trained)]
 
 
 def test_a_run_with_an_f1_but_no_accuracy_is_not_on_the_leaderboard(lab: Lab) -> None:

@@ -53,6 +53,7 @@ class EvalRecord:
     confusion: list[list[int]]  # counts[true][predicted]
     weight_norm: float  # L2 norm of the penalised weights (those weight decay, L1 and L2 act on)
     near_zero: float  # share of the penalised weights with |w| < metrics.NEAR_ZERO
+    labels: tuple[str, ...] = ()  # the class names, in the confusion matrix's order (known from the first evaluation)
 
 
 @dataclass(frozen=True)

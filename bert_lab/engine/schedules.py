@@ -77,6 +77,12 @@ def lr_at(config: RunConfig, step: int, total_steps: int) -> float:
     return config.lr * factor_of(config, total_steps)(step)
 
 
+def first_drop_step(config: RunConfig) -> int | None:
+    """The optimizer step at which a step-decay schedule first lowers the learning rate (`warmup_steps + step_size`);
+    None for the other schedules. A run of no more steps than this trains at a constant rate after its warmup."""
+    return config.warmup_steps + config.step_size if config.schedule == "step" else None
+
+
 def lr_curve(config: RunConfig, total_steps: int) -> list[float]:
     """The learning rate at every step 0..total_steps-1 (for the preview plot)."""
     return [lr_at(config, step, total_steps) for step in range(total_steps)]

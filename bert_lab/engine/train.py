@@ -363,6 +363,7 @@ class Loop:
             m["f1"],
             m["confusion"],
             *weight_stats(self.penalised),
+            labels=tuple(data.label_names),
         )
         if self.main:
             self.hooks.on_eval(record)

@@ -43,8 +43,11 @@ def band_figure(
 ) -> go.Figure:
     """`metric` against the optimizer step (or `x`: epoch, elapsed_s): per config, its seeds as faint lines, their mean
     as a line, and a band (min–max, or mean ± 1 std). `points` is a long frame of the group's points (run_id, step,
-    epoch, elapsed_s, name, value); `name_of` names a config in the legend (default: its knob values)."""
+    epoch, elapsed_s, name, value); `name_of` names a config in the legend (default: its knob values). A score (a
+    share: accuracy, F1, …) stays within 0 and 100%: its band is cut there (mean ± std of two seeds can reach past
+    both), and its axis zooms on the data without passing either."""
     name_of = name_of or (lambda config: config.label)
+    share = METRICS[metric].share
     fig = go.Figure()
     part = points[points["name"] == metric]
     colors = config_colors(report)
@@ -79,6 +82,8 @@ def band_figure(
             low, high = mean - spread, mean + spread
         else:
             low, high = table.min(axis=1), table.max(axis=1)
+        if share:
+            low, high = low.clip(0.0, 1.0), high.clip(0.0, 1.0)
         along = mean.index.to_numpy()
         fig.add_trace(
             go.Scatter(
@@ -114,9 +119,20 @@ def band_figure(
         hovermode="x unified",
         legend={"orientation": "h", "yanchor": "top", "y": -0.25, "x": 0.0},
         xaxis_title=X_LABELS[x],
-        yaxis={"tickformat": ".0%" if METRICS[metric].share else None, "title": label(metric)},
+        yaxis={"tickformat": ".0%" if share else None, "title": label(metric), **_share_range(fig, share)},
     )
     return fig
+
+
+def _share_range(fig: go.Figure, share: bool) -> dict[str, Any]:
+    """A score's y range: the data drawn with a little room, never below 0 or above 1 (nothing for other metrics)."""
+    values = np.concatenate([np.asarray(t.y, dtype=float) for t in fig.data if t.y is not None] or [np.array([])])
+    values = values[np.isfinite(values)]
+    if not share or not len(values):
+        return {}
+    low, high = float(values.min()), float(values.max())
+    pad = max(0.02, 0.1 * (high - low))
+    return {"range": [max(0.0, low - pad), min(1.0, high + pad)]}
 
 
 def parallel_figure(report: GroupReport) -> go.Figure:
@@ -210,3 +226,52 @@ def search_figures(report: GroupReport, shares: dict[str, float]) -> dict[str, g
     for figure in figures.values():
         figure.update_layout(template="plotly_white", height=380, margin={"t": 50, "b": 40, "l": 50, "r": 20})
     return figures
+
+
+def predictions_figure(counts: dict[str, int], *, chosen: str | None = None, best: str | None = None) -> go.Figure:
+    """The class's predictions: how many expected each arm to end best (bars, in the arms' order); one's own choice
+    outlined, and the arm that did end best in green once it is known."""
+    arms = list(counts)
+    colors = ["#54a24b" if arm == best else "#4c78a8" for arm in arms]
+    fig = go.Figure(
+        go.Bar(
+            x=[counts[a] for a in arms],
+            y=arms,
+            orientation="h",
+            marker={
+                "color": colors,
+                "line": {"color": ["#222" if a == chosen else colors[i] for i, a in enumerate(arms)], "width": 3},
+            },
+            text=[str(counts[a]) for a in arms],
+            textposition="auto",
+            hovertemplate="%{y}: %{x} predicted it<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title={"text": f"Which arm will end best? ({sum(counts.values())} predictions)", "font": {"size": 15}},
+        height=90 + 44 * len(arms),
+        margin={"l": 10, "r": 10, "t": 50, "b": 10},
+        xaxis={"title": "people", "dtick": 1, "rangemode": "tozero"},
+        yaxis={"autorange": "reversed"},
+    )
+    return fig
+
+
+def predicted_scores_figure(
+    ranges: list[tuple[float, float]], metric: str, *, actual: float | None = None
+) -> go.Figure:
+    """The class's predicted scores: a histogram of each range's middle, with the score that came (when known)."""
+    share = METRICS[metric].share
+    scale = 100.0 if share else 1.0
+    fig = go.Figure(go.Histogram(x=[(low + high) / 2 * scale for low, high in ranges], marker_color="#4c78a8"))
+    if actual is not None:
+        fig.add_vline(x=actual * scale, line={"color": "#54a24b", "width": 3}, annotation_text="the result")
+    fig.update_layout(
+        title={"text": f"Predicted {label(metric)} of that arm ({len(ranges)} ranges)", "font": {"size": 15}},
+        height=260,
+        margin={"l": 10, "r": 10, "t": 50, "b": 10},
+        xaxis={"title": f"{label(metric)}{' (%)' if share else ''}", **({"range": [0, 100]} if share else {})},
+        yaxis={"title": "people", "dtick": 1},
+        bargap=0.05,
+    )
+    return fig

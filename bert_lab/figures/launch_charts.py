@@ -25,7 +25,7 @@ def lr_schedule_chart(lrs: Sequence[float], *, warmup_steps: int = 0, height: in
     y = np.asarray(lrs, dtype=float)
     keep = downsample(y, 1000)
     frame = pd.DataFrame({"step": np.arange(len(y))[keep], "lr": y[keep]})
-    x = alt.X("step:Q", title=X_LABELS["step"])
+    x = alt.X("step:Q", title=X_LABELS["step"], axis=alt.Axis(format=",d", tickMinStep=1))  # steps are whole
     lr = alt.Y("lr:Q", title="learning rate", axis=alt.Axis(format=".1e"))
     tooltip = [alt.Tooltip("step:Q"), alt.Tooltip("lr:Q", title="lr", format=".3g")]
     curve = alt.Chart(frame).mark_area(line={"strokeWidth": 3}, opacity=0.3).encode(x=x, y=lr, tooltip=tooltip)
@@ -49,7 +49,10 @@ def loss_chart(frame: pd.DataFrame, run_id: int, *, smoothing: float = 0.6, heig
     color, y_title = run_color(run_id), label("train_loss")
     step = alt.X("step:Q", title=X_LABELS["step"], axis=alt.Axis(format=",d", tickMinStep=1))  # steps are whole
     base = alt.Chart(data).encode(x=step)
-    faint = base.mark_line(color=color, opacity=0.25, strokeWidth=1).encode(y=alt.Y("raw:Q", title=y_title))
+    # The axis spans the losses, not 0 to them: a loss falling from 0.70 to 0.55 would draw flat over a zero baseline.
+    loss = alt.Y("raw:Q", title=y_title, scale=alt.Scale(zero=False))
+    faint = base.mark_line(color=color, opacity=0.25, strokeWidth=1).encode(y=loss)
     tooltip = [alt.Tooltip("step:Q"), alt.Tooltip("smoothed:Q", title="loss (smoothed)", format=".4f")]
-    line = base.mark_line(color=color, strokeWidth=2.5, point=len(data) == 1).encode(y="smoothed:Q", tooltip=tooltip)
+    smoothed = alt.Y("smoothed:Q", scale=alt.Scale(zero=False))
+    line = base.mark_line(color=color, strokeWidth=2.5, point=len(data) == 1).encode(y=smoothed, tooltip=tooltip)
     return alt.layer(faint, line).properties(title=y_title, height=height - 60)

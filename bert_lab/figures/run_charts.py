@@ -26,14 +26,28 @@ CLASS_PALETTE: tuple[str, ...] = (
 )  # classes in the playground: neither the run colours nor good/bad hues
 
 
+# Chart text: Streamlit's theme draws tick labels at 12 px (about 11 px as a browser renders them), hard to read on a
+# laptop screen at 1280×720 and from a few steps away; every figure here sets these instead (the presenter view sets
+# its own, larger, over them).
+FONT_PX, TITLE_PX = 14, 16
+
+
 def _is_eval(metric: str) -> bool:
     return metric in METRICS and METRICS[metric].per == "eval"
+
+
+def readable(figure: go.Figure) -> go.Figure:
+    """`figure` with its tick labels, axis titles, legend and hover text at FONT_PX, on every axis it has."""
+    figure.update_xaxes(tickfont_size=FONT_PX, title_font_size=FONT_PX)
+    figure.update_yaxes(tickfont_size=FONT_PX, title_font_size=FONT_PX)
+    figure.update_layout(legend_font_size=FONT_PX, hoverlabel_font_size=FONT_PX)
+    return figure
 
 
 # --- curves ---------------------------------------------------------------------------------------------------------
 def _layout(title: str, height: int, **extra: Any) -> dict[str, Any]:
     return {
-        "title": {"text": title, "font": {"size": 15}},
+        "title": {"text": title, "font": {"size": TITLE_PX}},
         "height": height,
         "uirevision": "keep",
         "margin": {"l": 10, "r": 10, "t": 50, "b": 10},
@@ -126,7 +140,7 @@ def curve_figure(
     )
     if not any(len(t["x"]) for t in data):
         _placeholder(layout, metric)
-    return go.Figure(data=data, layout=layout)
+    return readable(go.Figure(data=data, layout=layout))
 
 
 def _mark_traces(parts: Mapping[int, pd.DataFrame], marks: Sequence[tuple[int, int, str]], *, x: str) -> list[dict]:
@@ -215,7 +229,7 @@ def small_multiples_figure(
                 "xanchor": "center",
                 "yanchor": "bottom",
                 "showarrow": False,
-                "font": {"color": run_color(run_id)},
+                "font": {"color": run_color(run_id), "size": FONT_PX},
             }
         )
         data += _run_traces(
@@ -233,7 +247,7 @@ def small_multiples_figure(
         layout["yaxis"]["range"] = y_range["range"]  # the other panels match the first
     if not any(len(t["x"]) for t in data):
         _placeholder(layout, metric)
-    return go.Figure(data=data, layout=layout)
+    return readable(go.Figure(data=data, layout=layout))
 
 
 # --- the LR range test -------------------------------------------------------------------------------------------
@@ -272,7 +286,7 @@ def lr_find_figure(
                 hovertemplate=f"{name}: lr %{{x:.2e}}<extra></extra>",
             )
         )
-    return fig
+    return readable(fig)
 
 
 # --- comparisons ----------------------------------------------------------------------------------------------------
@@ -302,13 +316,13 @@ def final_metrics_figure(
         barmode="group",
         height=height,
         margin={"l": 10, "r": 40, "t": 40, "b": 10},
-        title={"text": "Latest evaluation", "font": {"size": 15}},
+        title={"text": "Latest evaluation", "font": {"size": TITLE_PX}},
         uirevision="keep",
         legend={"orientation": "h", "yanchor": "top", "y": -0.12, "xanchor": "left", "x": 0.0},
     )
     fig.update_xaxes(range=[0, 1])
     fig.update_yaxes(autorange="reversed")
-    return fig
+    return readable(fig)
 
 
 # --- playground -----------------------------------------------------------------------------------------------------
@@ -333,11 +347,11 @@ def confusion_figure(
     fig.update_xaxes(title_text="predicted label", side="bottom")
     fig.update_yaxes(title_text="true label", autorange="reversed")
     fig.update_layout(
-        title={"text": title, "font": {"size": 15}},
+        title={"text": title, "font": {"size": TITLE_PX}},
         height=height,
         margin={"l": 10, "r": 10, "t": 40 if title else 10, "b": 10},
     )
-    return fig
+    return readable(fig)
 
 
 def probabilities_figure(probs: pd.DataFrame, label_names: Sequence[str], *, height_per_text: int = 34) -> go.Figure:
@@ -364,4 +378,4 @@ def probabilities_figure(probs: pd.DataFrame, label_names: Sequence[str], *, hei
         margin={"l": 10, "r": 10, "t": 30, "b": 10},
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "traceorder": "normal"},
     )
-    return fig
+    return readable(fig)

@@ -95,7 +95,9 @@ class StoreReporter:
         with self._lock:
             self._evaluated = True
             self._keep(points(r))
-            self._summary = replace(self._summary, confusion=r.confusion, eval_step=r.step)
+            # The class names come with it: a note written mid-run names the class ("fresh"), not its number.
+            labels = list(r.labels) or self._summary.labels
+            self._summary = replace(self._summary, confusion=r.confusion, eval_step=r.step, labels=labels)
             self._evals += 1
         # Stored before training goes on: every point up to this evaluation is in the store before the checkpoint
         # that follows it, so a run lost after that checkpoint resumes from it with no point missing (and a search

@@ -7,11 +7,13 @@ import math
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import PurePath
 from typing import Any, Literal
 
 from bert_lab.core.config import DEFAULTS
 from bert_lab.core.metrics import HEADLINE, IN_TABLES, METRICS
+from bert_lab.core.text import clean_name, shorten
 from bert_lab.runs.queue import expected_starts, fair_order
 from bert_lab.runs.records import Run, WorkerLease
 from bert_lab.runs.status import Status
@@ -26,6 +28,9 @@ BADGES: dict[Status, str] = {
     Status.INTERRUPTED: "‖ interrupted",
     Status.PRUNED: "✂ pruned",
 }
+
+
+RANGE_TEST = "LR range test"  # how a range test's throwaway run is named in lists (teaching/lr_find.py)
 
 
 @dataclass(frozen=True)
@@ -54,7 +59,9 @@ def looks_out_of_memory(text: str) -> bool:
 
 
 def run_label(run: Run) -> str:
-    return f"#{run.id} {run.name}"
+    """`#12 lr 3e-4`: how a run is named in legends, tables and pickers; a long name loses its middle to "…", and
+    direction controls (a name stored before they were taken out) go here too."""
+    return f"#{run.id} {shorten(clean_name(run.name))}"
 
 
 def owner_label(owner: str) -> str:
@@ -77,12 +84,13 @@ def format_duration(seconds: float | None) -> str:
     return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
 
 
-def eta_s(run: Run) -> float | None:
-    """Seconds left, from the share done so far and the time it took (running runs past 2% only)."""
-    elapsed = run.elapsed_s
+def eta_s(run: Run, now: float | None = None) -> float | None:
+    """Seconds left at `now` (unix time; the present by default), from the share done so far and the time it took
+    (running runs past 2% only)."""
+    elapsed = run.elapsed_s if now is None or run.started_at is None else now - run.started_at
     if run.status != Status.RUNNING or elapsed is None or run.progress < 0.02:
         return None
-    return elapsed * (1 - run.progress) / run.progress
+    return max(0.0, elapsed) * (1 - run.progress) / run.progress
 
 
 # What a run of a model no run has measured here yet is guessed to cost: the slower kind of 2-core CPU (AVX2, fp32).
@@ -114,9 +122,17 @@ def estimate_run_s(runs: Sequence[Run], config: dict[str, Any]) -> tuple[float, 
     return config["train_size"] * config["num_epochs"] / speed + max(overhead, 0.0), basis
 
 
-def queue_places(runs: Sequence[Run], *, slots: int, now: float) -> dict[int, tuple[int, float]]:
+QUEUE_PAUSED = "paused by the host"  # a queued run's start while the host has paused the queue: no time to give
+QUEUE_PAUSED_DETAIL = "the host has paused the queue, so no queued run starts until the host resumes it."
+
+
+def queue_places(
+    runs: Sequence[Run], *, slots: int, now: float, paused: bool = False
+) -> dict[int, tuple[int, float | None]]:
     """Each queued run's place in the fair queue (1 = next) and the seconds until it should start, with `slots` runs
-    at a time and each run's length estimated from finished runs (`estimate_run_s`)."""
+    at a time: a running run's slot frees when its own time left is spent (`eta_s`, from how far it has got), a
+    queued run's length is estimated from finished runs (`estimate_run_s`). While the queue is `paused` (the host's
+    `workshop.Settings.paused`) nothing starts until the host resumes it, so there is no time to give: None."""
     queued = [r for r in runs if r.status == Status.QUEUED]
     if not queued:
         return {}
@@ -135,7 +151,10 @@ def queue_places(runs: Sequence[Run], *, slots: int, now: float) -> dict[int, tu
             lengths[key] = estimate_run_s(runs, c)[0]
         return lengths[key]
 
-    starts = expected_starts(order, running, slots=slots, duration_s=duration_s, now=now)
+    if paused:
+        return {run.id: (place, None) for place, run in enumerate(order, start=1)}
+    left = partial(eta_s, now=now)
+    starts = expected_starts(order, running, slots=slots, duration_s=duration_s, now=now, remaining_s=left)
     return {run.id: (place, starts[run.id]) for place, run in enumerate(order, start=1)}
 
 
@@ -146,50 +165,66 @@ class Row:
 
     id: int
     run: str  # its label: #id name
-    status: str  # a badge
+    status: str  # a badge ("✓ finished"; an LR range test: "✓ finished · LR range test")
     progress: float  # 0..1
-    steps: str  # "12 / 40", "cached from #3", "#2 in queue"
+    steps: str  # "12 / 40", "cached from #3", "#2 in queue"; a finished range test's "suggests lr 1.5e-04"
     elapsed: str
-    eta: str  # time left, or when a queued run should start
-    scores: dict[str, float | None]  # IN_TABLES name → latest value
+    eta: str  # time left, or when a queued run should start ("next"; QUEUE_PAUSED while the host has paused it)
+    scores: dict[str, float | None]  # IN_TABLES name → latest value (all None for an LR range test: it blows up)
     dataset: str
     model: str
     owner: str
     group: str
     device: str
     host: str
+    kind: str = "training run"  # or RANGE_TEST
 
 
-def row(run: Run, latest: Mapping[str, float], *, place: tuple[int, float] | None = None, group: str = "") -> Row:
+def row(
+    run: Run, latest: Mapping[str, float], *, place: tuple[int, float | None] | None = None, group: str = ""
+) -> Row:
     """`run` as a table row; `latest`: its latest metric values; `place`: a queued run's place in the fair queue and
-    seconds until it should start (`queue_places`); `group`: its group's name."""
+    seconds until it should start, None while the queue is paused (`queue_places`); `group`: its group's name."""
     total = run.summary.total_steps
     steps = f"{round(run.progress * total)} / {total}" if total else ""
     eta = format_duration(eta_s(run))
     if run.cached_from is not None:  # answered from a finished run with the same config, data and model
         steps = f"cached from #{run.cached_from}"
     if place is not None:
-        steps, eta = f"#{place[0]} in queue", f"starts in {format_duration(place[1])}" if place[1] else "next"
+        steps, eta = f"#{place[0]} in queue", start_words(place[1])
+    status, scores = badge(run.status), {name: latest.get(name) for name in IN_TABLES}
+    if run.is_range_test:  # a throwaway run whose loss is meant to blow up: no scores to read, one learning rate
+        status, scores = f"{status} · {RANGE_TEST}", dict.fromkeys(IN_TABLES)
+        suggested = (run.summary.lr_find or {}).get("suggested_lr")
+        steps = f"suggests lr {suggested:.1e}" if suggested else steps
     return Row(
         id=run.id,
         run=run_label(run),
-        status=badge(run.status),
+        status=status,
         progress=run.progress,
         steps=steps,
         elapsed=format_duration(run.elapsed_s),
         eta=eta,
-        scores={name: latest.get(name) for name in IN_TABLES},
+        scores=scores,
         dataset=PurePath(str(run.config.get("dataset", ""))).name,
         model=PurePath(str(run.config.get("model", ""))).name,
         owner=owner_label(run.owner),
         group=group,
         device=run.device or "",
         host=run.host or "",
+        kind=RANGE_TEST if run.is_range_test else "training run",
     )
 
 
-def explain(run: Run, *, worker_alive: bool = True) -> Note | None:
-    """Where a run stands, in plain words, for runs that need one."""
+def start_words(start_s: float | None) -> str:
+    """When a queued run should start, in words: "starts in 2m 26s", "next", or QUEUE_PAUSED (None: paused)."""
+    if start_s is None:
+        return QUEUE_PAUSED
+    return f"starts in {format_duration(start_s)}" if start_s else "next"
+
+
+def explain(run: Run, *, worker_alive: bool = True, paused: bool = False) -> Note | None:
+    """Where a run stands, in plain words, for runs that need one; `paused`: the host has paused the queue."""
     error, label = (run.error or "").strip(), run_label(run)
     if run.status == Status.FAILED:
         return Note("error", f"{label} failed.", error or "No reason was recorded.")
@@ -210,6 +245,8 @@ def explain(run: Run, *, worker_alive: bool = True) -> Note | None:
         return Note("warning", f"{label} was {run.status}:", f"{why}. Resume continues from its last checkpoint.")
     if run.status == Status.RUNNING and run.cancel_requested:
         return Note("info", f"{label} is stopping:", "it ends at its current step and saves a checkpoint.")
+    if run.status == Status.QUEUED and paused:
+        return Note("info", f"{label} is waiting:", QUEUE_PAUSED_DETAIL)
     if run.status == Status.QUEUED and not worker_alive:
         return Note("warning", f"{label} is waiting,", "but no background worker is running to start it.")
     return None
@@ -241,7 +278,10 @@ def notice(run: Run, latest: Mapping[str, float]) -> str | None:
     caused or expect (cancelled, a pruned trial) or a run still going."""
     if run.status not in NOTICED:
         return None
-    name = f"#{run.id} {run.name}".strip()
+    name = run_label(run).strip()
+    if run.status == Status.FINISHED and run.is_range_test:  # its scores come from a model it blew up on purpose
+        suggested = (run.summary.lr_find or {}).get("suggested_lr")
+        return f"{name} finished" + (f": it suggests a learning rate of {suggested:.1e}" if suggested else "")
     if run.status == Status.FINISHED:
         scores = [f"{METRICS[k].label} {latest[k]:.3f}" for k in HEADLINE[:2] if math.isfinite(latest.get(k, math.nan))]
         return f"{name} finished" + (f": {', '.join(scores)}" if scores else "")

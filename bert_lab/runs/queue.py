@@ -39,12 +39,24 @@ def fair_order(queued: Sequence[Run], running: Sequence[Run], last_started: Mapp
 
 
 def expected_starts(
-    order: Sequence[Run], running: Sequence[Run], *, slots: int, duration_s: Callable[[Run], float], now: float
+    order: Sequence[Run],
+    running: Sequence[Run],
+    *,
+    slots: int,
+    duration_s: Callable[[Run], float],
+    now: float,
+    remaining_s: Callable[[Run], float | None] = lambda run: None,
 ) -> dict[int, float]:
     """Seconds from `now` until each queued run in `order` should start, with `slots` runs at a time: each running
-    run frees its slot when its estimated duration is spent (at once if overdue), each queued run takes the first
-    slot to free up and holds it for its own estimated duration."""
-    free_at = [max(0.0, (r.started_at or now) + duration_s(r) - now) for r in running]
+    run frees its slot when its own time left is spent (`remaining_s`: from how far it has got), else, before it has
+    got far enough to tell, when its estimated duration is spent (at once if overdue); each queued run takes the
+    first slot to free up and holds it for its own estimated duration."""
+
+    def left_s(run: Run) -> float:
+        left = remaining_s(run)
+        return left if left is not None else (run.started_at or now) + duration_s(run) - now
+
+    free_at = [max(0.0, left_s(r)) for r in running]
     free_at = sorted(free_at)[-slots:] if len(free_at) > slots else free_at
     free_at += [0.0] * (slots - len(free_at))
     heapq.heapify(free_at)

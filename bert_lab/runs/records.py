@@ -97,6 +97,12 @@ class Run:
     def is_active(self) -> bool:
         return self.status.is_active
 
+    @property
+    def is_range_test(self) -> bool:
+        """An LR range test (teaching/lr_find.py): a throwaway run whose learning rate rises until the loss blows up.
+        Its loss and scores say nothing about a config: it is never annotated, ranked or listed as a training run."""
+        return self.config.get("schedule") == "range_test"
+
 
 @dataclass(frozen=True)
 class WorkerLease:

@@ -17,6 +17,7 @@ from typing import Any
 
 from bert_lab.core.config import RunConfig
 from bert_lab.core.layout import ARTIFACTS_ENV, DATA_SUFFIXES, HOME_ENV, DataFolder
+from bert_lab.core.text import MAX_NAME_CHARS, checked_name, clean_name, shorten
 from bert_lab.runs import workshop
 from bert_lab.runs.backends import open_store, store_url
 from bert_lab.runs.cache import cache_key
@@ -93,7 +94,10 @@ def submit(
     """Queue a run after checking its dataset loads (a bad CSV raises DataError and nothing is stored). A CSV file is
     staged into the data folder first, so the run does not depend on the original staying where it was. A run that
     computes what a finished run computed (same cache key) is answered from it at once (`Run.cached_from`). In a
-    workshop a participant `actor` may name no file or folder of the server (workshop.ServerPathError)."""
+    workshop a participant `actor` may name no file or folder of the server (workshop.ServerPathError). The name and
+    owner are cleaned of direction controls (`clean_name`); a longer one than MAX_NAME_CHARS is refused
+    (TextTooLongError naming the field)."""
+    name, owner = checked_name(name, "name"), checked_name(owner, "owner")
     workshop.check_config(config.to_dict(), lab.data, actor)
     _check_dataset(config)
     _check_queue_cap(lab, owner, 1)
@@ -120,6 +124,7 @@ def submit_group(
         raise ValueError("a group needs at least one run")
     if run_names is not None and len(run_names) != len(configs):
         raise ValueError(f"{len(run_names)} run names for {len(configs)} configs")
+    name, owner = checked_name(name, "name"), checked_name(owner, "owner")
     for config in configs:
         workshop.check_config(config.to_dict(), lab.data, actor)
     for config in configs:
@@ -127,7 +132,7 @@ def submit_group(
     _check_queue_cap(lab, owner, len(configs))
     staged = [_staged(lab, config).to_dict() for config in configs]
     prefix = name or "group"
-    names = run_names or [f"{prefix} {i + 1}/{len(staged)}" for i in range(len(staged))]
+    names = [fitted(n) for n in run_names or [f"{prefix} {i + 1}/{len(staged)}" for i in range(len(staged))]]
     runs = [(config, run_name, cache_key(config)) for config, run_name in zip(staged, names)]
     return lab.store.create_group(name=prefix, method=method, metric=metric, spec=spec or {}, owner=owner, runs=runs)
 
@@ -137,7 +142,7 @@ def add_to_group(lab: Lab, group: Group, configs: Sequence[RunConfig], names: Se
     checked, every range's ends and choices included, for the participant who launched it)."""
     staged = [_staged(lab, c).to_dict() for c in configs]
     return [
-        lab.store.create_run(c, name=n, owner=group.owner, group_id=group.id, cache_key=cache_key(c))
+        lab.store.create_run(c, name=fitted(n), owner=group.owner, group_id=group.id, cache_key=cache_key(c))
         for c, n in zip(staged, names)
     ]
 
@@ -217,7 +222,8 @@ def run_again(lab: Lab, run_id: int, *, actor: Actor | None = None) -> Run:
     same = [r for r in lab.store.list_runs() if {**r.config, "seed": 0} == {**old.config, "seed": 0}]
     seed = max(int(r.config.get("seed", 0)) for r in same) + 1
     owner = old.owner if actor is None else actor.name
-    return clone(lab, run_id, changes={"seed": seed}, name=f"{old.name} (seed {seed})", owner=owner, actor=actor)
+    name = fitted(f"{old.name} (seed {seed})")
+    return clone(lab, run_id, changes={"seed": seed}, name=name, owner=owner, actor=actor)
 
 
 def clone(
@@ -234,10 +240,16 @@ def clone(
     old = lab.store.get_run(run_id)
     config = RunConfig.from_dict({**old.config, **(changes or {})})
     owner = old.owner if owner is None else owner
-    return submit(lab, config, name=name or f"{old.name} (clone)", owner=owner, actor=actor)
+    return submit(lab, config, name=name or fitted(f"{old.name} (clone)"), owner=owner, actor=actor)
 
 
-MAX_RUN_NAME, MAX_TAG, MAX_TAGS, MAX_NOTE = 120, 32, 12, 2000  # characters; tags per run
+def fitted(name: str) -> str:
+    """A name the lab made from another (a clone's, a sweep's run's) cleaned and, when longer than a name may be,
+    shortened around "…" (nobody typed it, so nobody is refused)."""
+    return shorten(clean_name(name), MAX_NAME_CHARS)
+
+
+MAX_RUN_NAME, MAX_TAG, MAX_TAGS, MAX_NOTE = MAX_NAME_CHARS, 32, 12, 2000  # characters; tags per run
 
 
 def edit(
@@ -254,7 +266,7 @@ def edit(
     every bad field, and nothing is written then."""
     _allowed(lab, run_id, actor, "edit")
     problems = []
-    if name is not None and not (name := name.strip()):
+    if name is not None and not (name := clean_name(name)):
         problems.append("name: a run needs a name (not only spaces)")
     if name is not None and len(name) > MAX_RUN_NAME:
         problems.append(f"name: at most {MAX_RUN_NAME} characters (this one has {len(name)})")
@@ -296,10 +308,22 @@ def _check_queue_cap(lab: Lab, owner: str, adding: int) -> None:
     cap = workshop.Settings.read(lab.data).queue_cap
     queued = len(lab.store.list_runs(owner=owner, statuses=[Status.QUEUED]))
     if queued + adding > cap:
-        raise workshop.QueueFullError(
-            f"{owner or 'you'} already has {queued} run(s) queued; the workshop allows {cap} at a time per "
-            f"participant, so these {adding} would be {queued + adding}: wait for some to start, or ask the host"
+        who = f"{owner} already has" if owner else "you already have"
+        these = (
+            f"this run would be the {ordinal(queued + 1)}"
+            if adding == 1
+            else f"these {adding} runs would make {queued + adding} queued"
         )
+        raise workshop.QueueFullError(
+            f"{who} {queued} run{'' if queued == 1 else 's'} queued and the workshop allows {cap} at a time per "
+            f"participant: {these}. Wait for {'one' if adding == 1 else 'some'} to start, or ask the host"
+        )
+
+
+def ordinal(n: int) -> str:
+    """1st, 2nd, 3rd, 4th, 11th, 12th, 13th, 21st, 25th."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
 
 
 def _check_dataset(config: RunConfig) -> None:

@@ -313,11 +313,12 @@ RANKED_BY = ("accuracy", "f1")  # the leaderboard's order: accuracy, then F1 bet
 
 def leaderboard(runs: Sequence[Run], latest: Mapping[int, Mapping[str, float]]) -> dict[str, list[dict[str, object]]]:
     """Per dataset, each participant's best finished run by accuracy (then F1), best first, with the settings that
-    got it (runs without an owner count as one participant, "nobody")."""
+    got it (runs without an owner count as one participant, "nobody"). An LR range test is no entry: its scores come
+    from a model its rising learning rate blew up."""
     best: dict[str, dict[str, tuple[tuple[float, ...], Run]]] = {}
     for run in runs:
         scores = latest.get(run.id, {})
-        if run.status != Status.FINISHED or RANKED_BY[0] not in scores:
+        if run.status != Status.FINISHED or RANKED_BY[0] not in scores or run.is_range_test:
             continue
         dataset = Path(str(run.config.get("dataset", ""))).name
         mine = tuple(scores.get(name, float("nan")) for name in RANKED_BY)

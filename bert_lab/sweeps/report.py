@@ -3,7 +3,8 @@ mean, std and 95% interval of every score, runs that learned nothing, and the ve
 beats another (Welch's t from scipy.stats, which does not assume equal spread).
 
 A run counts in the statistics when it finished: its final evaluation is the value. Pruned, diverged, failed and
-cancelled runs are counted per status but not averaged (a diverged run also counts as degenerate).
+cancelled runs are counted per status but not averaged (a diverged run also counts as degenerate). An LR range test in
+a group is left out: its rising learning rate blows the model up on purpose.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -34,9 +35,12 @@ class Stats:
     mean: float
     std: float  # sample standard deviation (n − 1); NaN for one run
     ci95: tuple[float, float]  # Student's t interval for the mean; NaN for one run
+    clipped: bool = False  # the interval was cut at the score's bounds (a share: 0 and 1), which t ignores
 
     @classmethod
-    def of(cls, values: list[float]) -> Stats:
+    def of(cls, values: list[float], bounds: tuple[float, float] | None = None) -> Stats:
+        """n, mean, std and the 95% interval of `values`; an interval reaching past `bounds` (what the score can be:
+        0 and 1 for accuracy or F1; two runs give a wide one) is cut there, and says so (`clipped`)."""
         from scipy import stats
 
         n = len(values)
@@ -49,10 +53,13 @@ class Stats:
         if std == 0:
             return cls(n, mean, 0.0, (mean, mean))
         low, high = stats.t.interval(0.95, n - 1, loc=mean, scale=std / math.sqrt(n))
+        if bounds is not None and (low < bounds[0] or high > bounds[1]):
+            return cls(n, mean, std, (max(float(low), bounds[0]), min(float(high), bounds[1])), clipped=True)
         return cls(n, mean, std, (float(low), float(high)))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"mean": _json(self.mean), "std": _json(self.std), "ci95": [_json(v) for v in self.ci95]}
+        clipped = {"ci95_clipped": True} if self.clipped else {}
+        return {"mean": _json(self.mean), "std": _json(self.std), "ci95": [_json(v) for v in self.ci95], **clipped}
 
 
 @dataclass(frozen=True)
@@ -71,7 +78,15 @@ class ConfigResult:
         return Counter(str(r.status) for r in self.runs)
 
     def stats(self, metric: str) -> Stats:
-        return Stats.of(self.values.get(metric, []))
+        """The statistics of `metric` over the finished runs; a share's interval kept within 0 and 1."""
+        share = metric in METRICS and METRICS[metric].share
+        return Stats.of(self.values.get(metric, []), bounds=(0.0, 1.0) if share else None)
+
+    @property
+    def learned_nothing(self) -> bool:
+        """Every run that ended (finished or diverged) is degenerate, and at least one did end."""
+        ended = sum(r.status in (Status.FINISHED, Status.DIVERGED) for r in self.runs)
+        return 0 < ended <= self.degenerate
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -99,10 +114,23 @@ class Verdict:
         return "points" if METRICS[self.metric].share else METRICS[self.metric].label.lower()
 
     @property
+    def learned_nothing(self) -> bool:
+        """Every run of both configs learned nothing: neither is better, whatever the numbers or the seeds."""
+        return self.a.learned_nothing and self.b.learned_nothing
+
+    @property
     def words(self) -> str:
-        """The verdict in a sentence."""
+        """The verdict in a sentence: one piece of advice, never two that disagree."""
         label = METRICS[self.metric].label
+        if self.learned_nothing:
+            return (
+                f"{self.a.label} and {self.b.label}: every run learned nothing (accuracy at the most common class's "
+                "share, or the loss blew up), so neither config is better and more seeds will not change that. "
+                "Change the config: most often a lower learning rate (each run's notes say what its curves show)."
+            )
         gap = f"{self.a.label} vs {self.b.label}: {label} {self.diff:+.2f} {self.unit}"
+        if self.diff == 0 and self.ci95 == (0.0, 0.0):
+            return f"{gap}: every run of both scored exactly the same: a tie, treat them as equal."
         if math.isnan(self.ci95[0]):
             n = min(len(self.a.values.get(self.metric, [])), len(self.b.values.get(self.metric, [])))
             return f"{gap}, cannot tell yet: {n} finished run(s) per config; run at least 2 seeds of each."
@@ -111,13 +139,13 @@ class Verdict:
             return f"{gap} {interval}: real at 95%."
         have = min(self.a.stats(self.metric).n, self.b.stats(self.metric).n)
         if self.seeds_needed is None:
-            more = f" Even {MAX_SEEDS_ADVISED} seeds per config would likely not separate them: treat them as equal."
-        else:
-            more = (
-                f" About {self.seeds_needed} seeds per config would likely settle it "
-                f"({self.seeds_needed - have} more each)."
+            return (
+                f"{gap} {interval}: within seed noise, and even {MAX_SEEDS_ADVISED} seeds per config would likely not "
+                "separate them: treat them as equal."
             )
-        return f"{gap} {interval}: within seed noise, run more seeds.{more}"
+        seeds = self.seeds_needed
+        more = f"About {seeds} seeds per config would likely settle it ({seeds - have} more each)."
+        return f"{gap} {interval}: within seed noise, run more seeds. {more}"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -153,8 +181,25 @@ class GroupReport:
         return [c for c in self.configs if c.values.get(self.metric)]
 
     @property
+    def leaders(self) -> list[ConfigResult]:
+        """The configs with the best mean of the group's metric: one, or all of those tied exactly for it."""
+        if not self.scored:
+            return []
+        top = float(np.mean(self.scored[0].values[self.metric]))
+        return [c for c in self.scored if math.isclose(float(np.mean(c.values[self.metric])), top, rel_tol=1e-12)]
+
+    @property
     def best(self) -> ConfigResult | None:
-        return self.scored[0] if self.scored else None
+        """The config with the best mean; None before any has finished, and on an exact tie (no one best)."""
+        leaders = self.leaders
+        return leaders[0] if len(leaders) == 1 else None
+
+    def mark(self, config: ConfigResult) -> str:
+        """How a table of the configs marks `config`: "★ best", "= tied best" (an exact tie: no ★), or ""."""
+        leaders = self.leaders
+        if not any(c is config for c in leaders):
+            return ""
+        return "★ best" if len(leaders) == 1 else "= tied best"
 
     def verdict(self, first: ConfigResult | None = None, second: ConfigResult | None = None) -> Verdict | None:
         """The verdict between two configs (default: the two best); None until two configs have a finished run."""
@@ -176,6 +221,7 @@ class GroupReport:
             "counts": self.counts,
             "configs": [c.to_dict() for c in self.configs],
             "best": self.best.params if self.best else None,
+            "tied_best": [c.params for c in self.leaders] if len(self.leaders) > 1 else [],
             "verdict": verdict.to_dict() if verdict else None,
         }
 
@@ -183,7 +229,7 @@ class GroupReport:
 def read_group(store: RunStore, group_id: str) -> GroupReport:
     """The group's runs gathered by config and ranked by the group's metric."""
     group = store.get_group(group_id)
-    runs = sorted(store.list_runs(group_id=group_id), key=lambda r: r.id)
+    runs = sorted((r for r in store.list_runs(group_id=group_id) if not r.is_range_test), key=lambda r: r.id)
     knobs = list(group.spec.get("knobs") or differing_fields(runs))
     latest = store.latest_metrics([r.id for r in runs], names=METRICS)
     by_params: dict[tuple[Any, ...], list[Run]] = {}
@@ -232,8 +278,7 @@ def differing_fields(runs: list[Run]) -> list[str]:
     return [k for k in keys if len({repr(r.config.get(k)) for r in runs}) > 1]
 
 
-def compare(a: ConfigResult, b: ConfigResult, metric: str) -> Verdict:
-    """Welch's t between two configs' finished runs on `metric`; the better one by mean comes first."""
+def _welch(a: ConfigResult, b: ConfigResult, metric: str) -> Verdict:
     from scipy import stats
 
     va, vb = a.values.get(metric, []), b.values.get(metric, [])
@@ -252,6 +297,15 @@ def compare(a: ConfigResult, b: ConfigResult, metric: str) -> Verdict:
     low, high = float(interval.low) * scale, float(interval.high) * scale
     real = low > 0 or high < 0
     return Verdict(a, b, metric, diff, (low, high), real, None if real else seeds_to_settle(va, vb))
+
+
+def compare(a: ConfigResult, b: ConfigResult, metric: str) -> Verdict:
+    """Welch's t between two configs' finished runs on `metric`; the better one by mean comes first. Between two
+    configs whose every run learned nothing there is nothing to settle: never real, no seeds advised."""
+    verdict = _welch(a, b, metric)
+    if a.learned_nothing and b.learned_nothing:
+        return replace(verdict, real=False, seeds_needed=None)
+    return verdict
 
 
 def seeds_to_settle(va: list[float], vb: list[float]) -> int | None:
@@ -285,16 +339,37 @@ def importance(report: GroupReport) -> tuple[str, dict[str, float]]:
     A grid is balanced, so its main effects are exact and need no model: each knob's share of the variance between
     runs explained by its levels' means (η²), and the share left between seeds of one config (`seed noise`): the
     question a person really asks. Random draws and searches are not balanced and have continuous values; they use
-    Optuna's PED-ANOVA evaluator over the configs' means (no scikit-learn needed, unlike fANOVA). Empty when fewer
-    than two configs have finished runs."""
+    Optuna's PED-ANOVA evaluator over the configs' means (no scikit-learn needed, unlike fANOVA). Empty when there is
+    nothing to explain (`importance_missing` says why): fewer than two configs with finished runs, no knob that
+    differs between them, or every run scoring the same (PED-ANOVA would still name a knob)."""
     metric = report.metric
     scored = [c for c in report.scored if c.values.get(metric)]
     varied = [k for k in report.knobs if len({repr(c.params.get(k)) for c in scored}) > 1]
-    if len(scored) < 2 or not varied:
+    if len(scored) < 2 or not varied or _all_same(scored, metric):
         return "", {}
     if report.group.method in ("grid", "runs"):
         return "main effects (η²)", _main_effects(scored, varied, metric)
     return "Optuna PED-ANOVA", _ped_anova(scored, varied, metric)
+
+
+def _all_same(configs: list[ConfigResult], metric: str) -> bool:
+    values = [v for c in configs for v in c.values.get(metric, [])]
+    return bool(values) and max(values) == min(values)
+
+
+def importance_missing(report: GroupReport) -> str:
+    """Why there is no knob importance to show, in a sentence; "" when there is."""
+    metric, name = report.metric, METRICS[report.metric].label
+    scored = [c for c in report.scored if c.values.get(metric)]
+    if len(scored) < 2:
+        return f"Knob importance appears once two configs have finished runs ({len(scored)} so far)."
+    if not [k for k in report.knobs if len({repr(c.params.get(k)) for c in scored}) > 1]:
+        return "No knob differs between the configs with finished runs: there is nothing to tell apart."
+    if _all_same(scored, metric):
+        value = scored[0].values[metric][0]
+        shown = f"{value:.1%}" if METRICS[metric].share else f"{value:.4g}"
+        return f"Every run scored the same {name} ({shown}): no knob moved it, so none mattered more than another."
+    return ""
 
 
 def _main_effects(configs: list[ConfigResult], knobs: list[str], metric: str) -> dict[str, float]:

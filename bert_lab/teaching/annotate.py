@@ -3,7 +3,7 @@ step and a one-line hint — a loss spike or divergence, a learning rate too low
 to one class, a plateau. The Runs page draws them as markers; `bert-lab show RUN_ID` lists them.
 
 Every detector reads only the points (and, for a collapse, the last evaluation's confusion matrix): torch-free, and
-the same on a live run as on a finished one.
+the same on a live run as on a finished one. An LR range test's run gets no notes: its loss is meant to blow up.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ SMOOTHING = 0.9  # training loss is one batch per point: detectors look at its E
 SPIKE_FACTOR = 3.0  # a training loss this many times the median of the steps before it is a spike
 MIN_STEPS = 20  # fewer steps than this say nothing about the trend
 TOO_LOW_DROP = 0.03  # the smoothed loss fell by less than 3% over the whole run
+STILL_FALLING_P = 0.01  # … yet still falling: a downward trend over the second half of the run, one-sided p below this
 PLATEAU_SHARE, PLATEAU_CHANGE = 0.3, 0.01  # the last 30% of the run moved the loss by under 1%
 PLATEAU_MIN_STEPS = 100  # shorter runs are too noisy to call a plateau
 OVERFIT_RISE = 0.03  # eval loss 3% above its minimum, after the minimum, while training loss kept falling
@@ -50,7 +51,10 @@ def series(points: pd.DataFrame, name: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def annotate(run: Run, points: pd.DataFrame) -> list[Annotation]:
-    """Every annotation of a run, in step order, from its points frame (`curves.points_frame`)."""
+    """Every annotation of a run, in step order, from its points frame (`curves.points_frame`); none for an LR range
+    test (its rising learning rate is meant to blow the loss up: no note on training applies)."""
+    if run.is_range_test:
+        return []
     points = points[points["run_id"] == run.id]
     steps, loss = series(points, "train_loss")
     eval_steps, eval_loss = series(points, "eval_loss")
@@ -58,7 +62,8 @@ def annotate(run: Run, points: pd.DataFrame) -> list[Annotation]:
     collapsed = collapse(run)
     found = [
         *spikes(steps, loss, diverged=diverged),
-        *lr_too_low(steps, loss, lr=float(run.config.get("lr", 0.0))),
+        # A flat loss at one class is a collapse (a learning rate too high, most often), not a slow learner.
+        *([] if collapsed else lr_too_low(steps, loss, lr=float(run.config.get("lr", 0.0)))),
         *([] if collapsed else overfitting(steps, loss, eval_steps, eval_loss)),  # a collapse is not overfitting
         *collapsed,
         *plateau(steps, loss, schedule=str(run.config.get("schedule", "constant"))),
@@ -90,18 +95,30 @@ def spikes(steps: np.ndarray, loss: np.ndarray, *, diverged: bool = False) -> li
 
 
 def lr_too_low(steps: np.ndarray, loss: np.ndarray, *, lr: float) -> list[Annotation]:
-    """The smoothed training loss hardly fell over the whole run."""
+    """The smoothed training loss hardly fell over the whole run, and it is still falling: slow learning. A flat loss
+    is no evidence: a model collapsed to one class by a learning rate too high is flat too."""
     if len(loss) < MIN_STEPS or not np.isfinite(loss).all():
         return []
     smooth = ema(loss, SMOOTHING)
     start, end = float(np.mean(smooth[: max(3, len(smooth) // 10)])), float(smooth[-1])
-    if start <= 0 or (start - end) / start >= TOO_LOW_DROP:
+    if start <= 0 or (start - end) / start >= TOO_LOW_DROP or not still_falling(loss[len(loss) // 2 :]):
         return []
     hint = (
-        f"the training loss hardly fell ({start:.3f} → {end:.3f}): learning rate {lr:.2g} may be too low "
-        "(or the run too short)"
+        f"the training loss hardly fell ({start:.3f} → {end:.3f}) and is still falling slowly: learning rate "
+        f"{lr:.2g} may be too low (or the run too short)"
     )
     return [Annotation("lr_too_low", int(steps[-1]), hint, "learning-rate")]
+
+
+def still_falling(loss: np.ndarray) -> bool:
+    """The raw training loss trends down: the least-squares slope over the steps is below zero, one-sided p under
+    `STILL_FALLING_P` (each point is one batch: the raw points are close to independent, the smoothed ones are not)."""
+    from scipy import stats
+
+    if len(loss) < 3 or np.ptp(loss) == 0:
+        return False
+    fit = stats.linregress(np.arange(len(loss)), loss, alternative="less")
+    return bool(fit.pvalue < STILL_FALLING_P)
 
 
 def overfitting(steps: np.ndarray, loss: np.ndarray, eval_steps: np.ndarray, eval_loss: np.ndarray) -> list[Annotation]:

@@ -34,7 +34,7 @@ def open_class(lab: Lab, lesson: Lesson, *, actor: Actor | None, model: str | No
     hidden from participants until `reveal`. Replaces any class lesson open before (its group stays, revealed)."""
     _host_only(actor, "open a class lesson")
     base = lesson.base if model is None else replace(lesson.base, model=model)
-    spec = {"lesson": lesson.slug, "knobs": lesson.knobs, "seeds": lesson.seeds, "class": True, "model": base.model}
+    spec = {"lesson": lesson.slug, "knobs": lesson.knobs, "seeds": lesson.seeds, "model": base.model}
     owner = "" if actor is None else actor.name
     group = lab.store.create_group(
         name=f"Class lesson: {lesson.title}", method="lesson", metric=lesson.metric, spec=spec, owner=owner

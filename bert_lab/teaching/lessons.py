@@ -113,7 +113,9 @@ def reading(lesson: Lesson, report: GroupReport) -> list[str]:
         large = abs(verdict.diff) >= (
             5.0 if verdict.unit == "points" else 0.05 * abs(verdict.b.stats(lesson.metric).mean)
         )
-        if math.isnan(verdict.ci95[0]):
+        if verdict.learned_nothing:
+            lines.append(f"{a} and {b}: every run learned nothing, so neither is better (each run's notes say why).")
+        elif math.isnan(verdict.ci95[0]):
             tail = (
                 ""
                 if level

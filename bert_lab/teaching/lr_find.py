@@ -8,8 +8,9 @@ tenth and the last five points). Torch-free: the run itself is an ordinary run w
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -45,6 +46,34 @@ def range_test_config(
         early_stopping_patience=0,
         divergence_factor=1e12,  # the range test's own stop rule decides
     )
+
+
+# The knobs a suggestion was measured with: the data, the model, the optimizer and what it steps on. Change one and the
+# curve (and the rate that suits the run) moves; the schedule, lengths and sizes are the range test's own.
+MEASURED_WITH = (
+    "dataset",
+    "text_column",
+    "label_column",
+    "model",
+    "optimizer",
+    "momentum",
+    "nesterov",
+    "beta1",
+    "beta2",
+    "batch_size",
+    "grad_accum_steps",
+    "weight_decay",
+    "l2",
+    "l1",
+    "dropout",
+    "max_grad_norm",
+)
+
+
+def changed_since(measured: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """Each knob of MEASURED_WITH on which the `current` settings differ from those a range test was `measured` with
+    (its base config, before `range_test_config`): (then, now). Its suggestion holds only while this is empty."""
+    return {k: (measured.get(k), current.get(k)) for k in MEASURED_WITH if measured.get(k) != current.get(k)}
 
 
 @dataclass

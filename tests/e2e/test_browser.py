@@ -371,3 +371,84 @@ def test_a_workshop_name_survives_a_reload_and_belongs_to_one_browser(served_app
             assert "Signed in as" not in ben.inner_text("body")
         ana.screenshot(path=str(ARTIFACTS / "21-workshop-reloaded.png"), full_page=True)
         browser.close()
+
+
+CLASSROOM_ENV = {"BERT_LAB_PASSCODE": "tulip-42", "BERT_LAB_HOST_PASSCODE": "host-only-7"}
+CLASS = ["P1", "P2", "P3", "P4", "P5"]
+ARMS = ["too small (1e-6)", "right (1e-4)", "too large (3e-3)"]  # the learning-rate lesson's
+
+
+@pytest.mark.parametrize("app_env", [CLASSROOM_ENV])
+def test_a_class_lesson_for_a_room_of_five(served_app: tuple[str, Path]) -> None:
+    """The host opens the learning-rate lesson for the room; five participants (five browser contexts) predict; the
+    host sees the count, runs it once and, after it has finished, reveals it. Until then no participant's page shows
+    a curve or a reading; then each shows the result beside that participant's own prediction. The presenter view
+    and the Runs page at 1280×720 are shot for a look."""
+    from playwright.sync_api import expect, sync_playwright
+
+    url, home = served_app
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+
+        def sign_in(name: str, passcode: str = "tulip-42", path: str = "Lessons") -> Any:
+            page = browser.new_context(viewport={"width": 1280, "height": 720}).new_page()
+            page.set_default_timeout(TIMEOUT_MS)
+            page.goto(f"{url}/{path}")
+            page.get_by_label("Passcode").fill(passcode)
+            page.get_by_label("Your name").fill(name)
+            page.get_by_role("button", name="Enter").click()
+            expect(page.get_by_text(f"Signed in as {name or 'host'}")).to_be_visible()
+            return page
+
+        host = sign_in("", "host-only-7", "Host")
+        host.get_by_role("combobox", name="Lesson", exact=True).click()
+        host.get_by_role("option", name="Learning rate: too small").click()
+        host.get_by_text("tiny", exact=True).click()
+        host.get_by_role("button", name="Open for the class").click()
+        expect(host.get_by_text("0 of 0 participant(s) predicted")).to_be_visible()
+
+        room = {}
+        for i, name in enumerate(CLASS):
+            page = sign_in(name)
+            expect(page.get_by_text("Class lesson")).to_be_visible()
+            expect(page.get_by_text("The result is hidden until your host reveals it")).to_be_visible()
+            arm = ARMS[i % len(ARMS)]
+            page.get_by_test_id("stForm").get_by_text(arm, exact=True).click()
+            page.get_by_role("button", name="Save my prediction").click()
+            expect(page.get_by_text(f"Your prediction: {arm}.")).to_be_visible()
+            room[name] = (page, arm)
+        expect(host.get_by_text("5 of 5 participant(s) predicted")).to_be_visible()
+        host.screenshot(path=str(ARTIFACTS / "30-class-predicted-host.png"), full_page=True)
+
+        host.get_by_role("button", name="Run it").click()
+        with Lab.open(home) as lab:
+            group_id = lab.store.list_groups()[0].id
+
+            def finished() -> bool:
+                runs = lab.store.list_runs(group_id=group_id)
+                return len(runs) == 3 and all(r.status == Status.FINISHED for r in runs)
+
+            wait_for(finished, 600, "the class lesson's three runs")
+        time.sleep(4)  # a participant's page looks every 3 s: give it a look after the runs finished
+        for name, (page, _) in room.items():
+            body = page.inner_text("body")
+            assert "The result is hidden" in body and "What happened" not in body, name
+            assert page.locator(".js-plotly-plot").count() == 0, name  # not one curve
+        room["P1"][0].screenshot(path=str(ARTIFACTS / "31-class-hidden-participant.png"), full_page=True)
+
+        host.get_by_role("button", name="Reveal to the room").click()
+        for name, (page, arm) in room.items():
+            expect(page.get_by_text("What happened")).to_be_visible()
+            expect(page.get_by_text(f"You predicted {arm} would end best on F1 (macro).")).to_be_visible()
+            assert "The result is hidden" not in page.inner_text("body"), name
+        room["P2"][0].screenshot(path=str(ARTIFACTS / "32-class-revealed-participant.png"), full_page=True)
+
+        host.goto(f"{url}/Lessons?lesson=learning-rate&present=1&{host.url.split('?')[1]}")
+        expect(host.get_by_text("What happened")).to_be_visible()
+        host.wait_for_timeout(3000)
+        host.screenshot(path=str(ARTIFACTS / "33-presenter-lessons-1280x720.png"))
+        host.goto(f"{url}/Runs?present=1&{host.url.split('?')[1]}")
+        expect(host.locator(".js-plotly-plot").first).to_be_visible()
+        host.wait_for_timeout(3000)
+        host.screenshot(path=str(ARTIFACTS / "34-presenter-runs-1280x720.png"))
+        browser.close()
