@@ -15,6 +15,7 @@ import pandas as pd
 import streamlit as st
 
 from bert_lab.core.metrics import EVAL_METRICS, IN_TABLES, METRICS, charted
+from bert_lab.core.text import shorten
 from bert_lab.figures import curves, run_charts, tables
 from bert_lab.processes import worker
 from bert_lab.runs import service, takehome, workshop
@@ -39,13 +40,14 @@ COST_KEY = "_refresh_cost_s"  # the live part's typical refresh cost, in seconds
 SETTLE_EVERY_S = 20.0  # new evaluations redraw the settled part at most this often
 
 
-st.title(":material/monitoring: Runs")
 active = any(r.is_active for r in lab.store.list_runs())
 refresh_s = live.watch(st.session_state.get(COST_KEY, 0.0), active=active)
-st.caption(
-    f"Every run in the data folder, refreshed every {refresh_s:.0f} s. Tick rows "
-    "in the table to compare runs: their curves, their hyperparameters and their results appear below."
-)
+if not presenting:
+    st.title(":material/monitoring: Runs")
+    st.caption(
+        f"Every run in the data folder, refreshed every {refresh_s:.0f} s. Tick rows "
+        "in the table to compare runs: their curves, their hyperparameters and their results appear below."
+    )
 
 
 def runs_frame(
@@ -571,7 +573,9 @@ def render_presented() -> None:
         st.info("No runs yet: launch one and its curves appear here as it trains.")
         return
     named = workshop.enabled()
-    labels = {r.id: f"{owner_label(r.owner)} · #{r.id}" if named else run_label(r) for r in runs}
+    labels = {
+        r.id: f"{owner_label(r.owner)} · #{r.id}" if named else shorten(run_label(r), present.LABEL_CHARS) for r in runs
+    }
     for col, (metric, smoothing) in zip(st.columns(2), (("train_loss", 0.9), ("f1", 0.0))):
         figure = run_charts.curve_figure(frame, metric, labels, smoothing=smoothing)
         col.plotly_chart(present.projected(figure), key=f"present_{metric}")

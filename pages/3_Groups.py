@@ -35,7 +35,8 @@ presenting = present.render_toggle()
 REFRESH_S, IDLE_REFRESH_S = 3.0, 30.0
 GROUP_KEY = "group"  # the selected group id; also `?group=` in the address, so a group can be linked to
 
-st.title(":material/stacked_line_chart: Groups: sweeps and seeds")
+if not presenting:
+    st.title(":material/stacked_line_chart: Groups: sweeps and seeds")
 hidden = Settings.read(lab.data).hides(page.actor())  # the class lesson, until the host reveals it
 groups = [g for g in lab.store.list_groups() if g.id not in hidden]
 if not groups:
@@ -47,7 +48,7 @@ names = {g.id: f"{g.name} · {g.method} · {g.id}" for g in groups}
 wanted = st.query_params.get(GROUP_KEY)
 if wanted in names and st.session_state.get(GROUP_KEY) is None:
     st.session_state[GROUP_KEY] = wanted
-group_id = st.selectbox("Group", list(names), format_func=names.get, key=GROUP_KEY)
+group_id = present.choice("Group", list(names), format_func=names.get, key=GROUP_KEY)
 st.query_params[GROUP_KEY] = group_id
 
 
@@ -214,11 +215,11 @@ def render_group(group_id: str) -> None:
 
 
 def render_presented(report: GroupReport) -> None:
-    """The presenter view: the verdict and the two curves that tell the story, large; nothing to operate."""
-    render_verdict(report)
+    """The presenter view: the two curves that tell the story, large, then the verdict; nothing to operate."""
     for col, metric in zip(st.columns(2), (report.metric, "train_loss")):
         points = curves.points_frame(lab.store.read_metrics([r.id for r in report.runs], names=[metric]))
         col.plotly_chart(present.projected(group_charts.band_figure(report, points, metric)), key=f"present_{metric}")
+    render_verdict(report)
 
 
 active = any(r.is_active for r in lab.store.list_runs(group_id=group_id))

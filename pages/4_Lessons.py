@@ -13,7 +13,7 @@ from bert_lab.figures import curves, group_charts
 from bert_lab.runs.describe import estimate_run_s, format_duration
 from bert_lab.runs.records import Group
 from bert_lab.runs.workshop import QueueFullError, ServerPathError, Settings
-from bert_lab.sweeps.report import read_group
+from bert_lab.sweeps.report import GroupReport, read_group
 from bert_lab.teaching import classroom
 from bert_lab.teaching.lessons import LESSONS, Lesson, launch, reading
 from lab_ui import page, predict, present
@@ -24,8 +24,9 @@ LESSON_KEY = "lesson"
 CLASS_SEEN_KEY = "_class_seen"  # the class lesson this browser was last turned to (it is turned once, then free)
 WAIT_S = 3.0  # how often a participant's page looks whether the host has revealed the class lesson
 
-st.title(":material/school: Lessons")
-st.caption("Each lesson queues a few short runs that show one idea; they train in the background like any run.")
+if not presenting:
+    st.title(":material/school: Lessons")
+    st.caption("Each lesson queues a few short runs that show one idea; they train in the background like any run.")
 wanted = st.query_params.get(LESSON_KEY)
 if wanted in LESSONS and st.session_state.get(LESSON_KEY) is None:
     st.session_state[LESSON_KEY] = wanted
@@ -33,7 +34,7 @@ in_class = classroom.class_lesson(lab)
 if in_class is not None and st.session_state.get(CLASS_SEEN_KEY) != in_class[0].id:
     st.session_state[CLASS_SEEN_KEY] = in_class[0].id
     st.session_state[LESSON_KEY] = in_class[1].slug
-slug = st.selectbox("Lesson", list(LESSONS), format_func=lambda s: LESSONS[s].title, key=LESSON_KEY)
+slug = present.choice("Lesson", list(LESSONS), format_func=lambda s: LESSONS[s].title, key=LESSON_KEY)
 st.query_params[LESSON_KEY] = slug
 lesson = LESSONS[slug]
 
@@ -46,26 +47,18 @@ def latest_group(lesson: Lesson) -> str | None:
 
 def render_lesson_runs(group_id: str, *, show_class: bool = False) -> None:
     report = read_group(lab.store, group_id)
+    if presenting:  # the two charts that tell the story first, large; then what happened
+        render_charts(report, [lesson.metric, "train_loss"])
+        render_reading(report, show_class=show_class)
+        return
     counts = " · ".join(f"{n} {status}" for status, n in sorted(report.counts.items())) or "none queued yet"
     predict.render_form(report, key="lesson")
     st.caption(f"Runs: {counts}.")
     if any(r.is_active for r in report.runs):
         st.info("The runs are training; the reading appears when they finish.", icon=":material/hourglass_top:")
-    lines = reading(lesson, report)
-    if lines and not any(r.is_active for r in report.runs):
-        st.success("**What happened**\n\n" + "\n".join(f"- {page.md(line)}" for line in lines))
-    predict.render_outcome(report, show_class=show_class, key="lesson")
+    render_reading(report, show_class=show_class)
+    render_charts(report, ["train_loss", lesson.metric, *lesson.shows, *lesson.charts])
     if not report.runs:
-        return
-    charts = ["train_loss", lesson.metric, *lesson.shows, *lesson.charts]
-    if presenting:  # the two that tell the story, large
-        charts = [lesson.metric, "train_loss"]
-    points = curves.points_frame(lab.store.read_metrics([r.id for r in report.runs], names=charts))
-    for pair in (charts[i : i + 2] for i in range(0, len(charts), 2)):
-        for col, metric in zip(st.columns(2), pair):
-            figure = group_charts.band_figure(report, points, metric, name_of=lesson.arm_of, x=lesson.x)
-            col.plotly_chart(present.projected(figure), key=f"lesson_{metric}")
-    if presenting:
         return
     st.page_link(
         page.GROUPS_PAGE,
@@ -92,18 +85,38 @@ def render_class(group: Group) -> None:
     )
 
 
+def render_reading(report: GroupReport, *, show_class: bool) -> None:
+    """What happened in numbers once every run has ended, and the prediction(s) beside it."""
+    lines = reading(lesson, report)
+    if lines and not any(r.is_active for r in report.runs):
+        st.success("**What happened**\n\n" + "\n".join(f"- {page.md(line)}" for line in lines))
+    predict.render_outcome(report, show_class=show_class, key="lesson")
+
+
+def render_charts(report: GroupReport, charts: list[str]) -> None:
+    """Each arm's curves (mean over seeds, with a band), two per row."""
+    if not report.runs:
+        return
+    points = curves.points_frame(lab.store.read_metrics([r.id for r in report.runs], names=charts))
+    for pair in (charts[i : i + 2] for i in range(0, len(charts), 2)):
+        for col, metric in zip(st.columns(2), pair):
+            figure = group_charts.band_figure(report, points, metric, name_of=lesson.arm_of, x=lesson.x)
+            col.plotly_chart(present.projected(figure), key=f"lesson_{metric}")
+
+
 st.subheader(lesson.title)
-if in_class is not None and in_class[1].slug == lesson.slug:
+if in_class is not None and in_class[1].slug == lesson.slug and not presenting:
     st.caption(":material/groups: **Class lesson**: your host opened it for the whole room.")
-if not presenting:
+if not presenting:  # on a projector the charts speak, and the presenter
     st.markdown(page.md(lesson.concept))
-st.latex(lesson.formula)
-st.info(f"**What to look for.** {page.md(lesson.look_for)}", icon=":material/visibility:")
+    st.latex(lesson.formula)
+    st.info(f"**What to look for.** {page.md(lesson.look_for)}", icon=":material/visibility:")
 if in_class is not None and in_class[1].slug == lesson.slug:
     group, _ = in_class
     who = page.actor()
     if who is not None and who.host:
-        st.caption("You run and reveal it from the Host view; participants see the result only then.")
+        if not presenting:
+            st.caption("You run and reveal it from the Host view; participants see the result only then.")
         page.live(3.0)(render_lesson_runs)(group.id, show_class=True)
     else:
         hidden = group.id in Settings.read(lab.data).hides(who)
@@ -114,9 +127,7 @@ MODELS = {
     "minilm": "Bundled MiniLM: shows the effect",
     "tiny": "Tiny demo BERT: seconds, shows the mechanics only (random weights learn little)",
 }
-if presenting:  # the knobs stay as they were set before the view went up
-    model = st.session_state.get("lesson_model", "minilm")
-else:
+if not presenting:  # on a projector: no knobs
     model = st.radio("Model", list(MODELS), format_func=MODELS.get, key="lesson_model", horizontal=True)
     configs = lesson.configs(model)
     past = lab.store.list_runs()
@@ -127,15 +138,15 @@ else:
         + "; ".join(page.md(label) for label, _ in lesson.arms)
         + "."
     )
-if st.button("Run this lesson", type="primary", icon=":material/play_arrow:", key="lesson_run"):
-    try:
-        model_ = None if model == lesson.base.model else model
-        group = launch(lab, lesson, owner=page.owner(), model=model_, actor=page.actor())
-    except (QueueFullError, ServerPathError) as exc:
-        st.error(page.md(exc))
-    else:
-        page.remember_launched(*(r.id for r in lab.store.list_runs(group_id=group.id)))
-        page.ensure_worker(lab)
+    if st.button("Run this lesson", type="primary", icon=":material/play_arrow:", key="lesson_run"):
+        try:
+            model_ = None if model == lesson.base.model else model
+            group = launch(lab, lesson, owner=page.owner(), model=model_, actor=page.actor())
+        except (QueueFullError, ServerPathError) as exc:
+            st.error(page.md(exc))
+        else:
+            page.remember_launched(*(r.id for r in lab.store.list_runs(group_id=group.id)))
+            page.ensure_worker(lab)
 group_id = latest_group(lesson)
 if group_id is not None:
     active = any(r.is_active for r in lab.store.list_runs(group_id=group_id))
