@@ -56,6 +56,7 @@ lock:
 
 bench: install
 	$(PY) bench/vs_trainer.py --levers
+	$(PY) bench/vs_trainer.py --isa avx2
 	$(PY) bench/first_point.py
 	$(PY) bench/dashboard.py
 	$(PY) bench/first_render.py

@@ -233,7 +233,7 @@ def test_cancel_is_graceful_and_the_run_can_be_resumed(lab: Lab) -> None:
         assert folder.model.exists()  # what was trained is saved
         stopped_at = json.loads(folder.checkpoint_state.read_text())["step"]
         service.resume(lab, run_id)
-        wait_for(lambda: store.get_run(run_id).status == Status.FINISHED, 120, "the resumed run to finish")
+        wait_for(lambda: store.get_run(run_id).status == Status.FINISHED, 420, "the resumed run to finish")
         steps = sorted({p.step for p in store.read_metrics(run_id, names=["train_loss"])})
         assert steps == list(range(1, steps[-1] + 1)) and steps[-1] > stopped_at  # no gaps, no duplicates
         assert len(store.read_metrics(run_id, names=["train_loss"])) == len(steps)
@@ -253,7 +253,7 @@ def test_worker_killed_mid_run_then_restart_and_resume(lab: Lab) -> None:
     with running_worker(lab):
         assert store.get_run(run_id).status == Status.INTERRUPTED
         service.resume(lab, run_id)
-        wait_for(lambda: store.get_run(run_id).status == Status.FINISHED, 150, "the resumed run to finish")
+        wait_for(lambda: store.get_run(run_id).status == Status.FINISHED, 420, "the resumed run to finish")
         assert store.get_run(run_id).resume_count == 1
 
 
@@ -357,7 +357,7 @@ def test_workers_on_two_hosts_share_one_queue_and_a_lost_hosts_run_resumes_on_th
             assert time.time() - lost_at >= lease_s - 1  # by its lease, not by a process id
             wait_for(lambda: [w.host for w in live_workers(store)] == ["host-b"], 2 * LEASE_S, "A's lease to expire")
             service.resume(lab, victim.id)
-            wait_for(lambda: all(store.get_run(i).status == Status.FINISHED for i in ids), 300, "every run to finish")
+            wait_for(lambda: all(store.get_run(i).status == Status.FINISHED for i in ids), 480, "every run to finish")
         finally:
             for worker in (host_a, host_b):
                 worker.kill()
