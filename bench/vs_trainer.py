@@ -308,7 +308,7 @@ def spawn(name: str, isa: str) -> dict[str, Any]:
         return json.loads(result.read_text())
 
 
-def machine_info(isa: str) -> dict[str, Any]:
+def machine_info(isa: str = "native") -> dict[str, Any]:
     cpu = "unknown"
     try:
         cpu = next(
