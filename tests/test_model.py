@@ -5,7 +5,16 @@ import torch
 from torch import nn
 
 from bert_lab.core.config import RunConfig
-from bert_lab.engine.model import CpuDropout, ModelError, load_model, load_tokenizer, resolve_model, use_cpu_dropout
+from bert_lab.engine.model import (
+    CPU_ATTENTION,
+    CpuDropout,
+    ModelError,
+    cpu_attention,
+    load_model,
+    load_tokenizer,
+    resolve_model,
+    use_cpu_kernels,
+)
 
 
 def dropouts(model: nn.Module) -> dict[str, float]:
@@ -52,9 +61,24 @@ def test_local_model_folder_works(tmp_path) -> None:
     assert again.config.hidden_size == 64 and again.config.id2label[1] == "y"
 
 
+def test_cpu_kernels_compute_the_same_model_with_eager_attention(tmp_path) -> None:
+    model = load_model(RunConfig(model="tiny"), ["a", "b"]).eval()
+    assert model.config._attn_implementation == "sdpa"  # transformers' default, slower on the CPU
+    x = {"input_ids": torch.randint(5, 900, (3, 11)), "attention_mask": torch.ones(3, 11, dtype=torch.long)}
+    x["attention_mask"][0, 7:] = 0  # padding is masked the same way
+    with torch.no_grad():
+        before = model(**x).logits
+        use_cpu_kernels(model)
+        after = model(**x).logits
+    assert model.config._attn_implementation == CPU_ATTENTION
+    assert torch.allclose(before, after, atol=1e-5)
+    model.save_pretrained(tmp_path / "m")
+    assert CPU_ATTENTION not in (tmp_path / "m" / "config.json").read_text()  # the take-home model loads as usual
+
+
 def test_cpu_dropout_drops_at_rate_p_and_rescales() -> None:
     model = load_model(RunConfig(model="tiny", dropout=0.25), ["a", "b"])
-    use_cpu_dropout(model)
+    use_cpu_kernels(model)
     layer = model.bert.encoder.layer[0].output.dropout
     assert type(layer) is CpuDropout and layer.p == 0.25  # same module, same p
     x = torch.ones(400, 500)
@@ -74,3 +98,17 @@ def test_cpu_dropout_gradient_flows_through_kept_units_only() -> None:
     y = layer(x)
     y.sum().backward()
     assert torch.equal(x.grad, (y != 0).float() * 2.0)
+
+
+def test_cpu_attention_drops_attention_probabilities_only_in_training() -> None:
+    model = load_model(RunConfig(model="tiny"), ["a", "b"])
+    layer = model.bert.encoder.layer[0].attention.self
+    q, k, v = (torch.randn(2, 2, 9, 32) for _ in range(3))
+    out, weights = cpu_attention(layer.eval(), q, k, v, None, dropout=0.5)
+    assert torch.allclose(weights.sum(-1), torch.ones(2, 2, 9))  # softmax rows, nothing dropped
+    torch.manual_seed(0)
+    dropped_out, dropped = cpu_attention(layer.train(), q, k, v, None, dropout=0.5)
+    kept = dropped != 0
+    assert 0.4 < kept.float().mean().item() < 0.6
+    assert torch.allclose(dropped[kept], 2 * weights[kept])  # the kept ones rescaled by 1 / (1 - p)
+    assert torch.allclose(dropped_out, torch.matmul(dropped, v).transpose(1, 2))

@@ -14,6 +14,8 @@ from pathlib import Path
 import torch
 from torch import nn
 from transformers import (
+    AttentionInterface,
+    AttentionMaskInterface,
     AutoModelForSequenceClassification,
     AutoTokenizer,
     BertConfig,
@@ -21,6 +23,7 @@ from transformers import (
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
+from transformers.masking_utils import eager_mask
 from transformers.utils import logging as hf_logging
 
 from bert_lab.core.config import RunConfig
@@ -106,26 +109,62 @@ def apply_dropout(model: nn.Module, *, hidden: float | None, attention: float | 
             setattr(cfg, attr, p)
 
 
-class CpuDropout(nn.Dropout):
-    """Dropout for the CPU that draws its mask from 15-bit random integers instead of `bernoulli_`.
+def cpu_dropout(x: torch.Tensor, p: float) -> torch.Tensor:
+    """Dropout for the CPU, its mask drawn as 16-bit random integers, four from each 64-bit draw, instead of
+    `bernoulli_`: the same distribution with p rounded to a multiple of 1/65536, seeded by the same generator, in
+    about half the time (on the CPU, Bernoulli sampling was the slowest op of a BERT training step)."""
+    draws = torch.empty((x.numel() + 3) // 4, dtype=torch.int64).random_(-(2**63), None)  # every bit uniform
+    bits = draws.view(torch.int16)[: x.numel()].view(x.shape)
+    keep = bits >= round(p * 65536) - 32768
+    return torch.where(keep, x * (1.0 / (1.0 - p)), 0)
 
-    On the CPU, PyTorch's Bernoulli sampling is the slowest op of a BERT training step (about 14% of it for MiniLM);
-    integers are about twice as cheap to draw. Same distribution, with p rounded to a multiple of 1/32768, and
-    seeded by the same generator. Elsewhere (CUDA) it is plain `nn.Dropout`.
-    """
+
+class CpuDropout(nn.Dropout):
+    """`nn.Dropout` by `cpu_dropout` on the CPU; elsewhere (CUDA) plain `nn.Dropout`."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0 or x.device.type != "cpu":
             return super().forward(x)
-        keep = torch.empty(x.shape, dtype=torch.int16).random_() >= round(self.p * 32768)
-        return torch.where(keep, x * (1.0 / (1.0 - self.p)), 0)
+        return cpu_dropout(x, self.p)
 
 
-def use_cpu_dropout(model: nn.Module) -> None:
-    """Swap every `nn.Dropout` of `model` for `CpuDropout` (same module, same `p`; only the sampling differs)."""
+def cpu_attention(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float | None = None,
+    dropout: float = 0.0,
+    **kwargs: object,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """transformers' "eager" attention (matrix products, the additive mask, softmax) with `cpu_dropout` on the
+    attention probabilities."""
+    scaling = query.size(-1) ** -0.5 if scaling is None else scaling
+    weights = torch.matmul(query, key.transpose(2, 3)) * scaling
+    if attention_mask is not None:
+        weights = weights + attention_mask
+    weights = weights.softmax(dim=-1)
+    if dropout and module.training:
+        weights = cpu_dropout(weights, dropout)
+    return torch.matmul(weights, value).transpose(1, 2).contiguous(), weights
+
+
+CPU_ATTENTION = "bert_lab_cpu"
+AttentionInterface.register(CPU_ATTENTION, cpu_attention)
+AttentionMaskInterface.register(CPU_ATTENTION, eager_mask)  # the additive float mask eager attention takes
+
+
+def use_cpu_kernels(model: PreTrainedModel) -> None:
+    """What trains faster on the CPU (bench/README.md, "What each lever gave"): every `nn.Dropout` swapped for
+    `CpuDropout` (same module, same `p`), and attention as `cpu_attention` rather than transformers' default
+    `scaled_dot_product_attention`, whose CPU kernels are slower at BERT's short lengths (with attention dropout, the
+    math path and Bernoulli masks; without, a fused kernel that made MiniLM's steps 50% longer than eager's)."""
     for module in model.modules():
         if type(module) is nn.Dropout:
             module.__class__ = CpuDropout
+    if model.config._attn_implementation in ("sdpa", "eager"):  # a model with its own attention keeps it
+        model.set_attn_implementation(CPU_ATTENTION)
 
 
 def save_model(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, folder: Path) -> Path:

@@ -27,7 +27,7 @@ from bert_lab.core.layout import CHECKPOINT_ACCELERATE, CHECKPOINT_STATE, RunFol
 from bert_lab.core.metrics import METRICS, improved
 from bert_lab.engine import data as data_lib
 from bert_lab.engine.evaluate import Predictions, predict, write_eval_report
-from bert_lab.engine.model import load_model, load_tokenizer, save_model, use_cpu_dropout
+from bert_lab.engine.model import load_model, load_tokenizer, save_model, use_cpu_kernels
 from bert_lab.engine.optim import build_optimizer, penalty, split_decay_params, weight_stats
 from bert_lab.engine.reports import EvalRecord, Hooks, StepRecord, Stop, TrainResult
 from bert_lab.engine.schedules import count_steps, factor_of
@@ -77,7 +77,7 @@ def train(
 
     model = load_model(config, data.label_names)
     if accelerator.device.type == "cpu":
-        use_cpu_dropout(model)  # cheaper dropout masks: ~5% faster steps on the CPU
+        use_cpu_kernels(model)
     optimizer = build_optimizer(model, config)
     lengths = [len(ids) for ids in data.train_ids]
     plan = plan_steps(config, lengths, accelerator.num_processes, accelerator.process_index)
