@@ -28,12 +28,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from vs_trainer import AVX2_ENV, cpu_flags, lscpu_model  # noqa: E402
 
 VARIANTS = {
-    "shipped": "as shipped: `use_cpu_kernels` (cheap dropout masks, `cpu_attention`)",
+    "shipped": "as shipped: `use_cpu_kernels` (cheap dropout masks, `cpu_attention`), `TrainedRows`",
+    "all_rows": "every row of the word-embedding matrix trained (no `TrainedRows`)",
+    "one_thread": "`OMP_NUM_THREADS=1`",
+    "threads_bound": "`OMP_PROC_BIND=close OMP_PLACES=cores`: each thread kept on its core",
     "sdpa": "attention by transformers' default, `scaled_dot_product_attention`",
     "eager": "attention by transformers' `eager` (Bernoulli masks on its probabilities)",
     "plain": "the model as transformers builds it (sdpa, `nn.Dropout`)",
     "compiled": "`torch.compile(model, dynamic=False, fullgraph=True)` over the padded shapes",
     "bf16_weights": "bf16 weights kept between steps, fp32 master copy in the optimizer",
+}
+ENV = {  # variants that are the shipped step in another environment
+    "one_thread": {"OMP_NUM_THREADS": "1"},
+    "threads_bound": {"OMP_PROC_BIND": "close", "OMP_PLACES": "cores"},
 }
 
 
@@ -41,7 +48,7 @@ def step_times(variant: str, precision: str) -> dict:
     import torch
 
     from bert_lab.core.config import RunConfig
-    from bert_lab.engine.model import load_model, load_tokenizer, use_cpu_kernels
+    from bert_lab.engine.model import load_model, load_tokenizer, train_used_rows_only, use_cpu_kernels
     from bert_lab.engine.optim import build_optimizer
     from bert_lab.engine.train import load_data, plan_steps, resolve_precision
 
@@ -65,7 +72,9 @@ def step_times(variant: str, precision: str) -> dict:
     torch.manual_seed(config.seed)
     data = load_data(config, load_tokenizer(config.model))
     model = load_model(config, data.label_names).train()
-    if variant in ("shipped", "bf16_weights"):
+    if variant not in ("plain", "compiled", "all_rows"):
+        train_used_rows_only(model, config, data.train_ids)
+    if variant in ("shipped", "all_rows", "bf16_weights", *ENV):
         use_cpu_kernels(model)
     elif variant in ("sdpa", "eager"):
         use_cpu_kernels(model)

@@ -9,12 +9,17 @@ from bert_lab.engine.model import (
     CPU_ATTENTION,
     CpuDropout,
     ModelError,
+    TrainedRows,
     cpu_attention,
     load_model,
     load_tokenizer,
     resolve_model,
+    train_used_rows_only,
+    untrained_rows,
     use_cpu_kernels,
+    whole_embeddings,
 )
+from bert_lab.engine.optim import build_optimizer, split_decay_params, weight_stats
 
 
 def dropouts(model: nn.Module) -> dict[str, float]:
@@ -112,3 +117,44 @@ def test_cpu_attention_drops_attention_probabilities_only_in_training() -> None:
     assert 0.4 < kept.float().mean().item() < 0.6
     assert torch.allclose(dropped[kept], 2 * weights[kept])  # the kept ones rescaled by 1 / (1 - p)
     assert torch.allclose(dropped_out, torch.matmul(dropped, v).transpose(1, 2))
+
+
+def test_training_only_the_rows_the_data_uses_changes_no_number() -> None:
+    """Three AdamW steps with the whole matrix and with `TrainedRows` over the batches' tokens: the same loss, the
+    same gradient norm and the same weights, row for row; and the plain matrix comes back for saving."""
+    config = RunConfig(model="tiny", dropout=0.0, attention_dropout=0.0)
+    torch.manual_seed(0)
+    batches = [torch.randint(1, 900, (4, 9)) for _ in range(3)]
+    whole, rows = (load_model(config, ["a", "b"]) for _ in range(2))
+    rows.load_state_dict(whole.state_dict())
+    assert train_used_rows_only(rows, config, [ids.tolist() for batch in batches for ids in batch])
+    assert isinstance(rows.get_input_embeddings(), TrainedRows)
+    assert len(rows.get_input_embeddings().rows) == len({int(t) for b in batches for t in b.flatten()})
+    before = whole.get_input_embeddings().weight.detach().clone()
+    norms = []
+    for model in (whole, rows):
+        optimizer = build_optimizer(model, config)
+        for ids in batches:
+            loss = model(input_ids=ids, labels=torch.zeros(4, dtype=torch.long)).loss
+            loss.backward()
+            norms += [loss.item(), torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0).item()]
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+    assert norms[:6] == pytest.approx(norms[6:], rel=1e-5)
+    stats = weight_stats(split_decay_params(whole)[0])
+    assert weight_stats(split_decay_params(rows)[0] + untrained_rows(rows)) == pytest.approx(stats, rel=1e-5)
+    whole_embeddings(rows)
+    trained = rows.get_input_embeddings()
+    assert type(trained) is nn.Embedding and trained.padding_idx == whole.get_input_embeddings().padding_idx
+    assert torch.allclose(trained.weight, whole.get_input_embeddings().weight, atol=1e-6)
+    unused = torch.ones(len(before), dtype=torch.bool)
+    unused[torch.cat([b.flatten() for b in batches])] = False
+    assert torch.equal(trained.weight[unused], before[unused])  # never trained, never moved
+    assert not torch.equal(trained.weight[~unused], before[~unused])
+
+
+def test_rows_are_all_trained_where_decay_or_a_penalty_reaches_every_row() -> None:
+    for knob in ("weight_decay", "l1", "l2"):
+        model = load_model(RunConfig(model="tiny"), ["a", "b"])
+        assert not train_used_rows_only(model, RunConfig(model="tiny", **{knob: 0.01}), [[5, 6]])
+        assert type(model.get_input_embeddings()) is nn.Embedding

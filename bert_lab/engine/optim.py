@@ -75,7 +75,7 @@ def _can_fuse(params: list[nn.Parameter]) -> bool:
 
 
 @torch.no_grad()
-def weight_stats(params: list[nn.Parameter]) -> tuple[float, float]:
+def weight_stats(params: list[torch.Tensor]) -> tuple[float, float]:
     """(L2 norm, share of entries with |w| < NEAR_ZERO) over `params`: what weight decay and L1/L2 change."""
     square_sum = sum(p.float().pow(2).sum() for p in params)
     near_zero = sum((p.abs() < NEAR_ZERO).sum() for p in params)

@@ -27,7 +27,15 @@ from bert_lab.core.layout import CHECKPOINT_ACCELERATE, CHECKPOINT_STATE, RunFol
 from bert_lab.core.metrics import METRICS, improved
 from bert_lab.engine import data as data_lib
 from bert_lab.engine.evaluate import Predictions, predict, write_eval_report
-from bert_lab.engine.model import load_model, load_tokenizer, save_model, use_cpu_kernels
+from bert_lab.engine.model import (
+    load_model,
+    load_tokenizer,
+    save_model,
+    train_used_rows_only,
+    untrained_rows,
+    use_cpu_kernels,
+    whole_embeddings,
+)
 from bert_lab.engine.optim import build_optimizer, penalty, split_decay_params, weight_stats
 from bert_lab.engine.reports import EvalRecord, Hooks, StepRecord, Stop, TrainResult
 from bert_lab.engine.schedules import count_steps, factor_of
@@ -76,6 +84,7 @@ def train(
     log(f"data: {len(data.train_set)} train / {len(data.eval_set)} eval examples, {len(data.label_names)} classes")
 
     model = load_model(config, data.label_names)
+    train_used_rows_only(model, config, data.train_ids)  # the rows of tokens no batch holds are left out (exactly)
     if accelerator.device.type == "cpu":
         use_cpu_kernels(model)
     optimizer = build_optimizer(model, config)
@@ -103,6 +112,7 @@ def train(
     model_dir = None
     accelerator.wait_for_everyone()
     if folder is not None and accelerator.is_main_process and stop is not Stop.DIVERGED:
+        whole_embeddings(accelerator.unwrap_model(model))
         model_dir = save_model(accelerator.unwrap_model(model), tokenizer, folder.create().model)
         folder.run_config.write_text(json.dumps(config.to_dict(), indent=1))
         if loop.last_predictions is not None:
@@ -362,7 +372,7 @@ class Loop:
             m["recall"],
             m["f1"],
             m["confusion"],
-            *weight_stats(self.penalised),
+            *weight_stats(self.penalised + untrained_rows(self.accelerator.unwrap_model(self.model))),
             labels=tuple(data.label_names),
         )
         if self.main:
