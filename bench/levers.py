@@ -132,13 +132,12 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="levers-") as tmp:
         env = {**os.environ, **(AVX2_ENV if args.isa == "avx2" else {}), "TORCHINDUCTOR_CACHE_DIR": f"{tmp}/inductor"}
         rows = []
-        for variant in args.only:
+        for variant in [v for v in args.only if native or v != "bf16_weights"]:  # fp32 keeps no bf16 weights
             for run in ("first run, empty cache", "a later run, cache kept") if variant == "compiled" else ("",):
                 result = Path(tmp) / "result.json"
                 t = time.perf_counter()
-                subprocess.run(
-                    [sys.executable, __file__, "--child", variant, precision, str(result)], env=env, check=True
-                )
+                command = [sys.executable, __file__, "--child", variant, precision, str(result)]
+                subprocess.run(command, env=env | ENV.get(variant, {}), check=True)
                 r = json.loads(result.read_text()) | {"process_s": time.perf_counter() - t}
                 rows.append((f"{variant} ({run})" if run else variant, r))
     base = next((r["step_ms"] for name, r in rows if name == "shipped"), None)

@@ -429,17 +429,19 @@ def print_report(
 
 def print_targets(info: dict[str, Any], rows: dict[str, dict[str, Any]]) -> None:
     """The targets for this kind of CPU, against the tuned peer: with native bf16, at least 2.0× and 25% of the bf16
-    peak; without (AVX2), at least 1.3× and 75% of the fp32 peak; on both, accuracy within 1.5 points of it."""
+    peak; without (AVX2), at least 1.3× and 75% of the fp32 peak; on both, accuracy at most 1.5 points below the
+    better Trainer (one seed of the tuned peer's length-grouped order can learn little: better is not a miss)."""
     if "bert_lab" not in rows or "trainer_tuned" not in rows:
         return
     ours, theirs = rows["bert_lab"], rows["trainer_tuned"]
     speedup, share = (2.0, 25.0) if info["native_bf16"] else (1.3, 75.0)
     ratio = ours["samples_per_s"] / theirs["samples_per_s"]
-    gap = 100 * abs(ours["accuracy"] - theirs["accuracy"])
+    best = max(rows[peer]["accuracy"] for peer in PEERS if peer in rows)
+    gap = 100 * (best - ours["accuracy"])
     checks = [
         (f"bert_lab ≥ {speedup}× the tuned Trainer", ratio >= speedup, f"{ratio:.2f}×"),
         (f"bert_lab ≥ {share:.0f}% of its precision's peak", ours["pct_peak"] >= share, f"{ours['pct_peak']:.1f}%"),
-        ("accuracy within 1.5 points of the tuned Trainer", gap <= 1.5, f"{gap:.1f} points"),
+        ("accuracy at most 1.5 points below the better Trainer", gap <= 1.5, f"{gap:+.1f} points below"),
     ]
     for what, met, got in checks:
         print(f"target: {what}: {got} — {'met' if met else 'missed'}")
