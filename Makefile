@@ -57,6 +57,11 @@ lock:
 bench: install
 	$(PY) bench/vs_trainer.py --levers
 	$(PY) bench/vs_trainer.py --isa avx2
+	$(PY) bench/profile_step.py
+	$(PY) bench/profile_step.py --isa avx2
+	$(PY) bench/levers.py
+	$(PY) bench/levers.py --isa avx2 --only shipped sdpa eager plain all_rows one_thread
+	$(PY) bench/durations.py
 	$(PY) bench/first_point.py
 	$(PY) bench/dashboard.py
 	$(PY) bench/first_render.py
