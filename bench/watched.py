@@ -53,7 +53,7 @@ def train_once(lab: object, seed: int, owner: str, tabs: list[object], url: str,
 
     for tab in tabs:  # each tab opens the Runs page of this run's owner and waits for the page to be drawn
         tab.goto(f"{url}/Runs?owner={owner}")
-        tab.get_by_text("No runs yet").first.wait_for(timeout=60_000)
+        tab.get_by_text("No run matches these filters").first.wait_for(timeout=60_000)  # its run is not there yet
     before, started = cpu_seconds(app_pid), time.perf_counter()
     run = service.submit(lab, RunConfig(**SETTING, seed=seed), owner=owner, name=owner)
     while (run := lab.store.get_run(run.id)).is_active:
