@@ -27,7 +27,7 @@ from bert_lab.core.layout import ARTIFACTS_ENV, HOME_ENV, DataFolder, RunFolder
 from bert_lab.core.metrics import HEADLINE, IN_TABLES
 from bert_lab.core.text import TextTooLongError
 from bert_lab.engine.reports import StepRecord, TrainResult
-from bert_lab.runs.describe import row
+from bert_lab.runs.describe import counts_line, row
 from bert_lab.runs.records import Run, RunSummary
 from bert_lab.runs.service import Lab
 from bert_lab.runs.status import Status, ending
@@ -547,7 +547,7 @@ def render_group(report: Any) -> str:
         ci = "" if stats.n < 2 else f" [{stats.ci95[0] * scale:.1f},{stats.ci95[1] * scale:.1f}]"
         return f"{stats.mean * scale:>6.1f}{ci:>13}"
 
-    counts = ", ".join(f"{n} {status}" for status, n in sorted(report.counts.items()))
+    counts = counts_line(report.counts, sep=", ")
     lines = [f"{report.group.name}  ({report.group.method}, judged by {report.metric}; {counts})", ""]
     head = f"{'config':<34} {'n':>2}  {'accuracy % [95% CI]':>19}  {'F1 % [95% CI]':>19}  {'eval loss':>9}  degen."
     lines.append("  " + head)

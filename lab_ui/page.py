@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import functools
 import os
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any, ParamSpec
 
-import pandas as pd
 import streamlit as st
 
 from bert_lab.core.layout import DataFolder
 from bert_lab.core.text import md
 from bert_lab.processes import worker
 from bert_lab.runs import workshop
-from bert_lab.runs.describe import Note, describe_workers, notice
+from bert_lab.runs.describe import Note, counts_line, describe_workers, notice
 from bert_lab.runs.records import Run
 from bert_lab.runs.service import Lab
 from bert_lab.runs.status import Status
@@ -218,8 +218,8 @@ def watch_launched() -> None:
 def render_run_counts(runs: Sequence[Run], *, paused: bool = False) -> None:
     """How many runs are in each status, and, while the host has paused the queue (`paused`), that queued runs wait
     for them. Drawn once: a live part of a page calls it at each refresh, else `render_live_run_counts`."""
-    counts = pd.Series([str(r.status) for r in runs], dtype=object).value_counts()
-    st.caption("Runs: " + " · ".join(f"{n} {status}" for status, n in counts.items()) if len(runs) else "No runs yet.")
+    counts = Counter(str(r.status) for r in runs)
+    st.caption(f"Runs: {counts_line(counts)}" if runs else "No runs yet.")
     if paused:
         st.caption(":orange[●] **Queue paused by the host.** Queued runs start once the host resumes it.")
 

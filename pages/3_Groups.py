@@ -16,6 +16,7 @@ import streamlit as st
 from bert_lab.core.metrics import HEADLINE, METRICS, label
 from bert_lab.figures import curves, group_charts
 from bert_lab.runs import service
+from bert_lab.runs.describe import counts_line
 from bert_lab.runs.status import Status
 from bert_lab.runs.store import StoreError
 from bert_lab.runs.workshop import NotAllowedError, Settings
@@ -136,7 +137,7 @@ def render_group(group_id: str) -> None:
         st.error(page.md(exc))
         return
     g, spec = report.group, report.group.spec
-    counts = " · ".join(f"{n} {status}" for status, n in sorted(report.counts.items())) or "no runs yet"
+    counts = counts_line(report.counts, empty="no runs yet")
     seeds = spec.get("seeds")
     st.caption(
         f"**{page.md(g.name)}**: {g.method}{' (stopped)' if g.stopped else ''} over "

@@ -10,7 +10,7 @@ from __future__ import annotations
 import streamlit as st
 
 from bert_lab.figures import curves, group_charts
-from bert_lab.runs.describe import estimate_run_s, format_duration
+from bert_lab.runs.describe import counts_line, estimate_run_s, format_duration
 from bert_lab.runs.records import Group
 from bert_lab.runs.workshop import QueueFullError, ServerPathError, Settings
 from bert_lab.sweeps.report import GroupReport, read_group
@@ -51,7 +51,7 @@ def render_lesson_runs(group_id: str, *, show_class: bool = False) -> None:
         render_charts(report, [lesson.metric, "train_loss"])
         render_reading(report, show_class=show_class)
         return
-    counts = " · ".join(f"{n} {status}" for status, n in sorted(report.counts.items())) or "none queued yet"
+    counts = counts_line(report.counts, empty="none queued yet")
     predict.render_form(report, key="lesson")
     st.caption(f"Runs: {counts}.")
     if any(r.is_active for r in report.runs):

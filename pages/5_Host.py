@@ -14,7 +14,7 @@ import streamlit as st
 from bert_lab.core.metrics import METRICS
 from bert_lab.processes import worker
 from bert_lab.runs import names, workshop
-from bert_lab.runs.describe import owner_label, queue_places, row, worker_facts
+from bert_lab.runs.describe import counts_line, owner_label, queue_places, row, worker_facts
 from bert_lab.runs.records import WorkerLease
 from bert_lab.runs.status import Status
 from bert_lab.runs.workshop import Settings
@@ -130,7 +130,7 @@ def render_class_state(group_id: str) -> None:
     everyone = lab.store.list_predictions(group_id)
     settings = Settings.read(lab.data)
     signed = sum(not claim.host for claim in names.claims(lab.data).values())
-    counts = " · ".join(f"{n} {status}" for status, n in sorted(report.counts.items())) or "not run yet"
+    counts = counts_line(report.counts, empty="not run yet")
     made = sum(p.owner != page.owner() for p in everyone)  # the host may predict too, but is not counted
     st.caption(f"**{made} of {signed} participant(s) predicted.** Runs: {counts}.")
     if everyone:

@@ -154,32 +154,29 @@ HARMLESS: dict[tuple[str, int, str], str] = {
     ("bert_lab/engine/schedules.py", 43, "1 → 0"): PAST_THE_RUN,
     ("bert_lab/engine/schedules.py", 43, "1 → 2"): PAST_THE_RUN,
     # sweeps/report.py
-    ("bert_lab/sweeps/report.py", 28, "100 → 101"): SEEDS_CAP,
-    ("bert_lab/sweeps/report.py", 28, "100 → 99"): SEEDS_CAP,
-    ("bert_lab/sweeps/report.py", 266, "+ → -"): SEEDS_CAP + " (the loop's end, MAX_SEEDS_ADVISED + 1)",
-    ("bert_lab/sweeps/report.py", 266, "1 → 0"): SEEDS_CAP + " (the loop's end, MAX_SEEDS_ADVISED + 1)",
-    ("bert_lab/sweeps/report.py", 266, "1 → 2"): SEEDS_CAP + " (the loop's end, MAX_SEEDS_ADVISED + 1)",
-    ("bert_lab/sweeps/report.py", 46, "1 → 0"): (
+    ("bert_lab/sweeps/report.py", 29, "100 → 101"): SEEDS_CAP,
+    ("bert_lab/sweeps/report.py", 29, "100 → 99"): SEEDS_CAP,
+    ("bert_lab/sweeps/report.py", 320, "+ → -"): SEEDS_CAP + " (the loop's end, MAX_SEEDS_ADVISED + 1)",
+    ("bert_lab/sweeps/report.py", 320, "1 → 0"): SEEDS_CAP + " (the loop's end, MAX_SEEDS_ADVISED + 1)",
+    ("bert_lab/sweeps/report.py", 320, "1 → 2"): SEEDS_CAP + " (the loop's end, MAX_SEEDS_ADVISED + 1)",
+    ("bert_lab/sweeps/report.py", 50, "1 → 0"): (
         "equivalent: one value then takes the general path, where std with ddof=1 and the t interval are NaN too"
     ),
-    ("bert_lab/sweeps/report.py", 106, "0 → -1"): "equivalent: both ends of a NaN interval are NaN together",
-    ("bert_lab/sweeps/report.py", 106, "0 → 1"): "equivalent: both ends of a NaN interval are NaN together",
-    ("bert_lab/sweeps/report.py", 193, "1 → 2"): POSITIVE_SIGN,
-    ("bert_lab/sweeps/report.py", 240, "1 → 2"): POSITIVE_SIGN,
-    ("bert_lab/sweeps/report.py", 244, "and → or"): "equivalent: the mean of an empty list is NaN as well (it warns)",
-    ("bert_lab/sweeps/report.py", 247, "0 → -1"): SPREADLESS,
-    ("bert_lab/sweeps/report.py", 247, "0 → 1"): SPREADLESS,
-    ("bert_lab/sweeps/report.py", 264, "0 → -1"): "equivalent: with no gap the power is 2.5% at every n: None as well",
-    ("bert_lab/sweeps/report.py", 264, "0 → 1"): "equivalent: with no gap the power is 2.5% at every n: None as well",
-    ("bert_lab/sweeps/report.py", 293, "2 → 1"): (
+    ("bert_lab/sweeps/report.py", 134, "0 → -1"): "equivalent: both ends of a NaN interval are NaN together",
+    ("bert_lab/sweeps/report.py", 134, "0 → 1"): "equivalent: both ends of a NaN interval are NaN together",
+    ("bert_lab/sweeps/report.py", 239, "1 → 2"): POSITIVE_SIGN,
+    ("bert_lab/sweeps/report.py", 285, "1 → 2"): POSITIVE_SIGN,
+    ("bert_lab/sweeps/report.py", 289, "and → or"): "equivalent: the mean of an empty list is NaN as well (it warns)",
+    ("bert_lab/sweeps/report.py", 292, "0 → -1"): SPREADLESS,
+    ("bert_lab/sweeps/report.py", 292, "0 → 1"): SPREADLESS,
+    ("bert_lab/sweeps/report.py", 318, "0 → -1"): "equivalent: with no gap the power is 2.5% at every n: None as well",
+    ("bert_lab/sweeps/report.py", 318, "0 → 1"): "equivalent: with no gap the power is 2.5% at every n: None as well",
+    ("bert_lab/sweeps/report.py", 348, "2 → 1"): (
         "equivalent: configs are keyed by their knob values, so two scored configs always vary a knob; one or none "
         "leaves `varied` empty and returns the same"
     ),
-    ("bert_lab/sweeps/report.py", 293, "or → and"): (
-        "equivalent: fewer than two scored configs always leave `varied` empty, and two or more never do"
-    ),
-    ("bert_lab/sweeps/report.py", 330, "2 → 1"): FEWER_THAN_TWO,
-    ("bert_lab/sweeps/report.py", 330, "and → or"): FEWER_THAN_TWO,
+    ("bert_lab/sweeps/report.py", 405, "2 → 1"): FEWER_THAN_TWO,
+    ("bert_lab/sweeps/report.py", 405, "and → or"): FEWER_THAN_TWO,
     ("bert_lab/sweeps/spec.py", 97, "0 → -1"): SWEEP_SEED,
     ("bert_lab/sweeps/spec.py", 97, "0 → 1"): SWEEP_SEED,
     ("bert_lab/sweeps/search.py", 63, "* → /"): TRIAL_SEED,
@@ -191,7 +188,7 @@ HARMLESS: dict[tuple[str, int, str], str] = {
     ("bert_lab/sweeps/search.py", 177, "1 → 0"): "equivalent: the percentile pruner reads intermediate values only",
     ("bert_lab/sweeps/search.py", 177, "1 → 2"): "equivalent: the percentile pruner reads intermediate values only",
     ("bert_lab/sweeps/search.py", 179, "1 → 0"): "equivalent: `len(mine) < 2` already keeps the first evaluation",
-    ("bert_lab/runs/describe.py", 108, "0 → -1"): (
+    ("bert_lab/runs/describe.py", 121, "0 → -1"): (
         "equivalent: a missing wall time read as -1 only lowers an overhead that is clamped at 0 (max(overhead, 0))"
     ),
     ("bert_lab/runs/names.py", 90, "8 → 7"): CLAIM_ID,
@@ -199,30 +196,30 @@ HARMLESS: dict[tuple[str, int, str], str] = {
     # runs/workshop.py
     ("bert_lab/runs/workshop.py", 38, "5 → 4"): "a UI limit (the upload size in MB) the page shows and enforces",
     ("bert_lab/runs/workshop.py", 38, "5 → 6"): "a UI limit (the upload size in MB) the page shows and enforces",
-    ("bert_lab/runs/workshop.py", 189, "4 → 5"): (
+    ("bert_lab/runs/workshop.py", 204, "4 → 5"): (
         "equivalent: Python's base64 decoder (not strict) ignores '=' past the padding a name needs; names of 2 to 5 "
         "bytes sign in with it"
     ),
-    ("bert_lab/runs/workshop.py", 216, "4 → 3"): TEMP_NAME,
-    ("bert_lab/runs/workshop.py", 216, "4 → 5"): TEMP_NAME,
-    ("bert_lab/runs/workshop.py", 238, "0 → -1"): UNUSED_COUNT,
-    ("bert_lab/runs/workshop.py", 238, "0 → 1"): UNUSED_COUNT,
-    ("bert_lab/runs/workshop.py", 330, "0 → -1"): "equivalent: a stored config always has lr (RunConfig fills it)",
-    ("bert_lab/runs/workshop.py", 330, "0 → 1"): "equivalent: a stored config always has lr (RunConfig fills it)",
+    ("bert_lab/runs/workshop.py", 231, "4 → 3"): TEMP_NAME,
+    ("bert_lab/runs/workshop.py", 231, "4 → 5"): TEMP_NAME,
+    ("bert_lab/runs/workshop.py", 253, "0 → -1"): UNUSED_COUNT,
+    ("bert_lab/runs/workshop.py", 253, "0 → 1"): UNUSED_COUNT,
+    ("bert_lab/runs/workshop.py", 346, "0 → -1"): "equivalent: a stored config always has lr (RunConfig fills it)",
+    ("bert_lab/runs/workshop.py", 346, "0 → 1"): "equivalent: a stored config always has lr (RunConfig fills it)",
     # teaching/annotate.py
-    ("bert_lab/teaching/annotate.py", 76, "10 → 11"): SPIKE_START,
-    ("bert_lab/teaching/annotate.py", 76, "10 → 9"): SPIKE_START,
-    ("bert_lab/teaching/annotate.py", 77, "1 → 0"): (
+    ("bert_lab/teaching/annotate.py", 81, "10 → 11"): SPIKE_START,
+    ("bert_lab/teaching/annotate.py", 81, "10 → 9"): SPIKE_START,
+    ("bert_lab/teaching/annotate.py", 82, "1 → 0"): (
         "differs only when the very first loss is not finite (a run that never trained), marked at step 1 instead of 2"
     ),
-    ("bert_lab/teaching/annotate.py", 112, "- → +"): LAST_IS_MIN,
-    ("bert_lab/teaching/annotate.py", 112, "1 → 0"): LAST_IS_MIN,
-    ("bert_lab/teaching/annotate.py", 130, "0 → -1"): SQUARE,
-    ("bert_lab/teaching/annotate.py", 130, "0 → 1"): SQUARE,
-    ("bert_lab/teaching/annotate.py", 134, "0 → -1"): ONE_USED,
-    ("bert_lab/teaching/annotate.py", 149, "+ → -"): LATE_HALF,
-    ("bert_lab/teaching/annotate.py", 151, "3 → 2"): HEAD_OF_100,
-    ("bert_lab/teaching/annotate.py", 151, "3 → 4"): HEAD_OF_100,
+    ("bert_lab/teaching/annotate.py", 129, "- → +"): LAST_IS_MIN,
+    ("bert_lab/teaching/annotate.py", 129, "1 → 0"): LAST_IS_MIN,
+    ("bert_lab/teaching/annotate.py", 147, "0 → -1"): SQUARE,
+    ("bert_lab/teaching/annotate.py", 147, "0 → 1"): SQUARE,
+    ("bert_lab/teaching/annotate.py", 151, "0 → -1"): ONE_USED,
+    ("bert_lab/teaching/annotate.py", 166, "+ → -"): LATE_HALF,
+    ("bert_lab/teaching/annotate.py", 168, "3 → 2"): HEAD_OF_100,
+    ("bert_lab/teaching/annotate.py", 168, "3 → 4"): HEAD_OF_100,
     # the storage layer
     ("bert_lab/runs/store.py", 22, "* → /"): PATIENCE,
     ("bert_lab/runs/store.py", 22, "30 → 31"): PATIENCE,
@@ -232,8 +229,8 @@ HARMLESS: dict[tuple[str, int, str], str] = {
     ("bert_lab/runs/retry.py", 56, "return value → None"): "equivalent: None is as false as False to its callers",
     ("bert_lab/runs/retry.py", 56, "False → True"): "unreachable: every backend (SQLite, PostgreSQL) overrides it",
     ("bert_lab/runs/retry.py", 96, "1 → 2"): "equivalent: the call depth is read as a truth value only",
-    ("bert_lab/runs/service.py", 218, "0 → -1"): EVERY_SEED,
-    ("bert_lab/runs/service.py", 218, "0 → 1"): EVERY_SEED,
+    ("bert_lab/runs/service.py", 223, "0 → -1"): EVERY_SEED,
+    ("bert_lab/runs/service.py", 223, "0 → 1"): EVERY_SEED,
     ("bert_lab/runs/backends.py", 34, "return value → None"): "the PostgreSQL opener: its suite is left out (above)",
     ("bert_lab/runs/sql.py", 39, "24 → 23"): "how long a dead worker's lease row is kept (a day): housekeeping",
     ("bert_lab/runs/sql.py", 39, "24 → 25"): "how long a dead worker's lease row is kept (a day): housekeeping",
@@ -242,16 +239,16 @@ HARMLESS: dict[tuple[str, int, str], str] = {
     ("bert_lab/runs/sql.py", 346, "12 → 13"): "a group id's length (12 hex digits): any length that is unique works",
     ("bert_lab/runs/sql.py", 381, "0 → -1"): ONE_COLUMN,
     ("bert_lab/runs/sql.py", 384, "0 → -1"): ONE_COLUMN,
-    ("bert_lab/runs/sql.py", 434, "0 → -1"): "equivalent: point ids start at 1, so id > -1 and id > 0 select the same",
-    ("bert_lab/runs/describe.py", 249, "0 → -1"): "equivalent: `why` has one element, so why[-1] is why[0]",
+    ("bert_lab/runs/sql.py", 466, "0 → -1"): "equivalent: point ids start at 1, so id > -1 and id > 0 select the same",
+    ("bert_lab/runs/describe.py", 294, "0 → -1"): "equivalent: `why` has one element, so why[-1] is why[0]",
     ("bert_lab/runs/takehome.py", 50, "1 → 0"): JSON_INDENT,
     ("bert_lab/runs/takehome.py", 50, "1 → 2"): JSON_INDENT,
     ("bert_lab/runs/takehome.py", 52, "1 → 0"): JSON_INDENT,
     ("bert_lab/runs/takehome.py", 52, "1 → 2"): JSON_INDENT,
-    ("bert_lab/runs/sql.py", 415, "return value → None"): "equivalent: None is as false as False to its caller",
-    ("bert_lab/runs/sqlite.py", 153, "0 → -1"): ONE_COLUMN,
-    ("bert_lab/runs/sqlite.py", 162, "0 → -1"): NEW_ROW_ID,
-    ("bert_lab/runs/sqlite.py", 162, "0 → 1"): NEW_ROW_ID,
+    ("bert_lab/runs/sql.py", 447, "return value → None"): "equivalent: None is as false as False to its caller",
+    ("bert_lab/runs/sqlite.py", 159, "0 → -1"): ONE_COLUMN,
+    ("bert_lab/runs/sqlite.py", 168, "0 → -1"): NEW_ROW_ID,
+    ("bert_lab/runs/sqlite.py", 168, "0 → 1"): NEW_ROW_ID,
 }
 
 

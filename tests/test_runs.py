@@ -341,6 +341,15 @@ def test_default_data_folder_is_the_argument_then_the_env_then_lab_data(
 
 
 # === describe =======================================================================================================
+
+
+def test_counts_line_names_each_status_once_in_order_of_name() -> None:
+    assert describe.counts_line({"queued": 1, "finished": 2, "failed": 0}) == "2 finished · 1 queued"
+    assert describe.counts_line({"running": 1, "cancelled": 3}, sep=", ") == "3 cancelled, 1 running"
+    assert describe.counts_line({}, empty="no runs yet") == "no runs yet"
+    assert describe.counts_line({"failed": 0}, empty="none") == "none"
+
+
 @pytest.mark.parametrize(
     ("seconds", "text"),
     [

@@ -84,7 +84,8 @@ def train(
     log(f"data: {len(data.train_set)} train / {len(data.eval_set)} eval examples, {len(data.label_names)} classes")
 
     model = load_model(config, data.label_names)
-    train_used_rows_only(model, config, data.train_ids)  # the rows of tokens no batch holds are left out (exactly)
+    if accelerator.num_processes == 1:  # data-parallel would broadcast its whole-matrix buffer every step
+        train_used_rows_only(model, config, data.train_ids)  # the rows of tokens no batch holds are left out (exactly)
     if accelerator.device.type == "cpu":
         use_cpu_kernels(model)
     optimizer = build_optimizer(model, config)

@@ -58,6 +58,11 @@ def looks_out_of_memory(text: str) -> bool:
     return any(sign in text for sign in ("out of memory", "memoryerror", "can't allocate memory"))
 
 
+def counts_line(counts: Mapping[str, int], *, sep: str = " · ", empty: str = "") -> str:
+    """Runs by status in a line, "2 finished · 1 queued" (statuses in order of name), or `empty` when there are none."""
+    return sep.join(f"{n} {status}" for status, n in sorted(counts.items()) if n) or empty
+
+
 def run_label(run: Run) -> str:
     """`#12 lr 3e-4`: how a run is named in legends, tables and pickers; a long name loses its middle to "…", and
     direction controls (a name stored before they were taken out) go here too."""
