@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from profile_step import recipe  # noqa: E402
 from vs_trainer import AVX2_ENV, cpu_flags, lscpu_model  # noqa: E402
 
 VARIANTS = {
@@ -47,27 +48,12 @@ ENV = {  # variants that are the shipped step in another environment
 def step_times(variant: str, precision: str) -> dict:
     import torch
 
-    from bert_lab.core.config import RunConfig
     from bert_lab.engine.model import load_model, load_tokenizer, train_used_rows_only, use_cpu_kernels
     from bert_lab.engine.optim import build_optimizer
     from bert_lab.engine.train import load_data, plan_steps, resolve_precision
 
     torch._dynamo.config.recompile_limit = 64  # one graph per padded width and batch size: more than its default 8
-    config = RunConfig(
-        dataset="rotten_tomatoes",
-        train_size=2000,
-        eval_size=1000,
-        max_length=64,
-        model="minilm",
-        lr=1e-4,
-        batch_size=32,
-        weight_decay=0.0,
-        max_grad_norm=1.0,
-        warmup_steps=0,
-        schedule="linear",
-        seed=42,
-        precision=precision,
-    )
+    config = recipe(precision)
     bf16 = resolve_precision(precision) == "bf16"
     torch.manual_seed(config.seed)
     data = load_data(config, load_tokenizer(config.model))

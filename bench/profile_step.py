@@ -17,6 +17,7 @@ import subprocess
 import sys
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from vs_trainer import AVX2_ENV, lscpu_model  # noqa: E402
@@ -55,31 +56,27 @@ def main(argv: list[str] | None = None) -> None:
     profile(args)
 
 
+def recipe(precision: str, model: str = "minilm") -> Any:
+    """bench/vs_trainer.py's recipe as a RunConfig: MiniLM, 2,000 rotten_tomatoes snippets, batch 32, max length 64,
+    AdamW lr 1e-4 with linear decay and no warmup, clipping 1.0, one epoch, evaluated once at the end."""
+    from bert_lab.core.config import RunConfig
+
+    return RunConfig(
+        dataset="rotten_tomatoes", train_size=2000, eval_size=1000, max_length=64, model=model, lr=1e-4,
+        batch_size=32, weight_decay=0.0, max_grad_norm=1.0, warmup_steps=0, schedule="linear", seed=42,
+        precision=precision, eval_every_steps=10**9,
+    )  # fmt: skip
+
+
 def profile(args: argparse.Namespace) -> None:
     import torch
     from torch.profiler import ProfilerActivity, schedule
 
-    from bert_lab.core.config import RunConfig
     from bert_lab.engine.reports import Hooks
     from bert_lab.engine.train import train
 
     precision = args.precision or ("fp32" if args.isa == "avx2" else "auto")
-    config = RunConfig(
-        dataset="rotten_tomatoes",
-        train_size=2000,
-        eval_size=1000,
-        max_length=64,
-        model=args.model,
-        lr=1e-4,
-        batch_size=32,
-        weight_decay=0.0,
-        max_grad_norm=1.0,
-        warmup_steps=0,
-        schedule="linear",
-        seed=42,
-        precision=precision,
-        eval_every_steps=10**9,
-    )
+    config = recipe(precision, model=args.model)
     plan = schedule(wait=args.skip, warmup=1, active=args.steps, repeat=1)
     with torch.profiler.profile(activities=[ProfilerActivity.CPU], schedule=plan) as prof:
         result = train(config, hooks=Hooks(on_step=lambda record: prof.step()))
