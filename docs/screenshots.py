@@ -256,7 +256,7 @@ def shoot_single_user(cam: Camera, url: str, lab: Lab) -> None:
     cam.shoot("lessons")
 
     runs = lab.store.list_runs()
-    right = next(r for r in runs if "right (1e-4)" in r.name)
+    right = next(r for r in runs if "right (2e-4)" in r.name)
     best = max(
         (r for r in runs if r.group_id == sweep.id),
         key=lambda r: lab.store.latest_metrics([r.id], names=["f1"]).get(r.id, {}).get("f1", 0.0),

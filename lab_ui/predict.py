@@ -81,7 +81,7 @@ def render_form(report: GroupReport, *, key: str) -> None:
 
 
 def describe(prediction: Prediction, metric: str) -> str:
-    """ "right (1e-4), F1 between 70% and 80%"."""
+    """ "right (2e-4), F1 between 70% and 80%"."""
     if prediction.low is None or prediction.high is None:
         return prediction.arm
     share = METRICS[metric].share

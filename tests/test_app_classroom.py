@@ -23,7 +23,7 @@ from tests.test_app_workshop import HOST, ROOT, everything_said, signed
 OpenPage = Callable[..., AppTest]
 pytestmark = pytest.mark.usefixtures("each_store")
 LR = LESSONS["learning-rate"]
-RIGHT = "right (1e-4)"
+RIGHT = "right (2e-4)"
 
 
 @pytest.fixture(autouse=True)
@@ -102,13 +102,13 @@ def test_a_class_lesson_from_opening_to_reveal(open_page: OpenPage, lab: Lab) ->
     ana = open_page(page.LESSONS_PAGE, signed("Ana"))
     assert "What happened" in " ".join(str(s.value) for s in ana.success)
     mine = infos(ana)
-    assert "You predicted right (1e-4) would end best on F1 (macro)." in mine
-    assert "It did: right (1e-4) ended at 78.0%" in mine and "held it: it ended at 78.0%" in mine
+    assert "You predicted right (2e-4) would end best on F1 (macro)." in mine
+    assert "It did: right (2e-4) ended at 78.0%" in mine and "held it: it ended at 78.0%" in mine
     charts = ana.get("plotly_chart")
     assert len(charts) >= 4  # the class's two charts, and the lesson's curves
     assert "(2 predictions)" in charts[0].proto.spec
     bo = open_page(page.LESSONS_PAGE, signed("Bo"))
-    assert "It did not: right (1e-4) ended at 78.0%, too large (3e-3) ended at 36.0%" in infos(bo)
+    assert "It did not: right (2e-4) ended at 78.0%, too large (3e-3) ended at 36.0%" in infos(bo)
     assert open_page(page.GROUPS_PAGE, signed("Ana")).selectbox(key="group").value == group.id
 
     host.button(key="class_close").click().run()
@@ -133,14 +133,14 @@ def test_predict_first_on_ones_own_lesson_and_sweep(
     group = launch(lab, LR, model="tiny")
     at = open_page(page.LESSONS_PAGE, {"lesson": "learning-rate"})
     predict_on(at, "lesson", group.id, RIGHT)
-    assert "Your prediction: right (1e-4)." in everything_said(at).replace("\\", "")
+    assert "Your prediction: right (2e-4)." in everything_said(at).replace("\\", "")
     predict_on(at, "lesson", group.id, "too small (1e-6)", low=50, high=60)  # changed: one prediction, the new one
     [made] = lab.store.list_predictions(group.id)
     assert (made.owner, made.arm, made.low, made.high) == ("", "too small (1e-6)", 0.5, 0.6)
     finish_all(lab, group.id, [0.40, 0.78, 0.36])
     at = open_page(page.LESSONS_PAGE, {"lesson": "learning-rate"})
     mine = infos(at)
-    assert "It did not: right (1e-4) ended at 78.0%, too small (1e-6) ended at 40.0%" in mine
+    assert "It did not: right (2e-4) ended at 78.0%, too small (1e-6) ended at 40.0%" in mine
     assert "missed it: it ended at 40.0%" in mine
 
     runs = [({"lr": lr, "seed": 1}, f"lr {lr}", None) for lr in (1e-4, 3e-4)]

@@ -46,9 +46,9 @@ def test_the_reading_names_each_arm_and_the_verdict(lab: Lab) -> None:
     for run, accuracy in zip(sorted(lab.store.list_runs(group_id=group.id), key=lambda r: r.id), (0.55, 0.78, 0.58)):
         finish(lab, run.id, accuracy)
     lines = reading(lesson, read_group(lab.store, group.id))
-    assert lines[0] == "right (1e-4): accuracy 0.780, F1 0.760, eval loss 0.500"
+    assert lines[0] == "right (2e-4): accuracy 0.780, F1 0.760, eval loss 0.500"
     assert (
-        lines[-1] == "F1 (macro): right (1e-4) beats too large (3e-3) by 20.0 points (one run each): "
+        lines[-1] == "F1 (macro): right (2e-4) beats too large (3e-3) by 20.0 points (one run each): "
         "a gap this large is the lesson."
     )
     noise = LESSONS["seed-noise"]

@@ -16,7 +16,7 @@ from bert_lab.sweeps.report import read_group
 from bert_lab.teaching import classroom, predictions
 from bert_lab.teaching.lessons import LESSONS, launch
 
-LR = LESSONS["learning-rate"]  # arms: too small (1e-6), right (1e-4), too large (3e-3); judged by F1
+LR = LESSONS["learning-rate"]  # arms: too small (1e-6), right (2e-4), too large (3e-3); judged by F1
 HOST, ANA, BO = Actor("host", host=True), Actor("ana"), Actor("bo")
 
 
@@ -38,21 +38,21 @@ def lesson_runs(lab: Lab, group_id: str) -> list[int]:
 def test_a_prediction_names_an_arm_and_an_optional_range_each_bad_field_named(lab: Lab) -> None:
     group = launch(lab, LR, model="tiny")
     report = read_group(lab.store, group.id)
-    assert predictions.arms(group, report) == ["too small (1e-6)", "right (1e-4)", "too large (3e-3)"]
+    assert predictions.arms(group, report) == ["too small (1e-6)", "right (2e-4)", "too large (3e-3)"]
     assert predictions.predictable(group, report) and predictions.is_open(report)
     with pytest.raises(ValueError) as bad:
         predictions.predict(lab, report, arm="huge", low=0.9, high=1.5)
     assert str(bad.value) == (
-        "arm: 'huge' is not one of this group's: too small (1e-6), right (1e-4), too large (3e-3); "
+        "arm: 'huge' is not one of this group's: too small (1e-6), right (2e-4), too large (3e-3); "
         "high: F1 (macro) 1.5 is not between 0 and 1"
     )
     with pytest.raises(ValueError, match="^range: give both ends, or neither$"):
-        predictions.predict(lab, report, arm="right (1e-4)", low=0.5)
+        predictions.predict(lab, report, arm="right (2e-4)", low=0.5)
     with pytest.raises(ValueError, match="^range: low 0.8 is above high 0.6$"):
-        predictions.predict(lab, report, arm="right (1e-4)", low=0.8, high=0.6)
+        predictions.predict(lab, report, arm="right (2e-4)", low=0.8, high=0.6)
     assert lab.store.list_predictions(group.id) == []  # nothing written
-    made = predictions.predict(lab, report, arm="right (1e-4)", low=0.6, high=0.8, owner="me")
-    assert (made.owner, made.arm, made.low, made.high) == ("me", "right (1e-4)", 0.6, 0.8)
+    made = predictions.predict(lab, report, arm="right (2e-4)", low=0.6, high=0.8, owner="me")
+    assert (made.owner, made.arm, made.low, made.high) == ("me", "right (2e-4)", 0.6, 0.8)
     assert lab.store.list_predictions(group.id) == [made]
 
 
@@ -71,10 +71,10 @@ def test_one_arm_or_a_search_has_nothing_to_predict(lab: Lab) -> None:
 def test_a_participant_predicts_as_themselves_on_their_own_groups_only(lab: Lab) -> None:
     group = launch(lab, LR, owner="ana", model="tiny")
     report = read_group(lab.store, group.id)
-    made = predictions.predict(lab, report, arm="right (1e-4)", owner="someone else", actor=ANA)
+    made = predictions.predict(lab, report, arm="right (2e-4)", owner="someone else", actor=ANA)
     assert made.owner == "ana"  # the actor's name, whatever the page passed
     with pytest.raises(NotAllowedError, match="belongs to ana: only ana or the host can predict on it"):
-        predictions.predict(lab, report, arm="right (1e-4)", actor=BO)
+        predictions.predict(lab, report, arm="right (2e-4)", actor=BO)
     predictions.predict(lab, report, arm="too large (3e-3)", actor=HOST)
     assert [p.owner for p in lab.store.list_predictions(group.id)] == ["ana", "host"]
 
@@ -84,36 +84,36 @@ def test_predictions_close_when_a_run_has_its_result_and_the_outcome_reads_it(la
     small, right, large = lesson_runs(lab, group.id)
     report = read_group(lab.store, group.id)
     wrong = predictions.predict(lab, report, arm="too large (3e-3)", low=0.7, high=0.9, owner="a")
-    held = predictions.predict(lab, report, arm="right (1e-4)", low=0.7, high=0.8, owner="b")
+    held = predictions.predict(lab, report, arm="right (2e-4)", low=0.7, high=0.8, owner="b")
     assert predictions.outcome(held, report) == []  # no result yet: nothing to say
     finish(lab, right, 0.78)
     report = read_group(lab.store, group.id)
     assert predictions.outcome(wrong, report) == [
         "You predicted too large (3e-3) would end best on F1 (macro).",
-        "too large (3e-3) has no result (its runs did not finish); right (1e-4) ended at 78.0%.",
+        "too large (3e-3) has no result (its runs did not finish); right (2e-4) ended at 78.0%.",
     ]
     report = read_group(lab.store, group.id)
     assert not predictions.is_open(report)
     with pytest.raises(StoreError, match="predictions are closed"):
-        predictions.predict(lab, report, arm="right (1e-4)", owner="c")
+        predictions.predict(lab, report, arm="right (2e-4)", owner="c")
     finish(lab, small, 0.40)
     finish(lab, large, 0.36)
     report = read_group(lab.store, group.id)
     assert predictions.outcome(held, report) == [
-        "You predicted right (1e-4) would end best on F1 (macro).",
-        "It did: right (1e-4) ended at 78.0%; the gap of 38.0 points to too small (1e-6) rests on one run each: it "
+        "You predicted right (2e-4) would end best on F1 (macro).",
+        "It did: right (2e-4) ended at 78.0%; the gap of 38.0 points to too small (1e-6) rests on one run each: it "
         "may be seed noise (the seed-noise lesson measures how much).",
         "Your range for its F1 (macro), 70.0% to 80.0%, held it: it ended at 78.0%.",
     ]
     assert predictions.outcome(wrong, report) == [
         "You predicted too large (3e-3) would end best on F1 (macro).",
-        "It did not: right (1e-4) ended at 78.0%, too large (3e-3) ended at 36.0%; the gap of 42.0 points to too "
+        "It did not: right (2e-4) ended at 78.0%, too large (3e-3) ended at 36.0%; the gap of 42.0 points to too "
         "large (3e-3) rests on one run each: it may be seed noise (the seed-noise lesson measures how much).",
         "Your range for its F1 (macro), 70.0% to 90.0%, missed it: it ended at 36.0%.",
     ]
     assert predictions.tally(lab.store.list_predictions(group.id), predictions.arms(group, report)) == {
         "too small (1e-6)": 0,
-        "right (1e-4)": 1,
+        "right (2e-4)": 1,
         "too large (3e-3)": 1,
     }
 
@@ -155,12 +155,12 @@ def test_a_class_lesson_is_hidden_from_participants_until_the_host_reveals_it(la
     assert settings.hides(ANA) == {group.id} and settings.hides(HOST) == set() and settings.hides(None) == set()
     report = read_group(lab.store, group.id)
     assert predictions.arms(group, report) == [label for label, _ in LR.arms]  # known before any run exists
-    predictions.predict(lab, report, arm="right (1e-4)", actor=ANA)  # the class lesson: anyone predicts on it
+    predictions.predict(lab, report, arm="right (2e-4)", actor=ANA)  # the class lesson: anyone predicts on it
     predictions.predict(lab, report, arm="too large (3e-3)", low=0.5, high=0.6, actor=BO)
     with pytest.raises(NotAllowedError, match="only the host can run the class lesson"):
         classroom.run_class(lab, actor=ANA)
     runs = classroom.run_class(lab, actor=HOST)
-    assert [r.config["lr"] for r in runs] == [1e-6, 1e-4, 3e-3] and {r.owner for r in runs} == {"host"}
+    assert [r.config["lr"] for r in runs] == [1e-6, 2e-4, 3e-3] and {r.owner for r in runs} == {"host"}
     assert {r.config["model"] for r in runs} == {"tiny"}
     with pytest.raises(ValueError, match="already queued"):
         classroom.run_class(lab, actor=HOST)
@@ -172,7 +172,7 @@ def test_a_class_lesson_is_hidden_from_participants_until_the_host_reveals_it(la
     again = classroom.open_class(lab, LESSONS["dropout"], actor=HOST)  # a new class lesson: hidden again
     assert Settings.read(lab.data).hides(BO) == {again.id} and not Settings.read(lab.data).revealed
     with pytest.raises(NotAllowedError):
-        predictions.predict(lab, read_group(lab.store, group.id), arm="right (1e-4)", actor=ANA)  # no longer class
+        predictions.predict(lab, read_group(lab.store, group.id), arm="right (2e-4)", actor=ANA)  # no longer class
     classroom.reveal(lab, actor=HOST)
     classroom.close_class(lab, actor=HOST)
     assert classroom.class_lesson(lab) is None and Settings.read(lab.data).hides(BO) == set()

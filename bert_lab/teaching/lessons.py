@@ -182,7 +182,7 @@ LESSONS: dict[str, Lesson] = {
             base=QUICK,
             arms=(
                 ("too small (1e-6)", {"lr": 1e-6}),
-                ("right (1e-4)", {"lr": 1e-4}),
+                ("right (2e-4)", {"lr": 2e-4}),
                 ("too large (3e-3)", {"lr": 3e-3}),
             ),
         ),

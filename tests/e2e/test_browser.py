@@ -375,7 +375,7 @@ def test_a_workshop_name_survives_a_reload_and_belongs_to_one_browser(served_app
 
 CLASSROOM_ENV = {"BERT_LAB_PASSCODE": "tulip-42", "BERT_LAB_HOST_PASSCODE": "host-only-7"}
 CLASS = ["P1", "P2", "P3", "P4", "P5"]
-ARMS = ["too small (1e-6)", "right (1e-4)", "too large (3e-3)"]  # the learning-rate lesson's
+ARMS = ["too small (1e-6)", "right (2e-4)", "too large (3e-3)"]  # the learning-rate lesson's
 
 
 @pytest.mark.parametrize("app_env", [CLASSROOM_ENV])
