@@ -441,7 +441,7 @@ def test_a_run_is_estimated_from_finished_runs_of_its_model_or_guessed() -> None
         2000 / 400 + 15,
         "a guess (400 samples/s): no run of this model has finished here yet",
     )
-    assert describe.estimate_run_s([], {})[0] == 2000 / 25 + 15  # the defaults: MiniLM, guessed at 25 samples/s
+    assert describe.estimate_run_s([], {})[0] == 2000 / 60 + 15  # the defaults: MiniLM, guessed at 60 samples/s
     others = [
         finished_at(100.0),  # the same model and length: 2000 / 100 + (50 − 40) = 30 s
         finished_at(50.0, max_length=128, wall_s=45.0),

@@ -100,7 +100,7 @@ def eta_s(run: Run, now: float | None = None) -> float | None:
 
 # What a run of a model no run has measured here yet is guessed to cost: the slower kind of 2-core CPU (AVX2, fp32).
 GUESS_SAMPLES_PER_S: dict[str, float] = {"tiny": 400.0}
-GUESS_DEFAULT_SAMPLES_PER_S = 25.0  # MiniLM on a 2-core AVX2 CPU
+GUESS_DEFAULT_SAMPLES_PER_S = 60.0  # MiniLM on a 2-core CPU limited to AVX2, fp32: 67–77 (bench/durations.py)
 GUESS_OVERHEAD_S = 15.0  # loading, tokenizing and evaluating
 
 
