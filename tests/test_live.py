@@ -79,7 +79,11 @@ def test_the_typical_cost_follows_the_live_parts_own_refreshes_only(monkeypatch:
     monkeypatch.setattr(live, "in_fragment_rerun", lambda: False)
     assert live.typical_cost("cost", 0.7) == 0.0 and "cost" not in state  # a whole page: the floor until measured
     monkeypatch.setattr(live, "in_fragment_rerun", lambda: True)
-    assert live.typical_cost("cost", 0.1) == 0.1  # the first refresh of its own
-    assert live.typical_cost("cost", 0.2) == pytest.approx(0.12)  # smoothed: 0.8 × 0.1 + 0.2 × 0.2
+    assert live.typical_cost("cost", 0.7) == pytest.approx(0.14)  # a dear first refresh moves it a fifth of the way
+    assert live.typical_cost("cost", 0.1) == pytest.approx(0.132)  # smoothed: 0.8 × 0.14 + 0.2 × 0.1
     monkeypatch.setattr(live, "in_fragment_rerun", lambda: False)
-    assert live.typical_cost("cost", 0.7) == pytest.approx(0.12)
+    assert live.typical_cost("cost", 0.7) == pytest.approx(0.132)
+    monkeypatch.setattr(live, "in_fragment_rerun", lambda: True)
+    for _ in range(20):
+        typical = live.typical_cost("cost", 0.1)
+    assert typical == pytest.approx(0.1, abs=0.001)  # refreshes that cost the same settle it there

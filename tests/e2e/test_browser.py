@@ -162,16 +162,16 @@ def test_launch_watch_compare_cancel_and_try(served_app: tuple[str, Path]) -> No
         idle()
         shot("01-launch-defaults")
 
-        # --- 2. a long tiny-model run from the sliders: lr 1e-3, batch 4, max length 32, 300 examples ---------------
+        # --- 2. a long tiny-model run from the sliders: lr 1e-3, batch 4, max length 32, 600 examples ---------------
         page.get_by_text("Tiny demo BERT").click()
         idle()
-        set_number("Training examples", 300)
+        set_number("Training examples", 600)  # long enough to be cancelled mid-run on a fast CPU (7,500 steps: 82 s)
         set_number("Epochs", 100)
         move_slider("Max length (tokens)", -2)  # 128 → 32
         move_slider("Batch size", -3)  # 32 → 4
         move_slider("Learning rate", +4)  # 1e-4 → 1e-3
         set_text("Name (optional)", "tiny-lr1e-3")
-        expect(page.get_by_text("7,500 optimizer steps", exact=True)).to_be_visible()
+        expect(page.get_by_text("15,000 optimizer steps", exact=True)).to_be_visible()
         shot("02-launch-filled")
         page.get_by_role("button", name="Launch run").click()
         expect(page.get_by_text("Queued run #1 tiny-lr1e-3")).to_be_visible()
@@ -181,7 +181,7 @@ def test_launch_watch_compare_cancel_and_try(served_app: tuple[str, Path]) -> No
         shot("03-launched")
         first = store.get_run(1)
         assert (first.config["model"], first.config["lr"], first.config["batch_size"]) == ("tiny", 1e-3, 4)
-        assert (first.config["train_size"], first.config["max_length"]) == (300, 32)
+        assert (first.config["train_size"], first.config["max_length"]) == (600, 32)
 
         # --- 3. the Runs page: the curve appears, then grows (live, no reload) --------------------------------------
         goto_page("Runs: watch and compare", "Runs")
