@@ -29,8 +29,9 @@ from profile_step import recipe  # noqa: E402
 from vs_trainer import AVX2_ENV, cpu_flags, lscpu_model  # noqa: E402
 
 VARIANTS = {
-    "shipped": "as shipped: `use_cpu_kernels` (cheap dropout masks, `cpu_attention`), `TrainedRows`",
+    "shipped": "as shipped: `use_cpu_kernels` (cheap dropout masks, `cpu_attention`), `TrainedRows`, `FirstTokenLayer`",
     "all_rows": "every row of the word-embedding matrix trained (no `TrainedRows`)",
+    "whole_last_layer": "the last layer computed for every token (no `FirstTokenLayer`)",
     "one_thread": "`OMP_NUM_THREADS=1`",
     "threads_bound": "`OMP_PROC_BIND=close OMP_PLACES=cores`: each thread kept on its core",
     "sdpa": "attention by transformers' default, `scaled_dot_product_attention`",
@@ -48,7 +49,13 @@ ENV = {  # variants that are the shipped step in another environment
 def step_times(variant: str, precision: str) -> dict:
     import torch
 
-    from bert_lab.engine.model import load_model, load_tokenizer, train_used_rows_only, use_cpu_kernels
+    from bert_lab.engine.model import (
+        first_token_only,
+        load_model,
+        load_tokenizer,
+        train_used_rows_only,
+        use_cpu_kernels,
+    )
     from bert_lab.engine.optim import build_optimizer
     from bert_lab.engine.train import load_data, plan_steps, resolve_precision
 
@@ -60,7 +67,9 @@ def step_times(variant: str, precision: str) -> dict:
     model = load_model(config, data.label_names).train()
     if variant not in ("plain", "compiled", "all_rows"):
         train_used_rows_only(model, config, data.train_ids)
-    if variant in ("shipped", "all_rows", "bf16_weights", *ENV):
+    if variant not in ("plain", "compiled", "whole_last_layer"):
+        first_token_only(model)
+    if variant in ("shipped", "all_rows", "whole_last_layer", "bf16_weights", *ENV):
         use_cpu_kernels(model)
     elif variant in ("sdpa", "eager"):
         use_cpu_kernels(model)

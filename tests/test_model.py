@@ -8,16 +8,19 @@ from bert_lab.core.config import RunConfig
 from bert_lab.engine.model import (
     CPU_ATTENTION,
     CpuDropout,
+    FirstTokenLayer,
     ModelError,
     TrainedRows,
+    as_built,
     cpu_attention,
+    first_token_only,
     load_model,
     load_tokenizer,
     resolve_model,
+    tiny_bert_config,
     train_used_rows_only,
     untrained_rows,
     use_cpu_kernels,
-    whole_embeddings,
 )
 from bert_lab.engine.optim import build_optimizer, split_decay_params, weight_stats
 
@@ -143,7 +146,7 @@ def test_training_only_the_rows_the_data_uses_changes_no_number() -> None:
     assert norms[:6] == pytest.approx(norms[6:], rel=1e-5)
     stats = weight_stats(split_decay_params(whole)[0])
     assert weight_stats(split_decay_params(rows)[0] + untrained_rows(rows)) == pytest.approx(stats, rel=1e-5)
-    whole_embeddings(rows)
+    as_built(rows)
     trained = rows.get_input_embeddings()
     assert type(trained) is nn.Embedding and trained.padding_idx == whole.get_input_embeddings().padding_idx
     assert torch.allclose(trained.weight, whole.get_input_embeddings().weight, atol=1e-6)
@@ -158,3 +161,46 @@ def test_rows_are_all_trained_where_decay_or_a_penalty_reaches_every_row() -> No
         model = load_model(RunConfig(model="tiny"), ["a", "b"])
         assert not train_used_rows_only(model, RunConfig(model="tiny", **{knob: 0.01}), [[5, 6]])
         assert type(model.get_input_embeddings()) is nn.Embedding
+
+
+@pytest.mark.parametrize("attention", ["sdpa", CPU_ATTENTION])
+def test_the_last_layer_computing_the_first_token_only_changes_no_number(attention: str) -> None:
+    """The classifier reads token 0 of the last layer: computing that row only gives the same logits, loss and
+    gradients (padding masked the same way), and `as_built` puts the whole layer back."""
+    config = RunConfig(model="tiny", dropout=0.0, attention_dropout=0.0)
+    whole, first = (load_model(config, ["a", "b"]) for _ in range(2))
+    first.load_state_dict(whole.state_dict())
+    for model in (whole, first):
+        model.set_attn_implementation(attention)
+    assert first_token_only(first)
+    assert (
+        type(first.bert.encoder.layer[-1]) is FirstTokenLayer
+        and type(first.bert.encoder.layer[0]) is not FirstTokenLayer
+    )
+    torch.manual_seed(0)
+    x = {"input_ids": torch.randint(5, 900, (3, 11)), "attention_mask": torch.ones(3, 11, dtype=torch.long)}
+    x["attention_mask"][0, 6:] = 0
+    x["labels"] = torch.tensor([0, 1, 1])
+    grads = []
+    for model in (whole, first):
+        loss = model(**x).loss
+        loss.backward()
+        grads.append({name: p.grad for name, p in model.named_parameters()})
+        with torch.no_grad():
+            grads[-1]["logits"] = model.eval()(**x).logits
+    assert grads[0].keys() == grads[1].keys()
+    for name, grad in grads[0].items():
+        assert torch.allclose(grad, grads[1][name], atol=1e-6), name
+    x["attention_mask"][1, 3] = 0  # a masked key the first token must not see
+    with torch.no_grad():
+        assert torch.allclose(whole(**x).logits, first(**x).logits, atol=1e-6)
+    as_built(first)
+    assert type(first.bert.encoder.layer[-1]) is type(whole.bert.encoder.layer[-1])
+
+
+def test_only_a_head_that_reads_the_first_token_gets_the_first_token_layer() -> None:
+    from transformers import BertForTokenClassification
+
+    tokens = BertForTokenClassification(tiny_bert_config(1000, num_labels=2))  # reads every token
+    assert not first_token_only(tokens)
+    assert not any(isinstance(m, FirstTokenLayer) for m in tokens.modules())

@@ -24,6 +24,8 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 from transformers.masking_utils import eager_mask
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+from transformers.models.bert.modeling_bert import BertLayer, eager_attention_forward
 from transformers.utils import logging as hf_logging
 
 from bert_lab.core.config import RunConfig
@@ -203,7 +205,7 @@ class TrainedRows(nn.Module):
 
 def train_used_rows_only(model: PreTrainedModel, config: RunConfig, token_ids: list[list[int]]) -> bool:
     """Give `model` a `TrainedRows` word embedding over the tokens of `token_ids`, where that is exact (no weight
-    decay, L1 or L2); returns whether it did. `whole_embeddings` puts the plain matrix back."""
+    decay, L1 or L2); returns whether it did. `as_built` puts the plain matrix back."""
     embedding = model.get_input_embeddings()
     if config.weight_decay or config.l1 or config.l2 or type(embedding) is not nn.Embedding:
         return False
@@ -218,12 +220,71 @@ def untrained_rows(model: PreTrainedModel) -> list[torch.Tensor]:
     return [embedding.untrained()] if isinstance(embedding, TrainedRows) else []
 
 
-def whole_embeddings(model: PreTrainedModel) -> None:
-    """Put a plain `nn.Embedding` with the whole matrix back in place of a `TrainedRows` one."""
+def as_built(model: PreTrainedModel) -> None:
+    """The model as transformers builds it again, to save: a plain `nn.Embedding` with the whole matrix in place of a
+    `TrainedRows` one, and every encoder layer whole."""
     embedding = model.get_input_embeddings()
     if isinstance(embedding, TrainedRows):
         whole = nn.Embedding.from_pretrained(embedding.whole(), freeze=False, padding_idx=embedding.padding_idx)
         model.set_input_embeddings(whole)
+    for module in model.modules():
+        if type(module) is FirstTokenLayer:
+            module.__class__ = BertLayer
+
+
+class FirstTokenLayer(BertLayer):
+    """A BERT layer that computes its output for the first token only: the last layer of a model whose head reads
+    nothing else (`BertForSequenceClassification`'s pooler reads token 0 of the last hidden state).
+
+    Exact: that token's query attends to every token's key and value as before (they are computed whole), and its
+    attention output, feed-forward and layer norms are the same rows the whole layer computes; the other tokens'
+    rows, which nothing reads, are not computed, forward or backward. In MiniLM (6 layers) that is the last layer's
+    query, attention output and feed-forward for all tokens but one: 13% of a step's matrix products. The dropout
+    masks then cover only what is computed, so a run with dropout draws other random numbers than the whole layer."""
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        encoder_hidden_states: torch.Tensor | None = None,
+        encoder_attention_mask: torch.Tensor | None = None,
+        past_key_values: object = None,
+        **kwargs: object,
+    ) -> torch.Tensor:
+        attention = self.attention.self
+        batch, length = hidden_states.shape[:2]
+        heads = (attention.num_attention_heads, attention.attention_head_size)
+        first = hidden_states[:, :1]
+        query = attention.query(first).view(batch, 1, *heads).transpose(1, 2)
+        key = attention.key(hidden_states).view(batch, length, *heads).transpose(1, 2)
+        value = attention.value(hidden_states).view(batch, length, *heads).transpose(1, 2)
+        attend = ALL_ATTENTION_FUNCTIONS.get_interface(attention.config._attn_implementation, eager_attention_forward)
+        attended, _ = attend(
+            attention,
+            query,
+            key,
+            value,
+            None if attention_mask is None else attention_mask[:, :, :1],  # the first query's row of the mask
+            dropout=attention.dropout.p if self.training else 0.0,
+            scaling=attention.scaling,
+            **kwargs,
+        )
+        return self.feed_forward_chunk(self.attention.output(attended.reshape(batch, 1, -1), first))
+
+
+def first_token_only(model: PreTrainedModel) -> bool:
+    """Make the last layer a `FirstTokenLayer` where that is exact: a `BertForSequenceClassification` (its head reads
+    token 0 only) with plain encoder layers and an attention that takes a 4-d mask; returns whether it did.
+    `as_built` puts the whole layer back."""
+    if type(model) is not BertForSequenceClassification or model.config.is_decoder:
+        return False
+    if model.config._attn_implementation not in ("eager", "sdpa", CPU_ATTENTION):
+        return False  # flash attention's 2-d padding masks are not sliced by query
+    last = model.bert.encoder.layer[-1]
+    if type(last) is not BertLayer:
+        return False
+    last.__class__ = FirstTokenLayer
+    return True
 
 
 def save_model(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, folder: Path) -> Path:

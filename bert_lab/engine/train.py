@@ -28,13 +28,14 @@ from bert_lab.core.metrics import METRICS, improved
 from bert_lab.engine import data as data_lib
 from bert_lab.engine.evaluate import Predictions, predict, write_eval_report
 from bert_lab.engine.model import (
+    as_built,
+    first_token_only,
     load_model,
     load_tokenizer,
     save_model,
     train_used_rows_only,
     untrained_rows,
     use_cpu_kernels,
-    whole_embeddings,
 )
 from bert_lab.engine.optim import build_optimizer, penalty, split_decay_params, weight_stats
 from bert_lab.engine.reports import EvalRecord, Hooks, StepRecord, Stop, TrainResult
@@ -88,6 +89,7 @@ def train(
         train_used_rows_only(model, config, data.train_ids)  # the rows of tokens no batch holds are left out (exactly)
     if accelerator.device.type == "cpu":
         use_cpu_kernels(model)
+    first_token_only(model)  # the last layer computes only the token the classifier reads (exactly)
     optimizer = build_optimizer(model, config)
     lengths = [len(ids) for ids in data.train_ids]
     plan = plan_steps(config, lengths, accelerator.num_processes, accelerator.process_index)
@@ -113,7 +115,7 @@ def train(
     model_dir = None
     accelerator.wait_for_everyone()
     if folder is not None and accelerator.is_main_process and stop is not Stop.DIVERGED:
-        whole_embeddings(accelerator.unwrap_model(model))
+        as_built(accelerator.unwrap_model(model))
         model_dir = save_model(accelerator.unwrap_model(model), tokenizer, folder.create().model)
         folder.run_config.write_text(json.dumps(config.to_dict(), indent=1))
         if loop.last_predictions is not None:
