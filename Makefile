@@ -60,7 +60,7 @@ bench: install
 	$(PY) bench/profile_step.py
 	$(PY) bench/profile_step.py --isa avx2
 	$(PY) bench/levers.py
-	$(PY) bench/levers.py --isa avx2 --only shipped sdpa eager plain all_rows one_thread
+	$(PY) bench/levers.py --isa avx2 --only shipped whole_last_layer widths_of_8 sdpa eager plain all_rows one_thread
 	$(PY) bench/durations.py
 	$(PY) bench/first_point.py
 	$(PY) bench/dashboard.py

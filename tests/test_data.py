@@ -350,6 +350,7 @@ def test_collate_pads_to_the_longest_in_batch_rounded_up_to_8() -> None:
     assert batch["input_ids"].shape == (3, 8)  # longest is 5: padded to the next multiple of 8, not to max_length
     assert batch["input_ids"][1].tolist() == [101, 102, 0, 0, 0, 0, 0, 0]
     assert collate([[1] * 9], [0], pad_id=0)["input_ids"].shape == (1, 16)
+    assert collate([[1] * 9, [1] * 3], [0, 1], pad_id=0, multiple=1)["input_ids"].shape == (2, 9)  # the longest
     batch = collate([[101, 5, 102], [101, 102], [101, 7, 8, 9, 102]], [1, 0, 1], pad_id=0, pad_to=6)
     assert batch["input_ids"].shape == (3, 6) and batch["input_ids"].dtype == torch.long  # padding to max length
     assert batch["input_ids"][1].tolist() == [101, 102, 0, 0, 0, 0]

@@ -14,9 +14,10 @@ from transformers import pipeline
 from bert_lab.core.config import RunConfig
 from bert_lab.core.layout import RunFolder
 from bert_lab.core.metrics import NEAR_ZERO
+from bert_lab.engine.model import load_tokenizer
 from bert_lab.engine.optim import split_decay_params
 from bert_lab.engine.reports import EvalRecord, Hooks, StepRecord, Stop
-from bert_lab.engine.train import plan_steps, train
+from bert_lab.engine.train import load_data, pad_multiple, plan_steps, train
 from bert_lab.processes.executor import launch_command
 
 TINY = dict(model="tiny", dataset="sms_spam", train_size=160, eval_size=64, max_length=32, batch_size=16, lr=1e-3)
@@ -275,3 +276,13 @@ def test_a_data_parallel_checkpoint_waits_for_every_process_before_it_is_moved_i
     assert "random_states_0.pkl" in written and "random_states_1.pkl" in written
     assert json.loads((folder / "state.json").read_text()) == {"step": 3}
     assert not folder.with_name("checkpoint.tmp").exists()
+
+
+def test_fp32_on_the_cpu_pads_a_batch_to_its_longest_text_and_mixed_precision_to_a_multiple_of_8() -> None:
+    assert pad_multiple("cpu", "no") == 1  # fp32 products: padding is only work
+    assert pad_multiple("cpu", "bf16") == 8 and pad_multiple("cuda", "no") == 8 and pad_multiple("cuda", "bf16") == 8
+    config = RunConfig(model="tiny", train_size=40, eval_size=10)
+    for multiple in (1, 8):
+        data = load_data(config, load_tokenizer("tiny"), multiple=multiple)
+        longest = max(len(data.train_ids[i]) for i in range(5))
+        assert data.batch(list(range(5)))["input_ids"].shape[1] == -(-longest // multiple) * multiple

@@ -575,18 +575,24 @@ def batch_width(longest: int, pad_to: int | None = None, *, multiple: int = PAD_
 
 
 def collate(
-    batch_ids: list[list[int]], labels: list[int], pad_id: int, *, pad_to: int | None = None
+    batch_ids: list[list[int]],
+    labels: list[int],
+    pad_id: int,
+    *,
+    pad_to: int | None = None,
+    multiple: int = PAD_MULTIPLE,
 ) -> dict[str, torch.Tensor]:
     """input_ids, attention_mask and labels (all int64), padded on the right to `batch_width`: the longest text in the
-    batch rounded up to a multiple of 8 (few distinct shapes keep the CPU kernels' per-shape caches, and so memory,
-    small, and suit GPU tensor cores), or `pad_to` for every batch."""
+    batch rounded up to `multiple` (8: few distinct shapes keep the bf16 CPU kernels' per-shape caches, and so memory,
+    small, and suit GPU tensor cores; 1 where padding is only work, `engine.train.pad_multiple`), or `pad_to` for
+    every batch."""
     import torch
 
     if not batch_ids or len(batch_ids) != len(labels):
         raise ValueError(
             f"collate needs a non-empty batch with one label per text, got {len(batch_ids)} and {len(labels)}"
         )
-    width = batch_width(max(len(x) for x in batch_ids), pad_to)
+    width = batch_width(max(len(x) for x in batch_ids), pad_to, multiple=multiple)
     input_ids = torch.full((len(batch_ids), width), pad_id, dtype=torch.long)
     attention_mask = torch.zeros((len(batch_ids), width), dtype=torch.long)
     for row, ids in enumerate(batch_ids):
@@ -700,7 +706,9 @@ def _count_training_tokens(config: RunConfig, upload: bytes | None, tokenizer_js
 def padding_stats(
     lengths: Sequence[int], *, max_length: int, batch_size: int, padding: str, group_by_length: bool, seed: int
 ) -> PaddingStats:
-    """What the training batches of one epoch hold, batched exactly as training batches them (`lengths` uncut)."""
+    """What the training batches of one epoch hold, batched as training batches them (`lengths` uncut), widths
+    rounded up to a multiple of 8 as in bf16 and on a GPU (an fp32 run on the CPU pads a batch to its longest text
+    only: a few tokens fewer, `engine.train.pad_multiple`)."""
     if not lengths:
         return PaddingStats(0.0, 0.0, 0.0)
     cut = [min(n, max_length) for n in lengths]

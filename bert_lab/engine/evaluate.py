@@ -37,6 +37,7 @@ def predict(
     pad_id: int,
     batch_size: int,
     pad_to: int | None = None,
+    multiple: int = data_lib.PAD_MULTIPLE,
 ) -> Predictions:
     """Predict every example. Examples are batched by length (least padding); each process takes a share and
     the shares are gathered, so every process returns the same full result."""
@@ -47,7 +48,9 @@ def predict(
     rows: list[tuple[int, float, list[float]]] = []
     for start in range(0, len(mine), batch_size):
         idx = mine[start : start + batch_size]
-        batch = data_lib.collate([ids[i] for i in idx], [labels[i] for i in idx], pad_id, pad_to=pad_to)
+        batch = data_lib.collate(
+            [ids[i] for i in idx], [labels[i] for i in idx], pad_id, pad_to=pad_to, multiple=multiple
+        )
         batch = {k: v.to(accelerator.device) for k, v in batch.items()}
         logits = net(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.float()
         losses = F.cross_entropy(logits, batch["labels"], reduction="none")
