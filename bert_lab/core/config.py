@@ -61,7 +61,8 @@ class RunConfig:
     max_length: int = 128
     """Tokens per text; longer texts are truncated."""
     padding: Padding = "dynamic"
-    """dynamic: each batch is padded to its longest text (rounded up to 8); max_length: every batch to `max_length`."""
+    """dynamic: each batch is padded to its longest text (rounded up to 8 in bf16 and on a GPU); max_length: every
+    batch to `max_length`."""
     # --- model ------------------------------------------------------------------------------------------------------
     model: str = DEFAULT_MODEL
     """`minilm` (bundled all-MiniLM-L6-v2), `tiny` (random 2-layer BERT), a local model folder or a cached hub id."""
