@@ -86,6 +86,13 @@ def test_x_axis_choice(x: str, title: str, last: float) -> None:
     assert fig.layout.xaxis.title.text == title and fig.data[0].x[-1] == pytest.approx(last)
 
 
+def test_a_lone_evaluation_point_is_drawn_on_an_axis_from_the_start() -> None:
+    one = long_frame().query("name != 'accuracy' or step == 100")
+    assert run_charts.curve_figure(one, "accuracy", {1: "a"}).layout.xaxis.rangemode == "tozero"
+    side = run_charts.small_multiples_figure(long_frame(), "accuracy", {1: "a", 2: "b"})
+    assert side.layout.xaxis.rangemode == "tozero"
+
+
 def test_log_scale_and_empty_charts_say_why() -> None:
     assert run_charts.curve_figure(long_frame(), "train_loss", {1: "a"}, log_y=True).layout.yaxis.type == "log"
     empty = run_charts.curve_figure(long_frame().query("name != 'accuracy'"), "accuracy", {1: "a"})

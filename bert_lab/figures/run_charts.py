@@ -101,6 +101,12 @@ def _run_traces(
     return traces
 
 
+def _x_axis(x: str) -> dict[str, Any]:
+    """From 0 (the run's start): a lone evaluation point is drawn where it falls in the run, not at the middle of an
+    axis with ticks a fraction of a step apart."""
+    return {"title": {"text": X_LABELS.get(x, x)}, "rangemode": "tozero"}
+
+
 def _y_axis(metric: str, log_y: bool, data: list[dict] | None = None) -> dict[str, Any]:
     axis: dict[str, Any] = {"type": "log" if log_y else "linear"}
     values = np.concatenate([np.asarray(t["y"], dtype=float) for t in data or []] or [np.array([])])
@@ -135,9 +141,7 @@ def curve_figure(
         for t in _run_traces(parts.get(run_id), run_id, label, metric, x=x, smoothing=smoothing, max_points=max_points)
     ]
     data += _mark_traces(parts, marks, x=x)
-    layout = _layout(
-        label(metric), height, xaxis={"title": {"text": X_LABELS.get(x, x)}}, yaxis=_y_axis(metric, log_y, data)
-    )
+    layout = _layout(label(metric), height, xaxis=_x_axis(x), yaxis=_y_axis(metric, log_y, data))
     if not any(len(t["x"]) for t in data):
         _placeholder(layout, metric)
     return readable(go.Figure(data=data, layout=layout))
@@ -211,6 +215,7 @@ def small_multiples_figure(
         layout[f"xaxis{suffix}"] = {
             "domain": [max(0.0, x0), min(1.0, x0 + width)],
             "anchor": f"y{suffix}",
+            "rangemode": "tozero",
             **({"matches": "x"} if k else {}),
         }
         layout[f"yaxis{suffix}"] = {
