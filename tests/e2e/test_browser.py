@@ -196,7 +196,7 @@ def test_launch_watch_compare_cancel_and_try(served_app: tuple[str, Path]) -> No
             60,
             "the training-loss curve to grow",
         )
-        assert len(store.read_metrics(1, names=["train_loss"])) > stored
+        wait_for(lambda: len(store.read_metrics(1, names=["train_loss"])) > stored, 60, "the run's points in the store")
         # The evaluation curves are redrawn only when an evaluation lands (not at every refresh), still without reload.
         wait_for(lambda: (t := traces("Accuracy")) and t[0]["n"] > 0, 120, "the first evaluation on the Runs page")
         shot("05-runs-growing")
