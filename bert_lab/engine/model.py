@@ -239,7 +239,7 @@ class FirstTokenLayer(BertLayer):
     Exact: that token's query attends to every token's key and value as before (they are computed whole), and its
     attention output, feed-forward and layer norms are the same rows the whole layer computes; the other tokens'
     rows, which nothing reads, are not computed, forward or backward. In MiniLM (6 layers) that is the last layer's
-    query, attention output and feed-forward for all tokens but one: 13% of a step's matrix products. The dropout
+    query, attention output and feed-forward for all tokens but one: 13.5% of a step's matrix products. The dropout
     masks then cover only what is computed, so a run with dropout draws other random numbers than the whole layer."""
 
     def forward(

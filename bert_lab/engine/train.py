@@ -58,9 +58,9 @@ def resolve_precision(precision: str) -> Literal["no", "bf16", "fp16"]:
 
 def pad_multiple(device_type: str, mixed_precision: str) -> int:
     """What a dynamically padded batch's width is rounded up to: 1 (the longest text) where the products run in fp32
-    on the CPU, whose kernels need no shapes of their own and where padding is only work (9% faster steps in the
-    AVX2 mode, bench/levers.py `exact_widths`); else 8 (bf16 CPU kernels cached per shape took 1,649 MB against
-    1,301 with exact widths, and trained no faster; GPU tensor cores like multiples of 8)."""
+    on the CPU, whose kernels need no shapes of their own and where padding is only work (steps 1.11× faster in the
+    AVX2 mode, bench/levers.py `widths_of_8`); else 8 (with exact widths the AMX Xeon's bf16 kernels, kept per
+    shape, took 1,649 MB against 1,301 and trained no faster; GPU tensor cores like multiples of 8)."""
     if device_type == "cpu" and mixed_precision == "no":
         return 1
     return data_lib.PAD_MULTIPLE
