@@ -49,7 +49,8 @@ WATCH_SHARE = 0.05
 # ... or this part of the CPU time the machine left idle lately, if that is more: the rest stays idle, so that the
 # refreshes' own cost, which the next reading counts as busy, settles the interval rather than swinging it.
 SPARE_SHARE = 0.5
-COST_SMOOTHING = 0.2  # a refresh's cost moves the typical cost this part of the way (`typical_cost`)
+# A refresh's cost moves the typical cost this part of the way; the first sets it, up to the cap (`typical_cost`).
+COST_SMOOTHING, FIRST_COST_CAP_S = 0.2, 0.15
 SPARE_EVERY_S, SPARE_SMOOTHING = 5.0, 0.3  # idle CPU is read at most this often, and smoothed (a new reading's weight)
 # What one second of a refresh's measured script time costs in all, per party (bench/watched.py, 2-core EPYC, two
 # headless-Chromium tabs, 37 refreshes of ~0.04 s each): the server ~3 s more (turning elements into messages and
@@ -168,17 +169,19 @@ def interval_moved(current_s: float | None, wanted_s: float | None) -> bool:
 
 
 def typical_cost(key: str, cost_s: float) -> float:
-    """A tab's refresh cost, smoothed over its live part's own refreshes (kept in session state under `key`): it
-    starts at 0 (the floor) and moves a fifth of the way to each refresh's cost, so that no single slow refresh, the
-    first included, swings the interval (a changed interval redraws the whole page, and a long one is not corrected
-    until it has passed: a first refresh that cost what a first view does once set a 95 s interval, and the Runs page
-    missed a whole tiny run's evaluations). A whole-page run is left out: it is not what repeats every interval, and
-    it costs several times more (a new tab's first run reads every point from the start and draws its first
+    """A tab's refresh cost, smoothed over its live part's own refreshes (kept in session state under `key`; 0 until
+    the first): each moves it a fifth of the way, so that one slow refresh does not swing the interval (a changed
+    interval redraws the whole page). The first counts at most FIRST_COST_CAP_S: a long interval is not corrected
+    until it has passed, and a first refresh that cost what a first view does once set a 95 s interval, and the Runs
+    page missed a whole tiny run's evaluations. A whole-page run is left out: it is not what repeats every interval,
+    and it costs several times more (a new tab's first run reads every point from the start and draws its first
     figures: about 0.7 CPU-s where a refresh took about 0.1 on a 2-core machine)."""
     state = st.session_state
     if in_fragment_rerun():
-        typical = state.get(key, 0.0)
-        state[key] = typical + COST_SMOOTHING * (cost_s - typical)
+        if key in state:
+            state[key] += COST_SMOOTHING * (cost_s - state[key])
+        else:
+            state[key] = min(cost_s, FIRST_COST_CAP_S)
     return state.get(key, 0.0)
 
 

@@ -79,11 +79,12 @@ def test_the_typical_cost_follows_the_live_parts_own_refreshes_only(monkeypatch:
     monkeypatch.setattr(live, "in_fragment_rerun", lambda: False)
     assert live.typical_cost("cost", 0.7) == 0.0 and "cost" not in state  # a whole page: the floor until measured
     monkeypatch.setattr(live, "in_fragment_rerun", lambda: True)
-    assert live.typical_cost("cost", 0.7) == pytest.approx(0.14)  # a dear first refresh moves it a fifth of the way
-    assert live.typical_cost("cost", 0.1) == pytest.approx(0.132)  # smoothed: 0.8 × 0.14 + 0.2 × 0.1
+    assert live.typical_cost("cost", 0.1) == 0.1  # the first refresh of its own
+    assert live.typical_cost("cost", 0.2) == pytest.approx(0.12)  # smoothed: 0.8 × 0.1 + 0.2 × 0.2
     monkeypatch.setattr(live, "in_fragment_rerun", lambda: False)
-    assert live.typical_cost("cost", 0.7) == pytest.approx(0.132)
+    assert live.typical_cost("cost", 0.7) == pytest.approx(0.12)
     monkeypatch.setattr(live, "in_fragment_rerun", lambda: True)
+    assert live.typical_cost("dear first", 0.7) == live.FIRST_COST_CAP_S == 0.15  # one dear first refresh: capped
     for _ in range(20):
-        typical = live.typical_cost("cost", 0.1)
-    assert typical == pytest.approx(0.1, abs=0.001)  # refreshes that cost the same settle it there
+        typical = live.typical_cost("dear first", 0.7)
+    assert typical == pytest.approx(0.7, abs=0.01)  # refreshes that are all dear settle it there all the same
