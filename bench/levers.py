@@ -51,6 +51,7 @@ ENV = {  # variants that are the shipped step in another environment
 def step_times(variant: str, precision: str) -> dict:
     import torch
 
+    from bert_lab.engine.data import pad_multiple
     from bert_lab.engine.model import (
         first_token_only,
         load_model,
@@ -59,7 +60,7 @@ def step_times(variant: str, precision: str) -> dict:
         use_cpu_kernels,
     )
     from bert_lab.engine.optim import build_optimizer
-    from bert_lab.engine.train import load_data, pad_multiple, plan_steps, resolve_precision
+    from bert_lab.engine.train import load_data, plan_steps, resolve_precision
 
     torch._dynamo.config.recompile_limit = 64  # one graph per padded width and batch size: more than its default 8
     config = recipe(precision)

@@ -14,10 +14,11 @@ from transformers import pipeline
 from bert_lab.core.config import RunConfig
 from bert_lab.core.layout import RunFolder
 from bert_lab.core.metrics import NEAR_ZERO
+from bert_lab.engine.data import pad_multiple
 from bert_lab.engine.model import load_tokenizer
 from bert_lab.engine.optim import split_decay_params
 from bert_lab.engine.reports import EvalRecord, Hooks, StepRecord, Stop
-from bert_lab.engine.train import load_data, pad_multiple, plan_steps, train
+from bert_lab.engine.train import load_data, plan_steps, train
 from bert_lab.processes.executor import launch_command
 
 TINY = dict(model="tiny", dataset="sms_spam", train_size=160, eval_size=64, max_length=32, batch_size=16, lr=1e-3)

@@ -56,16 +56,6 @@ def resolve_precision(precision: str) -> Literal["no", "bf16", "fp16"]:
     return "bf16" if cpu_has_native_bf16() else "no"
 
 
-def pad_multiple(device_type: str, mixed_precision: str) -> int:
-    """What a dynamically padded batch's width is rounded up to: 1 (the longest text) where the products run in fp32
-    on the CPU, whose kernels need no shapes of their own and where padding is only work (steps 1.11× faster in the
-    AVX2 mode, bench/levers.py `widths_of_8`); else 8 (with exact widths the AMX Xeon's bf16 kernels, kept per
-    shape, took 1,649 MB against 1,301 and trained no faster; GPU tensor cores like multiples of 8)."""
-    if device_type == "cpu" and mixed_precision == "no":
-        return 1
-    return data_lib.PAD_MULTIPLE
-
-
 def cpu_has_native_bf16() -> bool:
     try:
         flags = Path("/proc/cpuinfo").read_text()
@@ -91,7 +81,9 @@ def train(
     set_seed(config.seed)
 
     tokenizer = load_tokenizer(config.model)
-    data = load_data(config, tokenizer, multiple=pad_multiple(accelerator.device.type, accelerator.mixed_precision))
+    data = load_data(
+        config, tokenizer, multiple=data_lib.pad_multiple(accelerator.device.type, accelerator.mixed_precision)
+    )
     log(f"data: {len(data.train_set)} train / {len(data.eval_set)} eval examples, {len(data.label_names)} classes")
 
     model = load_model(config, data.label_names)
@@ -158,7 +150,7 @@ class Data:
     label_names: list[str]
     pad_id: int
     pad_to: int | None  # every batch padded to max length, or None: to its longest example, rounded up to
-    multiple: int  # a multiple of this (`pad_multiple`)
+    multiple: int  # a multiple of this (`data.pad_multiple`)
 
     def batch(self, indices: list[int]) -> dict[str, torch.Tensor]:
         return data_lib.collate(
